@@ -1,0 +1,135 @@
+"""The extension API: every op is a ``Function`` node, in the shape of ``torch.autograd.Function``.
+
+A Function has two static methods::
+
+    class Exp(Function):
+        @staticmethod
+        def forward(ctx, x):            # x: np.ndarray
+            out = np.exp(x)
+            ctx.save_for_backward(out)  # what backward needs
+            return out                  # np.ndarray
+
+        @staticmethod
+        def backward(ctx, grad):        # grad: dL/d(out), same shape as out
+            (out,) = ctx.saved_tensors
+            return grad * out           # dL/dx: upstream times local gradient
+
+    y = Exp.apply(x)                    # x: Tensor -> y: Tensor on the graph
+
+``forward`` receives the NumPy arrays inside the Tensor arguments (other arguments as they are) and returns one
+NumPy array. ``backward`` returns one gradient per positional argument of ``forward`` (a tuple, or a bare array when
+there is one argument), ``None`` for arguments that are not differentiable. Keyword arguments of ``apply`` are
+options (axis, keepdims, ...) and get no gradient. ``backward`` must not modify ``grad`` in place.
+
+The ``ctx`` object *is* the graph node: an instance of the Function subclass holding its parents (the input
+Tensors), ``needs_input_grad`` and the saved arrays. It never references its output, so graphs hold no reference
+cycles and are freed by reference counting alone.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, TypeVar
+
+import numpy as np
+
+from chainrule.tensor import Tensor
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _GradMode:
+    enabled = True
+
+
+def is_grad_enabled() -> bool:
+    """True unless inside ``no_grad()``."""
+    return _GradMode.enabled
+
+
+class _SetGradMode:
+    mode = True
+
+    def __enter__(self) -> None:
+        self._prev = _GradMode.enabled
+        _GradMode.enabled = self.mode
+
+    def __exit__(self, *exc: object) -> None:
+        _GradMode.enabled = self._prev
+
+    def __call__(self, fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self.__class__():
+                return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+
+class no_grad(_SetGradMode):
+    """Context manager and decorator: ops inside record no graph (inference, optimizer updates)."""
+
+    mode = False
+
+
+class enable_grad(_SetGradMode):
+    """Context manager and decorator: re-enables recording inside a ``no_grad`` block."""
+
+    mode = True
+
+
+class Function:
+    """Base class of every op; see the module docstring. Subclass it and call ``YourOp.apply(...)``."""
+
+    # Set on every node by apply(); listed here for readers and type checkers.
+    parents: tuple[Tensor | None, ...]
+    needs_input_grad: tuple[bool, ...]
+    _saved: tuple[Any, ...] | None
+    _retained: Any
+
+    @staticmethod
+    def forward(ctx: "Function", *args: Any, **kwargs: Any) -> np.ndarray:
+        raise NotImplementedError("a Function subclass must define a static forward(ctx, *args)")
+
+    @staticmethod
+    def backward(ctx: "Function", grad: np.ndarray) -> Any:
+        raise NotImplementedError("a Function subclass must define a static backward(ctx, grad)")
+
+    def save_for_backward(self, *arrays: Any) -> None:
+        """Keep arrays for backward; they are released after backward unless ``retain_graph=True``."""
+        self._saved = arrays
+
+    @property
+    def saved_tensors(self) -> tuple[Any, ...]:
+        if self._saved is None:
+            raise RuntimeError(
+                f"{type(self).__name__}: its saved arrays were released by an earlier backward(); "
+                "call backward(retain_graph=True) the first time to backpropagate through a graph twice"
+            )
+        return self._saved
+
+    @classmethod
+    def apply(cls, *args: Any, **kwargs: Any) -> Tensor:
+        """Run ``forward`` on the arrays of ``args`` and, if any input requires grad, record a node."""
+        ctx = cls.__new__(cls)
+        ctx._saved = ()
+        ctx._retained = None
+        arrays = []
+        needs = []
+        record = False
+        for a in args:
+            if isinstance(a, Tensor):
+                arrays.append(a.data)
+                needs.append(a.requires_grad)
+                record = record or a.requires_grad
+            else:
+                arrays.append(a)
+                needs.append(False)
+        ctx.needs_input_grad = tuple(needs)
+        out = cls.forward(ctx, *arrays, **kwargs)
+        if type(out) is not np.ndarray:
+            out = np.asarray(out)
+        if record and _GradMode.enabled:
+            ctx.parents = tuple(a if isinstance(a, Tensor) else None for a in args)
+            return Tensor._from_op(out, ctx)
+        return Tensor._from_op(out, None)

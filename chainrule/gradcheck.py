@@ -1,0 +1,104 @@
+"""Gradient checking: compare backward() with centered numerical differences, as CS231n teaches.
+
+    df/dx_i ~ (f(x + h e_i) - f(x - h e_i)) / 2h        (error O(h^2), unlike the one-sided O(h))
+
+Checks run in float64: in float32 the rounding error of f swamps the difference quotient.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from chainrule.function import no_grad
+from chainrule.tensor import Tensor
+
+
+def numerical_gradient(f: Callable[[np.ndarray], Any], x: np.ndarray, h: float = 1e-5,
+                       df: np.ndarray | None = None) -> np.ndarray:
+    """Centered-difference gradient of ``f`` at ``x`` (an ndarray, perturbed in place and restored).
+
+    ``f(x)`` returns a number, or an array whose gradient is then taken of ``sum(f(x) * df)`` (the vector-Jacobian
+    product with the upstream gradient ``df``, CS231n's ``eval_numerical_gradient_array``).
+    """
+    x = np.asarray(x)
+    grad = np.zeros(x.shape, dtype=np.float64)
+    for idx in np.ndindex(*x.shape):
+        old = x[idx]
+        x[idx] = old + h
+        f_plus = np.asarray(f(x), dtype=np.float64)
+        x[idx] = old - h
+        f_minus = np.asarray(f(x), dtype=np.float64)
+        x[idx] = old
+        diff = f_plus - f_minus
+        grad[idx] = (diff * df).sum() / (2 * h) if df is not None else diff.sum() / (2 * h)
+    return grad
+
+
+def rel_error(a: Any, b: Any) -> float:
+    """max_i |a_i - b_i| / max(|a_i| + |b_i|, 1e-8): CS231n's relative error (below ~1e-7 is a pass in float64)."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.size == 0:
+        return 0.0
+    return float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))))
+
+
+class GradcheckError(AssertionError):
+    """Raised by ``gradcheck`` when an analytic gradient disagrees with the numerical one."""
+
+
+def gradcheck(fn: Callable[..., Tensor], *inputs: Any, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
+              samples: int | None = None, seed: int = 0) -> bool:
+    """Check ``fn``'s backward against centered differences at ``inputs``, in float64.
+
+    Every Tensor input with ``requires_grad=True`` is checked (other inputs are constants). For a non-scalar output
+    the check is of ``sum(fn(*inputs) * R)`` for a fixed random ``R``, which exercises the whole backward pass.
+    ``samples=k`` checks k random coordinates per input instead of all of them (for large inputs). A coordinate
+    passes when ``|analytic - numeric| <= atol + rtol * |numeric|``. Returns True or raises ``GradcheckError`` naming
+    the input, the coordinate and both values.
+    """
+    rng = np.random.default_rng(seed)
+    xs = [_as_float64(x) for x in inputs]
+    checked = [i for i, x in enumerate(xs) if isinstance(x, Tensor) and x.requires_grad]
+    if not checked:
+        raise ValueError("gradcheck: no input requires grad; pass Tensors created with requires_grad=True")
+
+    out = fn(*xs)
+    if not isinstance(out, Tensor):
+        raise TypeError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
+    upstream = rng.standard_normal(out.shape) if out.size > 1 else np.ones(out.shape)
+    out.backward(upstream)
+
+    def objective() -> float:
+        with no_grad():
+            return float(np.sum(fn(*xs).data * upstream))
+
+    for i in checked:
+        x = xs[i]
+        analytic = np.zeros(x.shape) if x.grad is None else x.grad
+        coords = list(np.ndindex(*x.shape))
+        if samples is not None and samples < len(coords):
+            coords = [coords[j] for j in rng.choice(len(coords), size=samples, replace=False)]
+        for idx in coords:
+            old = x.data[idx]
+            x.data[idx] = old + eps
+            f_plus = objective()
+            x.data[idx] = old - eps
+            f_minus = objective()
+            x.data[idx] = old
+            numeric = (f_plus - f_minus) / (2 * eps)
+            if not abs(analytic[idx] - numeric) <= atol + rtol * abs(numeric):
+                raise GradcheckError(
+                    f"gradcheck: input {i} (shape {x.shape}) at {idx}: analytic {analytic[idx]:.10g} vs numerical "
+                    f"{numeric:.10g} (rel_error {rel_error(analytic[idx], numeric):.3g}, atol={atol}, rtol={rtol})"
+                )
+    return True
+
+
+def _as_float64(x: Any) -> Any:
+    """A float64 copy of a floating-point Tensor (keeping requires_grad); other inputs unchanged."""
+    if isinstance(x, Tensor) and np.issubdtype(x.dtype, np.floating):
+        return Tensor(np.array(x.data, dtype=np.float64), requires_grad=x.requires_grad)
+    return x

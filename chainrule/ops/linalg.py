@@ -1,0 +1,53 @@
+"""Matrix multiplication: y = a @ b, for 1-D, 2-D and batched operands.
+
+The local gradients are the lecture's matmul rules: dL/da = dL/dy b^T and dL/db = a^T dL/dy (for batches, the same
+per matrix, summed over broadcast batch axes). No Jacobian is ever formed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from chainrule.function import Function
+from chainrule.ops._util import unbroadcast
+
+
+def _check_shapes(a: np.ndarray, b: np.ndarray) -> None:
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: {a.shape} @ {b.shape}: both operands need at least 1 dimension; use * for scalars")
+    k_a = a.shape[-1]
+    k_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
+    if k_a != k_b:
+        raise ValueError(f"matmul: {a.shape} @ {b.shape}: inner dimensions {k_a} and {k_b} differ")
+
+
+class MatMul(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        _check_shapes(np.asarray(a), np.asarray(b))
+        ctx.save_for_backward(a, b)
+        return np.matmul(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_tensors
+        if a.ndim == 2 and b.ndim == 2:  # the common case, without reshapes
+            ga = grad @ b.T if ctx.needs_input_grad[0] else None
+            gb = a.T @ grad if ctx.needs_input_grad[1] else None
+            return ga, gb
+        # Promote 1-D operands to matrices as matmul does, then apply the same two rules.
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        g2 = grad
+        if b.ndim == 1:
+            g2 = g2[..., None]
+        if a.ndim == 1:
+            g2 = g2[..., None, :]
+        ga = gb = None
+        if ctx.needs_input_grad[0]:
+            ga = unbroadcast(g2 @ np.swapaxes(b2, -1, -2), a2.shape)
+            ga = ga.reshape(a.shape)
+        if ctx.needs_input_grad[1]:
+            gb = unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape)
+            gb = gb.reshape(b.shape)
+        return ga, gb

@@ -1,0 +1,137 @@
+"""Ops that move elements without changing them: reshape, transpose/permute, broadcast_to, squeeze/unsqueeze,
+indexing, concatenate and stack. Their backward moves the gradient back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from chainrule.function import Function
+from chainrule.ops._util import normalize_axes, unbroadcast
+
+
+class Reshape(Function):
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.shape = x.shape
+        try:
+            return x.reshape(shape)
+        except ValueError:
+            raise ValueError(
+                f"reshape: cannot reshape {x.shape} ({x.size} elements) into {tuple(shape)}; "
+                "the number of elements must stay the same"
+            ) from None
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.reshape(ctx.shape), None
+
+
+class Transpose(Function):
+    """Permute the axes (``axes=None`` reverses them, like ``.T``)."""
+
+    @staticmethod
+    def forward(ctx, x, axes=None):
+        if axes is not None and sorted(int(a) % max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
+            raise ValueError(f"transpose: axes {tuple(axes)} are not a permutation of the {x.ndim} axes of {x.shape}")
+        ctx.axes = axes
+        return np.transpose(x, axes)
+
+    @staticmethod
+    def backward(ctx, grad):
+        inverse = None if ctx.axes is None else np.argsort([int(a) % grad.ndim for a in ctx.axes])
+        return np.transpose(grad, inverse), None
+
+
+class BroadcastTo(Function):
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.shape = x.shape
+        try:
+            return np.broadcast_to(x, shape)
+        except ValueError:
+            raise ValueError(f"broadcast_to: cannot broadcast {x.shape} to {tuple(shape)}") from None
+
+    @staticmethod
+    def backward(ctx, grad):
+        return unbroadcast(grad, ctx.shape), None
+
+
+class Squeeze(Function):
+    @staticmethod
+    def forward(ctx, x, axis=None):
+        ctx.shape = x.shape
+        axes = normalize_axes("squeeze", axis, x.ndim)
+        if axes is not None and any(x.shape[a] != 1 for a in axes):
+            raise ValueError(f"squeeze: axis {axis} of shape {x.shape} does not have size 1")
+        return np.squeeze(x, axis=axes)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.reshape(ctx.shape)
+
+
+class Unsqueeze(Function):
+    @staticmethod
+    def forward(ctx, x, axis):
+        ctx.shape = x.shape
+        return np.expand_dims(x, axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.reshape(ctx.shape)
+
+
+def _is_basic_index(index: Any) -> bool:
+    """True for indices of ints, slices, None and Ellipsis only (no arrays): each element is picked at most once."""
+    items = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(i, (int, np.integer, slice, type(None), type(Ellipsis))) for i in items)
+
+
+class GetItem(Function):
+    """``x[index]`` for slices and integer/boolean array indices; repeated indices accumulate their gradients."""
+
+    @staticmethod
+    def forward(ctx, x, index):
+        ctx.shape, ctx.dtype, ctx.index = x.shape, x.dtype, index
+        return x[index]
+
+    @staticmethod
+    def backward(ctx, grad):
+        out = np.zeros(ctx.shape, dtype=grad.dtype)
+        if _is_basic_index(ctx.index):
+            out[ctx.index] = grad
+        else:
+            np.add.at(out, ctx.index, grad)
+        return out, None
+
+
+class Concatenate(Function):
+    @staticmethod
+    def forward(ctx, *arrays, axis=0):
+        ctx.axis = axis
+        ctx.sizes = [a.shape[axis] for a in arrays]
+        try:
+            return np.concatenate(arrays, axis=axis)
+        except ValueError as err:
+            shapes = ", ".join(str(a.shape) for a in arrays)
+            raise ValueError(f"concatenate: shapes {shapes} must match except along axis {axis}: {err}") from None
+
+    @staticmethod
+    def backward(ctx, grad):
+        return tuple(np.split(grad, np.cumsum(ctx.sizes)[:-1], axis=ctx.axis))
+
+
+class Stack(Function):
+    @staticmethod
+    def forward(ctx, *arrays, axis=0):
+        shapes = {a.shape for a in arrays}
+        if len(shapes) != 1:
+            raise ValueError(f"stack: all inputs must have the same shape, got {sorted(shapes)}")
+        ctx.axis, ctx.n = axis, len(arrays)
+        return np.stack(arrays, axis=axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return tuple(np.take(grad, i, axis=ctx.axis) for i in range(ctx.n))
