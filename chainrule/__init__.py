@@ -17,27 +17,17 @@ from chainrule.ops import (
     sum, tanh, transpose, unsqueeze, var, where,
 )
 from chainrule.gradcheck import GradcheckError, gradcheck, numerical_gradient, rel_error
+from chainrule.value import Value
+from chainrule.viz import draw_graph
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled", "ops",
-    "gradcheck", "numerical_gradient", "rel_error", "GradcheckError", "__version__",
+    "gradcheck", "numerical_gradient", "rel_error", "GradcheckError", "Value", "draw_graph", "__version__",
     "abs", "add", "astype", "broadcast_to", "clip", "concatenate", "div", "exp", "getitem", "log", "log_softmax",
     "logsumexp", "matmul", "max", "maximum", "mean", "min", "minimum", "mul", "neg", "permute", "pow", "relu",
     "reshape", "sigmoid", "softmax", "sqrt", "squeeze", "stack", "sub", "sum", "tanh", "transpose", "unsqueeze",
     "var", "where",
 ]
 
-
-def __getattr__(name: str):
-    # Heavier or optional pieces load on first use.
-    if name == "Value":
-        from chainrule.value import Value
-
-        return Value
-    if name == "draw_graph":
-        from chainrule.viz import draw_graph
-
-        return draw_graph
-    raise AttributeError(f"module 'chainrule' has no attribute {name!r}")
