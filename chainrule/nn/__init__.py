@@ -1,0 +1,29 @@
+"""Neural-network layers on the autograd core: modules, activations, losses, initialisation.
+
+    >>> import numpy as np
+    >>> from chainrule import nn
+    >>> import chainrule.nn.functional as F
+    >>> model = nn.MLP([2, 100, 3], seed=0)          # Linear(2, 100) - ReLU - Linear(100, 3)
+    >>> x = np.zeros((5, 2), dtype=np.float32)
+    >>> loss = F.cross_entropy(model(x), np.array([0, 1, 2, 0, 1]))
+    >>> loss.backward()
+    >>> model[0].weight.grad.shape                      # weights are (in_features, out_features)
+    (2, 100)
+"""
+
+from chainrule.nn import functional, init
+from chainrule.nn.activations import ELU, GELU, Identity, LeakyReLU, Maxout, ReLU, Sigmoid, Tanh
+from chainrule.nn.dropout import Dropout
+from chainrule.nn.linear import Linear
+from chainrule.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, MultiClassHingeLoss
+from chainrule.nn.mlp import MLP
+from chainrule.nn.module import IncompatibleKeys, Module, Parameter, Sequential
+from chainrule.nn.normalization import BatchNorm1d, LayerNorm
+
+__all__ = [
+    "functional", "init",
+    "Module", "Parameter", "Sequential", "IncompatibleKeys",
+    "Linear", "MLP", "Dropout", "BatchNorm1d", "LayerNorm",
+    "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "ELU", "GELU", "Maxout",
+    "CrossEntropyLoss", "MultiClassHingeLoss", "MSELoss", "BCEWithLogitsLoss",
+]

@@ -1,0 +1,104 @@
+"""Batch normalization and layer normalization, each one fused node with the simplified analytic backward.
+
+With xhat = (x - mean) / sqrt(var + eps) over n values and dxhat = g * gamma, the gradient through the mean and the
+variance collapses to (CS231n's "batchnorm_backward_alt"):
+
+    dx = (1 / n) / sqrt(var + eps) * (n dxhat - sum(dxhat) - xhat * sum(dxhat * xhat))
+
+The sums run over the batch axis for BatchNorm and over the normalised (feature) axes for LayerNorm.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from chainrule.function import Function
+
+
+class BatchNorm(Function):
+    """x (N, D), weight/bias (D,) or None -> out (N, D).
+
+    Training: normalise with the batch mean and (biased) variance and update ``running_mean``/``running_var`` in
+    place: r <- (1 - momentum) r + momentum * stat, with the unbiased variance var * N / (N - 1) as PyTorch does.
+    Evaluation: normalise with the running statistics (an affine map of x).
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, running_mean=None, running_var=None, training=True, momentum=0.1, eps=1e-5):
+        if training:
+            n = x.shape[0]
+            mean = x.mean(axis=0)
+            xhat = x - mean
+            var = np.einsum("ij,ij->j", xhat, xhat) / n
+            inv_std = 1 / np.sqrt(var + eps)
+            xhat *= inv_std
+            if running_mean is not None:
+                running_mean *= 1 - momentum
+                running_mean += momentum * mean
+                running_var *= 1 - momentum
+                running_var += (momentum * n / (n - 1)) * var
+        else:
+            inv_std = 1 / np.sqrt(running_var + eps)
+            xhat = (x - running_mean) * inv_std
+        out = xhat * weight if weight is not None else xhat.copy()
+        if bias is not None:
+            out += bias
+        ctx.save_for_backward(xhat, inv_std, weight)
+        ctx.training = training
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        xhat, inv_std, weight = ctx.saved_tensors
+        need_x, need_w, need_b = ctx.needs_input_grad
+        sum_g = grad.sum(axis=0)                                   # dbeta
+        sum_gx = np.einsum("ij,ij->j", grad, xhat)                  # dgamma
+        gx = None
+        if need_x:
+            scale = inv_std if weight is None else weight * inv_std
+            if ctx.training:
+                n = grad.shape[0]
+                gx = grad - (sum_g / n)
+                gx -= xhat * (sum_gx / n)
+                gx *= scale
+            else:
+                gx = grad * scale
+        return gx, (sum_gx if need_w else None), (sum_g if need_b else None)
+
+
+class LayerNorm(Function):
+    """x (..., *S), weight/bias of shape S or None -> out (..., *S): each sample normalised over its last
+    ``len(S)`` axes (``ndim`` below) with its own mean and variance, in training and evaluation alike."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, ndim=1, eps=1e-5):
+        axes = tuple(range(x.ndim - ndim, x.ndim))
+        xhat = x - x.mean(axis=axes, keepdims=True)
+        var = np.mean(xhat * xhat, axis=axes, keepdims=True)
+        inv_std = 1 / np.sqrt(var + eps)
+        xhat *= inv_std
+        out = xhat * weight if weight is not None else xhat.copy()
+        if bias is not None:
+            out += bias
+        ctx.save_for_backward(xhat, inv_std, weight)
+        ctx.axes = axes
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        xhat, inv_std, weight = ctx.saved_tensors
+        need_x, need_w, need_b = ctx.needs_input_grad
+        axes = ctx.axes
+        batch_axes = tuple(range(grad.ndim - len(axes)))
+        gx = gw = gb = None
+        if need_w:
+            gw = (grad * xhat).sum(axis=batch_axes)
+        if need_b:
+            gb = grad.sum(axis=batch_axes)
+        if need_x:
+            dxhat = grad * weight if weight is not None else grad
+            n = int(np.prod([grad.shape[a] for a in axes]))
+            gx = dxhat - dxhat.mean(axis=axes, keepdims=True)
+            gx -= xhat * (np.sum(dxhat * xhat, axis=axes, keepdims=True) / n)
+            gx *= inv_std
+        return gx, gw, gb

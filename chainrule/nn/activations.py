@@ -1,0 +1,118 @@
+"""Activation layers (stateless wrappers over ``chainrule.nn.functional``) and ``Maxout``, which has weights."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from chainrule.nn import functional as F
+from chainrule.nn import init
+from chainrule.nn.linear import as_generator
+from chainrule.nn.module import Module, Parameter
+from chainrule.tensor import Tensor
+
+
+class Identity(Module):
+    """Returns its input unchanged."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+
+class Sigmoid(Module):
+    """1 / (1 + exp(-x))."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.sigmoid(x)
+
+
+class Tanh(Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return F.tanh(x)
+
+
+class ReLU(Module):
+    """max(0, x)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(x)
+
+
+class LeakyReLU(Module):
+    """max(negative_slope * x, x); the lecture's max(0.1x, x) is ``LeakyReLU(0.1)``."""
+
+    def __init__(self, negative_slope: float = 0.01):
+        super().__init__()
+        self.negative_slope = float(negative_slope)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.leaky_relu(x, self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+
+class ELU(Module):
+    """x if x > 0 else alpha (exp(x) - 1)."""
+
+    def __init__(self, alpha: float = 1.0):
+        super().__init__()
+        self.alpha = float(alpha)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.elu(x, self.alpha)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+
+class GELU(Module):
+    """x Phi(x), exact (``approximate="none"``) or with the tanh approximation (``"tanh"``)."""
+
+    def __init__(self, approximate: str = "none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: expected approximate='none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.gelu(x, self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+
+class Maxout(Module):
+    """max over ``pieces`` affine maps of x (Goodfellow et al., 2013): x (N, D) -> (N, M).
+
+    Holds all k maps in one weight of shape (D, k*M) (piece p is the column block ``weight[:, p*M:(p+1)*M]``) and
+    a bias (k*M,), so the forward pass is one GEMM and an elementwise max. Initialised like ``Linear``.
+    """
+
+    def __init__(self, in_features: int, out_features: int, pieces: int = 2, bias: bool = True, *,
+                 dtype: Any = np.float32, seed: Any = None):
+        super().__init__()
+        if in_features < 1 or out_features < 1 or pieces < 1:
+            raise ValueError(f"Maxout: expected positive sizes, got in_features={in_features}, "
+                             f"out_features={out_features}, pieces={pieces}")
+        self.in_features, self.out_features, self.pieces = int(in_features), int(out_features), int(pieces)
+        width = self.pieces * self.out_features
+        self.weight = Parameter(np.empty((self.in_features, width), dtype=dtype))
+        self.bias = Parameter(np.empty(width, dtype=dtype)) if bias else None
+        self.reset_parameters(seed)
+
+    def reset_parameters(self, seed: Any = None) -> None:
+        rng = as_generator(seed)
+        bound = 1.0 / math.sqrt(self.in_features)
+        self.weight.data[...] = init.uniform(self.weight.shape, -bound, bound, rng=rng, dtype=self.weight.dtype)
+        if self.bias is not None:
+            self.bias.data[...] = init.uniform(self.bias.shape, -bound, bound, rng=rng, dtype=self.bias.dtype)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.maxout(x, self.weight, self.bias, self.pieces)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, pieces={self.pieces}, "
+                f"bias={self.bias is not None}")
