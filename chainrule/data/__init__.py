@@ -1,0 +1,31 @@
+"""Datasets, splits, preprocessing, minibatches and augmentation (NumPy arrays throughout).
+
+See docs/data.md. Loaders return a `Dataset`; images are uint8 (N, H, W, C) in HWC order and
+labels int64. `DataLoader` yields float32 / int64 NumPy batches.
+"""
+from ._cache import CacheWarning, cache_dir
+from ._safe_pickle import UnsafePickleError
+from .augment import Augment, color_jitter, random_crop, random_flip
+from .cifar10 import (BINARY_RELEASE, CIFAR10_CLASSES, PYTHON_RELEASE, download_cifar10,
+                      load_cifar10)
+from .dataset import DataError, Dataset
+from .download import ChecksumError
+from .image_folder import IMAGE_EXTENSIONS, load_image_folder
+from .loader import DataLoader
+from .preprocessing import (AppendBias, Compose, Flatten, MeanImage, NotFittedError,
+                            Standardize)
+from .registry import DATASET_SPECS, get_dataset
+from .splits import Split, kfold, train_val_indices, train_val_split
+from .toy import load_digits, make_spiral, spiral_dataset
+
+__all__ = [
+    "Dataset", "DataError", "UnsafePickleError", "ChecksumError", "CacheWarning",
+    "cache_dir", "get_dataset", "DATASET_SPECS",
+    "load_cifar10", "download_cifar10", "CIFAR10_CLASSES", "PYTHON_RELEASE", "BINARY_RELEASE",
+    "load_image_folder", "IMAGE_EXTENSIONS",
+    "load_digits", "make_spiral", "spiral_dataset",
+    "train_val_split", "train_val_indices", "kfold", "Split",
+    "MeanImage", "Standardize", "Flatten", "AppendBias", "Compose", "NotFittedError",
+    "DataLoader",
+    "Augment", "random_flip", "random_crop", "color_jitter",
+]

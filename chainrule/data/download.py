@@ -1,0 +1,102 @@
+"""Downloading and extracting archives safely.
+
+- `download_url` streams to a temporary file next to the destination while hashing, checks the
+  MD5, and only then renames the file into place: an interrupted or corrupted download leaves
+  no file behind.
+- `extract_tar` extracts with tarfile's ``filter="data"`` (no absolute paths, no ``..``, no
+  links out of the destination, no device files) into a temporary folder that is renamed into
+  place once complete.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+from urllib.request import urlopen
+
+logger = logging.getLogger(__name__)
+
+_CHUNK = 1 << 20
+
+
+def file_md5(path: str | os.PathLike, chunk: int = _CHUNK) -> str:
+    """MD5 hex digest of a file, read in chunks."""
+    h = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def bytes_md5(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+class ChecksumError(ValueError):
+    """A downloaded or cached file does not have the expected MD5."""
+
+
+def download_url(url: str, dest: str | os.PathLike, md5: str, timeout: float = 60.0) -> Path:
+    """Download ``url`` to ``dest`` and verify its MD5; returns ``dest``.
+
+    The data goes to a temporary file in ``dest``'s folder first; it is renamed to ``dest`` only
+    after the MD5 matches. On any error (network, checksum, KeyboardInterrupt) the temporary
+    file is removed and ``dest`` is left untouched.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    h = hashlib.md5(usedforsecurity=False)
+    try:
+        logger.info("downloading %s to %s", url, dest)
+        with os.fdopen(fd, "wb") as out, urlopen(url, timeout=timeout) as response:
+            while block := response.read(_CHUNK):
+                h.update(block)
+                out.write(block)
+        if h.hexdigest() != md5:
+            raise ChecksumError(f"downloaded {url} has MD5 {h.hexdigest()}, expected {md5}; "
+                                "the download is corrupt or the file changed upstream; nothing "
+                                "was kept, try again")
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600
+        os.replace(tmp, dest)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return dest
+
+
+def extract_tar(archive: str | os.PathLike, dest_dir: str | os.PathLike, member_dir: str) -> Path:
+    """Extract ``archive`` and move its top folder ``member_dir`` to ``dest_dir/member_dir``.
+
+    Extraction uses ``filter="data"`` and happens in a temporary folder inside ``dest_dir``;
+    the result is renamed into place only when complete. Returns the final folder.
+    """
+    if not hasattr(tarfile, "data_filter"):
+        raise RuntimeError("safe extraction needs tarfile's filter='data' (Python >= 3.10.12 or "
+                           ">= 3.11.4); upgrade Python or extract the archive yourself and pass "
+                           "its folder")
+    dest_dir = Path(dest_dir)
+    final = dest_dir / member_dir
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{member_dir}.", suffix=".extract", dir=dest_dir))
+    try:
+        with tarfile.open(archive, "r:*") as tf:
+            tf.extractall(tmp, filter="data")
+        extracted = tmp / member_dir
+        if not extracted.is_dir():
+            raise FileNotFoundError(f"{archive} has no top-level folder {member_dir!r}")
+        try:
+            os.replace(extracted, final)
+        except OSError:
+            if not final.is_dir():  # a concurrent extraction may have won the race
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final

@@ -1,0 +1,45 @@
+"""Stack several batch feature functions into one feature matrix (CS231n's extract_features)."""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .color import color_histogram_hsv
+from .hog import hog
+
+FeatureFn = Callable[[np.ndarray], np.ndarray]
+
+
+def extract_features(images: np.ndarray, feature_fns: Sequence[FeatureFn] = (hog, color_histogram_hsv),
+                     *, batch_size: int = 2048) -> np.ndarray:
+    """Concatenate features of a batch: images (N, H, W, C) -> float32 (N, F_1 + ... + F_k).
+
+    Each function maps a batch (n, H, W, C) to (n, F_i), e.g. `hog`, `color_histogram_hsv`, or
+    ``functools.partial(hog, cell=4)``. Images are processed ``batch_size`` at a time so the
+    intermediate arrays stay small; the result is the same for any ``batch_size``.
+    """
+    images = np.asarray(images)
+    if images.ndim < 2 or len(images) == 0:
+        raise ValueError(f"extract_features expects a non-empty batch (N, H, W, C), got shape "
+                         f"{images.shape}")
+    if not feature_fns:
+        raise ValueError("extract_features needs at least one feature function")
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    out: np.ndarray | None = None
+    for i in range(0, len(images), batch_size):
+        chunk = images[i:i + batch_size]
+        parts = []
+        for fn in feature_fns:
+            feats = np.asarray(fn(chunk))
+            if feats.ndim != 2 or len(feats) != len(chunk):
+                name = getattr(fn, "__name__", repr(fn))
+                raise ValueError(f"feature function {name} must return ({len(chunk)}, F) for a "
+                                 f"batch of {len(chunk)} images, got shape {feats.shape}")
+            parts.append(feats)
+        block = np.concatenate(parts, axis=1)
+        if out is None:
+            out = np.empty((len(images), block.shape[1]), dtype=np.float32)
+        out[i:i + len(chunk)] = block
+    return out
