@@ -19,7 +19,9 @@ A Function has two static methods::
 ``forward`` receives the NumPy arrays inside the Tensor arguments (other arguments as they are) and returns one
 NumPy array. ``backward`` returns one gradient per positional argument of ``forward`` (a tuple, or a bare array when
 there is one argument), ``None`` for arguments that are not differentiable. Keyword arguments of ``apply`` are
-options (axis, keepdims, ...) and get no gradient. ``backward`` must not modify ``grad`` in place.
+options (axis, keepdims, ...) and get no gradient. ``backward`` must not modify ``grad`` in place, and must
+return new arrays or views, never an array it keeps (a saved or cached one): the engine may adopt a returned
+array as a leaf's ``.grad`` and add into it later. A ``None`` gradient counts as zero.
 
 The ``ctx`` object *is* the graph node: an instance of the Function subclass holding its parents (the input
 Tensors), ``needs_input_grad`` and the saved arrays. It never references its output, so graphs hold no reference
@@ -81,7 +83,9 @@ class enable_grad(_SetGradMode):
 class Function:
     """Base class of every op; see the module docstring. Subclass it and call ``YourOp.apply(...)``."""
 
-    # Set on every node by apply(); listed here for readers and type checkers.
+    # The engine's fields live in slots, so a node that stores nothing else needs no instance dict (less
+    # allocation and less work for Python's garbage collector per op); ``ctx.anything = ...`` still works.
+    __slots__ = ("parents", "needs_input_grad", "_saved", "_retained", "__dict__")
     parents: tuple[Tensor | None, ...]
     needs_input_grad: tuple[bool, ...]
     _saved: tuple[Any, ...] | None
@@ -110,26 +114,30 @@ class Function:
 
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any) -> Tensor:
-        """Run ``forward`` on the arrays of ``args`` and, if any input requires grad, record a node."""
+        """Run ``forward`` on the arrays of ``args`` and, if any input requires grad, record a node.
+
+        Only floating-point outputs are recorded (an integer or boolean result has no gradient).
+        """
         ctx = cls.__new__(cls)
         ctx._saved = ()
         ctx._retained = None
         arrays = []
         needs = []
-        record = False
+        parents = []
         for a in args:
             if isinstance(a, Tensor):
                 arrays.append(a.data)
                 needs.append(a.requires_grad)
-                record = record or a.requires_grad
+                parents.append(a)
             else:
                 arrays.append(a)
                 needs.append(False)
+                parents.append(None)
         ctx.needs_input_grad = tuple(needs)
         out = cls.forward(ctx, *arrays, **kwargs)
         if type(out) is not np.ndarray:
             out = np.asarray(out)
-        if record and _GradMode.enabled:
-            ctx.parents = tuple(a if isinstance(a, Tensor) else None for a in args)
+        if _GradMode.enabled and True in needs and out.dtype.kind == "f":
+            ctx.parents = tuple(parents)
             return Tensor._from_op(out, ctx)
         return Tensor._from_op(out, None)

@@ -92,38 +92,15 @@ class Tensor:
             return
         grads = {self._ctx: grad}
         for node in reversed(_topological_order(self._ctx)):
-            g = grads.pop(node)
+            g = grads.pop(node, None)
+            if g is None:  # every gradient sent to this node was None: nothing flows through it (nor is released)
+                continue
             if node._saved is None:
                 raise RuntimeError(
                     f"backward: the graph through {type(node).__name__} was already released by an earlier "
                     "backward(); call backward(retain_graph=True) the first time to backpropagate twice"
                 )
-            if node._retained is not None and node._retained() is not None:
-                node._retained()._accumulate(g, owned=False)
-            in_grads = type(node).backward(node, g)
-            if not isinstance(in_grads, tuple):
-                in_grads = (in_grads,)
-            if len(in_grads) != len(node.parents):
-                raise RuntimeError(
-                    f"{type(node).__name__}.backward returned {len(in_grads)} gradients for "
-                    f"{len(node.parents)} forward arguments; return one per argument (None if not differentiable)"
-                )
-            for i, (parent, pg) in enumerate(zip(node.parents, in_grads)):
-                if parent is None or pg is None or not parent.requires_grad:
-                    continue
-                if pg.shape != parent.data.shape:
-                    raise RuntimeError(
-                        f"{type(node).__name__}.backward returned a gradient of shape {pg.shape} for argument {i} "
-                        f"of shape {parent.data.shape}; a gradient must have its input's shape"
-                    )
-                if parent._ctx is None:
-                    # A leaf may keep pg itself (no copy) only if no one else can see it: not a view, not the
-                    # upstream gradient, not returned for another argument too. Later accumulation is in place.
-                    owned = pg.base is None and pg is not g and sum(x is pg for x in in_grads) == 1
-                    parent._accumulate(pg, owned)
-                else:
-                    prev = grads.get(parent._ctx)
-                    grads[parent._ctx] = pg if prev is None else prev + pg
+            _backward_node(node, g, grads)
             if not retain_graph:
                 node._saved = None
 
@@ -346,25 +323,68 @@ def _data(x: Any) -> Any:
     return x.data if isinstance(x, Tensor) else x
 
 
-def _topological_order(root: Any) -> list[Any]:
-    """Nodes reachable from ``root``, each once, every node after the nodes it depends on (iterative DFS)."""
-    order = []
-    seen = {root}
-    stack = [(root, 0)]
-    while stack:
-        node, i = stack[-1]
-        parents = node.parents
-        while i < len(parents):
-            parent = parents[i]
-            i += 1
-            if parent is not None and parent._ctx is not None and parent._ctx not in seen:
-                seen.add(parent._ctx)
-                stack[-1] = (node, i)
-                stack.append((parent._ctx, 0))
-                break
+def _backward_node(node: Any, g: np.ndarray, grads: dict) -> None:
+    """Run one node's backward with upstream gradient ``g``: accumulate into leaves, pass the rest on in ``grads``."""
+    retained = node._retained
+    if retained is not None and retained() is not None:
+        retained()._accumulate(g, owned=False)
+    in_grads = type(node).backward(node, g)
+    if type(in_grads) is not tuple:
+        in_grads = (in_grads,)
+    parents = node.parents
+    if len(in_grads) != len(parents):
+        raise RuntimeError(
+            f"{type(node).__name__}.backward returned {len(in_grads)} gradients for "
+            f"{len(parents)} forward arguments; return one per argument (None if not differentiable)"
+        )
+    for i, parent in enumerate(parents):
+        pg = in_grads[i]
+        if pg is None or parent is None or not parent.requires_grad:
+            continue
+        if getattr(pg, "shape", None) != parent.data.shape:
+            what = f"shape {pg.shape}" if hasattr(pg, "shape") else f"a {type(pg).__name__}"
+            raise RuntimeError(
+                f"{type(node).__name__}.backward returned {what} as the gradient of argument {i}, which has "
+                f"shape {parent.data.shape}; return a NumPy array of the input's shape"
+            )
+        ctx = parent._ctx
+        if ctx is None:
+            # A leaf may keep pg itself (no copy) only if no one else can see it: not a view, not the upstream
+            # gradient, not returned for another argument too. Later accumulation is in place.
+            owned = pg.base is None and pg is not g and _count_identical(pg, in_grads) == 1
+            parent._accumulate(pg, owned)
         else:
-            stack.pop()
+            prev = grads.get(ctx)
+            grads[ctx] = pg if prev is None else prev + pg
+
+
+def _count_identical(x: Any, items: tuple) -> int:
+    n = 0
+    for item in items:
+        if item is x:
+            n += 1
+    return n
+
+
+def _topological_order(root: Any) -> list[Any]:
+    """Nodes reachable from ``root``, each once, every node after the nodes it depends on (iterative DFS).
+
+    A node is pushed once to be expanded (its parents' nodes pushed above it) and once more, marked done, to be
+    emitted after all of them; in a DAG a parent is never both expanded and unfinished when met again.
+    """
+    order = []
+    visited = set()
+    stack = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
             order.append(node)
+        elif node not in visited:
+            visited.add(node)
+            stack.append((node, True))
+            for parent in node.parents:
+                if parent is not None and parent._ctx is not None and parent._ctx not in visited:
+                    stack.append((parent._ctx, False))
     return order
 
 

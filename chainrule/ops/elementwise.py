@@ -90,7 +90,8 @@ class Sigmoid(Function):
     @staticmethod
     def backward(ctx, grad):
         (out,) = ctx.saved_tensors
-        return grad * out * (1 - out)
+        with np.errstate(under="ignore"):  # a saturated sigmoid has a slope that rounds to 0, which is right
+            return grad * out * (1 - out)
 
 
 class Relu(Function):

@@ -111,12 +111,13 @@ class Concatenate(Function):
     @staticmethod
     def forward(ctx, *arrays, axis=0):
         ctx.axis = axis
-        ctx.sizes = [a.shape[axis] for a in arrays]
         try:
-            return np.concatenate(arrays, axis=axis)
+            out = np.concatenate(arrays, axis=axis)
         except ValueError as err:
-            shapes = ", ".join(str(a.shape) for a in arrays)
+            shapes = ", ".join(str(np.shape(a)) for a in arrays)
             raise ValueError(f"concatenate: shapes {shapes} must match except along axis {axis}: {err}") from None
+        ctx.sizes = [a.shape[axis] for a in arrays]  # after the check: a bad axis or ndim fails above, clearly
+        return out
 
     @staticmethod
     def backward(ctx, grad):

@@ -8,11 +8,21 @@ from chainrule.function import Function
 from chainrule.ops._util import expand_reduced, normalize_axes
 
 
+def _shift_and_log_sum(x: np.ndarray, axes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The max ``m``, ``x - m`` and ``log(sum(exp(x - m)))`` over ``axes`` (``m`` and the log-sum keep the reduced
+    axes as size 1). Nothing overflows, the sum is at least 1, and ``x - m`` is exact near the max, so results built
+    from ``x - m`` do not cancel against a large ``m + log(...)`` (in float32 at |x| = 1e4 that loses 3 digits)."""
+    m = np.max(x, axis=axes, keepdims=True)
+    shifted = x - m
+    with np.errstate(under="ignore"):  # exp of very negative numbers rounds to 0, which is right
+        log_sum = np.log(np.sum(np.exp(shifted), axis=axes, keepdims=True))
+    return m, shifted, log_sum
+
+
 def stable_logsumexp(x: np.ndarray, axes, keepdims: bool = True) -> np.ndarray:
     """log(sum(exp(x))) over ``axes`` as m + log(sum(exp(x - m))): no overflow, and the sum is at least 1."""
-    m = np.max(x, axis=axes, keepdims=True)
-    with np.errstate(under="ignore"):
-        out = m + np.log(np.sum(np.exp(x - m), axis=axes, keepdims=True))
+    m, _, log_sum = _shift_and_log_sum(x, axes)
+    out = m + log_sum
     return out if keepdims else np.squeeze(out, axis=axes)
 
 
@@ -20,9 +30,9 @@ class Softmax(Function):
     @staticmethod
     def forward(ctx, x, axis=-1):
         ctx.axis = axis
-        with np.errstate(under="ignore"):
+        with np.errstate(under="ignore"):  # tiny probabilities round to 0, which is right
             e = np.exp(x - np.max(x, axis=axis, keepdims=True))
-        out = e / e.sum(axis=axis, keepdims=True)
+            out = e / e.sum(axis=axis, keepdims=True)
         ctx.save_for_backward(out)
         return out
 
@@ -38,7 +48,8 @@ class LogSoftmax(Function):
     @staticmethod
     def forward(ctx, x, axis=-1):
         ctx.axis = axis
-        out = x - stable_logsumexp(x, axis)
+        _, shifted, log_sum = _shift_and_log_sum(x, axis)
+        out = shifted - log_sum
         ctx.save_for_backward(out)
         return out
 
@@ -54,14 +65,14 @@ class LogSumExp(Function):
     def forward(ctx, x, axis=None, keepdims=False):
         ctx.axes = normalize_axes("logsumexp", axis, x.ndim)
         ctx.keepdims = keepdims
-        out = stable_logsumexp(x, ctx.axes)
-        ctx.save_for_backward(x, out)
+        m, shifted, log_sum = _shift_and_log_sum(x, ctx.axes)
+        ctx.save_for_backward(shifted, log_sum)
+        out = m + log_sum
         return out if keepdims else np.squeeze(out, axis=ctx.axes)
 
     @staticmethod
     def backward(ctx, grad):
-        x, out = ctx.saved_tensors
-        with np.errstate(under="ignore"):
-            softmax = np.exp(x - out)
+        shifted, log_sum = ctx.saved_tensors
         g = expand_reduced(grad, ctx.axes, ctx.keepdims)
-        return g * softmax
+        with np.errstate(under="ignore"):
+            return g * np.exp(shifted - log_sum)  # g times the softmax
