@@ -204,8 +204,128 @@ def test_bad_env_value_fails_at_import():
 
 @pytest.mark.skipif(MKL_LIB is None, reason=f"MKL: {MKL_WHY}")
 def test_mkl_selected_by_env_honours_thread_count():
-    for choice in ("mkl", "auto"):
-        r = _in_subprocess({"CHAINRULE_GEMM": choice, "MKL_NUM_THREADS": "1"}, REPORT)
+    for choice, threads in (("mkl", "MKL_NUM_THREADS"), ("auto", "OMP_NUM_THREADS")):
+        r = _in_subprocess({"CHAINRULE_GEMM": choice, threads: "1"}, REPORT)
         assert r.returncode == 0, r.stderr
         info = json.loads(r.stdout)
         assert info["gemm"] == "mkl" and info["threads"] == 1 and info["ok"]
+
+
+# ---- axpby -------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("alpha, beta", [(1.0, 0.9), (-1e-3, 1.0), (0.5, 0.0), (2.0, -1.5)])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_axpby_matches_formula(impl, dtype, alpha, beta, order):
+    rng = np.random.default_rng(6)
+    x = np.array(rng.standard_normal((33, 7)), dtype=dtype, order=order)
+    y = np.array(rng.standard_normal((33, 7)), dtype=dtype, order=order)
+    expected = alpha * x.astype(np.float64) + beta * y.astype(np.float64)
+    res = backend.axpby(alpha, x, beta, y)
+    assert res is y and y.dtype == dtype
+    np.testing.assert_allclose(y, expected, **TOL[dtype])
+
+
+def test_axpby_uses_the_gemm_backends_library(impl):
+    """axpby runs on MKL when the GEMM does, else on NumPy's own OpenBLAS (when this NumPy bundles one)."""
+    expected = {"mkl": {"mkl"}, "numpy": {"openblas", "numpy"}}[impl]
+    assert backend.info()["axpby"] in expected
+
+
+def test_axpby_odd_operands_fall_back_to_ufuncs(impl):
+    rng = np.random.default_rng(7)
+    y0 = rng.standard_normal((6, 8))
+    y = y0.copy()
+    backend.axpby(2.0, y, 0.5, y)  # x is y: 2.5 y
+    np.testing.assert_allclose(y, 2.5 * y0, rtol=1e-12)
+    big = rng.standard_normal((6, 16))
+    y = y0.copy()
+    backend.axpby(1.0, big[:, ::2], 1.0, y)  # strided x
+    np.testing.assert_allclose(y, y0 + big[:, ::2], rtol=1e-12)
+    yc = y0.copy()
+    backend.axpby(1.0, np.asfortranarray(big[:, :8]), 1.0, yc)  # mixed C / F layouts
+    np.testing.assert_allclose(yc, y0 + big[:, :8], rtol=1e-12)
+    y32 = y0.astype(np.float32)
+    backend.axpby(1.0, y0, 1.0, y32)  # mixed dtypes: computed, stored as y's dtype
+    np.testing.assert_allclose(y32, 2 * y0, rtol=1e-6)
+    nan = np.full(4, np.nan)
+    backend.axpby(3.0, np.ones(4), 0.0, nan)  # beta = 0 overwrites y, NaN included
+    np.testing.assert_array_equal(nan, np.full(4, 3.0))
+    empty = np.empty((0, 3))
+    assert backend.axpby(1.0, empty, 1.0, empty) is empty
+
+
+def test_axpby_errors():
+    with pytest.raises(ValueError, match=r"x has shape \(3,\) but y has shape \(4,\)"):
+        backend.axpby(1.0, np.ones(3), 1.0, np.ones(4))
+    ro = np.ones(3)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        backend.axpby(1.0, np.ones(3), 1.0, ro)
+
+
+def test_sgd_momentum_with_axpby_equals_the_ufunc_update(impl):
+    """The optimizer pattern: buf = mu buf + g, then p -= lr buf; same numbers as the NumPy expressions."""
+    rng = np.random.default_rng(8)
+    p, g, buf = (rng.standard_normal(1000).astype(np.float32) for _ in range(3))
+    p_ref, buf_ref = p.copy(), buf.copy()
+    for _ in range(3):
+        backend.axpby(1.0, g, 0.9, buf)
+        backend.axpby(-0.1, buf, 1.0, p)
+        buf_ref = 0.9 * buf_ref + g
+        p_ref = p_ref - 0.1 * buf_ref
+    np.testing.assert_allclose(p, p_ref, rtol=1e-5, atol=1e-6)
+
+
+def test_axpby_without_any_blas_uses_ufuncs(monkeypatch):
+    from chainrule.backend import level1
+
+    before = backend.info()["requested"]
+    backend.select("numpy")
+    monkeypatch.setattr(level1, "_NUMPY_OPENBLAS", (None, "hidden for this test"))
+    try:
+        assert backend.info()["axpby"] == "numpy"
+        x, y = np.arange(5, dtype=np.float32), np.ones(5, dtype=np.float32)
+        backend.axpby(-2.0, x, 0.5, y)
+        np.testing.assert_array_equal(y, 0.5 - 2.0 * np.arange(5, dtype=np.float32))
+    finally:
+        backend.select(before)
+
+
+STEP = """
+import json
+import numpy as np
+from chainrule import Tensor, backend, nn, optim
+import chainrule.nn.functional as F
+
+rng = np.random.default_rng(0)
+x = rng.standard_normal((32, 20), dtype=np.float32)
+y = rng.integers(0, 5, 32)
+model = nn.MLP([20, 16, 5], seed=0)
+opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+losses = []
+for _ in range(3):
+    opt.zero_grad()
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    losses.append(loss.item())
+w = Tensor(rng.standard_normal((20, 3), dtype=np.float32), requires_grad=True)
+(Tensor(x) @ w).sum().backward()
+print(json.dumps(dict(gemm=backend.info()["gemm"], losses=losses, w=model[0].weight.data.ravel().tolist(),
+                      gw=w.grad.ravel().tolist())))
+"""
+
+
+@pytest.mark.skipif(MKL_LIB is None, reason=f"MKL: {MKL_WHY}")
+def test_training_steps_agree_between_numpy_and_mkl():
+    """Linear layers, the loss, matmul and the optimizer give the same numbers on either GEMM backend."""
+    results = {}
+    for choice in ("numpy", "mkl"):
+        r = _in_subprocess({"CHAINRULE_GEMM": choice}, STEP)
+        assert r.returncode == 0, r.stderr
+        results[choice] = json.loads(r.stdout)
+        assert results[choice]["gemm"] == choice
+    for key in ("losses", "w", "gw"):
+        np.testing.assert_allclose(results["mkl"][key], results["numpy"][key], rtol=1e-4, atol=1e-5)

@@ -1,12 +1,23 @@
-"""Compute backends: the GEMM every linear layer runs on (NumPy's OpenBLAS, or MKL when installed).
+"""Compute backends: the BLAS that every GEMM of a training step (and the optimizers' axpby) runs on.
 
     >>> from chainrule import backend
     >>> backend.info()["gemm"] in ("numpy", "mkl")
     True
 
-See ``chainrule.backend.gemm`` for how the implementation is chosen (``CHAINRULE_GEMM=auto|mkl|numpy``).
+``gemm`` and the choice of library (``CHAINRULE_GEMM=numpy|auto|mkl``) live in ``chainrule.backend.blas``;
+``axpby`` in ``chainrule.backend.level1``.
 """
 
-from chainrule.backend.gemm import CHOICES, gemm, info, select, set_num_threads
+from typing import Any
 
-__all__ = ["CHOICES", "gemm", "info", "select", "set_num_threads"]
+from chainrule.backend import blas, level1
+from chainrule.backend.blas import CHOICES, gemm, select, set_num_threads
+from chainrule.backend.level1 import axpby
+
+
+def info() -> dict[str, Any]:
+    """What the backend runs on: ``gemm`` ("numpy" or "mkl"), the library's path, version and thread count, why MKL
+    is not in use if it is not, and ``axpby`` ("mkl", "openblas" for NumPy's own, or "numpy" ufuncs)."""
+    return {**blas.info(), "axpby": level1.implementation()}
+
+__all__ = ["CHOICES", "axpby", "gemm", "info", "select", "set_num_threads"]

@@ -1,8 +1,8 @@
 """Find and load Intel MKL's single dynamic library (``libmkl_rt``) and declare the few functions chainrule calls.
 
-MKL comes from the optional ``mkl`` wheel (``pip install mkl``, or ``pip install chainrule[fast]``), which puts
-``libmkl_rt.so.*`` in ``<prefix>/lib``; a conda or system MKL is found the same way. Nothing here is imported unless
-the GEMM backend is ``mkl`` or ``auto``, and every failure is reported as a reason string, never raised.
+MKL comes from the optional ``mkl`` wheel (``pip install mkl``), which puts ``libmkl_rt.so.*`` in ``<prefix>/lib``;
+a conda or system MKL is found the same way. The library is loaded only when the GEMM backend is ``mkl`` or
+``auto``, and a failure to load it is reported as a reason string, never raised.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ _THREADING_NAMES = {0: "intel", 1: "sequential", 2: "pgi", 3: "gnu", 4: "tbb"}
 
 @dataclass(frozen=True)
 class MKL:
-    """The loaded library: ``sgemm``/``dgemm`` are ``cblas_sgemm``/``cblas_dgemm`` with argument types set."""
+    """The loaded library: ``sgemm`` is ``cblas_sgemm`` with its argument types set, and so on."""
 
     path: str
     version: str
@@ -36,6 +36,8 @@ class MKL:
     lib: ctypes.CDLL
     sgemm: object
     dgemm: object
+    saxpby: object
+    daxpby: object
 
     def num_threads(self) -> int:
         return int(self.lib.MKL_Get_Max_Threads())
@@ -100,7 +102,12 @@ def _declare(lib: ctypes.CDLL, path: str) -> MKL:
         fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, int_t, int_t, int_t,
                        real, ptr, int_t, ptr, int_t, real, ptr, int_t]
         fn.restype = None
+    for name, real in (("cblas_saxpby", ctypes.c_float), ("cblas_daxpby", ctypes.c_double)):
+        fn = getattr(lib, name)
+        fn.argtypes = [int_t, real, ptr, int_t, real, ptr, int_t]  # n, alpha, x, incx, beta, y, incy
+        fn.restype = None
     buf = ctypes.create_string_buffer(256)
     lib.MKL_Get_Version_String(buf, ctypes.c_int(len(buf)))
     version = buf.value.decode(errors="replace").strip()
-    return MKL(path, version, 64 if layer == _INTERFACE_ILP64 else 32, lib, lib.cblas_sgemm, lib.cblas_dgemm)
+    return MKL(path, version, 64 if layer == _INTERFACE_ILP64 else 32, lib, lib.cblas_sgemm, lib.cblas_dgemm,
+               lib.cblas_saxpby, lib.cblas_daxpby)

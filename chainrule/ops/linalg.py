@@ -2,12 +2,16 @@
 
 The local gradients are the lecture's matmul rules: dL/da = dL/dy b^T and dL/db = a^T dL/dy (for batches, the same
 per matrix, summed over broadcast batch axes). No Jacobian is ever formed.
+
+2-D products, forward and backward, go through ``chainrule.backend.gemm`` (the one BLAS a training step uses; the
+backward's transposes are BLAS flags on views, not copies); 1-D and batched operands use ``np.matmul``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from chainrule.backend import gemm
 from chainrule.function import Function
 from chainrule.ops._util import unbroadcast
 
@@ -24,16 +28,17 @@ def _check_shapes(a: np.ndarray, b: np.ndarray) -> None:
 class MatMul(Function):
     @staticmethod
     def forward(ctx, a, b):
-        _check_shapes(np.asarray(a), np.asarray(b))
+        a, b = np.asarray(a), np.asarray(b)
+        _check_shapes(a, b)
         ctx.save_for_backward(a, b)
-        return np.matmul(a, b)
+        return gemm(a, b) if a.ndim == 2 and b.ndim == 2 else np.matmul(a, b)
 
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved_tensors
         if a.ndim == 2 and b.ndim == 2:  # the common case, without reshapes
-            ga = grad @ b.T if ctx.needs_input_grad[0] else None
-            gb = a.T @ grad if ctx.needs_input_grad[1] else None
+            ga = gemm(grad, b, trans_b=True) if ctx.needs_input_grad[0] else None
+            gb = gemm(a, grad, trans_a=True) if ctx.needs_input_grad[1] else None
             return ga, gb
         # Promote 1-D operands to matrices as matmul does, then apply the same two rules.
         a2 = a[None, :] if a.ndim == 1 else a

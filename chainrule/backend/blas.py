@@ -4,7 +4,7 @@ Two implementations behind one function:
 
 - ``numpy``: ``np.matmul`` (NumPy's bundled OpenBLAS). Always available, always correct; the fallback.
 - ``mkl``: Intel MKL's ``cblas_sgemm`` / ``cblas_dgemm`` called through ctypes on the arrays' own memory, when the
-  optional ``mkl`` wheel is installed (``pip install chainrule[fast]``).
+  optional ``mkl`` wheel is installed (``pip install mkl``).
 
 Which one runs is chosen once, at import, from the environment variable ``CHAINRULE_GEMM``:
 

@@ -1,0 +1,250 @@
+"""Pairwise distances for k-nearest neighbours: the lecture's reference versions and the fast chunked engine.
+
+References (CS231n assignment 1, float64, tested equal to each other and to the engine)::
+
+    distances_two_loops(X, X_train)   # dists[i, j] computed one pair at a time
+    distances_one_loop(X, X_train)    # one test row against all training rows, broadcast
+    distances_no_loops(X, X_train)    # L2: ||a||^2 + ||b||^2 - 2 a.b with one matrix multiply
+
+each returning dists (N, M) for test rows X (N, D) and training rows X_train (M, D), ``metric="l2"`` (Euclidean)
+or ``"l1"`` (Manhattan).
+
+The engine (``NeighborIndex``) answers "the k nearest training rows of each test row" without ever holding the
+whole (N, M) matrix: test rows go through in chunks, and each chunk's (chunk, M) block of distances is reduced to
+its k smallest entries at once, so memory is O(chunk * M) whatever N is.
+
+- L2: ``||a - b||^2 = ||a||^2 + ||b||^2 - 2 a.b``, one float32 GEMM per chunk. Ranking a test row's neighbours
+  needs only ``||b||^2 - 2 a.b`` (``||a||^2`` is the same for the whole row), so the chunk is scaled by -2 before
+  the GEMM and ``||b||^2`` added in one pass. Precision: the training set is centred first (distances do not
+  change). For uint8 images the centre is rounded to integers, so every product and nearly every partial sum is an
+  integer below 2^24, which float32 holds exactly: the ranking is exact unless a dot product exceeds 2^24
+  (measured on CIFAR-10: bench/bench_knn.py). For float inputs the error is float32 rounding of centred data.
+- L1: exact integer arithmetic for uint8 (the compiled psadbw kernel, see ``_kernels``), float32 otherwise.
+- Float inputs: the k chosen neighbours' distances are recomputed in float64 (k * D work per row) and the k
+  re-ordered by them, so returned distances are accurate (a point's distance to itself is 0, not ~1e-3).
+- Selection: the k smallest per row in ascending order, ties broken by the smaller training index, so results do
+  not depend on the chunking. Compiled one-pass selection with numba; ``np.argpartition`` plus a tie fix-up
+  without it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from chainrule.classifiers import _kernels
+
+METRICS = ("l2", "l1")
+AUTO_BLOCK_BYTES = 128 * 2**20  # chunk_size="auto": a (chunk, M) float32 block of about 128 MiB
+
+
+def _check_metric(metric: str) -> str:
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {list(METRICS)}, got {metric!r}")
+    return metric
+
+
+# ---- the lecture's reference implementations --------------------------------------------------------------------
+
+
+def distances_two_loops(X: np.ndarray, X_train: np.ndarray, metric: str = "l2") -> np.ndarray:
+    """dists (N, M): a double loop over test rows i and training rows j (slow; the definition)."""
+    _check_metric(metric)
+    X = np.asarray(X, dtype=np.float64)
+    X_train = np.asarray(X_train, dtype=np.float64)
+    dists = np.zeros((X.shape[0], X_train.shape[0]))
+    for i in range(X.shape[0]):
+        for j in range(X_train.shape[0]):
+            diff = X[i] - X_train[j]
+            dists[i, j] = np.sqrt(np.sum(diff * diff)) if metric == "l2" else np.sum(np.abs(diff))
+    return dists
+
+
+def distances_one_loop(X: np.ndarray, X_train: np.ndarray, metric: str = "l2") -> np.ndarray:
+    """dists (N, M): one loop over test rows, each against all training rows by broadcasting."""
+    _check_metric(metric)
+    X = np.asarray(X, dtype=np.float64)
+    X_train = np.asarray(X_train, dtype=np.float64)
+    dists = np.zeros((X.shape[0], X_train.shape[0]))
+    for i in range(X.shape[0]):
+        diff = X_train - X[i]
+        dists[i] = np.sqrt(np.sum(diff * diff, axis=1)) if metric == "l2" else np.sum(np.abs(diff), axis=1)
+    return dists
+
+
+def distances_no_loops(X: np.ndarray, X_train: np.ndarray, metric: str = "l2") -> np.ndarray:
+    """dists (N, M) with no Python loop: L2 by the expansion with one matrix multiply; L1 by (N, M, D) broadcasting
+    (memory N*M*D: a reference for small inputs only)."""
+    _check_metric(metric)
+    X = np.asarray(X, dtype=np.float64)
+    X_train = np.asarray(X_train, dtype=np.float64)
+    if metric == "l1":
+        return np.abs(X[:, None, :] - X_train[None, :, :]).sum(axis=2)
+    sq = np.sum(X * X, axis=1)[:, None] + np.sum(X_train * X_train, axis=1)[None, :] - 2.0 * (X @ X_train.T)
+    return np.sqrt(np.maximum(sq, 0.0))
+
+
+# ---- selection ---------------------------------------------------------------------------------------------------
+
+
+def smallest_k(D: np.ndarray, k: int, use_numba: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(vals, idx), each (n, k): the k smallest entries of each row of D (n, m), ascending, ties by smaller index."""
+    use_numba = _kernels.AVAILABLE if use_numba is None else use_numba
+    if use_numba:
+        return _kernels.topk(D, k)
+    n, m = D.shape
+    if k == 1:
+        idx = np.argmin(D, axis=1)[:, None]  # argmin returns the first minimum: the smallest index
+        return np.take_along_axis(D, idx, axis=1), idx.astype(np.int64)
+    idx = np.argpartition(D, k - 1, axis=1)[:, :k] if k < m else np.broadcast_to(np.arange(m), (n, m)).copy()
+    vals = np.take_along_axis(D, idx, axis=1)
+    # argpartition picks arbitrarily among entries equal to the k-th smallest; redo those (rare) rows stably.
+    kth = vals.max(axis=1)
+    ambiguous = np.flatnonzero(np.count_nonzero(D <= kth[:, None], axis=1) > k)
+    for r in ambiguous:
+        idx[r] = np.argsort(D[r], kind="stable")[:k]
+    vals[ambiguous] = np.take_along_axis(D[ambiguous], idx[ambiguous], axis=1)
+    order = np.lexsort((idx, vals), axis=-1)
+    return np.take_along_axis(vals, order, axis=1), np.take_along_axis(idx, order, axis=1).astype(np.int64)
+
+
+# ---- L1 blocks ---------------------------------------------------------------------------------------------------
+
+
+def _pad_u8(X: np.ndarray) -> np.ndarray:
+    """uint8 rows padded with zero bytes to a multiple of the kernel's width (zeros add nothing to L1)."""
+    d = X.shape[1]
+    padded = -(-d // _kernels.PAD) * _kernels.PAD
+    if padded == d:
+        return np.ascontiguousarray(X)
+    out = np.zeros((X.shape[0], padded), dtype=np.uint8)
+    out[:, :d] = X
+    return out
+
+
+def _l1_block_numpy(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """L1 distances (n, m) by broadcasting over tiles that keep the (rows, cols, D) temporary near 16 MiB."""
+    n, d = A.shape
+    m = B.shape[0]
+    out = np.empty((n, m), dtype=np.int32 if A.dtype == np.uint8 else np.float32)
+    cols = max(1, min(m, 2**22 // d))
+    rows = max(1, min(n, 2**22 // (cols * d)))
+    for i in range(0, n, rows):
+        a = A[i:i + rows, None, :]
+        for j in range(0, m, cols):
+            b = B[None, j:j + cols, :]
+            if A.dtype == np.uint8:  # |a - b| without leaving uint8: max - min never wraps
+                diff = np.maximum(a, b)
+                diff -= np.minimum(a, b)
+                out[i:i + rows, j:j + cols] = diff.sum(axis=2, dtype=np.int32)
+            else:
+                out[i:i + rows, j:j + cols] = np.abs(a - b).sum(axis=2)
+    return out
+
+
+# ---- the engine -------------------------------------------------------------------------------------------------
+
+
+class NeighborIndex:
+    """k-nearest-neighbour queries against a fixed training set (M, D), in bounded memory.
+
+    Parameters
+    ----------
+    X_train : (M, D) uint8 or float32 training rows (uint8 enables the exact integer paths).
+    metric : "l2" or "l1".
+    use_numba : use the compiled kernels (default: when numba is installed).
+
+    ``query(X, k, chunk_size)`` returns (dists (N, k) float64, idx (N, k) int64), nearest first.
+    """
+
+    def __init__(self, X_train: np.ndarray, metric: str = "l2", use_numba: bool | None = None):
+        self.metric = _check_metric(metric)
+        self.use_numba = _kernels.AVAILABLE if use_numba is None else bool(use_numba)
+        if self.use_numba and not _kernels.AVAILABLE:
+            raise RuntimeError("use_numba=True needs numba: pip install numba")
+        self.n_train, self.n_features = X_train.shape
+        self.is_u8 = X_train.dtype == np.uint8
+        self.source = X_train  # the original rows (a reference), for refining float distances
+        if metric == "l2":
+            mean = X_train.mean(axis=0, dtype=np.float64)
+            # Integer centre for integer data keeps the float32 arithmetic exact (see the module docstring).
+            self.center = (np.round(mean) if self.is_u8 else mean).astype(np.float32)
+            self.train = X_train.astype(np.float32)
+            self.train -= self.center
+            self.train_sq = np.einsum("ij,ij->i", self.train, self.train, dtype=np.float64).astype(np.float32)
+        elif self.is_u8:
+            self.train = _pad_u8(X_train) if self.use_numba else X_train
+        else:
+            self.train = np.ascontiguousarray(X_train, dtype=np.float32)
+
+    def chunk_rows(self, chunk_size: Any) -> int:
+        """Test rows per block: ``chunk_size`` rows, or ~AUTO_BLOCK_BYTES of float32 distances for "auto"."""
+        if chunk_size == "auto":
+            return max(1, AUTO_BLOCK_BYTES // (4 * self.n_train))
+        return int(chunk_size)
+
+    def _block(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(scores (n, M), per-row offset or None): the scores rank neighbours; dist = f(score + offset)."""
+        if self.metric == "l2":
+            A = X.astype(np.float32)
+            A -= self.center
+            offset = np.einsum("ij,ij->i", A, A, dtype=np.float64)
+            A *= -2.0
+            G = A @ self.train.T  # one GEMM: -2 a.b
+            G += self.train_sq
+            return G, offset
+        if self.is_u8 and X.dtype != np.uint8:
+            Xr = np.rint(X)
+            if np.array_equal(Xr, X) and Xr.min() >= 0 and Xr.max() <= 255:
+                X = Xr.astype(np.uint8)
+        if self.is_u8 and X.dtype == np.uint8:
+            if self.use_numba:
+                out = np.empty((X.shape[0], self.n_train), dtype=np.int32)
+                return _kernels.l1_u8(_pad_u8(X), self.train, out), None
+            return _l1_block_numpy(X, self.train), None
+        A = np.ascontiguousarray(X, dtype=np.float32)
+        B = self.train.astype(np.float32) if self.is_u8 else self.train
+        if self.use_numba:
+            return _kernels.l1_f32(A, B, np.empty((A.shape[0], self.n_train), dtype=np.float32)), None
+        return _l1_block_numpy(A, B), None
+
+    def query(self, X: np.ndarray, k: int, chunk_size: Any = "auto") -> tuple[np.ndarray, np.ndarray]:
+        """(dists (N, k) float64, idx (N, k) int64): the k nearest training rows of each row of X (N, D)."""
+        n = X.shape[0]
+        rows = self.chunk_rows(chunk_size)
+        dists = np.empty((n, k), dtype=np.float64)
+        idx = np.empty((n, k), dtype=np.int64)
+        for start in range(0, n, rows):
+            stop = min(start + rows, n)
+            scores, offset = self._block(X[start:stop])
+            vals, nn = smallest_k(scores, k, self.use_numba)
+            if not self.is_u8:  # float inputs: float64 distances for the k chosen, re-ordered by them
+                vals = self._refine(X[start:stop], nn)
+                order = np.lexsort((nn, vals), axis=-1)
+                vals, nn = np.take_along_axis(vals, order, axis=1), np.take_along_axis(nn, order, axis=1)
+            else:
+                vals = vals.astype(np.float64)
+                if offset is not None:  # L2: squared distance = score + ||a||^2, then the root
+                    vals += offset[:, None]
+                    np.sqrt(np.maximum(vals, 0.0, out=vals), out=vals)
+            dists[start:stop] = vals
+            idx[start:stop] = nn
+        return dists, idx
+
+    def _refine(self, X: np.ndarray, nn: np.ndarray) -> np.ndarray:
+        """float64 distances (n, k) from the rows X (n, D) to their chosen neighbours nn (n, k).
+
+        float32 scores rank neighbours well but lose the small distances to cancellation (a point's distance to
+        itself comes out ~1e-3, not 0); k * D operations per row put the float64 accuracy back.
+        """
+        n, k = nn.shape
+        out = np.empty((n, k), dtype=np.float64)
+        rows = max(1, 2**22 // (k * self.n_features))  # a (rows, k, D) float64 temporary of ~32 MiB
+        for s in range(0, n, rows):
+            diff = X[s:s + rows, None, :].astype(np.float64) - self.source[nn[s:s + rows]]
+            if self.metric == "l2":
+                out[s:s + rows] = np.sqrt(np.einsum("rkd,rkd->rk", diff, diff))
+            else:
+                out[s:s + rows] = np.abs(diff).sum(axis=2)
+        return out

@@ -1,0 +1,342 @@
+"""Linear classifiers (CS231n lecture 3): one template per class, scores S = X W + b, trained by minibatch SGD.
+
+    svm = LinearSVM(reg=0.1, lr=3e-4, epochs=8).fit(X_train, y_train)      # multiclass hinge loss
+    softmax = SoftmaxClassifier(lr=3e-3).fit(X_train, y_train)            # cross-entropy; has predict_proba
+    softmax.templates()                                                   # (C, 32, 32, 3): W as images
+
+Inputs are images (N, H, W, C) or features (N, D), flattened and preprocessed (``preprocessing="standardize"``:
+per-feature zero mean and unit variance, ``"center"``: the mean image subtracted, or None); the preprocessing is
+learned in ``fit`` and saved with the model. W (D, C) and b (C,) are float32 ``chainrule.Tensor`` parameters
+updated by a ``chainrule.optim`` optimizer under a ``chainrule.optim.schedules`` learning-rate schedule.
+
+The hot loop per step: gather a minibatch, one GEMM for the scores, the fused loss-and-gradient of
+``chainrule.classifiers.losses`` (``engine="numpy"``) and one GEMM for dW, then ``optimizer.step()``. With
+``engine="autograd"`` the same step goes through the autograd graph (``x @ W + b``, ``nn.functional``'s fused
+losses, ``backward()``) instead; both give the same weights (tests check it); numpy is faster: bench/bench_linear.py.
+Predictions are computed in float64 so that they do not depend on how the inputs are batched.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from chainrule.classifiers.base import (BaseClassifier, check_choice, check_int_param, check_random_state,
+                                        check_real_param, check_X, not_fitted_error)
+from chainrule.classifiers.losses import softmax_loss_vectorized, svm_loss_vectorized
+from chainrule.data.preprocessing import MeanImage, Standardize
+from chainrule.tensor import Tensor
+
+PREPROCESSING = (None, "standardize", "center")
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "cosine", "linear", "step")
+ENGINES = ("numpy", "autograd")
+
+
+class LinearClassifier(BaseClassifier):
+    """Shared training and prediction of ``LinearSVM`` and ``SoftmaxClassifier`` (which define the loss).
+
+    Attributes (after ``fit``)
+    --------------------------
+    W_ : (D, C) float32 weights, one column (template) per class; ``coef_`` is W_.T (scikit-learn's layout).
+    b_ : (C,) float32 biases (``intercept_``).
+    classes_, n_features_in_, sample_shape_ : see ``BaseClassifier``.
+    preprocessor_ : the fitted ``chainrule.data`` Standardize / MeanImage step, or None.
+    loss_history_ : (iterations,) float32, the minibatch loss of every step.
+    n_iter_ : the number of SGD steps taken.  fit_time_ : seconds spent in fit.
+    """
+
+    def _loss_grad(self, W: np.ndarray, b: np.ndarray, X: np.ndarray, y: np.ndarray,
+                   reg: float) -> tuple[float, np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def _autograd_loss(self, scores: Tensor, y: np.ndarray) -> Tensor:
+        raise NotImplementedError
+
+    # ---- hyperparameters -----------------------------------------------------------------------------------------
+
+    def _validated(self) -> dict[str, Any]:
+        hp = {
+            "reg": check_real_param(self, "reg", 0.0),
+            "lr": check_real_param(self, "lr", 0.0, strict=True),
+            "batch_size": check_int_param(self, "batch_size", 1),
+            "momentum": check_real_param(self, "momentum", 0.0),
+            "init_scale": check_real_param(self, "init_scale", 0.0),
+            "preprocessing": check_choice(self, "preprocessing", PREPROCESSING),
+            "optimizer": check_choice(self, "optimizer", OPTIMIZERS),
+            "schedule": check_choice(self, "schedule", SCHEDULES),
+            "engine": check_choice(self, "engine", ENGINES),
+            "iterations": check_int_param(self, "iterations", 1),
+        }
+        if hp["momentum"] >= 1:
+            raise ValueError(f"{type(self).__name__}: momentum must be in [0, 1), got {self.momentum!r}")
+        if self.epochs is not None:
+            hp["epochs"] = check_real_param(self, "epochs", 0.0, strict=True)
+        return hp
+
+    # ---- preprocessing -------------------------------------------------------------------------------------------
+
+    def _fit_preprocessing(self, X: np.ndarray, kind: str | None) -> np.ndarray:
+        """Fit the preprocessing on X (N, D) and return the float32 training matrix."""
+        if kind is None:
+            self.preprocessor_ = None
+            return np.ascontiguousarray(X, dtype=np.float32)  # read-only from here on: no copy needed
+        step = Standardize() if kind == "standardize" else MeanImage()
+        step.fit(X)
+        if kind == "standardize":  # constant features: centre them, do not blow them up by 1 / eps
+            step.std_ = np.where(step.std_ > 1e-6, step.std_, np.float32(1.0)).astype(np.float32)
+        self.preprocessor_ = step
+        return np.ascontiguousarray(step.transform(X), dtype=np.float32)
+
+    def _transform(self, X: Any) -> np.ndarray:
+        """Validated, preprocessed float64 (N, D) inputs for prediction."""
+        self._check_is_fitted()
+        X = check_X(X, self, reset=False, keep_uint8=True)
+        if self.preprocessor_ is not None:
+            X = self.preprocessor_.transform(X)
+        return np.asarray(X, dtype=np.float64)
+
+    # ---- training ------------------------------------------------------------------------------------------------
+
+    def fit(self, X: Any, y: Any) -> "LinearClassifier":
+        """Train W and b on X (N, D) or images (N, H, W, C) with labels y (N,) by minibatch SGD. Returns self."""
+        start = time.perf_counter()
+        hp = self._validated()
+        X = check_X(X, self, reset=True, keep_uint8=True)
+        y_index = self._fit_labels(y, len(X))
+        Xp = self._fit_preprocessing(X, hp["preprocessing"])
+        N, D = Xp.shape
+        C = len(self.classes_)
+        batch = min(hp["batch_size"], N)
+        per_epoch = N // batch
+        iterations = max(1, round(hp["epochs"] * per_epoch)) if "epochs" in hp else hp["iterations"]
+        rng = check_random_state(self.random_state)
+        W = Tensor((hp["init_scale"] * rng.standard_normal((D, C))).astype(np.float32), requires_grad=True)
+        b = Tensor(np.zeros(C, dtype=np.float32), requires_grad=True)
+        optimizer, schedule = _make_optimizer([W, b], hp, iterations)
+        step = self._step_numpy if hp["engine"] == "numpy" else self._step_autograd
+        losses = np.empty(iterations, dtype=np.float32)
+        buf = np.empty((batch, D), dtype=np.float32)
+        perm, pos = rng.permutation(N), 0
+        # A diverging run overflows; instead of a warning per step it stops with one error (checked every step).
+        with np.errstate(over="ignore", invalid="ignore"):
+            for it in range(iterations):
+                if pos + batch > N:  # a new epoch: reshuffle (the last partial batch of an epoch is dropped)
+                    perm, pos = rng.permutation(N), 0
+                idx = perm[pos:pos + batch]
+                pos += batch
+                np.take(Xp, idx, axis=0, out=buf)
+                losses[it] = step(W, b, buf, y_index[idx], hp["reg"])
+                if not math.isfinite(losses[it]):
+                    self._diverged(f"the loss became {losses[it]} at step {it}", hp)
+                optimizer.step()
+                schedule.step()
+        if not (np.isfinite(W.data).all() and np.isfinite(b.data).all()):
+            self._diverged("the weights overflowed in the last step", hp)
+        self.W_ = W.data
+        self.b_ = b.data
+        self.loss_history_ = losses
+        self.n_iter_ = iterations
+        self.fit_time_ = time.perf_counter() - start
+        return self
+
+    def _diverged(self, what: str, hp: dict[str, Any]) -> None:
+        raise FloatingPointError(
+            f"{type(self).__name__}: training diverged: {what}; lower lr (now {hp['lr']:g}) or use "
+            "preprocessing='standardize'"
+        )
+
+    def _step_numpy(self, W: Tensor, b: Tensor, X: np.ndarray, y: np.ndarray, reg: float) -> float:
+        loss, W.grad, b.grad = self._loss_grad(W.data, b.data, X, y, reg)
+        return loss
+
+    def _step_autograd(self, W: Tensor, b: Tensor, X: np.ndarray, y: np.ndarray, reg: float) -> float:
+        W.grad = b.grad = None
+        loss = self._autograd_loss(Tensor(X) @ W + b, y)
+        if reg:
+            loss = loss + (W * W).sum() * reg
+        loss.backward()
+        return float(loss.item())
+
+    # ---- prediction ----------------------------------------------------------------------------------------------
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Class scores X W + b (N, C), in float64; for two classes scikit-learn's (N,) margin s_1 - s_0."""
+        scores = self._scores(X)
+        return scores[:, 1] - scores[:, 0] if scores.shape[1] == 2 else scores
+
+    def _scores(self, X: Any) -> np.ndarray:
+        return self._transform(X) @ self.W_.astype(np.float64) + self.b_.astype(np.float64)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Labels (N,): the class whose template scores highest (ties: the smallest label)."""
+        scores = self._scores(X)
+        return self.classes_[np.argmax(scores, axis=1)]
+
+    @property
+    def coef_(self) -> np.ndarray:
+        """(C, D) weights in scikit-learn's layout (W_.T)."""
+        if not hasattr(self, "W_"):
+            raise not_fitted_error(f"This {type(self).__name__} instance is not fitted yet; coef_ exists after fit")
+        return self.W_.T
+
+    @property
+    def intercept_(self) -> np.ndarray:
+        """(C,) biases (b_)."""
+        if not hasattr(self, "b_"):
+            raise not_fitted_error(f"This {type(self).__name__} instance is not fitted yet; intercept_ exists after fit")
+        return self.b_
+
+    def templates(self) -> np.ndarray:
+        """(C, *sample_shape_) float32 in [0, 255]: each class's weights as an image, min-max scaled (lecture 3's
+        picture of what a linear classifier learns). Show one with ``plt.imshow(t[c].astype('uint8'))``."""
+        self._check_is_fitted()
+        W = self.W_.T.reshape(len(self.classes_), *self.sample_shape_)
+        low = W.reshape(len(W), -1).min(axis=1).reshape(-1, *([1] * (W.ndim - 1)))
+        high = W.reshape(len(W), -1).max(axis=1).reshape(-1, *([1] * (W.ndim - 1)))
+        return (255.0 * (W - low) / np.maximum(high - low, 1e-12)).astype(np.float32)
+
+    # ---- persistence ---------------------------------------------------------------------------------------------
+
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        arrays = {"W_": self.W_, "b_": self.b_, "loss_history_": self.loss_history_}
+        prep = None
+        if self.preprocessor_ is not None:
+            prep = type(self.preprocessor_).__name__
+            arrays.update({f"preprocessor.{k}": v for k, v in self.preprocessor_.state_dict().items()})
+        return {"preprocessor": prep, "n_iter": int(self.n_iter_), "fit_time": float(self.fit_time_)}, arrays
+
+    def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        W, b = arrays["W_"], arrays["b_"]
+        C = len(self.classes_)
+        if W.shape != (self.n_features_in_, C) or b.shape != (C,):
+            raise ValueError(f"saved W_ {W.shape} / b_ {b.shape} do not match {self.n_features_in_} features and "
+                             f"{C} classes")
+        self.W_, self.b_ = W.astype(np.float32), b.astype(np.float32)
+        self.loss_history_ = arrays.get("loss_history_", np.empty(0, dtype=np.float32))
+        self.n_iter_ = int(meta.get("n_iter", len(self.loss_history_)))
+        self.fit_time_ = float(meta.get("fit_time", 0.0))
+        kind = meta.get("preprocessor")
+        if kind is None:
+            self.preprocessor_ = None
+        else:
+            steps = {"Standardize": Standardize, "MeanImage": MeanImage}
+            if kind not in steps:
+                raise ValueError(f"unknown preprocessor {kind!r} in the saved model; expected one of {sorted(steps)}")
+            state = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("preprocessor.")}
+            self.preprocessor_ = steps[kind]().load_state_dict(state)
+
+
+def _make_optimizer(params: list[Tensor], hp: dict[str, Any], iterations: int) -> tuple[Any, Any]:
+    from chainrule.optim import SGD, Adam
+    from chainrule.optim.schedules import make_schedule
+
+    if hp["optimizer"] == "sgd":
+        optimizer = SGD(params, lr=hp["lr"], momentum=hp["momentum"])
+    else:
+        optimizer = Adam(params, lr=hp["lr"])
+    name = hp["schedule"]
+    if name == "constant":
+        schedule = make_schedule("constant", optimizer)
+    elif name == "step":  # x0.1 at half and three quarters of the run
+        milestones = sorted({max(1, iterations // 2), max(1, 3 * iterations // 4)})
+        schedule = make_schedule("step", optimizer, milestones=milestones, gamma=0.1)
+    else:
+        schedule = make_schedule(name, optimizer, total_steps=iterations)
+    return optimizer, schedule
+
+
+class LinearSVM(LinearClassifier):
+    """Multiclass linear SVM (Weston-Watkins hinge, CS231n's): L_i = sum_{j != y_i} max(0, s_j - s_{y_i} + margin).
+
+    Parameters
+    ----------
+    reg : L2 regularisation strength (loss term reg * sum(W^2)).
+    lr : learning rate of the optimizer (the schedule's base rate).
+    iterations : SGD steps; ignored when ``epochs`` is given.
+    epochs : passes over the training set (may be fractional); overrides ``iterations``.
+    batch_size : samples per step (capped at N).
+    momentum : SGD momentum (0 for plain SGD); unused by Adam.
+    optimizer : "sgd" or "adam".
+    schedule : learning-rate schedule over the run: "cosine", "linear" (to 0), "step" (x0.1 at 1/2 and 3/4),
+        "constant".
+    preprocessing : "standardize", "center" or None (see the module docstring).
+    margin : the hinge's margin (delta).
+    init_scale : standard deviation of the random initial W.
+    engine : "numpy" (fused vectorised loss and gradient) or "autograd" (through the Tensor graph).
+    random_state : seed (int), Generator or None: initial W and minibatch order.
+    """
+
+    def __init__(self, reg: float = 0.1, lr: float = 3e-4, iterations: int = 1500, epochs: float | None = None,
+                 batch_size: int = 256, momentum: float = 0.9, optimizer: str = "sgd", schedule: str = "cosine",
+                 preprocessing: str | None = "standardize", margin: float = 1.0, init_scale: float = 1e-3,
+                 engine: str = "numpy", random_state: Any = None):
+        self.reg = reg
+        self.lr = lr
+        self.iterations = iterations
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.momentum = momentum
+        self.optimizer = optimizer
+        self.schedule = schedule
+        self.preprocessing = preprocessing
+        self.margin = margin
+        self.init_scale = init_scale
+        self.engine = engine
+        self.random_state = random_state
+
+    def _validated(self) -> dict[str, Any]:
+        hp = super()._validated()
+        hp["margin"] = check_real_param(self, "margin", 0.0)
+        return hp
+
+    def _loss_grad(self, W, b, X, y, reg):
+        return svm_loss_vectorized(W, b, X, y, reg, self.margin)
+
+    def _autograd_loss(self, scores: Tensor, y: np.ndarray) -> Tensor:
+        from chainrule.nn import functional as F
+
+        return F.multiclass_hinge(scores, y, margin=float(self.margin))
+
+
+class SoftmaxClassifier(LinearClassifier):
+    """Softmax (multinomial logistic regression) classifier: cross-entropy loss, calibrated-ish probabilities.
+
+    Parameters are LinearSVM's without ``margin``; see ``LinearSVM``.
+    """
+
+    def __init__(self, reg: float = 1e-3, lr: float = 3e-3, iterations: int = 1500, epochs: float | None = None,
+                 batch_size: int = 256, momentum: float = 0.9, optimizer: str = "sgd", schedule: str = "cosine",
+                 preprocessing: str | None = "standardize", init_scale: float = 1e-3, engine: str = "numpy",
+                 random_state: Any = None):
+        self.reg = reg
+        self.lr = lr
+        self.iterations = iterations
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.momentum = momentum
+        self.optimizer = optimizer
+        self.schedule = schedule
+        self.preprocessing = preprocessing
+        self.init_scale = init_scale
+        self.engine = engine
+        self.random_state = random_state
+
+    def _loss_grad(self, W, b, X, y, reg):
+        return softmax_loss_vectorized(W, b, X, y, reg)
+
+    def _autograd_loss(self, scores: Tensor, y: np.ndarray) -> Tensor:
+        from chainrule.nn import functional as F
+
+        return F.cross_entropy(scores, y)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """(N, C) class probabilities softmax(X W + b), columns in ``classes_`` order."""
+        S = self._scores(X)
+        S -= S.max(axis=1, keepdims=True)
+        np.exp(S, out=S)
+        S /= S.sum(axis=1, keepdims=True)
+        return S

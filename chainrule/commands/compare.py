@@ -1,0 +1,213 @@
+"""``chainrule compare``: the lectures' classifiers side by side on one dataset, in one report.
+
+    chainrule compare                      # the offline default (digits), about a minute on 2 cores
+    chainrule compare --data cifar10:../shared/data/cifar10-train-jpeg.tar.gz --epochs 10
+
+Rows: the "random search over W" baseline of lecture 3 (the best of N random linear classifiers by training
+loss), kNN (k chosen on validation), a linear SVM, a softmax classifier and an MLP, each trained with the
+defaults of ``chainrule train`` on the same train / validation split. Each model gets a full run folder under the
+comparison folder; the top-level report.html compares accuracy, training time and prediction time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chainrule.commands import config as cfgmod
+from chainrule.commands.common import UsageError, data_spec, say, split_data, usage_errors
+from chainrule.commands.pipeline import Pipeline, input_spec
+
+logger = logging.getLogger("chainrule")
+
+MODELS = ("knn", "svm", "softmax", "mlp")
+LABELS = {"random": "random search over W", "knn": "k-nearest neighbour", "svm": "linear SVM",
+          "softmax": "softmax classifier", "mlp": "MLP (two-layer net)"}
+
+
+def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("compare", parents=[common], help="train kNN, SVM, softmax and MLP; one comparison report",
+                       description="Train and compare the random-search baseline, kNN, a linear SVM, a softmax "
+                                   "classifier and an MLP on one dataset with sensible defaults; write one run "
+                                   "folder per model and a report comparing them.")
+    p.add_argument("--data", help="dataset spec (default: digits, offline)")
+    p.add_argument("--models", default=",".join(MODELS),
+                   help=f"which models, comma-separated (default: {','.join(MODELS)})")
+    p.add_argument("--epochs", type=int, default=None, help="epochs of the SVM, softmax and MLP (default: 20)")
+    p.add_argument("--hidden", default=None, help="hidden sizes of the MLP (default: 100)")
+    p.add_argument("--features", choices=("raw", "hog+color"), default="raw", help="default: raw")
+    p.add_argument("--val-size", type=float, default=0.1, help="validation fraction or count (default: 0.1)")
+    p.add_argument("--seed", type=int, default=0, help="default: 0")
+    p.add_argument("--random-tries", type=int, default=1000,
+                   help="random weight matrices tried by the random-search baseline (default: 1000; 0: skip it)")
+    p.add_argument("--out", metavar="DIR", help="folder (default: runs/compare-<data>-<timestamp>)")
+    p.set_defaults(func=run)
+
+
+def random_search(X_train: np.ndarray, y_train: np.ndarray, num_classes: int, tries: int, seed: int,
+                  max_samples: int = 2000, chunk: int = 50) -> tuple[np.ndarray, float]:
+    """Lecture 3's strategy #1: draw ``tries`` random W (D+1, C) (bias row last), keep the one with the lowest
+    multiclass SVM loss on (a subsample of) the training set. Returns (W, its loss)."""
+    rng = np.random.default_rng(seed)
+    if len(X_train) > max_samples:
+        pick = np.sort(rng.choice(len(X_train), size=max_samples, replace=False))
+        X_train, y_train = X_train[pick], y_train[pick]
+    n, d = X_train.shape
+    Xb = np.hstack([X_train, np.ones((n, 1), dtype=X_train.dtype)])
+    rows = np.arange(n)
+    best_w, best_loss = None, np.inf
+    scale = 1.0 / np.sqrt(d + 1)
+    for start in range(0, tries, chunk):
+        m = min(chunk, tries - start)
+        W = (rng.standard_normal((d + 1, m * num_classes)) * scale).astype(np.float32)
+        S = (Xb @ W).reshape(n, m, num_classes)                      # scores of every candidate
+        correct = S[rows, :, y_train][:, :, None]                     # (n, m, 1)
+        losses = np.maximum(0.0, S - correct + 1.0).sum(axis=2).mean(axis=0) - 1.0  # minus the j = y term
+        j = int(np.argmin(losses))
+        if losses[j] < best_loss:
+            best_loss = float(losses[j])
+            best_w = W.reshape(d + 1, m, num_classes)[:, j, :].copy()
+    return best_w, best_loss
+
+
+def run(args: argparse.Namespace) -> int:
+    import chainrule
+    from chainrule.train import RunFolder
+    from chainrule.train.history import write_json
+    from chainrule.train.plots import plot_comparison
+    from chainrule.train.runfolder import default_run_name
+
+    from chainrule.commands.train import train_run
+
+    models = [m.strip().lower() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in models if m not in MODELS]
+    if unknown or not models:
+        raise UsageError(f"--models must list some of {', '.join(MODELS)}; got {args.models!r}")
+    if args.random_tries < 0:
+        raise UsageError(f"--random-tries must be >= 0, got {args.random_tries}")
+    if args.epochs is not None and args.epochs < 1:
+        raise UsageError(f"--epochs must be >= 1, got {args.epochs}")
+    spec = data_spec(args.data)
+    base = {"data": spec, "seed": cfgmod.coerce("seed", args.seed, "flag"),
+            "val_size": cfgmod.coerce("val_size", args.val_size, "flag"), "features": args.features}
+    if args.epochs is not None:
+        base["epochs"] = args.epochs
+    configs = {}
+    for m in models:
+        layer = dict(base, model=m)
+        if m == "mlp" and args.hidden is not None:
+            layer["hidden"] = cfgmod.coerce("hidden", args.hidden, "flag")
+        configs[m] = cfgmod.resolve(layer)
+    out = Path(args.out) if args.out else Path("runs") / default_run_name("compare", spec)
+    if out.exists() and any(out.iterdir()):
+        raise UsageError(f"{out} exists and is not empty; choose another --out")
+    t_start = time.perf_counter()
+    data = split_data(spec, base["val_size"], base["seed"])
+    logger.info("comparing %s on %s (%d training / %d validation samples)", ", ".join(models), data.name,
+                len(data.X_train), len(data.X_val))
+    out.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any]] = []
+    results: dict[str, Any] = {}
+    if args.random_tries:
+        rows.append(_random_row(configs[models[0]] | {"model": "softmax"}, data, args.random_tries, args.seed))
+    for m in models:
+        logger.info("--- %s ---", LABELS[m])
+        try:
+            result = train_run(configs[m], RunFolder(out / m), progress=not args.quiet, data=data)
+        except RuntimeError as e:
+            if m == "knn" and "chainrule.classifiers" in str(e):
+                logger.warning("skipping kNN: %s", e)
+                continue
+            raise
+        results[m] = result
+        s = result.summary
+        rows.append({"model": LABELS[m], "key": m, "val_acc": s["val_acc"], "train_time_s": s["train_time_s"],
+                     "predict_time_s": s["predict_time_s"], "predict_samples_per_s": s.get("predict_samples_per_s"),
+                     "parameters": s.get("num_parameters"),
+                     "notes": (f"k={s['knn_k']} ({s['metric']})" if m == "knn" else
+                               f"{s['epochs_completed']} epochs, best epoch {s['best_epoch']}"),
+                     "report": f"{m}/report.html"})
+    wall = time.perf_counter() - t_start
+    plots_dir = out / "plots"
+    plots_dir.mkdir(exist_ok=True)
+    bars = plots_dir / "comparison.png"
+    plot_comparison([r["model"] for r in rows], [r["val_acc"] for r in rows], bars,
+                    train_times=[r["train_time_s"] for r in rows],
+                    title=f"Validation accuracy on {spec} ({len(data.X_val)} samples)")
+    columns = ["model", "val_acc", "train_time_s", "predict_time_s", "predict_samples_per_s", "parameters", "notes"]
+    with open(out / "comparison.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    write_json(out / "summary.json", {"data": spec, "dataset": data.name, "num_train": len(data.X_train),
+                                      "num_val": len(data.X_val), "rows": rows, "wall_time_s": wall,
+                                      "chainrule_version": chainrule.__version__})
+    _write_report(out, spec, data, rows, results, bars, wall)
+    say(f"{'model':<24} {'val acc':>8} {'train s':>8} {'predict s':>9}")
+    for r in rows:
+        say(f"{r['model']:<24} {100 * r['val_acc']:7.2f}% {r['train_time_s']:8.2f} {r['predict_time_s']:9.3f}")
+    say(f"{len(rows)} models on {spec} in {wall:.1f} s; report: {out / 'report.html'}")
+    return 0
+
+
+def _random_row(config: dict[str, Any], data: Any, tries: int, seed: int) -> dict[str, Any]:
+    pipe = Pipeline(config, input_spec(data.X_train), data.classes)
+    with usage_errors():
+        X_train = pipe.fit_transform(data.X_train)
+        X_val = pipe.transform(data.X_val)
+    t0 = time.perf_counter()
+    W, loss = random_search(X_train, data.y_train, len(data.classes), tries, seed)
+    train_time = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    y_pred = (X_val @ W[:-1] + W[-1]).argmax(axis=1)
+    predict_time = time.perf_counter() - t0
+    acc = float(np.mean(y_pred == data.y_val))
+    logger.info("random search: best of %d random W has training SVM loss %.3f, validation accuracy %.4f",
+                tries, loss, acc)
+    return {"model": LABELS["random"], "key": "random", "val_acc": acc, "train_time_s": train_time,
+            "predict_time_s": predict_time,
+            "predict_samples_per_s": len(X_val) / predict_time if predict_time > 0 else None,
+            "parameters": int(W.size), "notes": f"best of {tries} by training SVM loss ({loss:.3f})", "report": None}
+
+
+def _write_report(out: Path, spec: str, data: Any, rows: list[dict[str, Any]], results: dict[str, Any], bars: Path,
+                  wall: float) -> None:
+    import html
+
+    from chainrule.train.report import html_table, write_report
+
+    table_rows = [{"model": r["model"], "validation accuracy (%)": round(100 * r["val_acc"], 2),
+                   "train time (s)": r["train_time_s"], "predict time (s)": r["predict_time_s"],
+                   "predict samples/s": r["predict_samples_per_s"], "parameters": r["parameters"],
+                   "notes": r["notes"]} for r in rows]
+    links = "".join(f'<li><a href="{html.escape(r["report"])}">{html.escape(r["model"])}: run report</a></li>'
+                    for r in rows if r.get("report"))
+    sections = [("Results", html_table(table_rows)
+                 + f"<p>{len(data.X_train)} training and {len(data.X_val)} validation samples of "
+                   f"{html.escape(data.name)}; total time {wall:.1f} s. Random search draws W ~ N(0, 1/D) and "
+                   "keeps the lowest training SVM loss (lecture 3's strategy #1).</p>"),
+                ("Runs", f"<ul>{links}</ul>")]
+    plots = [("Validation accuracy by model (training time in brackets)", bars)]
+    for key, caption, png in (("softmax", "Softmax classifier: learned templates", "weights.png"),
+                              ("svm", "Linear SVM: learned templates", "weights.png"),
+                              ("mlp", "MLP: accuracy per epoch", "accuracy.png"),
+                              ("mlp", "MLP: training loss", "loss.png")):
+        if key in results:
+            plots.append((caption, out / key / "plots" / png))
+    fitted = [r for r in rows if r.get("key") in results]
+    if fitted:
+        best = max(fitted, key=lambda r: r["val_acc"])
+        plots.append((f"Confusion matrix of the best model ({best['model']})", out / best["key"] / "plots" /
+                      "confusion.png"))
+    for key in results:
+        p = out / key / "plots" / "decision_boundary.png"
+        if p.is_file():
+            plots.append((f"{LABELS[key]}: decision boundary", p))
+    write_report(out / "report.html", f"chainrule compare: {spec}", subtitle="random search, kNN, linear SVM, "
+                 "softmax and MLP on the same split", sections=sections, plots=plots)

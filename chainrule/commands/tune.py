@@ -1,0 +1,231 @@
+"""``chainrule tune``: hyperparameter search (grid, random, successive halving), local or on a Dask cluster.
+
+    chainrule tune --data digits --model softmax --space space.toml --strategy random --trials 40 --out runs/s1
+    chainrule tune --resume runs/s1                       # finish an interrupted search (skips finished trials)
+    chainrule tune --data digits --model knn --space knn.toml --strategy grid --cv 5 --jobs 2
+    chainrule tune ... --backend dask --scheduler tcp://HOST:8786   # trials on a cluster (see docs/tune.md)
+
+The search runs on the training split only (a validation split or k folds carved from it); the test split is
+never touched. The run folder gets search.json, trials.jsonl (one line per finished trial), results.csv,
+best.json and plots/. ``chainrule train --from-search runs/NAME`` retrains the best configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chainrule.commands.common import UsageError, data_spec, load_dataset, say, usage_errors
+
+logger = logging.getLogger("chainrule")
+
+MODEL_CLASSES = {"knn": "KNearestNeighbor", "svm": "LinearSVM", "softmax": "SoftmaxClassifier",
+                 "mlp": "MLPClassifier"}
+# Settings stored in search.json's metadata and reused by --resume.
+_RESUMABLE = ("data", "model", "subset", "strategy", "trials", "cv", "val_size", "budget", "eta", "seed")
+
+
+def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "tune", parents=[common], help="search hyperparameters (grid / random / halving), locally or on Dask",
+        description="Search the hyperparameters of a classifier on a validation split (or k folds) of the training "
+                    "data. Trials run in parallel (--jobs) or on a Dask cluster (--backend dask); each finished "
+                    "trial is saved at once, so --resume continues an interrupted search.")
+    p.add_argument("--data", help="dataset spec: cifar10 | cifar10:PATH | folder:PATH | digits | spiral "
+                                  "(default: digits, offline)")
+    p.add_argument("--model", choices=tuple(MODEL_CLASSES), help="classifier to tune")
+    p.add_argument("--space", metavar="FILE.toml", help="search space: a [space] table of hyperparameters "
+                   "(lists or distributions like {loguniform = [1e-4, 1e-1]}) and an optional [fixed] table")
+    p.add_argument("--strategy", choices=("grid", "random", "halving"), help="search strategy (default: random, "
+                   "or grid when every hyperparameter is a list)")
+    p.add_argument("--trials", type=int, metavar="N", help="random / halving candidates (default 20)")
+    p.add_argument("--cv", type=int, metavar="K", help="k-fold cross-validation instead of one validation split")
+    p.add_argument("--val-size", type=float, metavar="F", help="validation split: a fraction (default 0.2) or a count")
+    p.add_argument("--budget", metavar="PARAM:MIN:MAX", help="halving resource, e.g. epochs:1:27 or "
+                   "n_samples:500:4000")
+    p.add_argument("--eta", type=float, help="halving keeps the best 1/eta each rung (default 3)")
+    p.add_argument("--subset", type=int, metavar="N", help="use a stratified sample of N training samples")
+    p.add_argument("--seed", type=int, help="seed of folds, draws and estimators (default 0)")
+    p.add_argument("--jobs", type=int, default=-1, metavar="N", help="parallel worker processes (default -1: one per "
+                   "core; BLAS threads are split between them)")
+    p.add_argument("--backend", choices=("local", "dask"), default="local", help="where trials run")
+    p.add_argument("--scheduler", metavar="ADDR", help="Dask scheduler address, e.g. tcp://HOST:8786")
+    p.add_argument("--connect-timeout", type=float, default=5.0, metavar="S",
+                   help="give up on an unreachable scheduler after S seconds (default 5)")
+    p.add_argument("--top", type=int, default=10, metavar="N", help="rows of the final table (default 10)")
+    p.add_argument("--out", metavar="DIR", help="run folder (default: runs/tune-<model>-<data>-<timestamp>)")
+    p.add_argument("--resume", metavar="RUN", help="continue the search in this folder")
+    p.set_defaults(func=run)
+
+
+def estimator_class(model: str) -> Any:
+    name = MODEL_CLASSES[model]
+    try:
+        import chainrule.classifiers as classifiers
+        return getattr(classifiers, name)
+    except (ImportError, AttributeError) as e:
+        raise RuntimeError(f"--model {model} needs chainrule.classifiers.{name}, which is not available in this "
+                           f"installation ({e})") from e
+
+
+def parse_budget(text: str) -> tuple[str, float, float]:
+    parts = text.split(":")
+    try:
+        if len(parts) != 3:
+            raise ValueError
+        lo, hi = (int(v) if v.strip().lstrip("-").isdigit() else float(v) for v in parts[1:])
+        return parts[0].strip(), lo, hi
+    except ValueError:
+        raise UsageError(f"--budget must look like PARAM:MIN:MAX (e.g. epochs:1:27), got {text!r}") from None
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The search settings given on the command line (None where not given)."""
+    return {"data": args.data, "model": args.model, "subset": args.subset, "strategy": args.strategy,
+            "trials": args.trials, "cv": args.cv, "val_size": args.val_size,
+            "budget": args.budget, "eta": args.eta, "seed": args.seed}
+
+
+def _resumed_settings(args: argparse.Namespace) -> tuple[dict[str, Any], Any, dict[str, Any]]:
+    from chainrule.tune import SearchFolder, SearchFolderError, Space
+
+    folder = SearchFolder(args.resume)
+    with usage_errors(f"cannot resume {args.resume}: "):
+        try:
+            saved = folder.read_config()
+        except SearchFolderError as e:
+            raise ValueError(str(e)) from None
+    if args.out and Path(args.out).resolve() != Path(args.resume).resolve():
+        raise UsageError("--out and --resume name different folders; a resumed search stays in its folder")
+    if args.space:
+        raise UsageError("--space cannot change on --resume: the search's space is stored in its search.json")
+    settings = dict(saved.get("metadata", {}).get("cli", {}))
+    given = {k: v for k, v in _settings(args).items() if v is not None}
+    settings.update(given)
+    return settings, Space(saved["space"]), dict(saved.get("fixed") or {})
+
+
+def run(args: argparse.Namespace) -> int:
+    from chainrule.tune import SearchFolderError, Space, SpaceError, load_space, search
+
+    if args.resume:
+        settings, space, fixed = _resumed_settings(args)
+        out = Path(args.resume)
+    else:
+        if not args.space:
+            raise UsageError("--space FILE.toml is required: it lists the hyperparameters to search "
+                             "(see docs/tune.md)")
+        with usage_errors("--space: "):
+            space, fixed = load_space(args.space)
+        settings = _settings(args)
+        settings["data"] = data_spec(settings["data"])
+        settings["model"] = settings["model"] or "softmax"
+        out = None
+    s = settings
+    strategy = s["strategy"] or ("grid" if space.grid_size is not None and not s["trials"] else "random")
+    s["strategy"] = strategy
+    if s["trials"] is not None and s["trials"] < 1:
+        raise UsageError(f"--trials must be >= 1, got {s['trials']}")
+    validation: Any = s["cv"] if s["cv"] else "holdout"
+    val_size: Any = 0.2 if s["val_size"] is None else s["val_size"]
+    if val_size >= 1:
+        if not float(val_size).is_integer():
+            raise UsageError(f"--val-size must be a fraction in (0, 1) or a whole count, got {val_size}")
+        val_size = int(val_size)
+    budget = parse_budget(s["budget"]) if s["budget"] else None
+    seed = 0 if s["seed"] is None else s["seed"]
+    if args.backend == "dask" and not args.scheduler:
+        raise UsageError("--backend dask needs --scheduler tcp://HOST:8786 (the address `dask scheduler` prints)")
+    if args.scheduler and args.backend != "dask":
+        raise UsageError("--scheduler is used with --backend dask")
+
+    factory = estimator_class(s["model"])
+    ds = load_dataset(s["data"], seed=seed)
+    X, y = ds.X_train, ds.y_train
+    if s["subset"]:
+        from chainrule.data import train_val_indices
+
+        with usage_errors("--subset: "):
+            if not 0 < s["subset"] <= len(y):
+                raise ValueError(f"expected a count in [1, {len(y)}], got {s['subset']}")
+            if s["subset"] < len(y):
+                keep = train_val_indices(y, s["subset"], seed=seed)[1]  # stratified
+                X, y = X[keep], y[keep]
+    if out is None:
+        from chainrule.train.runfolder import default_run_name
+
+        out = Path(args.out) if args.out else Path("runs") / default_run_name("tune", s["model"], s["data"])
+    logger.info("%s: searching %s over %d training samples (%s), %s strategy, run folder %s", ds.name,
+                MODEL_CLASSES[s["model"]], len(y), f"{validation}-fold CV" if validation != "holdout" else
+                f"holdout {val_size}", strategy, out)
+    progress = _Progress(enabled=not getattr(args, "quiet", False))
+    try:
+        with usage_errors():
+            try:
+                result = search(
+                    factory, space, X, y, strategy=strategy, n_trials=s["trials"], validation=validation,
+                    val_size=val_size, seed=seed, fixed=fixed, budget=budget, eta=s["eta"] or 3, n_jobs=args.jobs,
+                    backend=args.backend, scheduler=args.scheduler, connect_timeout=args.connect_timeout,
+                    run_dir=out, resume=bool(args.resume), on_trial=progress,
+                    metadata={"data": s["data"], "model": s["model"], "dataset": ds.name, "classes": list(ds.classes),
+                              "cli": {k: s.get(k) for k in _RESUMABLE}})
+            except (SpaceError, SearchFolderError) as e:
+                raise ValueError(str(e)) from None
+    finally:
+        progress.close()
+    say(result.table(top=args.top))
+    say(f"run folder: {out}")
+    if not any(t.ok for t in result.trials):
+        raise RuntimeError(f"no trial finished ok: {_first_problem(result)}")
+    best = result.best
+    say(f"best: {', '.join(f'{k}={v}' for k, v in result.best_fit_params.items())} -> validation score "
+        f"{best.score:.4f}" + (f" ± {best.std:.4f}" if len(best.scores) > 1 else ""))
+    say(f"retrain it on train+val: chainrule train --from-search {out}")
+    return 0
+
+
+def _first_problem(result: Any) -> str:
+    t = next(t for t in result.trials if not t.ok)
+    return f"trial {t.trial} ({t.status}): {t.message}"
+
+
+class _Progress:
+    """A tqdm bar over trials on a terminal; one log line per trial otherwise."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self.bar: Any = None
+        self.best = -np.inf
+        self.tty = enabled and sys.stderr.isatty()
+
+    def __call__(self, trial: Any, done: int, total: int) -> None:
+        if trial.ok and trial.score > self.best:
+            self.best = trial.score
+        if self.tty:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:  # pragma: no cover
+                self.tty = False
+            else:
+                if self.bar is None:
+                    self.bar = tqdm(total=total, desc="trials", unit="trial", file=sys.stderr, dynamic_ncols=True)
+                self.bar.total = max(total, done)
+                self.bar.update(done - self.bar.n)
+                self.bar.set_postfix_str(f"best {self.best:.4f}" if np.isfinite(self.best) else "", refresh=True)
+                return
+        if self.enabled:
+            what = f"{trial.score:.4f}" if trial.ok else f"{trial.status}: {trial.message}"
+            logger.info("trial %d/%d (#%d%s): %s  %s", done, total, trial.trial,
+                        f", budget {trial.budget}" if trial.budget is not None else "", what,
+                        ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                  for k, v in trial.params.items()))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

@@ -1,0 +1,161 @@
+"""Learner diagnostics: the lecture's sanity numbers for a network that is (or is not) learning.
+
+Per parameter (from one optimizer step):
+    weight_norm     ||W||
+    grad_norm       ||dL/dW||
+    update_ratio    ||W_after - W_before|| / ||W_before||: about 1e-3 is healthy; much larger means the learning
+                    rate is too high, much smaller that it is too low (CS231n lecture 3/"babysitting").
+
+Per activation layer (on a probe batch, evaluation mode):
+    ReLU            dead_fraction: units that output 0 for every sample of the batch (they get no gradient)
+    sigmoid / tanh  saturated_fraction: outputs within 0.01 of the asymptotes (sigmoid < 0.01 or > 0.99,
+                    |tanh| > 0.99), where the local gradient is nearly zero
+
+Activations are found by walking the autograd graph of one forward pass: each tensor made by a ``Relu``,
+``Sigmoid`` or ``Tanh`` node is an activation, numbered from the input side. So any model built from
+chainrule ops works, with no hooks.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
+
+from chainrule.function import enable_grad
+from chainrule.tensor import Tensor
+
+HEALTHY_UPDATE_RATIO = 1e-3
+SATURATION_MARGIN = 0.01
+
+
+def snapshot(named_params: Iterable[tuple[str, Any]]) -> dict[str, np.ndarray]:
+    """Copies of the parameter arrays (before a step), by name."""
+    return {name: np.array(p.data, copy=True) for name, p in named_params}
+
+
+def _norm(a: np.ndarray) -> float:
+    flat = a.reshape(-1).astype(np.float64, copy=False)
+    return float(math.sqrt(np.dot(flat, flat)))
+
+
+def parameter_stats(named_params: Iterable[tuple[str, Any]],
+                    before: Mapping[str, np.ndarray] | None = None,
+                    grads: Mapping[str, np.ndarray] | None = None) -> list[dict[str, Any]]:
+    """One dict per parameter: name, shape, weight_norm, grad_norm, update_ratio (None where unknown).
+
+    ``before`` holds the arrays before the step (``snapshot``); ``grads`` the gradients used by that step
+    (default: each parameter's current ``.grad``).
+    """
+    rows = []
+    for name, p in named_params:
+        w = p.data
+        g = grads.get(name) if grads is not None else p.grad
+        w_norm = _norm(w)
+        row: dict[str, Any] = {"name": name, "shape": list(w.shape), "weight_norm": w_norm,
+                               "grad_norm": _norm(g) if g is not None else None, "update_ratio": None}
+        if before is not None and name in before:
+            b_norm = _norm(before[name])
+            if b_norm > 0:
+                row["update_ratio"] = _norm(w.astype(np.float64) - before[name]) / b_norm
+        rows.append(row)
+    return rows
+
+
+def _activation_kind(op_name: str) -> str | None:
+    name = op_name.lower()
+    if name == "relu" or (name.endswith("relu") and "leaky" not in name):
+        return "relu"
+    if name == "sigmoid":
+        return "sigmoid"
+    if name == "tanh" or (name.endswith("tanh") and "gelu" not in name):
+        return "tanh"
+    return None
+
+
+def find_activations(output: Tensor) -> list[tuple[str, np.ndarray]]:
+    """(kind, output array) of every ReLU / sigmoid / tanh node in ``output``'s graph, input side first."""
+    found = []
+    seen: set[int] = set()
+    order: list[Tensor] = []
+    stack = [output]
+    while stack:  # iterative DFS over tensors; record each tensor once
+        t = stack.pop()
+        if id(t) in seen or t._ctx is None:
+            continue
+        seen.add(id(t))
+        order.append(t)
+        stack.extend(p for p in t._ctx.parents if isinstance(p, Tensor))
+    depth: dict[int, int] = {}
+
+    def get_depth(t: Tensor) -> int:  # longest path from an input: orders layers from the input side
+        pending = [t]
+        while pending:
+            u = pending[-1]
+            if id(u) in depth:
+                pending.pop()
+                continue
+            parents = [p for p in (u._ctx.parents if u._ctx is not None else ()) if isinstance(p, Tensor)]
+            todo = [p for p in parents if id(p) not in depth]
+            if todo:
+                pending.extend(todo)
+                continue
+            depth[id(u)] = 1 + max((depth[id(p)] for p in parents), default=0)
+            pending.pop()
+        return depth[id(t)]
+
+    for t in order:
+        kind = _activation_kind(type(t._ctx).__name__)
+        if kind is not None:
+            found.append((get_depth(t), kind, t.data))
+    found.sort(key=lambda r: r[0])
+    return [(kind, data) for _, kind, data in found]
+
+
+def activation_stats(forward: Callable[[Tensor], Tensor], x: np.ndarray) -> list[dict[str, Any]]:
+    """Run ``forward`` on the probe batch ``x`` (N, D) with the graph recorded and summarise each activation.
+
+    The model should be in evaluation mode (so the probe draws no dropout randomness and leaves batch-norm
+    statistics alone); parameters' gradients are not touched.
+    """
+    with enable_grad():
+        out = forward(Tensor(x))
+        acts = find_activations(out) if isinstance(out, Tensor) else []
+    counts: dict[str, int] = {}
+    rows = []
+    for kind, a in acts:
+        counts[kind] = counts.get(kind, 0) + 1
+        a2 = a.reshape(a.shape[0], -1) if a.ndim > 1 else a.reshape(1, -1)
+        row: dict[str, Any] = {"name": f"{kind} {counts[kind]}", "kind": kind, "units": int(a2.shape[1])}
+        if kind == "relu":
+            row["dead_fraction"] = float(np.mean(np.all(a2 <= 0, axis=0)))
+            row["zero_fraction"] = float(np.mean(a2 <= 0))
+        elif kind == "sigmoid":
+            row["saturated_fraction"] = float(np.mean((a2 < SATURATION_MARGIN) | (a2 > 1 - SATURATION_MARGIN)))
+        else:
+            row["saturated_fraction"] = float(np.mean(np.abs(a2) > 1 - SATURATION_MARGIN))
+        rows.append(row)
+    del out, acts
+    return rows
+
+
+def warnings_for(diag: Mapping[str, Any], lr_decayed: bool = False) -> list[str]:
+    """Human-readable warnings for numbers far from healthy (update ratio off by 100x, >50% dead/saturated).
+
+    With ``lr_decayed`` (the schedule has lowered the rate) a small update ratio is expected and not reported.
+    """
+    out = []
+    for row in diag.get("parameters", []):
+        r = row.get("update_ratio")
+        if r is not None and len(row.get("shape", [])) >= 2 and r > 0:
+            if r > 100 * HEALTHY_UPDATE_RATIO:
+                out.append(f"{row['name']}: update/weight ratio {r:.1e} is far above ~1e-3 (learning rate too high?)")
+            elif r < HEALTHY_UPDATE_RATIO / 100 and not lr_decayed:
+                out.append(f"{row['name']}: update/weight ratio {r:.1e} is far below ~1e-3 (learning rate too low?)")
+    for row in diag.get("activations", []):
+        if row.get("dead_fraction", 0.0) > 0.5:
+            out.append(f"{row['name']}: {row['dead_fraction']:.0%} of the ReLU units are dead on the probe batch")
+        if row.get("saturated_fraction", 0.0) > 0.5:
+            out.append(f"{row['name']}: {row['saturated_fraction']:.0%} of the {row['kind']} outputs are saturated")
+    return out

@@ -1,0 +1,100 @@
+"""``report.html``: one self-contained page per run (or comparison) with the summary tables and every plot.
+
+Plots are embedded as base64 ``data:`` URIs, so the file can be mailed or archived alone, and each is wrapped in
+a link to its PNG in the run folder (relative path) for full-size viewing next to the run.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+_STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1100px;
+       color: #222; padding: 0 1em; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { font-size: 1.25em; margin-top: 1.6em; }
+.sub { color: #666; margin-top: 0; }
+table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.95em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.7em; text-align: left; }
+th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.plots { display: flex; flex-wrap: wrap; gap: 1.2em; }
+figure { margin: 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { color: #555; font-size: 0.9em; }
+"""
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool) or v is None:
+        return "" if v is None else str(v)
+    if isinstance(v, float):
+        if v != v:
+            return "nan"
+        if abs(v) >= 1e5 or (v != 0 and abs(v) < 1e-3):
+            return f"{v:.3g}"
+        return f"{v:.4g}"
+    return str(v)
+
+
+def html_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """A table with one row per dict (columns: the given ones, else the union of keys in order)."""
+    if not rows:
+        return "<p>(none)</p>"
+    if columns is None:
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+    body = []
+    for r in rows:
+        cells = []
+        for c in columns:
+            v = r.get(c)
+            cls = ' class="num"' if isinstance(v, (int, float)) and not isinstance(v, bool) else ""
+            cells.append(f"<td{cls}>{html.escape(_fmt(v))}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def key_value_table(items: Mapping[str, Any]) -> str:
+    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>"
+                   for k, v in items.items() if v is not None)
+    return f"<table>{rows}</table>"
+
+
+def _figure_html(path: Path, caption: str, base: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    try:
+        href = os.path.relpath(path, base).replace(os.sep, "/")
+    except ValueError:  # another drive (Windows)
+        href = path.as_uri()
+    return (f'<figure><a href="{html.escape(href)}"><img src="data:image/png;base64,{data}" '
+            f'alt="{html.escape(caption)}"></a><figcaption>{html.escape(caption)}</figcaption></figure>')
+
+
+def write_report(path: str | os.PathLike, title: str, *, subtitle: str = "",
+                 sections: Sequence[tuple[str, str]] = (),
+                 plots: Sequence[tuple[str, str | os.PathLike]] = ()) -> Path:
+    """Write ``report.html``: ``sections`` are (heading, HTML body) pairs (use ``html_table`` /
+    ``key_value_table``), ``plots`` are (caption, PNG path) pairs embedded in that order. Missing PNGs are
+    skipped. Written atomically."""
+    path = Path(path)
+    base = path.parent
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f'<p class="sub">{html.escape(subtitle)}{" · " if subtitle else ""}'
+        f"generated {_dt.datetime.now().isoformat(timespec='seconds')} by chainrule</p>",
+    ]
+    for heading, body in sections:
+        parts.append(f"<h2>{html.escape(heading)}</h2>{body}")
+    figures = [_figure_html(Path(p), caption, base) for caption, p in plots if Path(p).is_file()]
+    if figures:
+        parts.append('<h2>Plots</h2><div class="plots">' + "".join(figures) + "</div>")
+    parts.append("</body></html>")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path

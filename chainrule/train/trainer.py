@@ -1,0 +1,508 @@
+"""``Trainer``: minibatch training of a ``chainrule.nn`` model, readable top to bottom (CS231n's Solver, nanoGPT).
+
+    trainer = Trainer(model, F.cross_entropy, optim.Adam(model.parameters(), lr=1e-3), loader,
+                      val_data=(X_val, y_val), epochs=10)
+    history = trainer.fit()
+
+One step: forward the batch, loss (+ optional regulariser), backward, check the loss and gradients are finite,
+clip, optimizer step, schedule step, record loss / lr / gradient norm. One epoch: steps over the loader, then
+train and validation accuracy, best-parameter tracking, early stopping, optional diagnostics, a checkpoint.
+
+Exact resume: ``state_dict()`` holds everything the rest of the run depends on (parameters, optimizer and
+schedule state, the loader's position inside the epoch, every random generator's state, the history, counters
+and the caller's config), so ``Trainer(...).load_state_dict(state); fit()`` in a fresh process continues
+bit for bit as if never interrupted. With a ``CheckpointManager`` the trainer saves that state every
+``checkpoint_every`` steps and at the end of every epoch.
+
+Callbacks are plain objects with any of ``on_train_begin``, ``on_epoch_begin``, ``on_step_end``,
+``on_epoch_end``, ``on_train_end`` (each called with the trainer); setting ``trainer.stop_training = True``
+from one ends training after the current step.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from chainrule.function import no_grad
+from chainrule.optim.schedules import ReduceOnPlateau
+from chainrule.tensor import Tensor
+from chainrule.train import diagnostics as diag
+from chainrule.train.checkpoint import CheckpointManager
+from chainrule.train.history import History
+
+logger = logging.getLogger("chainrule.train")
+
+STATE_KIND = "chainrule.Trainer"
+NAN_POLICIES = ("raise", "stop")
+_CALLBACK_STOP = "stopped by a callback"
+
+
+class NonFiniteError(FloatingPointError):
+    """The loss or a gradient became nan/inf (``nan_policy="raise"``); the message names the step and parameter."""
+
+
+class Trainer:
+    """Train ``model`` on batches from ``train_loader`` to minimise ``loss(model(x), y)``.
+
+    Args:
+        model: a ``chainrule.nn.Module`` mapping a Tensor (N, D) to scores (N, C).
+        loss: ``loss(scores, y) -> Tensor`` scalar, e.g. ``chainrule.nn.functional.cross_entropy``.
+        optimizer: a ``chainrule.optim`` optimizer over the model's parameters.
+        train_loader: iterable of (x (B, D) float32, y (B,) int64) batches, one pass per epoch, with ``len()``
+            (batches per epoch) and ``state_dict()`` / ``load_state_dict()`` for exact resume; iterating after a
+            ``load_state_dict`` continues inside the saved epoch (``chainrule.data.DataLoader``).
+        schedule: optional ``chainrule.optim.schedules`` scheduler built over ``optimizer``; stepped once per
+            optimizer step or per epoch according to its ``interval``.
+        val_data: optional (X_val, y_val): validation accuracy and loss each epoch; the parameters with the best
+            validation accuracy are kept (``best_state``) and restored at the end if ``restore_best``.
+        train_eval_data: optional (X, y) subset of the training set on which train accuracy is measured each
+            epoch in evaluation mode (CS231n's Solver uses 1,000 samples); without it, train accuracy is the
+            running accuracy of the epoch's minibatches (in training mode).
+        epochs: number of passes over the training data.
+        regularizer: optional ``regularizer(model) -> Tensor`` added to the loss (e.g. reg * sum W^2).
+        augment: optional ``augment(x) -> x`` applied to each training batch; its random state is checkpointed
+            (``state_dict()`` if it has one, else its ``numpy.random.Generator`` attributes).
+        clip_grad_norm: rescale gradients to this joint norm when it is exceeded.
+        nan_policy: "raise" (``NonFiniteError``) or "stop" (log it and end training with the parameters of the
+            last finite step) when the loss or a gradient is not finite.
+        early_stopping_patience: stop after this many epochs without a validation-accuracy gain of more than
+            ``min_delta``.
+        diagnostics: record per-parameter norms / update ratios and activation statistics every epoch.
+        checkpoints, checkpoint_every: save the full state every ``checkpoint_every`` steps (and at every
+            epoch end) with this ``CheckpointManager``; ``best.npz`` whenever validation accuracy improves.
+        config: JSON-able dict stored in every checkpoint (the resolved run configuration).
+        metadata: anything else the caller needs back from a checkpoint (arrays allowed: preprocessing state,
+            class names, how to rebuild the model), stored verbatim.
+        callbacks: objects with the hooks listed in the module docstring.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        loss: Callable[[Tensor, np.ndarray], Tensor],
+        optimizer: Any,
+        train_loader: Iterable[tuple[np.ndarray, np.ndarray]],
+        *,
+        schedule: Any = None,
+        val_data: tuple[np.ndarray, np.ndarray] | None = None,
+        train_eval_data: tuple[np.ndarray, np.ndarray] | None = None,
+        epochs: int = 10,
+        regularizer: Callable[[Any], Tensor] | None = None,
+        augment: Callable[[np.ndarray], np.ndarray] | None = None,
+        clip_grad_norm: float | None = None,
+        nan_policy: str = "raise",
+        early_stopping_patience: int | None = None,
+        min_delta: float = 0.0,
+        restore_best: bool = True,
+        eval_batch_size: int = 1024,
+        diagnostics: bool = False,
+        checkpoints: CheckpointManager | None = None,
+        checkpoint_every: int | None = None,
+        config: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        callbacks: Sequence[Any] = (),
+    ):
+        if nan_policy not in NAN_POLICIES:
+            raise ValueError(f"nan_policy must be one of {list(NAN_POLICIES)}, got {nan_policy!r}")
+        _check_int("epochs", epochs, low=1)
+        _check_int("eval_batch_size", eval_batch_size, low=1)
+        if early_stopping_patience is not None:
+            _check_int("early_stopping_patience", early_stopping_patience, low=1)
+            if val_data is None:
+                raise ValueError("early_stopping_patience needs val_data: early stopping watches validation accuracy")
+        if checkpoint_every is not None:
+            _check_int("checkpoint_every", checkpoint_every, low=1)
+        if clip_grad_norm is not None and not (clip_grad_norm > 0 and math.isfinite(clip_grad_norm)):
+            raise ValueError(f"clip_grad_norm must be a finite number > 0 (or None), got {clip_grad_norm!r}")
+        if not min_delta >= 0:
+            raise ValueError(f"min_delta must be >= 0, got {min_delta!r}")
+        self.model = model
+        self.loss = loss
+        self.optimizer = optimizer
+        self.train_loader = train_loader
+        self.schedule = schedule
+        self.val_data = val_data
+        self.train_eval_data = train_eval_data
+        self.epochs = epochs
+        self.regularizer = regularizer
+        self.augment = augment
+        self.clip_grad_norm = clip_grad_norm
+        self.nan_policy = nan_policy
+        self.early_stopping_patience = early_stopping_patience
+        self.min_delta = float(min_delta)
+        self.restore_best = restore_best
+        self.eval_batch_size = eval_batch_size
+        self.diagnostics = diagnostics
+        self.checkpoints = checkpoints
+        self.checkpoint_every = checkpoint_every
+        self.config = dict(config or {})
+        self.metadata = dict(metadata or {})
+        self.callbacks = list(callbacks)
+
+        self.named_params = list(model.named_parameters())
+        self.history = History()
+        self.step = 0                      # optimizer steps done
+        self.epoch = 0                     # epochs completed
+        self.best_val_acc = -math.inf
+        self.best_epoch = 0
+        self.best_state: dict[str, np.ndarray] | None = None
+        self.bad_epochs = 0                # epochs since the last improvement of more than min_delta
+        self.stop_training = False
+        self.stop_reason: str | None = None
+        self.train_time_s = 0.0            # time spent in training steps, over all sessions
+        self.samples_seen = 0
+        self._epoch = _EpochTotals()       # running totals of the current (possibly resumed) epoch
+        self._steps_per_epoch = 0
+        self._diag_before: dict[str, np.ndarray] | None = None
+        self._diag_grads: dict[str, np.ndarray] | None = None
+        self.last_diagnostics: dict[str, Any] | None = None
+
+    # ---- the loop ------------------------------------------------------------------------------------------
+
+    def fit(self) -> History:
+        """Train until ``epochs`` are done, early stopping, a non-finite value (``nan_policy="stop"``) or a
+        callback sets ``stop_training``. Returns the history. Can be called again after ``load_state_dict``."""
+        if self.stop_reason == _CALLBACK_STOP:  # a callback paused the run; fit() again continues it
+            self.stop_training, self.stop_reason = False, None
+        self._call("on_train_begin")
+        steps_per_epoch = self._steps_per_epoch = len(self.train_loader)
+        while self.epoch < self.epochs and not self.stop_training:
+            self._call("on_epoch_begin")
+            self.model.train()
+            if self._epoch.steps < steps_per_epoch:  # (a run resumed at the end of an epoch has none left)
+                for xb, yb in self.train_loader:
+                    self._train_step(xb, yb)
+                    if self.stop_reason is not None:  # a non-finite loss or gradient under nan_policy="stop"
+                        break
+                    self._call("on_step_end")
+                    if self.checkpoint_every and self.step % self.checkpoint_every == 0:
+                        self.save_checkpoint()
+                    if self.stop_training:
+                        break
+            if self._epoch.steps < steps_per_epoch:  # stopped inside the epoch
+                if self.stop_reason is None:  # by a callback: keep a checkpoint to continue from
+                    self.save_checkpoint()
+                break
+            self._end_epoch()
+        if self.stop_training and self.stop_reason is None:
+            self.stop_reason = _CALLBACK_STOP
+        if self.restore_best and self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        self._call("on_train_end")
+        return self.history
+
+    def _train_step(self, xb: np.ndarray, yb: np.ndarray) -> None:
+        t0 = time.perf_counter()
+        if self.augment is not None:
+            xb = self.augment(xb)
+        lr = float(self.optimizer.param_groups[0]["lr"])
+        # Overflow / invalid operations end up as inf or nan in the loss or a gradient, which are checked and
+        # reported below (naming the step and parameter), so NumPy's own floating-point warnings are muted here.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            scores = self.model(Tensor(xb))
+            loss = self.loss(scores, yb)
+            if self.regularizer is not None:
+                loss = loss + self.regularizer(self.model)
+            loss_value = float(loss.data)
+            if not math.isfinite(loss_value):
+                return self._non_finite(f"the loss is {loss_value}" + _input_hint(xb), lr)
+            self.optimizer.zero_grad()
+            loss.backward()
+            grad_norm = self._grad_norm()
+        if not math.isfinite(grad_norm):
+            name = next((n for n, p in self.named_params if p.grad is not None and not np.all(np.isfinite(p.grad))),
+                        "?")
+            return self._non_finite(f"the gradient of parameter {name!r} is not finite (loss {loss_value:.6g})", lr)
+        if self.clip_grad_norm is not None and grad_norm > self.clip_grad_norm:
+            scale = self.clip_grad_norm / (grad_norm + 1e-6)
+            for _, p in self.named_params:
+                if p.grad is not None:
+                    np.multiply(p.grad, scale, out=p.grad, casting="unsafe")
+        if self.diagnostics and self._epoch.steps == self._steps_per_epoch - 1:  # diagnose the epoch's last step
+            self._diag_before = diag.snapshot(self.named_params)
+            self._diag_grads = {n: p.grad.copy() for n, p in self.named_params if p.grad is not None}
+        self.optimizer.step()
+        if self.schedule is not None and getattr(self.schedule, "interval", "step") == "step":
+            self.schedule.step()
+        self.step += 1
+        self.history.log_step(self.step, self.epoch + 1, loss_value, lr, grad_norm)
+        self._epoch.add(loss_value, len(yb), _num_correct(scores.data, yb), time.perf_counter() - t0)
+
+    def _end_epoch(self) -> None:
+        e = self._epoch
+        self.epoch += 1
+        self.train_time_s += e.time_s
+        self.samples_seen += e.samples
+        record: dict[str, Any] = {
+            "epoch": self.epoch,
+            "step": self.step,
+            "train_loss": e.loss_sum / max(e.steps, 1),
+            "lr": float(self.optimizer.param_groups[0]["lr"]),
+            "time_s": self.train_time_s,
+            "samples_per_s": e.samples / e.time_s if e.time_s > 0 else None,
+        }
+        if self.train_eval_data is not None:
+            record["train_acc"] = self.evaluate(*self.train_eval_data)["accuracy"]
+        else:
+            record["train_acc"] = e.correct / max(e.samples, 1)
+        improved = False
+        if self.val_data is not None:
+            val = self.evaluate(*self.val_data)
+            record["val_acc"], record["val_loss"] = val["accuracy"], val["loss"]
+            if val["accuracy"] > self.best_val_acc:
+                improved = True
+                self.best_val_acc, self.best_epoch = val["accuracy"], self.epoch
+                self.best_state = self.model.state_dict()
+            if self.early_stopping_patience is not None:
+                gained = val["accuracy"] - self._patience_reference()
+                self.bad_epochs = 0 if gained > self.min_delta else self.bad_epochs + 1
+                if self.bad_epochs >= self.early_stopping_patience:
+                    self.stop_training = True
+                    self.stop_reason = (f"early stopping: no validation-accuracy gain above {self.min_delta:g} "
+                                        f"for {self.bad_epochs} epoch(s)")
+        if self.schedule is not None and getattr(self.schedule, "interval", "step") == "epoch":
+            if isinstance(self.schedule, ReduceOnPlateau):  # steps on a validation metric
+                metric = record.get("val_acc" if self.schedule.mode == "max" else "val_loss")
+                self.schedule.step(record["train_loss"] if metric is None else metric)
+            else:
+                self.schedule.step()
+        if self.diagnostics:
+            record["diagnostics"] = self.last_diagnostics = self._diagnose()
+        self.history.log_epoch(record)
+        self._epoch = _EpochTotals()
+        logger.info(_epoch_line(record, self.epochs))
+        self._call("on_epoch_end")
+        if self.checkpoints is not None:
+            self.save_checkpoint(is_best=improved)
+
+    def _patience_reference(self) -> float:
+        """Best validation accuracy before this epoch (the bar an epoch has to beat by min_delta)."""
+        past = [r["val_acc"] for r in self.history.epochs if r.get("val_acc") is not None]
+        return max(past, default=-math.inf)
+
+    @property
+    def epoch_step(self) -> int:
+        """Optimizer steps done in the current epoch (a resumed run counts the ones before the checkpoint)."""
+        return self._epoch.steps
+
+    # ---- pieces of a step ----------------------------------------------------------------------------------
+
+    def _grad_norm(self) -> float:
+        """Joint L2 norm of all gradients (nan/inf if any entry is not finite)."""
+        total = 0.0
+        for _, p in self.named_params:
+            if p.grad is not None:
+                flat = p.grad.reshape(-1)
+                sq = float(np.dot(flat, flat))
+                if not math.isfinite(sq) and np.all(np.isfinite(flat)):  # float32 overflow of a finite gradient
+                    flat64 = flat.astype(np.float64)
+                    sq = float(np.dot(flat64, flat64))
+                total += sq
+        return math.sqrt(total) if total >= 0 else math.nan
+
+    def _non_finite(self, what: str, lr: float) -> None:
+        message = (f"step {self.step + 1} (epoch {self.epoch + 1}): {what}; the parameters are left as they were "
+                   f"after step {self.step}. Lower the learning rate (now {lr:g}), clip gradients, or check the data")
+        self.optimizer.zero_grad()
+        if self.nan_policy == "raise":
+            raise NonFiniteError(message)
+        logger.warning("stopping: %s", message)
+        self.stop_training = True
+        self.stop_reason = f"non-finite: {message}"
+
+    def _diagnose(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "parameters": diag.parameter_stats(self.named_params, self._diag_before, self._diag_grads),
+            "activations": [],
+        }
+        probe = self.val_data or self.train_eval_data
+        if probe is not None:
+            self.model.eval()
+            out["activations"] = diag.activation_stats(self.model, np.asarray(probe[0][:256]))
+            self.model.train()
+        lrs = self.history.steps["lr"]
+        decayed = bool(lrs) and lrs[-1] < 0.5 * max(lrs)
+        for w in diag.warnings_for(out, lr_decayed=decayed):
+            logger.warning("diagnostics, epoch %d: %s", self.epoch, w)
+        self._diag_before = self._diag_grads = None
+        return out
+
+    # ---- evaluation ----------------------------------------------------------------------------------------
+
+    def evaluate(self, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        """Accuracy and mean loss of the model on (X, y), in evaluation mode and batches (mode restored)."""
+        was_training = getattr(self.model, "training", True)
+        scores = predict_scores(self.model, X, self.eval_batch_size)
+        if was_training:
+            self.model.train()
+        with no_grad():
+            loss = float(self.loss(Tensor(scores), np.asarray(y)).data)
+        return {"accuracy": float(np.mean(scores.argmax(axis=1) == y)), "loss": loss}
+
+    # ---- checkpoints ---------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue this run exactly (a dict of JSON-able values and NumPy arrays)."""
+        return {
+            "kind": STATE_KIND,
+            "config": dict(self.config),
+            "metadata": dict(self.metadata),
+            "model": self.model.state_dict(),
+            "best_model": self.best_state,
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict() if self.schedule is not None else None,
+            "loader": self.train_loader.state_dict() if hasattr(self.train_loader, "state_dict") else None,
+            "augment": _object_state(self.augment),
+            "rng": {
+                "model": self.model.rng_states() if hasattr(self.model, "rng_states") else {},
+                "numpy_global": np.random.get_state(),
+                "python": random.getstate(),
+            },
+            "history": self.history.state_dict(),
+            "counters": {
+                "step": self.step, "epoch": self.epoch, "best_val_acc": _finite_or_none(self.best_val_acc),
+                "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs, "train_time_s": self.train_time_s,
+                "samples_seen": self.samples_seen, "stop_reason": self.stop_reason,
+                "epoch_totals": self._epoch.as_dict(),
+            },
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a ``state_dict()`` (e.g. ``load_checkpoint(path)``) into this freshly built trainer."""
+        if state.get("kind") != STATE_KIND:
+            raise ValueError(f"not a trainer checkpoint: its kind is {state.get('kind')!r}, expected {STATE_KIND!r}")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if (state.get("schedule") is None) != (self.schedule is None):
+            raise ValueError("the checkpoint and this trainer disagree on having a learning-rate schedule")
+        if self.schedule is not None:
+            self.schedule.load_state_dict(state["schedule"])
+        if state.get("loader") is not None:
+            self.train_loader.load_state_dict(state["loader"])
+        _load_object_state(self.augment, state.get("augment"))
+        rng = state["rng"]
+        if hasattr(self.model, "load_rng_states"):
+            self.model.load_rng_states(rng["model"])
+        np.random.set_state(rng["numpy_global"])
+        python_state = rng["python"]
+        random.setstate((python_state[0], tuple(python_state[1]), python_state[2]))
+        self.history.load_state_dict(state["history"])
+        self.best_state = dict(state["best_model"]) if state.get("best_model") is not None else None
+        c = state["counters"]
+        self.step, self.epoch = int(c["step"]), int(c["epoch"])
+        self.best_val_acc = -math.inf if c["best_val_acc"] is None else float(c["best_val_acc"])
+        self.best_epoch, self.bad_epochs = int(c["best_epoch"]), int(c["bad_epochs"])
+        self.train_time_s, self.samples_seen = float(c["train_time_s"]), int(c["samples_seen"])
+        self.stop_reason = c["stop_reason"]  # only early stopping is checkpointed as final
+        self.stop_training = self.stop_reason is not None
+        self._epoch = _EpochTotals(**c["epoch_totals"])
+
+    def save_checkpoint(self, is_best: bool = False) -> None:
+        if self.checkpoints is not None:
+            path = self.checkpoints.save(self.state_dict(), self.step, is_best=is_best)
+            logger.debug("saved checkpoint %s", path)
+
+    # ---- callbacks -----------------------------------------------------------------------------------------
+
+    def _call(self, hook: str) -> None:
+        for cb in self.callbacks:
+            fn = getattr(cb, hook, None)
+            if fn is not None:
+                fn(self)
+
+
+class _EpochTotals:
+    """Running sums over the current epoch (saved in checkpoints, so a resumed epoch reports the whole epoch)."""
+
+    def __init__(self, steps: int = 0, samples: int = 0, loss_sum: float = 0.0, correct: int = 0,
+                 time_s: float = 0.0):
+        self.steps, self.samples, self.loss_sum, self.correct, self.time_s = steps, samples, loss_sum, correct, time_s
+
+    def add(self, loss: float, samples: int, correct: int, seconds: float) -> None:
+        self.steps += 1
+        self.samples += samples
+        self.loss_sum += loss
+        self.correct += correct
+        self.time_s += seconds
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"steps": self.steps, "samples": self.samples, "loss_sum": self.loss_sum, "correct": self.correct,
+                "time_s": self.time_s}
+
+
+# ---- helpers -----------------------------------------------------------------------------------------------
+
+
+def predict_scores(model: Any, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """(N, C) scores of ``model`` on X (N, D), in evaluation mode, without recording a graph."""
+    model.eval()
+    out = []
+    with no_grad():
+        for i in range(0, len(X), batch_size):
+            out.append(model(Tensor(np.asarray(X[i:i + batch_size]))).data)
+    if not out:
+        raise ValueError("predict_scores: X is empty; expected at least one sample")
+    return np.concatenate(out, axis=0)
+
+
+def _num_correct(scores: np.ndarray, y: np.ndarray) -> int:
+    return int(np.count_nonzero(scores.argmax(axis=1) == y))
+
+
+def _input_hint(xb: np.ndarray) -> str:
+    return " (the input batch itself contains nan/inf)" if not np.all(np.isfinite(xb)) else ""
+
+
+def _finite_or_none(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def _check_int(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def _generators(obj: Any) -> dict[str, np.random.Generator]:
+    return {k: v for k, v in vars(obj).items() if isinstance(v, np.random.Generator)} if hasattr(obj, "__dict__") \
+        else {}
+
+
+def _object_state(obj: Any) -> Any:
+    """An augmenter's (or any helper's) resumable state: its state_dict(), else its generators' states."""
+    if obj is None:
+        return None
+    if hasattr(obj, "state_dict"):
+        return obj.state_dict()
+    return {"generators": {k: g.bit_generator.state for k, g in _generators(obj).items()}}
+
+
+def _load_object_state(obj: Any, state: Any) -> None:
+    if obj is None or state is None:
+        if (obj is None) != (state is None):
+            raise ValueError("the checkpoint and this trainer disagree on using data augmentation")
+        return
+    if hasattr(obj, "load_state_dict"):
+        obj.load_state_dict(state)
+        return
+    gens = _generators(obj)
+    for k, s in state["generators"].items():
+        if k not in gens:
+            raise ValueError(f"the augmenter has no generator attribute {k!r} saved in the checkpoint")
+        gens[k].bit_generator.state = s
+
+
+def _epoch_line(r: Mapping[str, Any], epochs: int) -> str:
+    parts = [f"epoch {r['epoch']}/{epochs}", f"step {r['step']}", f"loss {r['train_loss']:.4f}",
+             f"train_acc {r['train_acc']:.4f}"]
+    if r.get("val_acc") is not None:
+        parts.append(f"val_acc {r['val_acc']:.4f}")
+    parts.append(f"lr {r['lr']:.3g}")
+    if r.get("samples_per_s"):
+        parts.append(f"{r['samples_per_s']:.0f} samples/s")
+    return "  ".join(parts)

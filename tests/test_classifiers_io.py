@@ -1,0 +1,142 @@
+"""save / load: a pickle-free round trip that predicts exactly as before, and clear errors for wrong files."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+import chainrule.classifiers as clf
+from chainrule.classifiers import KNearestNeighbor, LinearSVM, SoftmaxClassifier
+
+RNG = np.random.default_rng(0)
+X_IMAGES = RNG.integers(0, 256, (40, 3, 3, 2), dtype=np.uint8)
+Y = np.arange(40) % 3
+
+MODELS = [
+    pytest.param(lambda: KNearestNeighbor(k=3, metric="l1"), id="knn"),
+    pytest.param(lambda: LinearSVM(iterations=30, reg=0.2, random_state=0), id="svm"),
+    pytest.param(lambda: SoftmaxClassifier(iterations=30, preprocessing="center", random_state=0), id="softmax"),
+    pytest.param(lambda: SoftmaxClassifier(iterations=30, preprocessing=None, random_state=0), id="softmax-raw"),
+]
+
+
+@pytest.mark.parametrize("make", MODELS)
+@pytest.mark.parametrize("labels", [np.array(["plane", "car", "bird"]), np.array([10, 20, 30]),
+                                    np.array(["x", "y", "z"], dtype=object)])
+def test_round_trip_predicts_identically(make, labels, tmp_path):
+    model = make().fit(X_IMAGES, labels[Y])
+    path = tmp_path / "model.npz"
+    model.save(path)
+    loaded = type(model).load(path)
+    assert type(loaded) is type(model)
+    assert loaded.get_params() == model.get_params()
+    assert loaded.n_features_in_ == 18 and loaded.sample_shape_ == (3, 3, 2)
+    np.testing.assert_array_equal(loaded.classes_, model.classes_)
+    np.testing.assert_array_equal(loaded.predict(X_IMAGES), model.predict(X_IMAGES))
+    for method in ("decision_function", "predict_proba"):
+        if hasattr(model, method):
+            np.testing.assert_array_equal(getattr(loaded, method)(X_IMAGES), getattr(model, method)(X_IMAGES))
+    again = clf.load(path)  # the generic loader finds the class itself
+    np.testing.assert_array_equal(again.predict(X_IMAGES), model.predict(X_IMAGES))
+
+
+def test_file_is_plain_npz_with_json_metadata(tmp_path):
+    model = LinearSVM(iterations=30, random_state=0).fit(X_IMAGES, Y)
+    path = tmp_path / "svm.model"  # any name: nothing is appended
+    model.save(path)
+    assert path.exists()
+    with np.load(path, allow_pickle=False) as npz:  # readable without pickle
+        meta = json.loads(npz["__metadata__"].tobytes())
+        assert npz["W_"].shape == (18, 3)
+        assert npz["preprocessor.mean"].shape == (18,)
+    assert meta["format"] == "chainrule.classifier" and meta["format_version"] == 1
+    assert meta["class"] == "LinearSVM" and meta["params"]["reg"] == 0.1
+    assert meta["classes"] == {"storage": "array"} and meta["sample_shape"] == [3, 3, 2]
+
+
+def test_loaded_model_keeps_training_metadata(tmp_path):
+    model = SoftmaxClassifier(iterations=25, random_state=0).fit(X_IMAGES, Y)
+    model.save(tmp_path / "m.npz")
+    loaded = SoftmaxClassifier.load(tmp_path / "m.npz")
+    assert loaded.n_iter_ == 25
+    np.testing.assert_array_equal(loaded.loss_history_, model.loss_history_)
+    np.testing.assert_array_equal(loaded.templates(), model.templates())
+
+
+def test_loading_the_wrong_class_is_an_error(tmp_path):
+    KNearestNeighbor().fit(X_IMAGES, Y).save(tmp_path / "knn.npz")
+    with pytest.raises(ValueError, match="holds a KNearestNeighbor, not a LinearSVM; use KNearestNeighbor.load"):
+        LinearSVM.load(tmp_path / "knn.npz")
+
+
+def test_saving_unfitted_or_unsavable_models_is_an_error(tmp_path):
+    from datetime import date
+
+    with pytest.raises(clf.NotFittedError):
+        KNearestNeighbor().save(tmp_path / "x.npz")
+    model = KNearestNeighbor().fit(X_IMAGES, Y)
+    model.set_params(chunk_size=object())
+    with pytest.raises(ValueError, match="hyperparameter chunk_size=<object object at .*> is not a JSON value"):
+        model.save(tmp_path / "x.npz")
+    odd = KNearestNeighbor().fit(X_IMAGES, np.array([date(2024, 1, d) for d in (1, 2, 3)])[Y])
+    with pytest.raises(ValueError, match="only numbers and strings can be stored"):
+        odd.save(tmp_path / "x.npz")
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_generator_random_state_is_saved_as_none(tmp_path):
+    model = SoftmaxClassifier(iterations=5, random_state=np.random.default_rng(0)).fit(X_IMAGES, Y)
+    with pytest.warns(UserWarning, match="saved as None"):
+        model.save(tmp_path / "m.npz")
+    assert SoftmaxClassifier.load(tmp_path / "m.npz").random_state is None
+
+
+def _rewrite(path, **changes):
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    meta = json.loads(arrays["__metadata__"].tobytes())
+    meta.update(changes.pop("meta", {}))
+    arrays["__metadata__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    for key, value in changes.items():
+        if value is None:
+            arrays.pop(key)
+        else:
+            arrays[key] = value
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"meta": {"format_version": 2}}, "format_version 2 is newer than this chainrule understands"),
+    ({"meta": {"class": "RandomForest"}}, "unknown classifier class 'RandomForest'"),
+    ({"meta": {"format": "other"}}, "format is 'other', expected 'chainrule.classifier'"),
+    ({"W_": np.zeros((5, 3), dtype=np.float32)}, r"saved W_ \(5, 3\) / b_ \(3,\) do not match 18 features"),
+    ({"W_": None}, "array 'W_' is missing"),
+    ({"__metadata__": np.zeros(3, dtype=np.uint8)}, "metadata is not valid JSON"),
+])
+def test_corrupt_files_are_reported(tmp_path, changes, message):
+    path = tmp_path / "m.npz"
+    SoftmaxClassifier(iterations=5, random_state=0).fit(X_IMAGES, Y).save(path)
+    if "__metadata__" in changes:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        arrays["__metadata__"] = changes["__metadata__"]
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+    else:
+        _rewrite(path, **changes)
+    with pytest.raises(ValueError, match=message):
+        clf.load(path)
+
+
+def test_a_foreign_npz_or_pickled_file_is_refused(tmp_path):
+    np.savez(tmp_path / "plain.npz", a=np.zeros(3))
+    with pytest.raises(ValueError, match="no '__metadata__' entry"):
+        clf.load(tmp_path / "plain.npz")
+    np.savez(tmp_path / "obj.npz", __metadata__=np.array([{"evil": 1}], dtype=object))
+    with pytest.raises(ValueError, match="not a chainrule classifier file readable without pickle"):
+        clf.load(tmp_path / "obj.npz")
+    assert zipfile.is_zipfile(tmp_path / "obj.npz")

@@ -1,0 +1,205 @@
+"""Linear SVM and Softmax: naive and vectorised losses agree and match numerical gradients; training through the
+fused NumPy step equals training through the autograd graph; the estimators learn, predict and report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from chainrule import numerical_gradient, rel_error
+from chainrule.classifiers import LinearSVM, SoftmaxClassifier
+from chainrule.classifiers.losses import (softmax_loss_naive, softmax_loss_vectorized, svm_loss_naive,
+                                          svm_loss_vectorized)
+
+PAIRS = {
+    "svm": (svm_loss_naive, svm_loss_vectorized),
+    "softmax": (softmax_loss_naive, softmax_loss_vectorized),
+}
+
+
+def problem(N=9, D=7, C=4, seed=0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    W = (rng.standard_normal((D, C)) * 0.5).astype(dtype)
+    b = (rng.standard_normal(C) * 0.5).astype(dtype)
+    X = rng.standard_normal((N, D)).astype(dtype)
+    y = rng.integers(0, C, N)
+    return W, b, X, y
+
+
+@pytest.mark.parametrize("name", PAIRS)
+@pytest.mark.parametrize("reg", [0.0, 0.3])
+def test_naive_and_vectorized_losses_agree(name, reg):
+    naive, vectorized = PAIRS[name]
+    W, b, X, y = problem()
+    l1, dW1, db1 = naive(W, b, X, y, reg)
+    l2, dW2, db2 = vectorized(W, b, X, y, reg)
+    assert l1 == pytest.approx(l2, rel=1e-12)
+    assert rel_error(dW1, dW2) < 1e-10
+    assert rel_error(db1, db2) < 1e-10
+
+
+@pytest.mark.parametrize("name", PAIRS)
+@pytest.mark.parametrize("which", ["naive", "vectorized"])
+def test_gradients_match_numerical_gradients(name, which):
+    fn = PAIRS[name][0 if which == "naive" else 1]
+    W, b, X, y = problem(seed=1)
+    reg = 0.1
+    _, dW, db = fn(W, b, X, y, reg)
+    num_dW = numerical_gradient(lambda w: fn(w, b, X, y, reg)[0], W.copy())
+    num_db = numerical_gradient(lambda v: fn(W, v, X, y, reg)[0], b.copy())
+    # the hinge has kinks; with random scores no margin sits within h of one
+    assert rel_error(dW, num_dW) < 1e-7
+    assert rel_error(db, num_db) < 1e-7
+
+
+def test_losses_at_small_random_weights_match_the_lecture():
+    # CS231n's sanity checks: with W ~ 0, softmax loss ~ log(C) and SVM loss ~ (C - 1) * margin.
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((500, 20))
+    y = rng.integers(0, 10, 500)
+    W = rng.standard_normal((20, 10)) * 1e-4
+    b = np.zeros(10)
+    assert softmax_loss_vectorized(W, b, X, y, 0.0)[0] == pytest.approx(np.log(10), rel=1e-3)
+    assert svm_loss_vectorized(W, b, X, y, 0.0)[0] == pytest.approx(9.0, rel=1e-3)
+
+
+def test_vectorized_losses_keep_float32():
+    W, b, X, y = problem(dtype=np.float32)
+    for fn in (svm_loss_vectorized, softmax_loss_vectorized):
+        loss, dW, db = fn(W, b, X, y, 0.1)
+        assert dW.dtype == np.float32 and db.dtype == np.float32 and isinstance(loss, float)
+
+
+# ---- the estimators ----------------------------------------------------------------------------------------------
+
+
+def blobs(n_per_class=40, d=10, classes=(0, 1, 2), seed=0, scale=3.0):
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((len(classes), d)) * scale
+    X = np.concatenate([c + rng.standard_normal((n_per_class, d)) for c in centers]).astype(np.float32)
+    y = np.repeat(np.array(classes), n_per_class)
+    perm = rng.permutation(len(y))
+    return X[perm], y[perm]
+
+
+@pytest.mark.parametrize("cls", [LinearSVM, SoftmaxClassifier])
+def test_numpy_and_autograd_engines_train_the_same_weights(cls):
+    X, y = blobs()
+    a = cls(iterations=60, batch_size=32, random_state=3).fit(X, y)
+    b = cls(iterations=60, batch_size=32, random_state=3, engine="autograd").fit(X, y)
+    np.testing.assert_allclose(a.loss_history_, b.loss_history_, rtol=1e-4)
+    np.testing.assert_allclose(a.W_, b.W_, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(a.b_, b.b_, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", [LinearSVM, SoftmaxClassifier])
+def test_fit_learns_and_exposes_the_learned_attributes(cls):
+    X, y = blobs(classes=("ant", "bee", "cow"))
+    model = cls(random_state=0)
+    assert model.fit(X, y) is model
+    assert model.score(X, y) > 0.95
+    assert model.W_.shape == (10, 3) and model.W_.dtype == np.float32
+    assert model.coef_.shape == (3, 10) and model.intercept_.shape == (3,)
+    assert model.n_iter_ == 1500 and model.loss_history_.shape == (1500,)
+    assert model.loss_history_[-50:].mean() < model.loss_history_[:50].mean()
+    np.testing.assert_array_equal(model.classes_, ["ant", "bee", "cow"])
+    scores = model.decision_function(X)
+    assert scores.shape == (120, 3) and scores.dtype == np.float64
+    np.testing.assert_array_equal(model.classes_[scores.argmax(1)], model.predict(X))
+
+
+def test_binary_decision_function_is_a_margin():
+    X, y = blobs(classes=(-1, 1))
+    model = LinearSVM(random_state=0).fit(X, y)
+    margin = model.decision_function(X)
+    assert margin.shape == (80,)
+    np.testing.assert_array_equal(np.where(margin > 0, 1, -1), model.predict(X))
+
+
+def test_softmax_probabilities():
+    X, y = blobs()
+    model = SoftmaxClassifier(random_state=0).fit(X, y)
+    P = model.predict_proba(X)
+    assert P.shape == (120, 3)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(model.classes_[P.argmax(1)], model.predict(X))
+    assert not hasattr(LinearSVM(), "predict_proba")
+
+
+def test_same_seed_same_model_and_epochs_override_iterations():
+    X, y = blobs()
+    a = SoftmaxClassifier(iterations=40, batch_size=16, random_state=7).fit(X, y)
+    b = SoftmaxClassifier(iterations=40, batch_size=16, random_state=7).fit(X, y)
+    np.testing.assert_array_equal(a.W_, b.W_)
+    c = SoftmaxClassifier(iterations=40, batch_size=16, random_state=8).fit(X, y)
+    assert not np.array_equal(a.W_, c.W_)
+    d = SoftmaxClassifier(epochs=2.5, batch_size=16, random_state=7).fit(X, y)
+    assert d.n_iter_ == round(2.5 * (120 // 16))
+
+
+@pytest.mark.parametrize("optimizer, schedule", [("sgd", "constant"), ("sgd", "step"), ("sgd", "linear"),
+                                                 ("adam", "cosine")])
+def test_optimizers_and_schedules(optimizer, schedule):
+    X, y = blobs(seed=4)
+    lr = 1e-2 if optimizer == "adam" else 3e-3
+    model = SoftmaxClassifier(optimizer=optimizer, schedule=schedule, lr=lr, iterations=300, random_state=0)
+    assert model.fit(X, y).score(X, y) > 0.95
+
+
+@pytest.mark.parametrize("preprocessing", [None, "center", "standardize"])
+def test_preprocessing_is_learned_on_the_training_set(preprocessing):
+    X, y = blobs(seed=5)
+    X = X * 50 + 100  # far from standardised
+    model = LinearSVM(preprocessing=preprocessing, lr=1e-6 if preprocessing is None else 3e-4, random_state=0)
+    model.fit(X, y)
+    if preprocessing is None:
+        assert model.preprocessor_ is None
+    else:
+        np.testing.assert_allclose(model.preprocessor_.transform(X).mean(axis=0), 0.0, atol=1e-3)
+    assert model.score(X, y) > 0.9
+
+
+def test_constant_features_are_centred_not_blown_up():
+    X, y = blobs(seed=6)
+    X[:, 3] = 5.0
+    model = SoftmaxClassifier(random_state=0).fit(X, y)
+    X_test = X.copy()
+    X_test[:, 3] = 5.5  # a constant training feature that moves at test time must not dominate the scores
+    np.testing.assert_array_equal(model.predict(X_test), model.predict(X))
+
+
+def test_images_in_templates_out():
+    rng = np.random.default_rng(7)
+    X = rng.integers(0, 256, (60, 4, 4, 3), dtype=np.uint8)
+    y = np.arange(60) % 3
+    X[y == 1, :, :, 0] = 255  # class 1 is red
+    model = SoftmaxClassifier(random_state=0).fit(X, y)
+    assert model.sample_shape_ == (4, 4, 3) and model.n_features_in_ == 48
+    T = model.templates()
+    assert T.shape == (3, 4, 4, 3) and T.dtype == np.float32
+    assert T.min() >= 0 and T.max() <= 255
+    assert T[1, :, :, 0].mean() > T[1, :, :, 1].mean()  # the red class's template is red
+
+
+def test_a_diverging_run_is_reported():
+    X, y = blobs()
+    with pytest.raises(FloatingPointError, match="lower lr"):
+        SoftmaxClassifier(lr=1e30, preprocessing=None, random_state=0).fit(X * 1e20, y)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"lr": 0.0}, "lr must be a finite number > 0, got 0.0"),
+    ({"reg": -1}, "reg must be a finite number >= 0, got -1"),
+    ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
+    ({"momentum": 1.0}, r"momentum must be in \[0, 1\), got 1.0"),
+    ({"optimizer": "lbfgs"}, r"optimizer must be one of \['sgd', 'adam'\], got 'lbfgs'"),
+    ({"schedule": "warm"}, "schedule must be one of"),
+    ({"preprocessing": "whiten"}, "preprocessing must be one of"),
+    ({"engine": "torch"}, "engine must be one of"),
+    ({"epochs": 0}, "epochs must be a finite number > 0, got 0"),
+    ({"iterations": 2.5}, "iterations must be an integer >= 1, got 2.5"),
+])
+def test_bad_hyperparameters_are_reported_at_fit(params, message):
+    X, y = blobs()
+    with pytest.raises(ValueError, match=message):
+        SoftmaxClassifier(**params).fit(X, y)

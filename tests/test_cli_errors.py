@@ -1,0 +1,170 @@
+"""Errors are one line with the right exit code: 2 for usage errors, 1 for failures; --debug adds the traceback."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chainrule.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK = ["--data", "digits", "--epochs", "1", "--batch-size", "256", "-q"]
+
+
+def _err(capsys):
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    return lines[0]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--data", "imagenet"], "unknown dataset spec 'imagenet'; expected one of cifar10, cifar10:PATH"),
+    (["train", "--data", "folder:/no/such/dir"],
+     "dataset path '/no/such/dir' (from --data folder:/no/such/dir) does not exist"),
+    (["train", "--lr", "-1"], "--lr must be >= 0, got '-1'"),
+    (["train", "--lr", "fast"], "--lr must be a number, got 'fast'"),
+    (["train", "--model", "cnn"], "--model must be one of knn, svm, softmax, mlp; got 'cnn'"),
+    (["train", "--optimizer", "adma"], "did you mean 'adam'?"),
+    (["train", "--hidden", "100,x"], "--hidden must be a comma-separated list of integers"),
+    (["train", "--epochs", "0"], "--epochs must be >= 1, got '0'"),
+    (["train", "--dropout", "1.5"], "--dropout must be < 1, got '1.5'"),
+    (["train", "--model", "mlp", "--hidden", "none"], "--hidden is empty for --model mlp"),
+    (["train", "--features", "hog+color", "--augment"], "--augment works on raw images"),
+    (["train", "--bogus"], "unrecognized arguments: --bogus"),
+    (["evaluate", "/no/such/run"], "/no/such/run does not exist"),
+    (["schedule", "cosine", "--steps", "0"], "--steps must be >= 1"),
+    (["schedule", "cosin"], "unknown schedule 'cosin' (did you mean 'cosine'?)"),
+    (["compare", "--models", "knn,rnn"], "--models must list some of knn, svm, softmax, mlp"),
+])
+def test_usage_errors_exit_2_with_one_line(argv, message, capsys):
+    assert main(argv) == 2
+    line = _err(capsys)
+    assert line.startswith(f"chainrule {argv[0]}: error: ") and message in line, line
+
+
+def test_config_file_errors(tmp_path, capsys):
+    bad_key = tmp_path / "a.toml"
+    bad_key.write_text("epochz = 3\n")
+    assert main(["train", "--config", str(bad_key)]) == 2
+    line = _err(capsys)
+    assert "unknown setting 'epochz'" in line and "did you mean 'epochs'" in line
+    bad_toml = tmp_path / "b.toml"
+    bad_toml.write_text("epochs = = 3\n")
+    assert main(["train", "--config", str(bad_toml)]) == 2
+    assert "is not valid TOML" in _err(capsys)
+    assert main(["train", "--config", str(tmp_path / "missing.toml")]) == 2
+    assert "does not exist" in _err(capsys)
+    wrong_type = tmp_path / "c.toml"
+    wrong_type.write_text('epochs = "many"\n')
+    assert main(["train", "--config", str(wrong_type)]) == 2
+    assert "epochs (in " in _err(capsys)
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("errruns")
+    assert main(["train", *QUICK, "--model", "mlp", "--hidden", "8", "--out", str(tmp / "mlp")]) == 0
+    assert main(["train", *QUICK, "--model", "svm", "--out", str(tmp / "svm")]) == 0
+    return tmp
+
+
+def test_resume_with_a_different_config_names_the_keys(two_runs, capsys):
+    capsys.readouterr()
+    assert main(["train", "--resume", str(two_runs / "mlp"), "--lr", "0.5", "--hidden", "20", "-q"]) == 2
+    line = _err(capsys)
+    assert "different configuration" in line and "lr (run has 0.001, requested 0.5)" in line
+    assert "hidden (run has 8, requested 20)" in line
+    # Settings that do not change the arithmetic may differ.
+    assert main(["train", "--resume", str(two_runs / "mlp"), "--keep-checkpoints", "5", "-q"]) == 0
+
+
+def test_checkpoint_from_another_model_is_refused(two_runs, tmp_path, capsys):
+    run = tmp_path / "mlp"
+    shutil.copytree(two_runs / "mlp", run)
+    svm_ckpt = sorted((two_runs / "svm" / "checkpoints").glob("step-*"))[-1]
+    shutil.copy(svm_ckpt, run / "checkpoints" / "step-99999999.npz")
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "-q"]) == 1
+    line = _err(capsys)
+    assert "step-99999999.npz is a checkpoint of a 'svm' run" in line and "trains 'mlp'" in line
+
+
+def test_existing_run_folder_is_not_overwritten(two_runs, capsys):
+    capsys.readouterr()
+    assert main(["train", *QUICK, "--out", str(two_runs / "mlp")]) == 2
+    assert "already holds a run; continue it with --resume" in _err(capsys)
+
+
+def test_evaluate_errors(two_runs, tmp_path, capsys):
+    capsys.readouterr()
+    assert main(["evaluate", str(two_runs / "mlp"), "--split", "test", "-q"]) == 2
+    assert "digits has no test split; use --split val" in _err(capsys)
+    assert main(["evaluate", str(two_runs / "mlp"), "--data", "spiral", "-q"]) == 2
+    assert "trained on inputs of shape (8, 8, 1), but --data spiral has (2,)" in _err(capsys)
+    np.savez(tmp_path / "foreign.npz", w=np.zeros(3))
+    assert main(["evaluate", str(tmp_path / "foreign.npz"), "-q"]) == 1
+    assert "not a chainrule checkpoint" in _err(capsys)
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(b"PK\x03\x04 truncated")
+    assert main(["evaluate", str(broken), "-q"]) == 1
+    assert "corrupt or truncated" in _err(capsys)
+    assert main(["predict", str(two_runs / "mlp"), str(tmp_path / "nope.png"), "-q"]) == 2
+    assert "image" in _err(capsys)
+
+
+def test_non_finite_training_stops_writes_outputs_and_exits_1(tmp_path, capsys):
+    run = tmp_path / "nan"
+    assert main(["train", *QUICK, "--model", "softmax", "--lr", "1e30", "--out", str(run)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    # The trainer's warning (a log line, shown even with -q) and then the one-line error.
+    assert len(err) == 2 and err[0].startswith("stopping: step 2 (epoch 1): the loss is inf")
+    assert err[1].startswith("chainrule train: error: training stopped at step 2 (epoch 1): the loss is inf")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["stop_reason"].startswith("non-finite") and (run / "report.html").is_file()
+
+
+def test_debug_shows_the_traceback(capsys):
+    assert main(["train", "--data", "imagenet", "--debug"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and err.strip().endswith(
+        "expected one of cifar10, cifar10:PATH, folder:PATH, digits, spiral")
+
+
+def test_help_version_and_no_command(capsys):
+    assert main([]) == 2
+    assert "train" in capsys.readouterr().err
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("chainrule ")
+    assert main(["train", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--batch-size" in out and "--resume" in out and "--config" in out
+
+
+def test_real_process_exit_codes():
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    r = subprocess.run([sys.executable, "-m", "chainrule", "train", "--lr", "-1"], capture_output=True, text=True,
+                       env=env, timeout=60)
+    assert r.returncode == 2 and r.stderr.strip() == "chainrule train: error: --lr must be >= 0, got '-1'"
+    assert r.stdout == ""
+
+
+def test_resume_without_any_checkpoint_starts_the_run_over(two_runs, tmp_path, capsys):
+    from chainrule.train import load_checkpoint
+
+    run = tmp_path / "early"
+    shutil.copytree(two_runs / "mlp", run)
+    for p in (run / "checkpoints").iterdir():  # as if killed before its first checkpoint
+        p.unlink()
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run)]) == 0
+    assert "has no checkpoint yet" in capsys.readouterr().err
+    final = sorted((two_runs / "mlp" / "checkpoints").glob("step-*"))[-1].name
+    a = load_checkpoint(two_runs / "mlp" / "checkpoints" / final)["model"]
+    b = load_checkpoint(run / "checkpoints" / final)["model"]
+    assert all(np.array_equal(a[k], b[k]) for k in a)

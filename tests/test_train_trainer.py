@@ -1,0 +1,181 @@
+"""The Trainer loop: learning, exact in-process resume, non-finite handling, early stopping, best parameters."""
+
+import math
+
+import numpy as np
+import pytest
+
+import chainrule.nn.functional as F
+from chainrule import Function, nn
+from chainrule.data import DataLoader, make_spiral
+from chainrule.optim import SGD, Adam
+from chainrule.optim.schedules import CosineSchedule, ReduceOnPlateau
+from chainrule.train import CheckpointManager, NonFiniteError, Trainer, load_checkpoint
+
+X, Y = make_spiral(60, 3, 0.1, 0)
+
+
+def _trainer(tmp=None, epochs=6, dropout=0.1, lr=1e-2, every=None, **kw):
+    model = nn.MLP([2, 32, 3], dropout=dropout, seed=0)
+    opt = Adam(model.parameters(), lr=lr)
+    loader = DataLoader(X, Y, batch_size=32, seed=1)
+    sched = CosineSchedule(opt, total_steps=epochs * len(loader))
+    return Trainer(model, F.cross_entropy, opt, loader, schedule=sched, val_data=(X, Y), epochs=epochs,
+                   regularizer=lambda m: F.l2_penalty(m, 1e-4),
+                   checkpoints=CheckpointManager(tmp) if tmp else None, checkpoint_every=every, **kw)
+
+
+def _params(model):
+    return {n: p.data.copy() for n, p in model.named_parameters()}
+
+
+def test_trainer_learns_the_spiral_and_keeps_the_best_parameters():
+    t = _trainer(epochs=30, dropout=0.0, lr=3e-2)
+    history = t.fit()
+    assert history.num_steps == 30 * 6 and len(history.epochs) == 30
+    assert history.epochs[-1]["train_acc"] > 0.9
+    assert t.best_val_acc == max(e["val_acc"] for e in history.epochs)
+    assert t.best_epoch == 1 + int(np.argmax([e["val_acc"] for e in history.epochs]))
+    for name, value in _params(t.model).items():  # restore_best: the model holds the best epoch's weights
+        np.testing.assert_array_equal(value, t.best_state[name])
+    losses = history.column("loss")
+    assert losses[-10:].mean() < 0.5 * losses[:5].mean()
+    assert np.all(np.diff(history.column("step")) == 1)
+
+
+def test_resume_from_a_mid_epoch_checkpoint_is_bit_exact(tmp_path):
+    straight = _trainer(tmp_path / "a", every=4, restore_best=False)
+    straight.fit()
+
+    class StopAt:
+        def on_step_end(self, trainer):
+            if trainer.step == 15:  # mid-epoch (6 steps per epoch), after the checkpoint at step 12
+                trainer.stop_training = True
+
+    first = _trainer(tmp_path / "b", every=4, restore_best=False, callbacks=[StopAt()])
+    first.fit()
+    assert first.step == 15 and first.stop_reason == "stopped by a callback"
+    state, path = CheckpointManager(tmp_path / "b").load_latest()
+    assert path.name == "step-00000015.npz"  # a callback stop inside an epoch leaves a checkpoint there
+    # Go back further: resume a fresh trainer from step 12 and let it run to the end.
+    resumed = _trainer(tmp_path / "c", every=4, restore_best=False)
+    resumed.load_state_dict(load_checkpoint(tmp_path / "b" / "step-00000012.npz"))
+    assert resumed.step == 12 and resumed.epoch == 2
+    resumed.fit()
+    for name, value in _params(straight.model).items():
+        np.testing.assert_array_equal(value, _params(resumed.model)[name])
+    assert straight.history.steps["loss"] == resumed.history.steps["loss"]
+    assert [e["val_acc"] for e in straight.history.epochs] == [e["val_acc"] for e in resumed.history.epochs]
+    assert straight.best_epoch == resumed.best_epoch
+
+
+def test_state_dict_holds_every_piece_of_the_run():
+    t = _trainer(epochs=1)
+    t.fit()
+    s = t.state_dict()
+    for key in ("config", "metadata", "model", "best_model", "optimizer", "schedule", "loader", "rng", "history",
+                "counters"):
+        assert key in s
+    assert s["loader"]["epoch"] == 1 and s["loader"]["position"] == 0
+    assert s["rng"]["model"]  # the dropout generator
+    assert s["schedule"]["last_step"] == 6
+
+
+class _InfGrad(Function):
+    """Identity forward; backward sends inf (to test gradient checks)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return np.full_like(grad, np.inf)
+
+
+class _Net(nn.Module):
+    def __init__(self, bad_step):
+        super().__init__()
+        self.lin = nn.Linear(2, 3, seed=0)
+        self.calls = 0
+        self.bad_step = bad_step
+
+    def forward(self, x):
+        out = self.lin(x)
+        if self.training:
+            self.calls += 1
+            if self.calls == self.bad_step:
+                out = _InfGrad.apply(out)
+        return out
+
+
+def _simple(model, loss=F.cross_entropy, **kw):
+    opt = SGD(model.parameters(), lr=0.1)
+    return Trainer(model, loss, opt, DataLoader(X, Y, batch_size=30, seed=0), epochs=2, **kw)
+
+
+def test_non_finite_gradient_names_the_step_and_the_parameter():
+    t = _simple(_Net(bad_step=3))
+    with pytest.raises(NonFiniteError, match=r"step 3 \(epoch 1\).*gradient of parameter 'lin\.weight'"):
+        t.fit()
+    assert t.step == 2  # the bad update was not applied
+    assert all(np.all(np.isfinite(p.data)) for p in t.model.parameters())
+
+
+def test_non_finite_loss_with_stop_policy_ends_training_cleanly():
+    calls = {"n": 0}
+
+    def flaky_loss(scores, y):
+        calls["n"] += 1
+        loss = F.cross_entropy(scores, y)
+        return loss * float("nan") if calls["n"] == 5 else loss
+
+    t = _simple(_Net(bad_step=-1), loss=flaky_loss, nan_policy="stop", val_data=(X, Y))
+    t.fit()
+    assert t.step == 4 and t.stop_reason.startswith("non-finite: step 5") and "the loss is nan" in t.stop_reason
+    assert t.history.num_steps == 4
+    with pytest.raises(ValueError, match="nan_policy"):
+        _simple(_Net(-1), nan_policy="ignore")
+
+
+def test_early_stopping_and_plateau_schedule():
+    model = nn.MLP([2, 8, 3], seed=0)
+    opt = Adam(model.parameters(), lr=0.0)  # nothing improves
+    sched = ReduceOnPlateau(opt, mode="max", patience=0, factor=0.5)
+    t = Trainer(model, F.cross_entropy, opt, DataLoader(X, Y, batch_size=60, seed=0), schedule=sched,
+                val_data=(X, Y), epochs=20, early_stopping_patience=2)
+    t.fit()
+    assert t.epoch == 3 and t.stop_reason.startswith("early stopping")
+    with pytest.raises(ValueError, match="needs val_data"):
+        Trainer(model, F.cross_entropy, opt, DataLoader(X, Y, batch_size=60), early_stopping_patience=2)
+
+
+def test_gradient_clipping_bounds_the_update():
+    model = nn.Linear(2, 3, seed=0)
+    before = model.weight.data.copy(), model.bias.data.copy()
+    opt = SGD(model.parameters(), lr=1.0)
+    t = Trainer(model, lambda s, y: F.cross_entropy(s, y) * 1000.0, opt, DataLoader(X, Y, batch_size=180),
+                epochs=1, clip_grad_norm=0.5)
+    t.fit()
+    step = np.sqrt(np.sum((model.weight.data - before[0]) ** 2) + np.sum((model.bias.data - before[1]) ** 2))
+    assert t.history.steps["grad_norm"][0] > 10  # recorded before clipping
+    assert step == pytest.approx(0.5, rel=1e-4)
+
+
+def test_diagnostics_are_recorded_per_epoch():
+    t = _trainer(epochs=2, diagnostics=True)
+    t.fit()
+    d = t.history.epochs[-1]["diagnostics"]
+    names = [r["name"] for r in d["parameters"]]
+    assert names == [n for n, _ in t.model.named_parameters()]
+    assert all(r["update_ratio"] is not None and r["update_ratio"] > 0 for r in d["parameters"])
+    assert [a["name"] for a in d["activations"]] == ["relu 1"] and 0 <= d["activations"][0]["dead_fraction"] <= 1
+    assert math.isfinite(d["parameters"][0]["grad_norm"])
+
+
+def test_running_train_accuracy_without_eval_data():
+    t = _trainer(epochs=1)
+    t.val_data = None
+    t.fit()
+    e = t.history.epochs[0]
+    assert "val_acc" not in e and 0 <= e["train_acc"] <= 1 and t.best_state is None

@@ -1,0 +1,114 @@
+"""`chainrule tune` end to end on the offline digits data with the real classifiers."""
+
+import json
+import socket
+import time
+
+import pytest
+
+from chainrule.cli import main
+from chainrule.tune import load_best
+
+pytest.importorskip("chainrule.classifiers")
+
+
+def _space(tmp_path, text, name="space.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+SOFTMAX_SPACE = """
+[space]
+lr = {loguniform = [1e-3, 1.0]}
+reg = {loguniform = [1e-5, 1e-2]}
+
+[fixed]
+epochs = 2
+batch_size = 128
+"""
+
+
+def test_random_search_then_resume_with_more_trials(tmp_path, capsys):
+    space = _space(tmp_path, SOFTMAX_SPACE)
+    run = tmp_path / "runs" / "s"
+    rc = main(["tune", "--data", "digits", "--model", "softmax", "--space", space, "--strategy", "random",
+               "--trials", "3", "--jobs", "1", "--out", str(run), "-q"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert out.splitlines()[0].split()[:5] == ["rank", "trial", "lr", "reg", "val"]
+    assert "3 trials: 3 ok, 0 diverged, 0 failed" in out
+    assert f"chainrule train --from-search {run}" in out
+    for name in ("search.json", "trials.jsonl", "results.csv", "best.json", "plots/scores.png", "plots/heatmap.png"):
+        assert (run / name).stat().st_size > 0, name
+    best = load_best(run)
+    assert best.data == "digits" and best.model == "softmax"
+    assert set(best.params) == {"lr", "reg", "epochs", "batch_size"} and best.params["epochs"] == 2
+
+    rc = main(["tune", "--resume", str(run), "--trials", "5", "--jobs", "1", "-q"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "5 trials: 5 ok" in out
+    first_three = [json.loads(line) for line in (run / "trials.jsonl").read_text().splitlines()]
+    assert sorted(t["trial"] for t in first_three) == [0, 1, 2, 3, 4]  # the first three were not run again
+
+    rc = main(["tune", "--resume", str(run), "--seed", "1", "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "cannot resume" in err and "seed (run has 0, requested 1)" in err
+
+
+def test_knn_grid_by_cross_validation_draws_accuracy_vs_k(tmp_path, capsys):
+    space = _space(tmp_path, "[space]\nk = [1, 3, 7]\n")
+    run = tmp_path / "knn"
+    rc = main(["tune", "--data", "digits", "--model", "knn", "--space", space, "--cv", "3", "--subset", "600",
+               "--jobs", "2", "--out", str(run), "-q"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "3 trials: 3 ok" in out and "± std" in out
+    config = json.loads((run / "search.json").read_text())
+    assert config["strategy"] == "grid" and config["validation"] == 3 and config["data"]["n_samples"] == 600
+    png = (run / "plots" / "cv_k.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+def test_halving_over_epochs(tmp_path, capsys):
+    space = _space(tmp_path, "[space]\nlr = {loguniform = [1e-3, 1.0]}\n[fixed]\nbatch_size = 128\n")
+    rc = main(["tune", "--data", "digits", "--model", "softmax", "--space", space, "--strategy", "halving",
+               "--trials", "4", "--budget", "epochs:1:4", "--eta", "2", "--jobs", "1", "--out", str(tmp_path / "h"),
+               "-q"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert out.splitlines()[0].split()[:4] == ["rank", "trial", "budget", "lr"]
+    assert load_best(tmp_path / "h").params["epochs"] == 4
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--space", "{bad}"], "unknown hyperparameter 'lrate' (did you mean 'lr'?) for SoftmaxClassifier; valid "
+                           "names: batch_size, engine, epochs"),
+    ([], "--space FILE.toml is required"),
+    (["--space", "{missing}"], "does not exist"),
+    (["--space", "{good}", "--budget", "epochs"], "--budget must look like PARAM:MIN:MAX"),
+    (["--space", "{good}", "--backend", "dask"], "--backend dask needs --scheduler"),
+    (["--space", "{good}", "--cv", "500"], "k=500 stratified folds need at least 500 samples of every class"),
+])
+def test_usage_errors_are_one_line_with_exit_code_2(tmp_path, capsys, args, message):
+    paths = {"bad": _space(tmp_path, "[space]\nlrate = [0.1]\n", "bad.toml"),
+             "good": _space(tmp_path, "[space]\nlr = [0.1]\n", "good.toml"),
+             "missing": str(tmp_path / "nope.toml")}
+    args = [a.format(**paths) for a in args]
+    rc = main(["tune", "--data", "digits", "--model", "softmax", "--out", str(tmp_path / "r"), "-q", *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and message in err[0]
+
+
+def test_unreachable_scheduler_fails_fast_and_writes_nothing(tmp_path, capsys):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    space = _space(tmp_path, "[space]\nk = [1, 3]\n")
+    t0 = time.perf_counter()
+    rc = main(["tune", "--data", "digits", "--model", "knn", "--space", space, "--backend", "dask", "--scheduler",
+               f"tcp://127.0.0.1:{port}", "--connect-timeout", "1", "--out", str(tmp_path / "d"), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 1 and f"no Dask scheduler answered at tcp://127.0.0.1:{port} within 1 s" in err
+    assert time.perf_counter() - t0 < 8
+    assert not (tmp_path / "d").exists()
