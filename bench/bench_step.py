@@ -11,13 +11,14 @@ batches of 200 (ReLU, softmax cross-entropy, SGD lr=1e-3 momentum=0.9). For each
   model was built (so imports do not count; parameters, gradients, optimizer state, activations and library
   workspaces do).
 
-Every measurement runs in a fresh subprocess (one library and one thread pool per process, and a clean memory
-high-water mark). In each round the processes whose times are divided by each other run back to back, in an order
-that alternates between rounds, so load from other users of the machine falls on both alike; the table shows medians
-over rounds and the range of the per-round speed ratio. Timings on a shared machine are noisy: compare ratios from
-one run.
+Each of the four measurements (chainrule's step, PyTorch's step, and each one's products alone) lives in its own
+process (one library and one thread pool per process, and its own memory high-water mark). The processes take
+turns: each runs a few steps while the others wait, for many turns in an alternating order, so load from other users
+of the machine falls on all of them alike. The table shows medians over all timed steps and the range of the speed
+ratio over turns. Timings on a shared machine are noisy: compare ratios from one run.
 
-    python bench/bench_step.py [--threads 2] [--rounds 5] [--steps 20] [--net big|small|all]
+    python bench/bench_step.py [--threads 2] [--turns 20] [--steps 5] [--net big|small|all] [--json out.json]
+    OPENBLAS_NUM_THREADS=1 python bench/bench_step.py --breakdown --steps 50   # where chainrule's time goes
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 NETS = {"big": ([3072, 1024, 1024, 10], 256), "small": ([3072, 100, 10], 200)}
 LR, MOMENTUM = 1e-3, 0.9
-KINDS = ("chainrule", "torch", "chainrule-gemm", "torch-gemm")
 
 
 # ---- memory: the resident set and its high-water mark, from /proc (Linux) or getrusage ----------------------------
@@ -138,36 +138,89 @@ def gemm_shapes(sizes: list[int], n: int) -> list[tuple[int, int, int, bool, boo
     return fwd + bwd
 
 
-def _gemm_step(sizes, x, y, threads, *, torch_layout: bool):
-    """The step's products alone, on fresh outputs as in the step; weights (in, out), or (out, in) for torch."""
+def _operands(shapes):
+    """Random float32 (a, b, trans_a, trans_b) for each (M, K, N, trans_a, trans_b), stored as chainrule stores them."""
     import numpy as np
 
     rng = np.random.default_rng(1)
     operands = []
-    for m, k, n, ta, tb in gemm_shapes(sizes, x.shape[0]):
+    for m, k, n, ta, tb in shapes:
         a = rng.standard_normal((k, m) if ta else (m, k), dtype=np.float32)
         b = rng.standard_normal((n, k) if tb else (k, n), dtype=np.float32)
         operands.append((a, b, ta, tb))
-    if torch_layout:
-        torch = _torch_setup(threads)
-        # PyTorch keeps W as (out, in): forward x @ W^T, backward dx = g @ W, dW = g^T @ x (its own layouts).
-        ops = []
-        for a, b, ta, tb in operands:
-            ta_, tb_ = torch.from_numpy(a), torch.from_numpy(b)
-            if not ta and not tb:  # forward: b is W^T, a view of the (out, in) weight
-                w = tb_.T.contiguous()
-                ops.append((ta_, w.T))
-            elif ta:  # dW^T = g^T @ x: (out, N) @ (N, in)
-                ops.append((tb_.T, ta_))
-            else:  # dx = g @ W with W (out, in)
-                ops.append((ta_, tb_.T.contiguous()))
-        return lambda: [torch.mm(a, b) for a, b in ops]
+    return operands
+
+
+def _chainrule_gemms(shapes):
+    """A function running the given products through chainrule's GEMM, on fresh outputs as in the step."""
     from chainrule import backend
 
+    operands = _operands(shapes)
     return lambda: [backend.gemm(a, b, trans_a=ta, trans_b=tb) for a, b, ta, tb in operands]
 
 
-def worker(kind: str, net: str, threads: int, steps: int) -> dict:
+def _gemm_step(sizes, x, y, threads, *, torch_layout: bool):
+    """The step's products alone, on fresh outputs as in the step; weights (in, out), or (out, in) for torch."""
+    shapes = gemm_shapes(sizes, x.shape[0])
+    if not torch_layout:
+        return _chainrule_gemms(shapes)
+    torch = _torch_setup(threads)
+    # PyTorch keeps W as (out, in): forward x @ W^T, backward dx = g @ W, dW = g^T @ x (its own layouts).
+    ops = []
+    for a, b, ta, tb in _operands(shapes):
+        ta_, tb_ = torch.from_numpy(a), torch.from_numpy(b)
+        if not ta and not tb:  # forward: b is W^T, a view of the (out, in) weight
+            ops.append((ta_, tb_.T.contiguous().T))
+        elif ta:  # dW^T = g^T @ x: (out, N) @ (N, in)
+            ops.append((tb_.T, ta_))
+        else:  # dx = g @ W with W (out, in)
+            ops.append((ta_, tb_.T.contiguous()))
+    return lambda: [torch.mm(a, b) for a, b in ops]
+
+
+def breakdown(net: str, steps: int) -> None:
+    """Where chainrule's step time goes, in this process: each phase of the step, and its matrix products alone."""
+    from chainrule import nn, optim
+    from chainrule.nn import functional as F
+
+    sizes, n = NETS[net]
+    x, y = _batch(sizes, n)
+    model = nn.MLP(sizes, seed=0)
+    opt = optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    shapes = gemm_shapes(sizes, n)
+    fwd_gemms = _chainrule_gemms(shapes[: len(sizes) - 1])
+    bwd_gemms = _chainrule_gemms(shapes[len(sizes) - 1 :])
+    names = ("forward", "loss", "backward", "optimizer", "whole step", "forward GEMMs alone", "backward GEMMs alone")
+    phases: dict[str, list[float]] = {name: [] for name in names}
+    for i in range(steps + 3):
+        t = [time.perf_counter()]
+        opt.zero_grad()
+        scores = model(x)
+        t.append(time.perf_counter())
+        loss = F.cross_entropy(scores, y)
+        t.append(time.perf_counter())
+        loss.backward()
+        t.append(time.perf_counter())
+        opt.step()
+        t.append(time.perf_counter())
+        fwd_gemms()
+        t.append(time.perf_counter())
+        bwd_gemms()
+        t.append(time.perf_counter())
+        if i >= 3:  # warm-up steps are not timed
+            d = [1e3 * (b - a) for a, b in zip(t, t[1:])]
+            for name, ms in zip(names, d[:4] + [t[4] * 1e3 - t[0] * 1e3] + d[4:]):
+                phases[name].append(ms)
+    print(f"# chainrule, MLP({sizes}), N={n}: ms per phase over {steps} steps (min, median)")
+    for name, ms in phases.items():
+        print(f"{name:<24}{min(ms):9.3f}{statistics.median(ms):9.3f}")
+
+
+def serve(kind: str, net: str, threads: int) -> None:
+    """Worker process: set up one measurement, then answer the parent's commands on stdin, one JSON line each.
+
+    "run N" times N steps (list of seconds); "stats" reports peak training memory and the GEMM backend.
+    """
     sizes, n = NETS[net]
     x, y = _batch(sizes, n)
     if kind.startswith("torch"):
@@ -185,78 +238,121 @@ def worker(kind: str, net: str, threads: int, steps: int) -> dict:
         step = _gemm_step(sizes, x, y, threads, torch_layout=kind == "torch-gemm")
     for _ in range(3):
         step()
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    rss1, peak = _rss_kib()
-    info = {}
-    if kind.startswith("chainrule"):
-        from chainrule import backend
+    print(json.dumps({"ready": kind}), flush=True)
+    for line in sys.stdin:
+        cmd, *arg = line.split()
+        if cmd == "run":
+            times = []
+            for _ in range(int(arg[0])):
+                t0 = time.perf_counter()
+                step()
+                times.append(time.perf_counter() - t0)
+            print(json.dumps(times), flush=True)
+        elif cmd == "stats":
+            _, peak = _rss_kib()
+            gemm = "torch"
+            if kind.startswith("chainrule"):
+                from chainrule import backend
 
-        info = backend.info()
-    return {"ms": 1e3 * statistics.median(times), "peak_mib": (peak - rss0) / 1024, "exact_peak": exact_peak,
-            "gemm": info.get("gemm", "torch"), "blas_threads": info.get("threads")}
+                gemm = backend.info()["gemm"]
+            print(json.dumps({"peak_mib": (peak - rss0) / 1024, "exact_peak": exact_peak, "gemm": gemm}), flush=True)
+
+
+class Worker:
+    """The parent's handle on one ``serve`` process."""
+
+    def __init__(self, kind: str, net: str, threads: int, env: dict[str, str]):
+        self.kind = kind
+        cmd = [sys.executable, __file__, "--serve", kind, net, "--threads", str(threads)]
+        self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.ask(None)  # wait for "ready"
+
+    def ask(self, command: str | None):
+        if command is not None:
+            self.proc.stdin.write(command + "\n")
+            self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            sys.exit(f"bench_step: the {self.kind} worker died (its error is above)")
+        return json.loads(line)
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def measure(net: str, threads: int, turns: int, steps: int, env: dict[str, str]) -> dict:
+    """Run the four measurements of one net in turns; times per kind, per-turn medians, and stats."""
+    workers = [Worker(kind, net, threads, env) for kind in ("chainrule-gemm", "chainrule", "torch", "torch-gemm")]
+    times: dict[str, list[float]] = {w.kind: [] for w in workers}
+    per_turn: dict[str, list[float]] = {w.kind: [] for w in workers}
+    try:
+        for t in range(turns):
+            for w in workers if t % 2 == 0 else workers[::-1]:
+                time.sleep(0.3)  # let the previous process's BLAS threads stop spinning and sleep
+                ts = w.ask(f"run {steps}")
+                times[w.kind] += ts
+                per_turn[w.kind].append(statistics.median(ts))
+        stats = {w.kind: w.ask("stats") for w in workers}
+    finally:
+        for w in workers:
+            w.close()
+    return {"times": times, "per_turn": per_turn, "stats": stats}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=os.cpu_count())
-    p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--turns", type=int, default=20)
+    p.add_argument("--steps", type=int, default=5, help="steps per turn")
     p.add_argument("--net", choices=["big", "small", "all"], default="all")
-    p.add_argument("--json", help="also write the medians to this file")
-    p.add_argument("--worker", nargs=2, metavar=("KIND", "NET"), help=argparse.SUPPRESS)
+    p.add_argument("--json", help="also write the results to this file")
+    p.add_argument("--breakdown", action="store_true",
+                   help="instead: time the phases of chainrule's step against their products alone (uses the "
+                   "current OMP/OPENBLAS_NUM_THREADS; --steps steps)")
+    p.add_argument("--serve", nargs=2, metavar=("KIND", "NET"), help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.worker:
-        print(json.dumps(worker(args.worker[0], args.worker[1], args.threads, args.steps)))
+    if args.serve:
+        serve(args.serve[0], args.serve[1], args.threads)
+        return
+    if args.breakdown:
+        for net in NETS if args.net == "all" else [args.net]:
+            breakdown(net, args.steps)
         return
 
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
                OPENBLAS_NUM_THREADS=str(args.threads),
                PYTHONPATH=os.pathsep.join([sys.path[0], os.environ.get("PYTHONPATH", "")]))
     nets = list(NETS) if args.net == "all" else [args.net]
-    runs = {(net, kind): [] for net in nets for kind in KINDS}
-    for r in range(args.rounds):
-        for net in nets:
-            # Pairs that are divided by each other run back to back, and which goes first alternates.
-            order = ["chainrule-gemm", "chainrule", "torch", "torch-gemm"]
-            order = order if r % 2 == 0 else order[::-1]
-            for kind in order:
-                cmd = [sys.executable, __file__, "--worker", kind, net, "--threads", str(args.threads),
-                       "--steps", str(args.steps)]
-                out = subprocess.run(cmd, env=env, capture_output=True, text=True)
-                if out.returncode != 0:
-                    sys.exit(f"{kind} {net} failed:\n{out.stderr}")
-                runs[net, kind].append(json.loads(out.stdout))
+    results = {net: measure(net, args.threads, args.turns, args.steps, env) for net in nets}
 
-    def med(net, kind, key):
-        return statistics.median(run[key] for run in runs[net, kind])
-
-    first = runs[nets[0], "chainrule"][0]
+    gemm = results[nets[0]]["stats"]["chainrule"]["gemm"]
     print(f"# training step, float32, SGD momentum; {args.threads} threads; {platform.machine()}, "
-          f"{os.cpu_count()} cores; chainrule GEMM: {first['gemm']}; medians of {args.rounds} rounds x "
-          f"{args.steps} steps, each in a fresh process; shared machine: timings are noisy, compare ratios")
-    print(f"{'net':<34}{'chainrule ms':>13}{'torch ms':>10}{'speed ratio':>12}{'(per round)':>14}{'GEMM share':>11}"
+          f"{os.cpu_count()} cores; chainrule GEMM: {gemm}; {args.turns} turns x {args.steps} steps each; "
+          "shared machine: timings are noisy, compare ratios")
+    print(f"{'net':<34}{'chainrule ms':>13}{'torch ms':>10}{'speed ratio':>12}{'(turns)':>12}{'GEMM share':>11}"
           f"{'torch GEMM share':>17}{'chainrule MiB':>14}{'torch MiB':>10}{'mem ratio':>10}")
     summary = {}
     for net in nets:
         sizes, n = NETS[net]
-        c, t = med(net, "chainrule", "ms"), med(net, "torch", "ms")
-        cg, tg = med(net, "chainrule-gemm", "ms"), med(net, "torch-gemm", "ms")
-        cm, tm = med(net, "chainrule", "peak_mib"), med(net, "torch", "peak_mib")
-        summary[net] = dict(sizes=sizes, batch=n, chainrule_ms=c, torch_ms=t, speed_ratio=t / c,
-                            gemm_ms=cg, gemm_share=cg / c, torch_gemm_ms=tg, torch_gemm_share=tg / t,
-                            chainrule_peak_mib=cm, torch_peak_mib=tm, mem_ratio=cm / tm)
-        # The same round's chainrule and torch processes ran back to back: their ratio sees the same load.
-        per_round = [b["ms"] / a["ms"] for a, b in zip(runs[net, "chainrule"], runs[net, "torch"])]
-        summary[net]["speed_ratio_per_round"] = per_round
+        r = results[net]
+        ms = {kind: 1e3 * statistics.median(ts) for kind, ts in r["times"].items()}
+        c, t, cg, tg = ms["chainrule"], ms["torch"], ms["chainrule-gemm"], ms["torch-gemm"]
+        cm, tm = r["stats"]["chainrule"]["peak_mib"], r["stats"]["torch"]["peak_mib"]
+        # Each turn's chainrule and torch steps ran back to back: their ratio saw the same load.
+        turns = sorted(b / a for a, b in zip(r["per_turn"]["chainrule"], r["per_turn"]["torch"]))
+        lo, hi = turns[len(turns) // 10], turns[-1 - len(turns) // 10]
+        summary[net] = dict(sizes=sizes, batch=n, threads=args.threads, gemm=gemm, chainrule_ms=c, torch_ms=t,
+                            speed_ratio=t / c, speed_ratio_turns=turns, gemm_ms=cg, gemm_share=cg / c,
+                            torch_gemm_ms=tg, torch_gemm_share=tg / t, chainrule_peak_mib=cm, torch_peak_mib=tm,
+                            mem_ratio=cm / tm)
         label = f"MLP({sizes}), N={n}"
-        spread = f"{min(per_round):.2f}-{max(per_round):.2f}"
-        print(f"{label:<34}{c:13.2f}{t:10.2f}{t / c:11.2f}x{spread:>14}{cg / c:10.0%} {tg / t:16.0%}"
+        print(f"{label:<34}{c:13.2f}{t:10.2f}{t / c:11.2f}x{f'{lo:.2f}-{hi:.2f}':>12}{cg / c:10.0%} {tg / t:16.0%}"
               f"{cm:14.1f}{tm:10.1f}{cm / tm:9.2f}x")
-    if not first["exact_peak"]:
+    print("# speed ratio = torch ms / chainrule ms (chainrule's throughput relative to PyTorch's); (turns): its 10th-"
+          "90th percentile over turns; GEMM share = the step's matrix products timed alone / the step; MiB = peak "
+          "resident memory of training above the process's footprint before the model was built")
+    if not all(r["stats"]["chainrule"]["exact_peak"] for r in results.values()):
         print("# note: peak RSS could not be reset here, so the memory columns include the import footprint")
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2))

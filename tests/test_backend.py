@@ -148,6 +148,10 @@ def test_errors_say_what_is_wrong():
         gemm(a, a, trans_b=True, beta=1.0)
     with pytest.raises(ValueError, match=r"out has shape \(3, 3\), expected \(2, 2\)"):
         gemm(a, a, trans_b=True, out=np.empty((3, 3)))
+    ro = np.empty((2, 2))
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="out is read-only"):
+        gemm(a, a, trans_b=True, out=ro)
     with pytest.raises(ValueError, match="must be one of"):
         backend.select("blis")
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 
@@ -39,7 +37,7 @@ def test_get_and_set_params_follow_init():
         knn.set_params(kk=1)
     assert set(LinearSVM().get_params()) == {
         "reg", "lr", "iterations", "epochs", "batch_size", "momentum", "optimizer", "schedule", "preprocessing",
-        "margin", "init_scale", "engine", "random_state"}
+        "augment", "margin", "init_scale", "engine", "random_state"}
     assert "margin" not in SoftmaxClassifier().get_params()
 
 

@@ -85,22 +85,47 @@ def test_compiled_l1_kernels_agree_with_numpy():
     np.testing.assert_array_equal(f32, want)
 
 
-def test_l2_on_uint8_is_exact_for_integer_centred_data():
-    # Centred by a rounded mean, the float32 GEMM sees small integers: squared distances come out exact.
-    train, test = images(60, d=300, seed=7), images(9, d=300, seed=8)
-    dist, idx = NeighborIndex(train, "l2").query(test, k=60)
+@pytest.mark.parametrize("vnni", [pytest.param(True, id="vnni-int8"), pytest.param(False, id="float32-gemm")])
+def test_l2_on_uint8_is_exact(vnni):
+    # The int8 VNNI kernel is exact by construction; the float32 GEMM path is exact because the data are centred by
+    # a rounded mean, so the GEMM sees small integers. Odd sizes exercise the 4 x 4 tiles' edges and the padding.
+    if vnni and not _kernels.vnni_available():
+        pytest.skip("needs numba and a CPU with AVX-512 VNNI")
+    train, test = images(61, d=300, seed=7), images(9, d=300, seed=8)
+    index = NeighborIndex(train, "l2", vnni=vnni)
+    assert index.vnni == vnni
+    dist, idx = index.query(test, k=61, chunk_size=5)
     exact_sq = ((test[:, None, :].astype(np.int64) - train[None, :, :].astype(np.int64)) ** 2).sum(-1)
-    np.testing.assert_array_equal(np.round(dist ** 2), np.take_along_axis(exact_sq, idx, axis=1))
+    want = np.lexsort((np.broadcast_to(np.arange(61), exact_sq.shape), exact_sq), axis=-1)
+    np.testing.assert_array_equal(idx, want)
+    np.testing.assert_array_equal(np.round(dist ** 2), np.take_along_axis(exact_sq, want, axis=1))
+    # float queries that hold integers take the same path; other floats fall back to the float32 GEMM
+    np.testing.assert_array_equal(index.query(test.astype(np.float64), k=3)[1], want[:, :3])
+    shifted = test.astype(np.float64) + 0.25
+    ref = distances_two_loops(shifted, train)
+    np.testing.assert_array_equal(index.query(shifted, k=3)[1], np.argsort(ref, axis=1, kind="stable")[:, :3])
+
+
+@pytest.mark.skipif(not _kernels.AVAILABLE or not _kernels.vnni_available(), reason="needs numba and AVX-512 VNNI")
+def test_vnni_kernel_computes_minus_two_dot_products():
+    a, b = images(9, d=128, seed=12), images(23, d=128, seed=13)
+    got = _kernels.l2_u8(a, b, np.empty((9, 23), dtype=np.int32))
+    np.testing.assert_array_equal(got, -2 * (a.astype(np.int64) @ b.view(np.int8).astype(np.int64).T))
 
 
 @pytest.mark.parametrize("use_numba", BACKENDS)
 @pytest.mark.parametrize("k", [1, 3, 6])
 def test_smallest_k_orders_ties_by_index(k, use_numba):
     D = RNG.integers(0, 4, (50, 30)).astype(np.float32)  # many exact ties
-    vals, idx = smallest_k(D, k, use_numba)
+    vals, idx = smallest_k(D.copy(), k, use_numba)
     want = np.lexsort((np.broadcast_to(np.arange(30), D.shape), D), axis=-1)[:, :k]
     np.testing.assert_array_equal(idx, want)
     np.testing.assert_array_equal(vals, np.take_along_axis(D, want, axis=1))
+    col = RNG.integers(0, 3, 30).astype(np.float32)  # a per-column offset (L2's ||b||^2), added while selecting
+    vals, idx = smallest_k(D.copy(), k, use_numba, col)
+    want = np.lexsort((np.broadcast_to(np.arange(30), D.shape), D + col), axis=-1)[:, :k]
+    np.testing.assert_array_equal(idx, want)
+    np.testing.assert_array_equal(vals, np.take_along_axis(D + col, want, axis=1))
 
 
 # ---- the estimator -----------------------------------------------------------------------------------------------
@@ -193,7 +218,8 @@ def test_metric_can_change_after_fit():
     X, y = blobs(seed=6)
     knn = KNearestNeighbor(metric="l2").fit(X, y)
     knn.set_params(metric="l1")
-    np.testing.assert_array_equal(knn.kneighbors(X[:4], 3)[1], KNearestNeighbor(metric="l1").fit(X, y).kneighbors(X[:4], 3)[1])
+    fresh = KNearestNeighbor(metric="l1").fit(X, y)
+    np.testing.assert_array_equal(knn.kneighbors(X[:4], 3)[1], fresh.kneighbors(X[:4], 3)[1])
 
 
 def test_k_larger_than_training_set_is_an_error():

@@ -181,6 +181,25 @@ def test_images_in_templates_out():
     assert T[1, :, :, 0].mean() > T[1, :, :, 1].mean()  # the red class's template is red
 
 
+@pytest.mark.parametrize("preprocessing", [None, "center", "standardize"])
+def test_flip_augmentation_mirrors_in_the_preprocessed_space(preprocessing):
+    rng = np.random.default_rng(8)
+    X = rng.integers(0, 256, (30, 4, 5, 3), dtype=np.uint8)
+    y = np.arange(30) % 2
+    model = SoftmaxClassifier(preprocessing=preprocessing, augment="flip", iterations=20, random_state=0).fit(X, y)
+    perm, scale, shift = model._flip_map()
+    prep = (lambda a: a.reshape(len(a), -1).astype(np.float64)) if preprocessing is None else (
+        lambda a: model.preprocessor_.transform(a.reshape(len(a), -1)).astype(np.float64))
+    mirrored = prep(X)[:, perm] * scale + shift
+    np.testing.assert_allclose(mirrored, prep(X[:, :, ::-1, :]), rtol=1e-5, atol=1e-4)
+
+
+def test_flip_augmentation_needs_images():
+    X, y = blobs()
+    with pytest.raises(ValueError, match=r"augment='flip' mirrors images, so X must be .*got samples of shape \(10,\)"):
+        LinearSVM(augment="flip").fit(X, y)
+
+
 def test_a_diverging_run_is_reported():
     X, y = blobs()
     with pytest.raises(FloatingPointError, match="lower lr"):
@@ -196,6 +215,7 @@ def test_a_diverging_run_is_reported():
     ({"schedule": "warm"}, "schedule must be one of"),
     ({"preprocessing": "whiten"}, "preprocessing must be one of"),
     ({"engine": "torch"}, "engine must be one of"),
+    ({"augment": True}, r"augment must be one of \[False, 'flip'\], got True"),
     ({"epochs": 0}, "epochs must be a finite number > 0, got 0"),
     ({"iterations": 2.5}, "iterations must be an integer >= 1, got 2.5"),
 ])

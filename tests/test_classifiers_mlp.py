@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import chainrule.nn.functional as F
-from chainrule import nn
+from chainrule import classifiers, nn
 from chainrule.classifiers.base import NotFittedError
 from chainrule.classifiers.mlp import FlipCrop, MLPClassifier, _BudgetSchedule, _TimeBudget
 from chainrule.data import Augment, DataLoader, Standardize
@@ -248,6 +248,7 @@ def test_save_load_round_trip(kw, tmp_path):
     for name in ("loss_curve_", "validation_scores_", "best_epoch_", "n_iter_", "n_steps_", "stop_reason_"):
         assert getattr(loaded, name) == getattr(m, name), name
     assert loaded.model_.sizes == m.model_.sizes
+    np.testing.assert_array_equal(classifiers.load(path).predict(X), m.predict(X))  # the generic loader
 
 
 # ---- bad input ------------------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import tune_toys
 from chainrule.tune import (Budget, Diverged, DivergenceCallback, NoSuccessfulTrialError, SearchFolder,
                             SearchFolderError, SpaceError, cross_validate, halving_plan, load_best, loguniform,
                             search)
+from chainrule.tune.store import SearchFolderWarning
 from tune_toys import Failing, ToyKNN, ToySoftmax, blobs
 
 TESTS = Path(__file__).resolve().parent
@@ -287,9 +288,9 @@ def test_a_cut_off_last_line_is_dropped_and_repaired(data, tmp_path):
     path = tmp_path / "r" / "trials.jsonl"
     lines = path.read_text().splitlines()
     path.write_text("\n".join(lines[:2]) + "\n" + lines[2][:25])  # the kill hit during the third write
-    with pytest.warns(RuntimeWarning, match="dropping a cut-off last line"):
+    with pytest.warns(SearchFolderWarning, match="dropping a cut-off last line"):
         assert len(SearchFolder(tmp_path / "r").read_trials()) == 2
-    with pytest.warns(RuntimeWarning, match="cut-off"):
+    with pytest.warns(SearchFolderWarning, match="cut-off"):
         resumed = search(ToySoftmax, SPACE, X, y, resume=True, **kwargs)
     assert _summary(resumed) == _summary(first)
     untimed = [{k: v for k, v in json.loads(line).items() if not k.endswith("_time")} for line in lines]

@@ -168,3 +168,12 @@ def test_choice_helpers():
     assert choice([1, 2]).values() == [1, 2]
     assert Choice(np.array([1.5, 2.5])).values() == [1.5, 2.5] and isinstance(Choice(np.arange(2)).values()[0], int)
     assert math.isclose(LogUniform(1e-3, 1.0).low, 1e-3)
+
+
+def test_huge_grids_are_refused_but_can_be_sampled():
+    space = Space({"a": randint(0, 2000), "b": randint(0, 2000)})
+    assert space.grid_size == 4_000_000
+    with pytest.raises(SpaceError, match="the grid has 4,000,000 combinations"):
+        space.grid()
+    draws = space.sample(5, seed=0)
+    assert len(draws) == 5 and draws == space.sample(5, seed=0)

@@ -13,9 +13,9 @@ Which one runs is chosen once, at import, from the environment variable ``CHAINR
     mkl    mkl, and importing chainrule fails if it cannot be loaded
 
 NumPy is the default because it measured faster: on the 2-core AMD EPYC (AVX-512) this was developed on, NumPy
-2.4's OpenBLAS ran the products of the benchmark MLPs at 1.1-1.2x PyTorch's MKL and MKL 2026.2 through this
-module at 0.85x (``bench/bench_gemm.py``). On other CPUs (Intel's in particular) MKL may win: measure with that
-script, then set ``CHAINRULE_GEMM=auto``.
+2.4's OpenBLAS ran the products of the benchmark MLPs' training steps at 1.1-1.3x the speed of PyTorch's MKL, and
+MKL 2026.2 through this module at 0.75-0.95x (``bench/bench_gemm.py``, ``bench/RESULTS_step.md``). On other CPUs
+(Intel's in particular) MKL may win: measure with that script, then set ``CHAINRULE_GEMM=auto``.
 
 A hot loop must use ONE BLAS: every BLAS library keeps its own pool of worker threads, and alternating GEMMs between
 two of them (NumPy's OpenBLAS and MKL, or NumPy's and SciPy's OpenBLAS) makes the pools fight for the cores
@@ -74,6 +74,8 @@ def gemm(
         raise ValueError(f"gemm: beta={beta} accumulates into out, so out= must be given")
     if out is not None and out.shape != (m, n):
         raise ValueError(f"gemm: out has shape {out.shape}, expected {(m, n)}")
+    if out is not None and not out.flags.writeable:
+        raise ValueError("gemm: out is read-only; pass a writeable array (it is written in place)")
     if _STATE.mkl is not None and a.dtype == b.dtype and a.dtype in _BLAS_DTYPES and m and n:
         if out is None:
             out = np.empty((m, n), dtype=a.dtype)

@@ -46,7 +46,6 @@ def axpby(alpha: float, x: np.ndarray, beta: float, y: np.ndarray) -> np.ndarray
     if (
         lib is not None
         and beta != 0  # BLAS may compute 0 * y, which is NaN where y is; the ufunc path overwrites y
-
         and x.dtype == y.dtype
         and y.dtype in _BLAS_DTYPES
         and x.size

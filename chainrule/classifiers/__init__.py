@@ -17,5 +17,14 @@ from chainrule.classifiers.linear import LinearClassifier, LinearSVM, SoftmaxCla
 
 __all__ = [
     "BaseClassifier", "NotFittedError", "DataConversionWarning",
-    "KNearestNeighbor", "LinearClassifier", "LinearSVM", "SoftmaxClassifier", "load",
+    "KNearestNeighbor", "LinearClassifier", "LinearSVM", "SoftmaxClassifier", "MLPClassifier", "load",
 ]
+
+
+def __getattr__(name: str):
+    # The MLP pulls in nn, train and features: load it on first use, not with every kNN or linear model.
+    if name == "MLPClassifier":
+        from chainrule.classifiers.mlp import MLPClassifier
+
+        return MLPClassifier
+    raise AttributeError(f"module 'chainrule.classifiers' has no attribute {name!r}")

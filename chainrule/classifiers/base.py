@@ -109,7 +109,9 @@ def check_X(X: Any, estimator: "BaseClassifier", *, reset: bool, dtype: Any = np
     n = arr.shape[0]
     d = int(np.prod(arr.shape[1:]))
     if n == 0:
-        raise ValueError(f"Found array with 0 sample(s) (shape={arr.shape}) while a minimum of 1 is required by {name}.")
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={arr.shape}) while a minimum of 1 is required by {name}."
+        )
     if d == 0:
         raise ValueError(
             f"Found array with 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required by {name}."
@@ -221,7 +223,8 @@ def check_y(y: Any, n_samples: int, estimator: "BaseClassifier") -> tuple[np.nda
         raise ValueError(f"Unknown label type: labels of y cannot be sorted ({e}); use labels of one type") from e
     if len(classes) < 2:
         raise ValueError(
-            f"y has 1 class ({_show(classes[0])}); {name} needs samples of at least 2 classes to learn to tell them apart"
+            f"y has 1 class ({_show(classes[0])}); {name} needs samples of at least 2 classes to learn to tell "
+            "them apart"
         )
     return classes, y_index.reshape(-1).astype(np.int64)
 
@@ -237,6 +240,11 @@ class BaseClassifier:
     """
 
     _estimator_type = "classifier"
+    registry: dict[str, type] = {}  # every concrete subclass by name, for chainrule.classifiers.load
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        BaseClassifier.registry[cls.__name__] = cls
 
     @classmethod
     def _get_param_names(cls) -> list[str]:
@@ -326,7 +334,7 @@ class BaseClassifier:
 
     @classmethod
     def load(cls, path: Any) -> "BaseClassifier":
-        """Read an estimator written by ``save``; it must be of this class (``chainrule.classifiers.load`` takes any)."""
+        """Read an estimator written by ``save``; it must be of this class (``chainrule.classifiers.load``: any)."""
         from chainrule.classifiers.io import load
 
         return load(path, expected=cls)

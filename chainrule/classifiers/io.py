@@ -41,9 +41,10 @@ _META_KEY = "__metadata__"
 
 
 def _registry() -> dict[str, type]:
-    from chainrule.classifiers import KNearestNeighbor, LinearSVM, SoftmaxClassifier
+    """Every ``BaseClassifier`` subclass defined so far, by name (they register themselves)."""
+    from chainrule.classifiers.base import BaseClassifier
 
-    return {cls.__name__: cls for cls in (KNearestNeighbor, LinearSVM, SoftmaxClassifier)}
+    return dict(BaseClassifier.registry)
 
 
 def _json_value(value: Any) -> tuple[bool, Any]:
@@ -117,7 +118,9 @@ def load(path: str | os.PathLike, expected: type | None = None) -> Any:
     except ValueError as e:  # e.g. an object array inside, which would need pickle
         raise ValueError(f"{path}: not a chainrule classifier file readable without pickle ({e})") from e
     if _META_KEY not in arrays:
-        raise ValueError(f"{path}: no {_META_KEY!r} entry; this .npz was not written by a chainrule classifier's save()")
+        raise ValueError(
+            f"{path}: no {_META_KEY!r} entry; this .npz was not written by a chainrule classifier's save()"
+        )
     try:
         meta = json.loads(arrays.pop(_META_KEY).tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -130,8 +133,12 @@ def load(path: str | os.PathLike, expected: type | None = None) -> Any:
             f"{path}: format_version {version!r} is newer than this chainrule understands ({FORMAT_VERSION}); "
             "upgrade chainrule"
         )
+    import chainrule.classifiers as package
+
     registry = _registry()
     cls = registry.get(meta.get("class"))
+    if cls is None and meta.get("class") in package.__all__:  # exported but loaded lazily (MLPClassifier)
+        cls = getattr(package, meta["class"])
     if cls is None:
         raise ValueError(f"{path}: unknown classifier class {meta.get('class')!r}; known: {sorted(registry)}")
     if expected is not None and cls is not expected:

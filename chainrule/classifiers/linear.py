@@ -1,7 +1,7 @@
 """Linear classifiers (CS231n lecture 3): one template per class, scores S = X W + b, trained by minibatch SGD.
 
     svm = LinearSVM(reg=0.1, lr=3e-4, epochs=8).fit(X_train, y_train)      # multiclass hinge loss
-    softmax = SoftmaxClassifier(lr=3e-3).fit(X_train, y_train)            # cross-entropy; has predict_proba
+    softmax = SoftmaxClassifier(lr=1e-3).fit(X_train, y_train)            # cross-entropy; has predict_proba
     softmax.templates()                                                   # (C, 32, 32, 3): W as images
 
 Inputs are images (N, H, W, C) or features (N, D), flattened and preprocessed (``preprocessing="standardize"``:
@@ -18,6 +18,7 @@ Predictions are computed in float64 so that they do not depend on how the inputs
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from typing import Any
@@ -34,6 +35,7 @@ PREPROCESSING = (None, "standardize", "center")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine", "linear", "step")
 ENGINES = ("numpy", "autograd")
+AUGMENT = (False, "flip")
 
 
 class LinearClassifier(BaseClassifier):
@@ -69,6 +71,7 @@ class LinearClassifier(BaseClassifier):
             "optimizer": check_choice(self, "optimizer", OPTIMIZERS),
             "schedule": check_choice(self, "schedule", SCHEDULES),
             "engine": check_choice(self, "engine", ENGINES),
+            "augment": check_choice(self, "augment", AUGMENT),
             "iterations": check_int_param(self, "iterations", 1),
         }
         if hp["momentum"] >= 1:
@@ -87,7 +90,7 @@ class LinearClassifier(BaseClassifier):
         step = Standardize() if kind == "standardize" else MeanImage()
         step.fit(X)
         if kind == "standardize":  # constant features: centre them, do not blow them up by 1 / eps
-            step.std_ = np.where(step.std_ > 1e-6, step.std_, np.float32(1.0)).astype(np.float32)
+            step.std_ = np.where(step.std_ > step.eps, step.std_, np.float32(1.0)).astype(np.float32)
         self.preprocessor_ = step
         return np.ascontiguousarray(step.transform(X), dtype=np.float32)
 
@@ -118,17 +121,24 @@ class LinearClassifier(BaseClassifier):
         b = Tensor(np.zeros(C, dtype=np.float32), requires_grad=True)
         optimizer, schedule = _make_optimizer([W, b], hp, iterations)
         step = self._step_numpy if hp["engine"] == "numpy" else self._step_autograd
+        flip = self._flip_map() if hp["augment"] == "flip" else None
         losses = np.empty(iterations, dtype=np.float32)
         buf = np.empty((batch, D), dtype=np.float32)
         perm, pos = rng.permutation(N), 0
         # A diverging run overflows; instead of a warning per step it stops with one error (checked every step).
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"), _one_blas_thread():
             for it in range(iterations):
                 if pos + batch > N:  # a new epoch: reshuffle (the last partial batch of an epoch is dropped)
                     perm, pos = rng.permutation(N), 0
                 idx = perm[pos:pos + batch]
                 pos += batch
                 np.take(Xp, idx, axis=0, out=buf)
+                if flip is not None:  # mirror a random half of the batch
+                    rows = np.flatnonzero(rng.random(batch) < 0.5)
+                    mirrored = buf[rows][:, flip[0]]
+                    mirrored *= flip[1]
+                    mirrored += flip[2]
+                    buf[rows] = mirrored
                 losses[it] = step(W, b, buf, y_index[idx], hp["reg"])
                 if not math.isfinite(losses[it]):
                     self._diverged(f"the loss became {losses[it]} at step {it}", hp)
@@ -142,6 +152,25 @@ class LinearClassifier(BaseClassifier):
         self.n_iter_ = iterations
         self.fit_time_ = time.perf_counter() - start
         return self
+
+    def _flip_map(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(perm, scale, shift) with flip(z) = z[:, perm] * scale + shift: a horizontal mirror of the images, in the
+        preprocessed space (exactly what preprocessing the mirrored image gives)."""
+        shape = self.sample_shape_
+        if len(shape) not in (2, 3):
+            raise ValueError(
+                f"{type(self).__name__}: augment='flip' mirrors images, so X must be (N, H, W) or (N, H, W, C); got "
+                f"samples of shape {shape}"
+            )
+        perm = np.arange(self.n_features_in_).reshape(shape)[:, ::-1].reshape(-1)
+        prep = self.preprocessor_
+        if prep is None:
+            return perm, np.ones(1, np.float32), np.zeros(1, np.float32)
+        if isinstance(prep, Standardize):
+            mean, std = prep.mean_.astype(np.float64), prep.std_.astype(np.float64)
+            return perm, (std[perm] / std).astype(np.float32), ((mean[perm] - mean) / std).astype(np.float32)
+        mean = prep.mean_image_.reshape(-1).astype(np.float64)
+        return perm, np.ones(1, np.float32), (mean[perm] - mean).astype(np.float32)
 
     def _diverged(self, what: str, hp: dict[str, Any]) -> None:
         raise FloatingPointError(
@@ -187,17 +216,20 @@ class LinearClassifier(BaseClassifier):
     def intercept_(self) -> np.ndarray:
         """(C,) biases (b_)."""
         if not hasattr(self, "b_"):
-            raise not_fitted_error(f"This {type(self).__name__} instance is not fitted yet; intercept_ exists after fit")
+            raise not_fitted_error(
+                f"This {type(self).__name__} instance is not fitted yet; intercept_ exists after fit"
+            )
         return self.b_
 
     def templates(self) -> np.ndarray:
         """(C, *sample_shape_) float32 in [0, 255]: each class's weights as an image, min-max scaled (lecture 3's
         picture of what a linear classifier learns). Show one with ``plt.imshow(t[c].astype('uint8'))``."""
         self._check_is_fitted()
-        W = self.W_.T.reshape(len(self.classes_), *self.sample_shape_)
-        low = W.reshape(len(W), -1).min(axis=1).reshape(-1, *([1] * (W.ndim - 1)))
-        high = W.reshape(len(W), -1).max(axis=1).reshape(-1, *([1] * (W.ndim - 1)))
-        return (255.0 * (W - low) / np.maximum(high - low, 1e-12)).astype(np.float32)
+        W = self.W_.T.astype(np.float64)
+        low = W.min(axis=1, keepdims=True)
+        high = W.max(axis=1, keepdims=True)
+        scaled = np.clip(255.0 * (W - low) / np.maximum(high - low, 1e-12), 0.0, 255.0)
+        return scaled.astype(np.float32).reshape(len(self.classes_), *self.sample_shape_)
 
     # ---- persistence ---------------------------------------------------------------------------------------------
 
@@ -228,6 +260,20 @@ class LinearClassifier(BaseClassifier):
                 raise ValueError(f"unknown preprocessor {kind!r} in the saved model; expected one of {sorted(steps)}")
             state = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("preprocessor.")}
             self.preprocessor_ = steps[kind]().load_state_dict(state)
+
+
+def _one_blas_thread() -> Any:
+    """Limit BLAS to one thread for the SGD loop, when threadpoolctl is installed (else change nothing).
+
+    The loop's GEMMs are skinny ((256, 3072) x (3072, 10)): a second thread saves little on an idle machine, and
+    on a busy one OpenBLAS's threads wait on each other: measured 3 ms/step with one thread against 18 ms/step
+    with two on this project's 2 shared cores (bench/bench_linear.py).
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - depends on the environment
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _make_optimizer(params: list[Tensor], hp: dict[str, Any], iterations: int) -> tuple[Any, Any]:
@@ -264,6 +310,7 @@ class LinearSVM(LinearClassifier):
     schedule : learning-rate schedule over the run: "cosine", "linear" (to 0), "step" (x0.1 at 1/2 and 3/4),
         "constant".
     preprocessing : "standardize", "center" or None (see the module docstring).
+    augment : False, or "flip" to mirror a random half of every minibatch left-right (images only).
     margin : the hinge's margin (delta).
     init_scale : standard deviation of the random initial W.
     engine : "numpy" (fused vectorised loss and gradient) or "autograd" (through the Tensor graph).
@@ -272,8 +319,8 @@ class LinearSVM(LinearClassifier):
 
     def __init__(self, reg: float = 0.1, lr: float = 3e-4, iterations: int = 1500, epochs: float | None = None,
                  batch_size: int = 256, momentum: float = 0.9, optimizer: str = "sgd", schedule: str = "cosine",
-                 preprocessing: str | None = "standardize", margin: float = 1.0, init_scale: float = 1e-3,
-                 engine: str = "numpy", random_state: Any = None):
+                 preprocessing: str | None = "standardize", augment: bool | str = False, margin: float = 1.0,
+                 init_scale: float = 1e-3, engine: str = "numpy", random_state: Any = None):
         self.reg = reg
         self.lr = lr
         self.iterations = iterations
@@ -283,6 +330,7 @@ class LinearSVM(LinearClassifier):
         self.optimizer = optimizer
         self.schedule = schedule
         self.preprocessing = preprocessing
+        self.augment = augment
         self.margin = margin
         self.init_scale = init_scale
         self.engine = engine
@@ -308,10 +356,10 @@ class SoftmaxClassifier(LinearClassifier):
     Parameters are LinearSVM's without ``margin``; see ``LinearSVM``.
     """
 
-    def __init__(self, reg: float = 1e-3, lr: float = 3e-3, iterations: int = 1500, epochs: float | None = None,
+    def __init__(self, reg: float = 1e-3, lr: float = 1e-3, iterations: int = 1500, epochs: float | None = None,
                  batch_size: int = 256, momentum: float = 0.9, optimizer: str = "sgd", schedule: str = "cosine",
-                 preprocessing: str | None = "standardize", init_scale: float = 1e-3, engine: str = "numpy",
-                 random_state: Any = None):
+                 preprocessing: str | None = "standardize", augment: bool | str = False, init_scale: float = 1e-3,
+                 engine: str = "numpy", random_state: Any = None):
         self.reg = reg
         self.lr = lr
         self.iterations = iterations
@@ -321,6 +369,7 @@ class SoftmaxClassifier(LinearClassifier):
         self.optimizer = optimizer
         self.schedule = schedule
         self.preprocessing = preprocessing
+        self.augment = augment
         self.init_scale = init_scale
         self.engine = engine
         self.random_state = random_state

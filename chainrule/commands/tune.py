@@ -111,7 +111,7 @@ def _resumed_settings(args: argparse.Namespace) -> tuple[dict[str, Any], Any, di
 
 
 def run(args: argparse.Namespace) -> int:
-    from chainrule.tune import SearchFolderError, Space, SpaceError, load_space, search
+    from chainrule.tune import SearchFolderError, SpaceError, load_space, search
 
     if args.resume:
         settings, space, fixed = _resumed_settings(args)
@@ -187,6 +187,43 @@ def run(args: argparse.Namespace) -> int:
         f"{best.score:.4f}" + (f" ± {best.std:.4f}" if len(best.scores) > 1 else ""))
     say(f"retrain it on train+val: chainrule train --from-search {out}")
     return 0
+
+
+# Classifier parameter -> `chainrule train` setting, where the names differ.
+_TRAIN_NAMES = {"hidden_sizes": "hidden", "preprocessing": "preprocess"}
+_TRAIN_PREPROCESS = {"standardize": "standardize", "center": "mean", None: "none"}
+_IGNORED = ("random_state", "engine", "chunk_size", "callbacks")  # no effect on what is learned, or set by train
+
+
+def train_settings(run_dir: str | Path) -> tuple[dict[str, Any], list[str]]:
+    """`chainrule train` settings for the best configuration of the search in ``run_dir``.
+
+    Returns (settings, dropped): the data spec, model and seed of the search plus the best hyperparameters under
+    their `chainrule train` names; ``dropped`` lists best parameters that `chainrule train` has no setting for.
+    For ``chainrule train --from-search runs/NAME``: use these as the layer below the command-line flags.
+    """
+    from chainrule.commands.config import OPTION_BY_KEY
+    from chainrule.tune import load_best
+
+    best = load_best(run_dir)
+    if best.model not in MODEL_CLASSES or not best.data:
+        raise ValueError(f"{run_dir} was not written by `chainrule tune` (no data spec and model in its "
+                         "search.json); use chainrule.tune.load_best from Python instead")
+    settings: dict[str, Any] = {"data": best.data, "model": best.model, "seed": best.config.get("seed", 0)}
+    dropped = []
+    for name, value in best.params.items():
+        key = _TRAIN_NAMES.get(name, name)
+        if name == "preprocessing":
+            value = _TRAIN_PREPROCESS.get(value, value)
+        if name == "k":
+            value = [value]  # train's k is the list of candidates it picks from on validation
+        if name in _IGNORED:
+            continue
+        if key in OPTION_BY_KEY:
+            settings[key] = value
+        else:
+            dropped.append(f"{name}={value!r}")
+    return settings, dropped
 
 
 def _first_problem(result: Any) -> str:

@@ -107,8 +107,11 @@ def run_tasks(fn: Callable[..., Any], tasks: Sequence[Any], *, shared: Sequence[
 
 
 def _run_joblib(fn: Callable[..., Any], tasks: list[Any], shared: Sequence[Any], n_jobs: int) -> Iterator[Any]:
-    from joblib import Parallel, delayed, parallel_config
-
+    try:
+        from joblib import Parallel, delayed, parallel_config
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("n_jobs > 1 runs trials in joblib worker processes: pip install joblib threadpoolctl "
+                          "(or n_jobs=1)") from e
     threads = blas_threads_per_worker(n_jobs)
     with parallel_config(backend="loky", inner_max_num_threads=threads):
         parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered", max_nbytes="1M")

@@ -109,7 +109,8 @@ class SearchResult:
             row: dict[str, Any] = {"trial": t.trial, "rung": t.rung, "budget": t.budget}
             row.update({name: t.params.get(name) for name in self.space})
             row.update({"score": t.score, "std": t.std, "status": t.status, "fit_time": round(t.fit_time, 4),
-                        "score_time": round(t.score_time, 4), "scores": json.dumps(t.scores),
+                        "score_time": round(t.score_time, 4), "cpu_time": round(t.cpu_time, 4),
+                        "scores": json.dumps(t.scores),
                         "message": t.message})
             rows.append(row)
         return rows

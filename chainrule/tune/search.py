@@ -44,7 +44,7 @@ from chainrule.tune.results import SearchResult
 from chainrule.tune.space import Space, SpaceError, check_names
 from chainrule.tune.store import RESUME_MAY_DIFFER, SEARCH_FORMAT, SearchFolder, SearchFolderError, differing_keys
 from chainrule.tune.store import dumps as _dumps
-from chainrule.tune.trial import Trial, _name, default_params, evaluate
+from chainrule.tune.trial import Trial, default_params, estimator_name, evaluate
 
 __all__ = ["search", "Budget", "STRATEGIES", "halving_plan"]
 
@@ -110,20 +110,16 @@ def _key(trial: int, rung: int, params: Mapping[str, Any], budget: Any) -> str:
     return _dumps([trial, rung, params, budget], sort_keys=True)
 
 
-def _evaluate_task(task: Mapping[str, Any], X: np.ndarray, y: np.ndarray, folds: Any, factory: Any,
-                   options: Mapping[str, Any]) -> Trial:
-    return evaluate(task, X, y, folds, factory, options)
-
-
 class _Runner:
     """Runs lists of trial tasks, skipping finished ones, recording each result the moment it arrives."""
 
-    def __init__(self, shared: tuple[Any, ...], folder: SearchFolder | None, done: dict[str, Trial],
+    def __init__(self, shared: tuple[Any, ...], seed: int, folder: SearchFolder | None, done: dict[str, Trial],
                  total: int, run_options: Mapping[str, Any], on_trial: Callable[[Trial, int, int], None] | None):
-        self.shared, self.folder, self.done, self.total = shared, folder, done, total
+        """``shared``: the arguments after the task of ``chainrule.tune.trial.evaluate`` (X, y, folds, factory,
+        options); ``done``: trials of an earlier run of this search by key; ``total``: planned trials."""
+        self.shared, self.seed, self.folder, self.done, self.total = shared, seed, folder, done, total
         self.run_options, self.on_trial = run_options, on_trial
         self.finished = 0
-        self.seed = int(shared[-1]["seed"])
 
     def run(self, tasks: list[dict[str, Any]]) -> list[Trial]:
         results: dict[str, Trial] = {}
@@ -141,7 +137,7 @@ class _Runner:
             return Trial(trial=task["trial"], params=dict(task["params"]), status="failed", seed=self.seed,
                          rung=task["rung"], budget=task["budget"], message=f"{type(exc).__name__}: {exc}")
 
-        for trial in run_tasks(_evaluate_task, todo, shared=self.shared, on_error=lost, **self.run_options):
+        for trial in run_tasks(evaluate, todo, shared=self.shared, on_error=lost, **self.run_options):
             if self.folder is not None:
                 self.folder.append(trial)
             results[_key(trial.trial, trial.rung, trial.params, trial.budget)] = trial
@@ -251,7 +247,7 @@ def search(factory: Any, space: Space | Mapping[str, Any], X: np.ndarray, y: np.
         raise ValueError(f"budget is only used by strategy='halving'; for {strategy} search put a fixed value in "
                          f"fixed={{{budget_obj.param!r}: ...}}")
     valid = list(default_params(factory))
-    owner = _name(factory)
+    owner = estimator_name(factory)
     check_names(list(space), valid, owner)
     check_names(list(fixed), valid, owner)
     overlap = sorted(set(space) & set(fixed))
@@ -270,7 +266,8 @@ def search(factory: Any, space: Space | Mapping[str, Any], X: np.ndarray, y: np.
         "format": SEARCH_FORMAT, "estimator": owner, "strategy": strategy,
         "n_trials": None if strategy == "grid" else len(candidates), "space": space.to_dict(), "fixed": fixed,
         "validation": validation, "val_size": val_size if validation == "holdout" else None,
-        "stratify": stratify, "seed": seed, "scoring": scoring if isinstance(scoring, str) else _name(scoring),
+        "stratify": stratify, "seed": seed,
+        "scoring": scoring if isinstance(scoring, str) else estimator_name(scoring),
         "budget": budget_obj.to_json() if budget_obj else None, "eta": eta if budget_obj else None,
         "explode_factor": explode_factor, "trap_fp": trap_fp, "data": _fingerprint(X, y),
         "metadata": dict(metadata or {}), "backend": backend,
@@ -288,8 +285,8 @@ def search(factory: Any, space: Space | Mapping[str, Any], X: np.ndarray, y: np.
         run_options = {"n_jobs": n_jobs, "backend": backend, "scheduler": scheduler,
                        "connect_timeout": connect_timeout}
         plan = halving_plan(len(candidates), budget_obj, eta) if budget_obj else [(len(candidates), None)]
-        runner = _Runner((X, y, folds, factory, options), folder, done, sum(n for n, _ in plan), run_options,
-                         on_trial)
+        runner = _Runner((X, y, folds, factory, options), seed, folder, done, sum(n for n, _ in plan),
+                         run_options, on_trial)
         if budget_obj is None:
             trials = runner.run([_task(i, p, fixed) for i, p in enumerate(candidates)])
         else:

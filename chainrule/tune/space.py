@@ -232,6 +232,7 @@ def _spaced(kind: str, args: Sequence[Any]) -> Choice:
     return Choice(list(dict.fromkeys(values)))  # rounding may repeat ints
 
 
+MAX_GRID = 1_000_000
 _DISTRIBUTIONS = {"uniform": Uniform, "loguniform": LogUniform, "randint": RandInt}
 _SPACED = ("range", "linspace", "logspace")
 _KINDS = (*_DISTRIBUTIONS, "choice", *_SPACED)
@@ -344,6 +345,9 @@ class Space(Mapping[str, Dimension]):
             raise SpaceError(f"grid search needs a finite list of values for every hyperparameter, but "
                              f"{', '.join(f'{n} = {self._dims[n]!r}' for n in continuous)} is continuous; "
                              f"give a list (e.g. {{logspace = [1e-4, 1e-1, 4]}}) or use the random strategy")
+        if self.grid_size > MAX_GRID:
+            raise SpaceError(f"the grid has {self.grid_size:,} combinations (more than {MAX_GRID:,}); shorten the "
+                             "lists or use the random strategy")
         names = list(self._dims)
         return [dict(zip(names, combo)) for combo in itertools.product(*(self._dims[n].values() for n in names))]
 
@@ -356,7 +360,7 @@ class Space(Mapping[str, Dimension]):
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise SpaceError(f"the number of trials must be a positive int, got {n!r}")
         size = self.grid_size
-        if size is not None and size <= 1_000_000:
+        if size is not None and size <= MAX_GRID:
             points = self.grid()
             order = np.random.default_rng([seed, 0x5EED]).permutation(len(points))
             return [points[i] for i in order[:n]]

@@ -27,7 +27,8 @@ from typing import Any, Mapping
 from chainrule.tune.results import best_trial, fit_params
 from chainrule.tune.trial import Trial
 
-__all__ = ["SearchFolder", "BestConfig", "load_best", "differing_keys", "SEARCH_FORMAT", "SearchFolderError"]
+__all__ = ["SearchFolder", "BestConfig", "load_best", "differing_keys", "SEARCH_FORMAT", "SearchFolderError",
+           "SearchFolderWarning"]
 
 SEARCH_FORMAT = 1
 # Keys of search.json that may change when a search is resumed: they do not change any trial's result (the data
@@ -37,6 +38,10 @@ RESUME_MAY_DIFFER = ("n_jobs", "backend", "scheduler", "chainrule_version", "met
 
 class SearchFolderError(ValueError):
     """A run folder is not a search folder, is corrupt, or does not match the search asked for."""
+
+
+class SearchFolderWarning(UserWarning):
+    """Something in a search folder was repaired (a cut-off last line of trials.jsonl)."""
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -134,7 +139,7 @@ class SearchFolder:
                 except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as e:
                     if i == len(lines) - 1:  # no newline after it: a write cut short
                         warnings.warn(f"{self.trials_path}: dropping a cut-off last line ({len(raw)} bytes) "
-                                      "left by an interrupted write", RuntimeWarning, stacklevel=2)
+                                      "left by an interrupted write", SearchFolderWarning, stacklevel=2)
                         break
                     raise SearchFolderError(f"{self.trials_path} line {i + 1} is not a trial record: {e}") from None
             good_end = min(end, len(data))

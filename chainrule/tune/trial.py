@@ -29,8 +29,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["Trial", "Diverged", "DivergenceCallback", "build_estimator", "default_params", "fit_and_score",
-           "evaluate", "accuracy", "get_scorer", "STATUSES"]
+__all__ = ["Trial", "Diverged", "DivergenceCallback", "build_estimator", "default_params", "estimator_name",
+           "fit_and_score", "evaluate", "accuracy", "get_scorer", "check_losses", "STATUSES"]
 
 STATUSES = ("ok", "diverged", "failed")
 LOSS_HISTORY_ATTRS = ("loss_history_", "loss_curve_")
@@ -51,12 +51,12 @@ def default_params(factory: Any) -> dict[str, Any]:
     """The hyperparameters (``get_params()``) of the estimator the factory builds with no arguments."""
     est = factory if _is_instance(factory) else factory()
     if not hasattr(est, "get_params"):
-        raise TypeError(f"{_name(factory)} does not build an estimator with get_params(); a factory is an "
-                        "estimator class, an estimator instance, or a function returning one")
+        raise TypeError(f"{estimator_name(factory)} does not build an estimator with get_params(); a factory is "
+                        "an estimator class, an estimator instance, or a function returning one")
     return dict(est.get_params())
 
 
-def _name(factory: Any) -> str:
+def estimator_name(factory: Any) -> str:
     if _is_instance(factory):
         return type(factory).__name__
     return getattr(factory, "__name__", None) or type(factory).__name__
@@ -191,7 +191,9 @@ class Trial:
 
     ``trial`` numbers the candidate (its index in the grid or in the random draws); successive halving
     evaluates a candidate at several ``rung``s with a growing ``budget``. ``score`` is the mean validation score
-    over ``scores`` (one per fold; one for a holdout split); None unless ``status == "ok"``.
+    over ``scores`` (one per fold; one for a holdout split); None unless ``status == "ok"``. ``fit_time`` and
+    ``score_time`` are wall-clock seconds summed over folds; ``cpu_time`` is the CPU seconds of the whole trial
+    (all threads of the process running it): much less than the wall time means it waited for a core.
     """
 
     trial: int
@@ -202,6 +204,7 @@ class Trial:
     scores: list[float] = field(default_factory=list)
     fit_time: float = 0.0
     score_time: float = 0.0
+    cpu_time: float = 0.0
     seed: int = 0
     rung: int = 0
     budget: float | None = None
@@ -232,6 +235,7 @@ def evaluate(task: Mapping[str, Any], X: np.ndarray, y: np.ndarray,
     record = Trial(trial=int(task["trial"]), params=dict(task["params"]), seed=seed, rung=int(task.get("rung", 0)),
                    budget=task.get("budget"))
     scores, fit_time, score_time = [], 0.0, 0.0
+    cpu_start = time.process_time()
     try:
         for f, (train_idx, val_idx) in enumerate(folds):
             if options.get("budget_samples") and record.budget is not None:
@@ -252,4 +256,5 @@ def evaluate(task: Mapping[str, Any], X: np.ndarray, y: np.ndarray,
         record.score, record.std = float(np.mean(scores)), float(np.std(scores))
     record.scores = [float(s) for s in scores]
     record.fit_time, record.score_time = fit_time, score_time
+    record.cpu_time = time.process_time() - cpu_start
     return record
