@@ -118,3 +118,22 @@ def test_unreachable_scheduler_fails_fast_and_writes_nothing(tmp_path, capsys):
     assert rc == 1 and f"no Dask scheduler answered at tcp://127.0.0.1:{port} within 1 s" in err
     assert time.perf_counter() - t0 < 8
     assert not (tmp_path / "d").exists()
+
+
+def test_train_from_search_uses_the_best_configuration(tmp_path, capsys):
+    space = _space(tmp_path, SOFTMAX_SPACE)
+    search = tmp_path / "runs" / "search"
+    assert main(["tune", "--data", "digits", "--model", "softmax", "--space", space, "--strategy", "random",
+                 "--trials", "2", "--jobs", "1", "--out", str(search), "-q"]) == 0
+    best = load_best(search)
+    run = tmp_path / "runs" / "retrain"
+    capsys.readouterr()
+    assert main(["train", "--from-search", str(search), "--out", str(run), "-q"]) == 0
+    config = (run / "config.toml").read_text()
+    assert 'model = "softmax"' in config and 'data = "digits"' in config and "epochs = 2" in config
+    assert f"lr = {best.params['lr']!r}" in config
+    # flags still win over the search's values
+    run2 = tmp_path / "runs" / "retrain2"
+    assert main(["train", "--from-search", str(search), "--epochs", "1", "--out", str(run2), "-q"]) == 0
+    assert "epochs = 1" in (run2 / "config.toml").read_text()
+    assert main(["train", "--from-search", str(tmp_path / "nope"), "--out", str(tmp_path / "x"), "-q"]) == 2

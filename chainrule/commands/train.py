@@ -38,6 +38,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--config", dest="config_file", metavar="FILE.toml", help="read settings from a TOML file")
     p.add_argument("--out", metavar="DIR", help="run folder (default: runs/<model>-<data>-<timestamp>)")
     p.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its latest checkpoint")
+    p.add_argument("--from-search", metavar="RUN", help="train the best configuration of a `chainrule tune` search "
+                   "(its data, model, seed and best hyperparameters; flags and --config still win)")
     p.set_defaults(func=run)
 
 
@@ -50,6 +52,15 @@ def run(args: argparse.Namespace) -> int:
     if args.config_file:
         with usage_errors("--config: "):
             file_layer = cfgmod.from_file(load_toml(args.config_file), args.config_file)
+    if args.from_search:
+        from chainrule.commands.tune import train_settings
+
+        with usage_errors("--from-search: "):
+            settings, dropped = train_settings(args.from_search)
+        if dropped:
+            logger.warning("--from-search: `chainrule train` has no setting for %s; using its defaults",
+                           ", ".join(dropped))
+        file_layer = {**cfgmod.from_file(settings, args.from_search), **file_layer}
     if args.resume:
         if args.out and Path(args.out).resolve() != Path(args.resume).resolve():
             raise UsageError("--out and --resume name different folders; a resumed run stays in its folder")
