@@ -108,13 +108,15 @@ def load_split(subset: int | None):
 # ---- workers (one per process) ------------------------------------------------------------------------------------
 
 
-def chainrule_worker(run: str, subset: int | None, budget: float | None, verbose: bool) -> dict:
+def chainrule_worker(run: str, subset: int | None, budget: float | None, verbose: bool, seed: int | None) -> dict:
     from chainrule.classifiers.mlp import MLPClassifier
 
     X_train, y_train, X_val, y_val = load_split(subset)
     config = dict(CONFIGS[run], verbose=verbose)
     if budget is not None:
         config["time_budget"] = budget
+    if seed is not None:
+        config["random_state"] = seed
     rss0, _ = _rss_kib()
     _reset_peak()
     load0 = os.getloadavg()[0]
@@ -271,13 +273,13 @@ def _spawn(args: list[str], env: dict) -> dict:
 
 
 def _line(r: dict) -> str:
-    extra = f", prep {r['prep_s']:.1f} s" if "prep_s" in r else ""
-    cpu = r.get("fit_cpu_s", r.get("train_cpu_s"))
-    what = "fit" if "fit_cpu_s" in r else "train"
-    return (f"  {r['impl']:<9} val {100 * r['val_acc']:.2f}%  train {r['train_s']:.1f} s ({r['epochs']} epochs; "
-            f"CPU time of {what} {cpu:.1f} s)"
-            f"{extra}, predict 5,000 {r['predict_s']:.2f} s, peak +{r['peak_mib']:.0f} MiB, "
-            f"load {r['load'][0]:.2f}->{r['load'][1]:.2f}")
+    prep = f", prep {r['prep_s']:.1f} s" if "prep_s" in r else ""
+    cpu_what, cpu = ("fit", r["fit_cpu_s"]) if "fit_cpu_s" in r else ("train", r["train_cpu_s"])
+    epochs = f"{r['epochs_exact']:.1f}" if "epochs_exact" in r else r["epochs"]
+    with_features = " (incl. features)" if r["run"] == "features" and r["impl"] == "chainrule" else ""
+    return (f"  {r['impl']:<9} val {100 * r['val_acc']:.2f}%  train {r['train_s']:.1f} s ({epochs} epochs; CPU time "
+            f"of {cpu_what} {cpu:.1f} s){prep}, predict 5,000 {r['predict_s']:.2f} s{with_features}, "
+            f"peak +{r['peak_mib']:.0f} MiB, load {r['load'][0]:.2f}->{r['load'][1]:.2f}")
 
 
 def main() -> None:
@@ -290,6 +292,7 @@ def main() -> None:
     p.add_argument("--budget", type=float, default=None, help="override the time budget of 'best' (seconds)")
     p.add_argument("--feature-time", action="store_true", help="also time feature extraction for all 50,000 images")
     p.add_argument("--augment-bench", action="store_true", help="time FlipCrop against chainrule.data.Augment")
+    p.add_argument("--seed", type=int, default=None, help="override chainrule's random_state (default 0)")
     p.add_argument("--verbose", action="store_true", help="print chainrule's epoch lines")
     p.add_argument("--json", help="write all results to this file")
     p.add_argument("--worker", help=argparse.SUPPRESS)
@@ -298,7 +301,7 @@ def main() -> None:
     if args.worker:
         impl, _, run = args.worker.partition(":")
         if impl == "chainrule":
-            result = chainrule_worker(run, args.subset, args.budget, args.verbose)
+            result = chainrule_worker(run, args.subset, args.budget, args.verbose, args.seed)
         elif impl == "torch":
             result = torch_worker(run, args.subset, args.threads or os.cpu_count())
         else:
@@ -317,6 +320,7 @@ def main() -> None:
     common = [f"--subset={args.subset}"] if args.subset else []
     common += [f"--budget={args.budget}"] if args.budget else []
     common += ["--verbose"] if args.verbose else []
+    common += [f"--seed={args.seed}"] if args.seed is not None else []
     common += [f"--threads={args.threads}"] if args.threads else []
     print(f"# MLPClassifier on CIFAR-10 (45,000 train / 5,000 val, stratified, seed 0), "
           f"{time.strftime('%Y-%m-%d %H:%M')}\n# {machine(args.threads)}\n# load average {os.getloadavg()}")
@@ -325,7 +329,8 @@ def main() -> None:
     for run in runs:
         if run not in CONFIGS:
             sys.exit(f"unknown run {run!r}; choose from {sorted(CONFIGS)}")
-        print(f"{run}: {_jsonable(CONFIGS[run])}", flush=True)
+        shown = _jsonable(CONFIGS[run]) | ({"random_state": args.seed} if args.seed is not None else {})
+        print(f"{run}: {shown}", flush=True)
         mine = _spawn([f"--worker=chainrule:{run}", *common], env)
         results.append(mine)
         print(_line(mine), flush=True)
