@@ -27,24 +27,8 @@ from chainrule.tune.trial import Trial
 
 __all__ = ["plot_scores", "plot_heatmap", "plot_cv_curve", "save_plots"]
 
-_DPI = 100
-
-
-def _figure(width: float, height: float) -> Any:
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError("plots need matplotlib: pip install 'chainrule[plots]'") from e
-    fig = Figure(figsize=(width, height), dpi=_DPI)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig: Any, path: str | os.PathLike) -> str:
-    fig.tight_layout()
-    fig.savefig(path, format="png", dpi=_DPI)
-    return str(path)
+# One figure factory for the whole library: matplotlib's Agg canvas, without touching pyplot's global state.
+from chainrule.train.plots import _figure, _save  # noqa: E402
 
 
 def _scale(result: SearchResult) -> tuple[float, str]:
