@@ -185,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
     best = result.best
     say(f"best: {', '.join(f'{k}={v}' for k, v in result.best_fit_params.items())} -> validation score "
         f"{best.score:.4f}" + (f" ± {best.std:.4f}" if len(best.scores) > 1 else ""))
-    say(f"retrain it on train+val: chainrule train --from-search {out}")
+    say(f"train it: chainrule train --from-search {out}")
     return 0
 
 
