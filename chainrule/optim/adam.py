@@ -20,7 +20,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from chainrule.optim.optimizer import Optimizer, check_bool, check_real
+from chainrule.optim.optimizer import Optimizer, check_bool, check_real, ema_square_, lerp_
 
 
 class Adam(Optimizer):
@@ -85,13 +85,8 @@ class Adam(Optimizer):
         t = state["step"]
         m, v = state["exp_avg"], state["exp_avg_sq"]
         w = self._scratch(x, free)
-        np.subtract(g, m, out=w)  # m <- m + (1 - beta1) (g - m), torch's lerp
-        np.multiply(w, 1.0 - beta1, out=w)
-        np.add(m, w, out=m)
-        np.multiply(v, beta2, out=v)
-        np.multiply(g, g, out=w)
-        np.multiply(w, 1.0 - beta2, out=w)
-        np.add(v, w, out=v)
+        lerp_(m, g, 1.0 - beta1, w)
+        ema_square_(v, g, beta2, w)
         if hp["amsgrad"]:
             vmax = state.get("max_exp_avg_sq")
             if vmax is None:

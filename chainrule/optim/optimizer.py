@@ -293,6 +293,21 @@ class Optimizer:
 # ---- validation helpers (shared by the optimizers) --------------------------------------------------------
 
 
+def lerp_(avg: np.ndarray, g: np.ndarray, weight: float, scratch: np.ndarray) -> None:
+    """avg <- avg + weight (g - avg) in place (torch's lerp: an exponential moving average of g)."""
+    np.subtract(g, avg, out=scratch)
+    np.multiply(scratch, weight, out=scratch)
+    np.add(avg, scratch, out=avg)
+
+
+def ema_square_(avg: np.ndarray, g: np.ndarray, decay: float, scratch: np.ndarray) -> None:
+    """avg <- decay avg + (1 - decay) g^2 in place: the running mean of squared gradients (RMSProp, Adam)."""
+    np.multiply(avg, decay, out=avg)
+    np.multiply(g, g, out=scratch)
+    np.multiply(scratch, 1.0 - decay, out=scratch)
+    np.add(avg, scratch, out=avg)
+
+
 def check_real(
     name: str, value: Any, where: str = "", *, low: float | None = None, high: float | None = None,
     high_open: bool = False,

@@ -19,7 +19,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from chainrule.optim.optimizer import Optimizer, check_bool, check_real
+from chainrule.optim.optimizer import Optimizer, check_bool, check_real, ema_square_, lerp_
 
 
 class RMSProp(Optimizer):
@@ -78,17 +78,12 @@ class RMSProp(Optimizer):
         state["step"] += 1
         w = self._scratch(x, free)
         v = state["square_avg"]
-        np.multiply(v, alpha, out=v)
-        np.multiply(g, g, out=w)
-        np.multiply(w, 1.0 - alpha, out=w)
-        np.add(v, w, out=v)
+        ema_square_(v, g, alpha, w)
         if hp["centered"]:
             a = state.get("grad_avg")
             if a is None:
                 a = state["grad_avg"] = np.zeros_like(x)
-            np.subtract(g, a, out=w)  # a <- a + (1 - alpha) (g - a), torch's lerp
-            np.multiply(w, 1.0 - alpha, out=w)
-            np.add(a, w, out=a)
+            lerp_(a, g, 1.0 - alpha, w)
             np.multiply(a, a, out=w)
             np.subtract(v, w, out=w)
             np.maximum(w, 0, out=w)  # v - a^2 >= 0 in exact arithmetic; rounding can make it -tiny
