@@ -199,10 +199,13 @@ def bench_softmax(X: np.ndarray, y: np.ndarray, n_trials: int, rounds: int, out:
         f"CPU time when two ran at once ({med[two][2]:.2f} s against {med[one][2]:.2f} s).")
     if speedup < 1.3:
         why = []
-        if med[two][1] < 0.75 * med[one][1]:
-            why.append("while other engineers' jobs ran, this search's processes got little more than one core "
-                       "between them (Linux's autogroup scheduling shares the cores between busy sessions, not "
-                       "between processes)")
+        if med[two][1] < 0.75:  # each of the two workers had less than three quarters of a core
+            why.append("while other jobs ran, this search's processes got little more than one core between them "
+                       "(Linux's autogroup scheduling shares the cores between busy sessions, not between "
+                       "processes)")
+        if med[one][1] > 1.2:
+            why.append(f"the single worker already used both cores through its 2 BLAS threads (on-CPU "
+                       f"{100 * med[one][1]:.0f}%), so there was little idle CPU for a second worker to take")
         if med[two][2] > 1.2 * med[one][2]:
             why.append("two trials side by side slowed each other down, most likely because the minibatch gathers "
                        "of this small model are memory-bound and the two vCPUs share memory bandwidth and the L3 "
@@ -236,9 +239,10 @@ def main() -> None:
     out = ["# Hyperparameter search benchmarks (chainrule.tune)\n",
            f"{dt.date.today()}, {platform.machine()} {platform.processor() or ''} with {os.cpu_count()} cores, "
            f"no GPU, Python {platform.python_version()}, NumPy {np.__version__}. Produced by "
-           f"`python bench/bench_tune.py` on the shared CIFAR-10 training archive (JPEG q75). **The CPU was shared "
-           f"with other engineers' jobs while this ran** (load average {load1[0]:.1f} at the start): absolute "
-           f"times are noisy; compare the ratios within one run.\n"]
+           f"`python bench/bench_tune.py` on the shared CIFAR-10 training archive (JPEG q75). Load average "
+           f"{load1[0]:.1f} at the start" + (": **the CPU was shared with other jobs while this ran**, so absolute "
+                                              "times are noisy; compare the ratios within one run.\n"
+                                              if load1[0] > 0.5 else " (the machine was otherwise idle).\n")]
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(tmp)
         bench_knn(ds.X_train, ds.y_train, args.knn_samples, out, runs, not args.no_sklearn)

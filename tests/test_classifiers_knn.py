@@ -257,3 +257,46 @@ def test_memory_is_bounded_by_the_chunk():
     tracemalloc.stop()
     # a (50, 2000) float32 block is 400 kB; the full (400, 2000) matrix would be 3.2 MB in float32
     assert peak < 1.6e6, peak
+
+
+# ---- augment="flip" -------------------------------------------------------------------------------------------------
+
+
+def test_flip_augmentation_memorises_mirror_images():
+    X = RNG.integers(0, 256, (6, 4, 5, 3), dtype=np.uint8)
+    y = np.array([0, 1, 2, 0, 1, 2])
+    knn = KNearestNeighbor(augment="flip").fit(X, y)
+    assert knn.n_train_ == 6 and knn.n_samples_fit_ == 12
+    np.testing.assert_array_equal(knn.X_fit_[6:].reshape(6, 4, 5, 3), X[:, :, ::-1])
+    np.testing.assert_array_equal(knn.y_fit_[6:], knn.y_fit_[:6])
+    # A mirrored training image is now at distance 0 (row 6 + i), and is classified like the original;
+    # without augmentation its nearest neighbour is some other image.
+    mirrored = np.ascontiguousarray(X[:, :, ::-1])
+    dist, idx = knn.kneighbors(mirrored, k=1)
+    np.testing.assert_array_equal(idx[:, 0], np.arange(6) + 6)
+    np.testing.assert_array_equal(dist[:, 0], 0.0)
+    np.testing.assert_array_equal(knn.predict(mirrored), y)
+    # Same as fitting the plain classifier on the training set plus its mirror images, explicitly.
+    plain = KNearestNeighbor(k=3).fit(np.concatenate([X, mirrored]), np.concatenate([y, y]))
+    q = RNG.integers(0, 256, (9, 4, 5, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(knn.set_params(k=3).predict(q), plain.predict(q))
+
+
+def test_flip_augmentation_needs_images():
+    with pytest.raises(ValueError, match=r"augment='flip' mirrors images.*got samples of shape \(7,\)"):
+        KNearestNeighbor(augment="flip").fit(np.zeros((4, 7)), [0, 1, 0, 1])
+    with pytest.raises(ValueError, match=r"augment must be one of \[False, 'flip'\], got 'mirror'"):
+        KNearestNeighbor(augment="mirror").fit(np.zeros((4, 2, 2)), [0, 1, 0, 1])
+
+
+def test_flip_augmented_model_saves_only_the_originals(tmp_path):
+    X = RNG.integers(0, 256, (8, 3, 4), dtype=np.uint8)
+    y = np.arange(8) % 3
+    knn = KNearestNeighbor(k=2, metric="l1", augment="flip").fit(X, y)
+    knn.save(tmp_path / "knn.npz")
+    with np.load(tmp_path / "knn.npz") as npz:
+        assert npz["X_fit_"].shape == (8, 12)
+    loaded = KNearestNeighbor.load(tmp_path / "knn.npz")
+    np.testing.assert_array_equal(loaded.X_fit_, knn.X_fit_)
+    q = RNG.integers(0, 256, (5, 3, 4), dtype=np.uint8)
+    np.testing.assert_array_equal(loaded.predict(q), knn.predict(q))

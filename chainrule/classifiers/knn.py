@@ -9,6 +9,10 @@ Distances are computed in chunks of test rows (``chunk_size``), so memory stays 
 the number of queries: see ``chainrule.classifiers.distances`` for the L2 GEMM trick, the exact uint8 L1 kernel
 and the precision argument. Votes count each of the k neighbours once; a tie between classes goes to the smallest
 label (the first in ``classes_``), and neighbours at equal distance are ordered by training index.
+
+``augment="flip"`` memorises every training image and its left-right mirror image (2N rows), so a test image can
+match a training image seen the other way round; on CIFAR-10 this moves L1 1-NN accuracy from 38.1% to 39.8%
+(leave-one-out over all 50,000 training images, bench/bench_knn.py) for twice the distance computations.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import numpy as np
 from chainrule.classifiers.base import BaseClassifier, check_choice, check_int_param, check_X
 from chainrule.classifiers.distances import METRICS, NeighborIndex
 
+AUGMENT = (False, "flip")
+
 
 class KNearestNeighbor(BaseClassifier):
     """k-NN classifier with L2 or L1 distance, chunked for bounded memory.
@@ -29,34 +35,58 @@ class KNearestNeighbor(BaseClassifier):
     k : number of neighbours that vote (can be changed after ``fit``; ``predict_many`` tries several at once).
     metric : "l2" (Euclidean) or "l1" (Manhattan).
     chunk_size : test rows per block of distances, or "auto" (~128 MiB of float32 distances per block).
+    augment : False, or "flip" to also memorise each training image mirrored left-right (images (N, H, W[, C])
+        only; twice the memory and distance work).
 
     Attributes
     ----------
     classes_ : (C,) the sorted distinct labels.
     n_features_in_ : D, features per sample (H*W*C for images).
     sample_shape_ : shape of one training sample, e.g. (32, 32, 3).
-    X_fit_ : (M, D) the memorised training rows (uint8 kept as uint8, other inputs as float32).
+    X_fit_ : (M, D) the memorised training rows (uint8 kept as uint8, other inputs as float32); with
+        ``augment="flip"`` M = 2N: the N training rows, then their mirror images in the same order (row N + i is
+        row i mirrored, so ``idx % n_train_`` maps a neighbour index back to the training sample).
     y_fit_ : (M,) their labels as indices into ``classes_``.
-    n_samples_fit_ : M.
+    n_samples_fit_ : M; n_train_ : N, the number of training samples passed to ``fit``.
     """
 
-    def __init__(self, k: int = 1, metric: str = "l2", chunk_size: int | str = "auto"):
+    def __init__(self, k: int = 1, metric: str = "l2", chunk_size: int | str = "auto", augment: bool | str = False):
         self.k = k
         self.metric = metric
         self.chunk_size = chunk_size
+        self.augment = augment
 
     def fit(self, X: Any, y: Any) -> "KNearestNeighbor":
         """Memorise X (N, D) or images (N, H, W, C) and labels y (N,); prepare the distance engine."""
         metric = check_choice(self, "metric", METRICS)
+        augment = check_choice(self, "augment", AUGMENT)
         self._check_chunk_size()
         check_int_param(self, "k", 1)
         X = check_X(X, self, reset=True, keep_uint8=True)
         y_index = self._fit_labels(y, len(X))
+        self._memorise(X, y_index, augment)
+        self._index = NeighborIndex(self.X_fit_, metric)
+        return self
+
+    def _memorise(self, X: np.ndarray, y_index: np.ndarray, augment: bool | str) -> None:
+        """Set X_fit_, y_fit_, n_train_ and n_samples_fit_ from the N training rows (adding mirrors if asked)."""
+        self.n_train_ = len(X)
+        if augment == "flip":
+            X = np.concatenate([X, self._mirror(X)])
+            y_index = np.concatenate([y_index, y_index])
         self.X_fit_ = X
         self.y_fit_ = y_index
         self.n_samples_fit_ = len(X)
-        self._index = NeighborIndex(X, metric)
-        return self
+
+    def _mirror(self, X: np.ndarray) -> np.ndarray:
+        """(N, D) rows of images of ``sample_shape_`` (H, W[, C]) -> the rows of the left-right mirrored images."""
+        shape = self.sample_shape_
+        if len(shape) not in (2, 3):
+            raise ValueError(
+                f"{type(self).__name__}: augment='flip' mirrors images, so X must be (N, H, W) or (N, H, W, C); got "
+                f"samples of shape {shape}: pass images, or use augment=False for feature vectors"
+            )
+        return np.ascontiguousarray(X.reshape(len(X), *shape)[:, :, ::-1]).reshape(len(X), -1)
 
     def _check_chunk_size(self) -> None:
         if self.chunk_size != "auto":
@@ -123,15 +153,18 @@ class KNearestNeighbor(BaseClassifier):
     # ---- persistence ----------------------------------------------------------------------------------------------
 
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        return {}, {"X_fit_": self.X_fit_, "y_fit_": self.y_fit_}
+        n = self.n_train_  # the mirrored rows are rebuilt on load, not stored
+        return {"augmented": self.n_samples_fit_ != n}, {"X_fit_": self.X_fit_[:n], "y_fit_": self.y_fit_[:n]}
 
     def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         X, y = arrays["X_fit_"], arrays["y_fit_"]
+        augment = check_choice(self, "augment", AUGMENT)
+        if bool(meta.get("augmented", False)) != (augment == "flip"):
+            raise ValueError(f"saved kNN metadata (augmented={meta.get('augmented')!r}) contradicts its "
+                             f"augment={augment!r}; the file is corrupt")
         if X.ndim != 2 or X.shape[1] != self.n_features_in_ or y.shape != (len(X),):
             raise ValueError(f"saved kNN arrays have inconsistent shapes: X_fit_ {X.shape}, y_fit_ {y.shape}")
         if len(y) and (y.min() < 0 or y.max() >= len(self.classes_)):
             raise ValueError(f"saved y_fit_ holds class indices outside [0, {len(self.classes_)})")
-        self.X_fit_ = np.ascontiguousarray(X)
-        self.y_fit_ = y.astype(np.int64)
-        self.n_samples_fit_ = len(X)
+        self._memorise(np.ascontiguousarray(X), y.astype(np.int64), self.augment)
         self._index = NeighborIndex(self.X_fit_, check_choice(self, "metric", METRICS))
