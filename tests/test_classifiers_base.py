@@ -29,15 +29,15 @@ def data(n=30, d=4, seed=0):
 
 def test_get_and_set_params_follow_init():
     knn = KNearestNeighbor(k=3)
-    assert knn.get_params() == {"chunk_size": "auto", "k": 3, "metric": "l2"}
+    assert knn.get_params() == {"augment": False, "chunk_size": "auto", "k": 3, "metric": "l2"}
     assert knn.set_params(metric="l1", k=5) is knn
     assert (knn.k, knn.metric) == (5, "l1")
     with pytest.raises(ValueError, match=r"Invalid parameter 'kk' for estimator KNearestNeighbor. Valid parameters "
-                                         r"are: \['chunk_size', 'k', 'metric'\]"):
+                                         r"are: \['augment', 'chunk_size', 'k', 'metric'\]"):
         knn.set_params(kk=1)
     assert set(LinearSVM().get_params()) == {
         "reg", "lr", "iterations", "epochs", "batch_size", "momentum", "optimizer", "schedule", "preprocessing",
-        "augment", "margin", "init_scale", "engine", "random_state"}
+        "augment", "margin", "init_scale", "engine", "random_state", "features", "hog_cell"}
     assert "margin" not in SoftmaxClassifier().get_params()
 
 

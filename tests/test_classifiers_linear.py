@@ -223,3 +223,127 @@ def test_bad_hyperparameters_are_reported_at_fit(params, message):
     X, y = blobs()
     with pytest.raises(ValueError, match=message):
         SoftmaxClassifier(**params).fit(X, y)
+
+
+# ---- hand-designed features (features="hog_color") ------------------------------------------------------------------
+
+
+def striped_images(n=60, size=16, seed=9):
+    """RGB images (n, size, size, 3) of 3 classes: vertical stripes, horizontal stripes, reddish noise."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    X = rng.integers(60, 120, (n, size, size, 3)).astype(np.float64)
+    X[y == 0, :, ::4] += 100.0   # bright columns: horizontal gradients
+    X[y == 1, ::4, :] += 100.0   # bright rows: vertical gradients
+    X[y == 2, :, :, 0] += 120.0  # red
+    return np.clip(X, 0, 255).astype(np.uint8), y
+
+
+@pytest.mark.parametrize("cls", [LinearSVM, SoftmaxClassifier])
+def test_hog_color_features_are_extracted_then_standardised(cls):
+    from chainrule.features import HogColorFeatures
+
+    X, y = striped_images()
+    model = cls(features="hog_color", iterations=200, random_state=0).fit(X, y)
+    assert model.n_features_in_ == 16 * 16 * 3 and model.sample_shape_ == (16, 16, 3)
+    assert model.W_.shape == (2 * 2 * 9 + 10, 3)
+    assert isinstance(model.features_, HogColorFeatures) and model.features_.cell == 8
+    assert model.score(X, y) > 0.95
+    assert 0 < model.train_time_ <= model.fit_time_
+    # The same as fitting on the features extracted by hand: features, then the usual standardisation and bias.
+    by_hand = cls(iterations=200, random_state=0).fit(HogColorFeatures(cell=8).transform(X), y)
+    np.testing.assert_array_equal(model.W_, by_hand.W_)
+    np.testing.assert_array_equal(model.b_, by_hand.b_)
+    np.testing.assert_array_equal(model.decision_function(X), by_hand.decision_function(
+        HogColorFeatures(cell=8).transform(X)))
+    # Features are computed image by image: scores and predictions do not depend on how the images are batched.
+    np.testing.assert_allclose(model.decision_function(X),
+                               np.concatenate([model.decision_function(X[:7]), model.decision_function(X[7:])]),
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(model.predict(X), np.concatenate([model.predict(X[:7]), model.predict(X[7:])]))
+
+
+def test_hog_color_features_save_and_load(tmp_path):
+    X, y = striped_images(seed=10)
+    y = np.array(["cat", "dog", "ship"])[y]
+    model = SoftmaxClassifier(features="hog_color", hog_cell=4, preprocessing="center", iterations=100,
+                              random_state=0).fit(X, y)
+    assert model.W_.shape == (4 * 4 * 9 + 10, 3)
+    model.save(tmp_path / "soft.npz")
+    loaded = SoftmaxClassifier.load(tmp_path / "soft.npz")
+    assert loaded.features == "hog_color" and loaded.hog_cell == 4
+    assert loaded.features_.cell == 4 and loaded.features_.bins == 10
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    assert (loaded.n_iter_, loaded.fit_time_, loaded.train_time_) == (100, model.fit_time_, model.train_time_)
+    # A model of raw inputs saves no features.
+    raw = LinearSVM(iterations=20, random_state=0).fit(X, y)
+    raw.save(tmp_path / "raw.npz")
+    assert LinearSVM.load(tmp_path / "raw.npz").features_ is None
+
+
+def test_a_saved_feature_model_with_mismatched_weights_is_rejected(tmp_path):
+    X, y = striped_images()
+    model = LinearSVM(features="hog_color", iterations=20, random_state=0).fit(X, y)
+    model.W_ = model.W_[:-1]  # as if saved with another hog_cell
+    model.save(tmp_path / "bad.npz")
+    with pytest.raises(ValueError, match=r"saved W_ \(45, 3\) / b_ \(3,\) do not match 46 features and 3 classes"):
+        LinearSVM.load(tmp_path / "bad.npz")
+
+
+def test_flip_with_features_extracts_the_mirror_images_features():
+    from chainrule.classifiers.base import check_X
+    from chainrule.features import HogColorFeatures
+
+    X, y = striped_images(n=12)
+    X[:, :, :5] = 0  # not mirror-symmetric
+    model = LinearSVM(features="hog_color", augment="flip")
+    rows = check_X(X, model, reset=True, keep_uint8=True)
+    Xp = model._fit_inputs(rows, model._validated())
+    feats = HogColorFeatures().transform
+    np.testing.assert_allclose(Xp[:12], model.preprocessor_.transform(feats(X)), rtol=1e-6)
+    np.testing.assert_allclose(Xp[12:], model.preprocessor_.transform(feats(X[:, :, ::-1])), rtol=1e-6)
+    assert not np.allclose(Xp[:12], Xp[12:])
+    fitted = LinearSVM(features="hog_color", augment="flip", iterations=100, random_state=0).fit(X, y)
+    assert fitted.W_.shape == (46, 3) and fitted.score(X, y) > 0.9
+
+
+@pytest.mark.parametrize("X, message", [
+    (np.zeros((6, 48)), r"features='hog_color' needs RGB images \(N, H, W, 3\), got samples of shape \(48,\)"),
+    (np.zeros((6, 16, 16)), r"needs RGB images \(N, H, W, 3\), got samples of shape \(16, 16\)"),
+    (np.zeros((6, 16, 16, 4)), r"needs RGB images \(N, H, W, 3\), got samples of shape \(16, 16, 4\)"),
+    (np.zeros((6, 4, 4, 3)), r"images of size 4x4 are smaller than one 8x8 cell"),
+])
+def test_hog_color_features_need_rgb_images(X, message):
+    with pytest.raises(ValueError, match=message):
+        LinearSVM(features="hog_color").fit(X, np.arange(6) % 2)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"features": "hog"}, r"features must be one of \[None, 'hog_color'\], got 'hog'"),
+    ({"features": "hog_color", "hog_cell": 0}, "hog_cell must be an integer >= 1, got 0"),
+    ({"features": "hog_color", "hog_cell": 2.0}, "hog_cell must be an integer >= 1, got 2.0"),
+])
+def test_bad_feature_hyperparameters_are_reported_at_fit(params, message):
+    X, y = striped_images(n=6)
+    with pytest.raises(ValueError, match=message):
+        SoftmaxClassifier(**params).fit(X, y)
+
+
+def test_feature_models_have_no_templates():
+    X, y = striped_images(n=12)
+    model = SoftmaxClassifier(features="hog_color", iterations=5).fit(X, y)
+    with pytest.raises(ValueError, match="weighs 46 features \\(features='hog_color'\\), not pixels"):
+        model.templates()
+
+
+@pytest.mark.parametrize("cls", [LinearSVM, SoftmaxClassifier])
+def test_feature_hyperparameters_are_params(cls):
+    sklearn_base = pytest.importorskip("sklearn.base")
+    model = cls(features="hog_color", hog_cell=4)
+    params = model.get_params()
+    assert params["features"] == "hog_color" and params["hog_cell"] == 4
+    assert cls().get_params()["features"] is None and cls().get_params()["hog_cell"] == 8
+    twin = sklearn_base.clone(model)
+    assert twin.features == "hog_color" and twin.hog_cell == 4
+    assert repr(model) == f"{cls.__name__}(features='hog_color', hog_cell=4)"

@@ -1,11 +1,13 @@
 """MLPClassifier: the estimator contract, learning, exact reproducibility (and equality with a hand-written training
-loop), save/load, early stopping, the time budget, the fast flip-and-crop augmentation against the data package's,
-and clear errors for bad input. Small synthetic data only; scikit-learn's own checks are run too."""
+loop), save/load, early stopping, the time budget, augmentation, and clear errors for bad input. Small synthetic data
+only; scikit-learn's own checks are run too. (The time-budget callback and schedule are tested in
+test_train_trainer.py, the flip-and-crop augmentation in test_data_augment.py.)"""
 
 from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -13,9 +15,10 @@ import pytest
 import chainrule.nn.functional as F
 from chainrule import classifiers, nn
 from chainrule.classifiers.base import NotFittedError
-from chainrule.classifiers.mlp import FlipCrop, MLPClassifier, _BudgetSchedule, _TimeBudget
-from chainrule.data import Augment, DataLoader, Standardize
-from chainrule.optim import SGD, Adam
+from chainrule.classifiers.mlp import MLPClassifier
+from chainrule.data import DataLoader, Standardize
+from chainrule.data.splits import train_val_indices
+from chainrule.optim import Adam
 from chainrule.optim.schedules import make_schedule
 from chainrule.tensor import Tensor
 from chainrule.train import NonFiniteError
@@ -182,40 +185,35 @@ def test_time_budget_stops_training_mid_run():
     assert m.score(X, y) > 0.9
 
 
-def test_budget_schedule_anneals_over_the_budget_or_the_steps():
-    opt = SGD([nn.Parameter(np.zeros(2, np.float32))], lr=0.1)
-    budget = _TimeBudget(100.0)
-    schedule = _BudgetSchedule(opt, "cosine", total_steps=1000, warmup_steps=4, budget=budget)
-    assert opt.param_groups[0]["lr"] == pytest.approx(0.1 / 5)  # warmup ramp, step 0
-    for _ in range(10):
-        schedule.step()
-    assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * 0.5 * (1 + math.cos(math.pi * 0.01)))  # by steps
-    budget.on_train_begin(None)
-    budget.start -= 50.0  # half the budget spent: progress 0.5 beats 10 / 1000 steps
-    schedule.step()
-    assert opt.param_groups[0]["lr"] == pytest.approx(0.05, rel=1e-3)
-    budget.start -= 60.0
-    schedule.step()
-    assert opt.param_groups[0]["lr"] == 0.0
+def test_time_budget_with_early_stopping_keeps_the_best_validated_weights():
+    """The trainer never validates an epoch the budget cuts short; the classifier scores it itself, appends the score
+    to validation_scores_ and keeps whichever weights score best, naming their epoch in best_epoch_."""
+    X, y = blobs(n=2000, spread=3.0, seed=2)
+    m = MLPClassifier(hidden_sizes=(32,), epochs=10**6, batch_size=8, time_budget=0.3, early_stopping=True,
+                      n_iter_no_change=10**6, schedule="constant", random_state=0).fit(X, y)
+    assert "time_budget" in m.stop_reason_ and len(m.validation_scores_) == m.n_iter_ >= 1
+    assert m.best_epoch_ == int(np.argmax(m.validation_scores_)) + 1
+    split_seed = int(np.random.default_rng(0).integers(0, 2**62, size=3)[0])  # as fit draws it
+    _, val_idx = train_val_indices(y, 200, stratify=True, seed=split_seed)  # the held-out 10%
+    assert m.score(X[val_idx], y[val_idx]) == max(m.validation_scores_)
 
 
 # ---- augmentation ---------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
-@pytest.mark.parametrize("padding", [0, 2, 4])
-def test_flipcrop_equals_the_data_package_augment(dtype, padding):
-    images = (np.random.default_rng(0).random((33, 8, 6, 3)) * 255).astype(dtype)
-    fast = FlipCrop(padding)(images, np.random.default_rng(9))
-    reference = Augment(flip=True, crop_padding=padding)(images, np.random.default_rng(9))
-    assert fast.dtype == dtype and fast.shape == images.shape and fast.flags.c_contiguous
-    np.testing.assert_array_equal(fast, reference)
 
 
 def test_augmented_training_learns_a_flip_invariant_task():
     X, y = tiny_images(n=240)
     m = MLPClassifier(hidden_sizes=(16,), epochs=20, batch_size=20, augment=True, random_state=0).fit(X, y)
     assert m.score(X, y) > 0.9
+
+
+def test_grayscale_images_augment_like_single_channel_ones():
+    X, y = tiny_images(n=60)
+    gray = X[..., 0]  # (N, H, W): flipped and cropped as they are, no channel axis needed
+    kw = dict(hidden_sizes=(8,), epochs=2, batch_size=16, augment=True, random_state=0)
+    a = MLPClassifier(**kw).fit(gray, y)
+    b = MLPClassifier(**kw).fit(gray[..., None], y)
+    assert a.loss_curve_ == b.loss_curve_
 
 
 # ---- features and persistence ---------------------------------------------------------------------------------------
@@ -319,7 +317,12 @@ except ImportError:  # scikit-learn is a test-only dependency
     parametrize_with_checks = None
 
 if parametrize_with_checks is not None:
-    @parametrize_with_checks([MLPClassifier(random_state=0)])
+    with warnings.catch_warnings():
+        # "does not inherit from sklearn.base.BaseEstimator": by design (see test_classifiers_sklearn.py).
+        warnings.filterwarnings("ignore", message="Estimator .* does not inherit from")
+        sklearn_checks = parametrize_with_checks([MLPClassifier(random_state=0)])
+
+    @sklearn_checks
     def test_sklearn_estimator_checks(estimator, check):
         """Every check of scikit-learn passes (expected failures: none; its pandas and array-API checks skip
         themselves when pandas / SCIPY_ARRAY_API are absent)."""

@@ -21,7 +21,9 @@ from chainrule.classifiers import KNearestNeighbor, LinearSVM, SoftmaxClassifier
 
 
 with warnings.catch_warnings():
-    # "does not inherit from sklearn.base.BaseEstimator": by design, scikit-learn is only a test dependency.
+    # "Estimator ... does not inherit from `sklearn.base.BaseEstimator`": scikit-learn's estimator checks (1.6+) test
+    # isinstance(estimator, BaseEstimator), which only inheritance satisfies; by design scikit-learn is a test-only
+    # dependency, so chainrule implements its protocol instead (see BaseClassifier and the test below).
     warnings.filterwarnings("ignore", message="Estimator .* does not inherit from")
     checks = parametrize_with_checks([
         KNearestNeighbor(),
@@ -35,3 +37,24 @@ with warnings.catch_warnings():
 @checks
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
+
+
+def test_scikit_learn_tools_use_the_protocol_without_warnings():
+    """clone, tags, cross-validation, grid search and pipelines take chainrule's estimators silently: the warning
+    filtered above comes from the estimator checks alone."""
+    import numpy as np
+    from sklearn.base import clone, is_classifier
+    from sklearn.model_selection import GridSearchCV, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.utils import get_tags
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 4)), np.arange(60) % 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        knn = clone(KNearestNeighbor(k=3))
+        assert knn.get_params()["k"] == 3 and is_classifier(knn) and get_tags(knn).estimator_type == "classifier"
+        assert len(cross_val_score(knn, X, y, cv=3)) == 3
+        assert GridSearchCV(knn, {"k": [1, 3]}, cv=3).fit(X, y).best_params_["k"] in (1, 3)
+        assert 0.0 <= make_pipeline(StandardScaler(), knn).fit(X, y).score(X, y) <= 1.0

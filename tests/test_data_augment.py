@@ -1,10 +1,11 @@
-"""Augmentation: shapes, dtypes, determinism, and agreement with per-image references."""
+"""Augmentation: shapes, dtypes, determinism, the order of the random draws, and agreement with per-image
+references (loops over the images, the way one would write it first)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from chainrule.data import Augment, color_jitter, random_crop, random_flip
+from chainrule.data import Augment, FlipCrop, color_jitter, random_crop, random_flip
 
 
 def images(n=16, h=6, w=5, c=3, dtype=np.uint8, seed=0):
@@ -77,3 +78,65 @@ def test_augment_pipeline_is_deterministic_per_generator_state():
     np.testing.assert_array_equal(Augment(flip=False)(X, rng(0)), X)
     # Steps that are off draw nothing: flip-only equals random_flip with the same state.
     np.testing.assert_array_equal(Augment()(X, rng(6)), random_flip(X, rng(6)))
+
+
+def reference_flip_crop(X, seed, padding, fill=0):
+    """Per image: flip with probability 1/2, pad by ``padding`` pixels of ``fill``, crop at (dy, dx); the draws in
+    the documented order (all flips, then all dy, then all dx)."""
+    g = rng(seed)
+    flip = g.random(len(X)) < 0.5
+    dy = g.integers(0, 2 * padding + 1, size=len(X)) if padding else np.zeros(len(X), int)
+    dx = g.integers(0, 2 * padding + 1, size=len(X)) if padding else np.zeros(len(X), int)
+    h, w = X.shape[1:3]
+    out = np.empty_like(X)
+    for i in range(len(X)):
+        img = X[i, :, ::-1] if flip[i] else X[i]
+        padded = np.full((h + 2 * padding, w + 2 * padding) + X.shape[3:], fill, X.dtype)
+        padded[padding:padding + h, padding:padding + w] = img
+        out[i] = padded[dy[i]:dy[i] + h, dx[i]:dx[i] + w]
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+@pytest.mark.parametrize("padding", [0, 2, 4])
+@pytest.mark.parametrize("channels", [3, None])
+def test_flip_and_crop_match_the_per_image_reference(dtype, padding, channels):
+    X = images(n=33, h=8, w=6, dtype=dtype)
+    X = X if channels else X[..., 0]  # RGB (N, H, W, 3) and grayscale (N, H, W)
+    before = X.copy()
+    expected = reference_flip_crop(X, 9, padding)
+    for out in (FlipCrop(padding)(X, rng(9)), Augment(flip=True, crop_padding=padding)(X, rng(9))):
+        assert out.dtype == X.dtype and out.shape == X.shape and out.flags.c_contiguous
+        np.testing.assert_array_equal(out, expected)
+    np.testing.assert_array_equal(X, before)  # input untouched
+    assert repr(FlipCrop(padding)) == f"FlipCrop(padding={padding})"
+
+
+def test_random_draws_keep_their_order_and_steps_compose():
+    """Augment draws exactly what its steps draw one after the other from one generator (the module docstring's
+    order), so its output is pinned to the step functions' for every generator state."""
+    X = images(n=32, h=8, w=8)
+    g, mine = rng(11), rng(11)
+    steps = color_jitter(random_crop(random_flip(X, g), g, 3), g, 0.2, 0.2, 0.2)
+    np.testing.assert_array_equal(Augment(True, 3, 0.2, 0.2, 0.2)(X, mine), steps)
+    assert mine.random() == g.random()  # and left the generator in the same state
+    mine, ref = rng(5), rng(5)
+    dy, dx = ref.integers(0, 5, size=len(X)), ref.integers(0, 5, size=len(X))  # a crop alone: dy, dx, no flips
+    out = Augment(flip=False, crop_padding=2)(X, mine)
+    assert mine.random() == ref.random()
+    padded = np.pad(X, [(0, 0), (2, 2), (2, 2), (0, 0)])
+    np.testing.assert_array_equal(out[7], padded[7, dy[7]:dy[7] + 8, dx[7]:dx[7] + 8])
+
+
+def test_crop_fill_and_grayscale_match_the_reference():
+    X = images(n=12, h=5, w=7, c=3)[..., 0]
+    g = rng(3)
+    out = random_crop(X, g, padding=3, fill=200)
+    h = rng(3)
+    dy, dx = h.integers(0, 7, size=12), h.integers(0, 7, size=12)
+    for i in range(12):
+        padded = np.full((11, 13), 200, np.uint8)
+        padded[3:8, 3:10] = X[i]
+        np.testing.assert_array_equal(out[i], padded[dy[i]:dy[i] + 5, dx[i]:dx[i] + 7])
+    with pytest.raises(ValueError, match=r"fill must fit the images' dtype uint8 \(\[0, 255\]\), got 300"):
+        random_crop(X, rng(0), padding=1, fill=300)

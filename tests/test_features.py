@@ -6,7 +6,7 @@ from functools import partial
 import numpy as np
 import pytest
 
-from chainrule.features import (color_histogram_hsv, color_histogram_hsv_reference,
+from chainrule.features import (HogColorFeatures, color_histogram_hsv, color_histogram_hsv_reference,
                                 extract_features, hog, hog_reference)
 
 
@@ -168,3 +168,15 @@ def test_extract_features_stacks_and_chunks():
     assert custom.shape == (7, 8 * 8 * 9 + 5)
     with pytest.raises(ValueError, match="must return"):
         extract_features(X, [lambda b: b.reshape(-1)])
+
+
+def test_hog_color_features_step():
+    X = rgb(5, 24, 20)
+    step = HogColorFeatures(cell=4, bins=7)
+    feats = step.fit_transform(X)
+    np.testing.assert_array_equal(feats, np.hstack([hog(X, cell=4), color_histogram_hsv(X, bins=7)]))
+    assert feats.shape == (5, step.n_features_out((24, 20, 3))) == (5, 6 * 5 * 9 + 7)
+    assert step.state_dict() == {} and step.load_state_dict({}) is step
+    assert repr(step) == "HogColorFeatures(cell=4, bins=7)"
+    with pytest.raises(ValueError, match=r"needs RGB images \(N, H, W, 3\), got samples of shape \(24, 20\)"):
+        step.transform(X[..., 0])

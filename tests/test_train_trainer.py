@@ -1,4 +1,5 @@
-"""The Trainer loop: learning, exact in-process resume, non-finite handling, early stopping, best parameters."""
+"""The Trainer loop: learning, exact in-process resume, non-finite handling, early stopping, best parameters (also
+when a callback stops a run inside an epoch), and the time budget."""
 
 import math
 
@@ -10,7 +11,7 @@ from chainrule import Function, nn
 from chainrule.data import DataLoader, make_spiral
 from chainrule.optim import SGD, Adam
 from chainrule.optim.schedules import CosineSchedule, ReduceOnPlateau
-from chainrule.train import CheckpointManager, NonFiniteError, Trainer, load_checkpoint
+from chainrule.train import BudgetSchedule, CheckpointManager, NonFiniteError, TimeBudget, Trainer, load_checkpoint
 
 X, Y = make_spiral(60, 3, 0.1, 0)
 
@@ -67,6 +68,41 @@ def test_resume_from_a_mid_epoch_checkpoint_is_bit_exact(tmp_path):
     assert straight.history.steps["loss"] == resumed.history.steps["loss"]
     assert [e["val_acc"] for e in straight.history.epochs] == [e["val_acc"] for e in resumed.history.epochs]
     assert straight.best_epoch == resumed.best_epoch
+
+
+def test_a_stop_inside_an_epoch_restores_the_best_validated_weights_and_goes_on_from_the_last_step():
+    """restore_best, and a callback stops the run at step 15, inside epoch 3 (6 steps per epoch): the model gets the
+    weights of the best of the two validated epochs (best_epoch says which), the partial epoch is not validated and
+    has no epoch record, state_dict() keeps the weights training reached, and fit() again continues from those,
+    ending exactly like a run that was never stopped."""
+    snapshots = {}
+
+    class Snapshot:
+        def on_epoch_end(self, trainer):
+            snapshots[trainer.epoch] = trainer.model.state_dict()
+
+    class StopAt:
+        def on_step_end(self, trainer):
+            if trainer.step == 15:
+                trainer.stop_training = True
+
+    straight = _trainer(callbacks=[Snapshot()])
+    straight.fit()
+    stopped = _trainer(callbacks=[StopAt()])
+    stopped.fit()
+    assert stopped.step == 15 and stopped.history.num_steps == 15 and len(stopped.history.epochs) == 2
+    scores = [e["val_acc"] for e in stopped.history.epochs]
+    assert stopped.best_epoch == 1 + int(np.argmax(scores)) and stopped.best_val_acc == max(scores)
+    for name, value in _params(stopped.model).items():
+        np.testing.assert_array_equal(value, snapshots[stopped.best_epoch][name])
+    reached = stopped.state_dict()["model"]
+    assert any(not np.array_equal(reached[n], v) for n, v in _params(stopped.model).items())
+    stopped.fit()
+    assert stopped.step == 36 and stopped.stop_reason is None
+    for name, value in _params(straight.model).items():
+        np.testing.assert_array_equal(value, _params(stopped.model)[name])
+    assert straight.history.steps["loss"] == stopped.history.steps["loss"]
+    assert [e["val_acc"] for e in straight.history.epochs] == [e["val_acc"] for e in stopped.history.epochs]
 
 
 def test_state_dict_holds_every_piece_of_the_run():
@@ -179,3 +215,46 @@ def test_running_train_accuracy_without_eval_data():
     t.fit()
     e = t.history.epochs[0]
     assert "val_acc" not in e and 0 <= e["train_acc"] <= 1 and t.best_state is None
+
+
+# ---- the time budget ---------------------------------------------------------------------------------------------
+
+
+def test_time_budget_stops_the_trainer_and_stays_spent_across_fit_calls():
+    budget = TimeBudget(1e-9)
+    t = _trainer(callbacks=[budget])
+    t.fit()
+    assert budget.spent and t.step == 1 and t.stop_reason == "stopped by a callback"
+    assert t.history.epochs == [] and t.best_state is None and t.best_epoch == 0  # the cut-short epoch: no record
+    t.fit()  # the budget covers the whole run: a spent one stops before the first step
+    assert t.step == 1
+    budget.seconds = 3600.0  # a larger budget goes on to the end
+    t.fit()
+    assert t.step == 36 and len(t.history.epochs) == 6
+    with pytest.raises(ValueError, match="seconds must be a finite number > 0, got 0"):
+        TimeBudget(0)
+
+
+def test_budget_schedule_anneals_over_the_budget_or_the_steps():
+    opt = SGD([nn.Parameter(np.zeros(2, np.float32))], lr=0.1)
+    budget = TimeBudget(100.0)
+    schedule = BudgetSchedule(opt, "cosine", total_steps=1000, warmup_steps=4, budget=budget)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1 / 5)  # warmup ramp, step 0
+    for _ in range(10):
+        schedule.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * 0.5 * (1 + math.cos(math.pi * 0.01)))  # by steps
+    budget.on_train_begin(None)
+    budget.start -= 50.0  # half the budget spent: progress 0.5 beats 10 / 1000 steps
+    schedule.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.05, rel=1e-3)
+    budget.start -= 60.0
+    schedule.step()
+    assert opt.param_groups[0]["lr"] == 0.0
+    other = SGD([nn.Parameter(np.zeros(2, np.float32))], lr=0.1)
+    resumed = BudgetSchedule(other, "linear", total_steps=1000, warmup_steps=4, budget=TimeBudget(100.0))
+    with pytest.raises(ValueError, match="state_dict is from a CosineSchedule, not a BudgetSchedule"):
+        resumed.load_state_dict({"type": "CosineSchedule"})
+    resumed.load_state_dict(schedule.state_dict())
+    assert resumed.last_step == 12 and other.param_groups[0]["lr"] == pytest.approx(0.1 * (1 - 0.012))
+    with pytest.raises(ValueError, match=r"shape must be one of \['constant', 'linear', 'cosine'\], got 'step'"):
+        BudgetSchedule(opt, "step", total_steps=10, warmup_steps=0, budget=budget)

@@ -237,6 +237,13 @@ class BaseClassifier:
 
     Subclasses define ``__init__`` (keyword hyperparameters only), ``fit``, ``predict``, ``_state`` and
     ``_set_state`` (the learned attributes, for save/load).
+
+    scikit-learn compatibility is by protocol, not inheritance, so scikit-learn stays a test-only dependency:
+    ``get_params``/``set_params`` (``clone``, ``GridSearchCV``, ``Pipeline`` and ``cross_val_score`` use them, with
+    no warning), ``__sklearn_tags__`` and ``__sklearn_is_fitted__``. Only scikit-learn's own test harness
+    (``check_estimator``, ``parametrize_with_checks``) warns "Estimator ... does not inherit from
+    `sklearn.base.BaseEstimator`": since 1.6 it tests ``isinstance(estimator, BaseEstimator)``, which no protocol
+    method can satisfy, so chainrule's tests filter exactly that message.
     """
 
     _estimator_type = "classifier"

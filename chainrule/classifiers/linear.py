@@ -4,10 +4,15 @@
     softmax = SoftmaxClassifier(lr=1e-3).fit(X_train, y_train)            # cross-entropy; has predict_proba
     softmax.templates()                                                   # (C, 32, 32, 3): W as images
 
-Inputs are images (N, H, W, C) or features (N, D), flattened and preprocessed (``preprocessing="standardize"``:
-per-feature zero mean and unit variance, ``"center"``: the mean image subtracted, or None); the preprocessing is
-learned in ``fit`` and saved with the model. W (D, C) and b (C,) are float32 ``chainrule.Tensor`` parameters
-updated by a ``chainrule.optim`` optimizer under a ``chainrule.optim.schedules`` learning-rate schedule.
+    hog_svm = LinearSVM(features="hog_color").fit(X_train, y_train)       # on HOG + hue histograms of the images
+
+Inputs are images (N, H, W, C) or features (N, D), flattened, optionally replaced by hand-designed features
+(``features="hog_color"``: ``chainrule.features.HogColorFeatures`` of RGB images, HOG over ``hog_cell`` x
+``hog_cell`` cells + a 10-bin hue histogram) and preprocessed (``preprocessing="standardize"``: per-feature zero
+mean and unit variance, ``"center"``: the mean subtracted, or None); both steps are fitted in ``fit`` and saved with
+the model (``chainrule.classifiers._inputs``, shared with ``MLPClassifier``). W (D, C) and b (C,) are float32
+``chainrule.Tensor`` parameters updated by a ``chainrule.optim`` optimizer under a ``chainrule.optim.schedules``
+learning-rate schedule.
 
 The hot loop per step: gather a minibatch, one GEMM for the scores, the fused loss-and-gradient of
 ``chainrule.classifiers.losses`` (``engine="numpy"``) and one GEMM for dW, then ``optimizer.step()``. With
@@ -25,13 +30,14 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.classifiers._inputs import (FEATURES, PREPROCESSING, compute_features, fit_preprocessor,
+                                           input_state, load_input_state, make_features, preprocess)
 from chainrule.classifiers.base import (BaseClassifier, check_choice, check_int_param, check_random_state,
                                         check_real_param, check_X, not_fitted_error)
 from chainrule.classifiers.losses import softmax_loss_vectorized, svm_loss_vectorized
-from chainrule.data.preprocessing import MeanImage, Standardize
+from chainrule.data.preprocessing import Standardize
 from chainrule.tensor import Tensor
 
-PREPROCESSING = (None, "standardize", "center")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine", "linear", "step")
 ENGINES = ("numpy", "autograd")
@@ -43,12 +49,15 @@ class LinearClassifier(BaseClassifier):
 
     Attributes (after ``fit``)
     --------------------------
-    W_ : (D, C) float32 weights, one column (template) per class; ``coef_`` is W_.T (scikit-learn's layout).
+    W_ : (D, C) float32 weights, one column (template) per class; ``coef_`` is W_.T (scikit-learn's layout). D is
+        the number of model inputs: pixels (``n_features_in_``), or the F features of ``features_``.
     b_ : (C,) float32 biases (``intercept_``).
-    classes_, n_features_in_, sample_shape_ : see ``BaseClassifier``.
+    classes_, n_features_in_, sample_shape_ : see ``BaseClassifier`` (of the inputs X, before any features).
+    features_ : the ``HogColorFeatures`` step (``features="hog_color"``), or None.
     preprocessor_ : the fitted ``chainrule.data`` Standardize / MeanImage step, or None.
     loss_history_ : (iterations,) float32, the minibatch loss of every step.
-    n_iter_ : the number of SGD steps taken.  fit_time_ : seconds spent in fit.
+    n_iter_ : the number of SGD steps taken.  fit_time_ : seconds spent in fit; train_time_ : of which in the SGD
+        loop (the rest: input checks, features and preprocessing).
     """
 
     def _loss_grad(self, W: np.ndarray, b: np.ndarray, X: np.ndarray, y: np.ndarray,
@@ -68,6 +77,8 @@ class LinearClassifier(BaseClassifier):
             "momentum": check_real_param(self, "momentum", 0.0),
             "init_scale": check_real_param(self, "init_scale", 0.0),
             "preprocessing": check_choice(self, "preprocessing", PREPROCESSING),
+            "features": check_choice(self, "features", FEATURES),
+            "hog_cell": check_int_param(self, "hog_cell", 1),
             "optimizer": check_choice(self, "optimizer", OPTIMIZERS),
             "schedule": check_choice(self, "schedule", SCHEDULES),
             "engine": check_choice(self, "engine", ENGINES),
@@ -80,27 +91,49 @@ class LinearClassifier(BaseClassifier):
             hp["epochs"] = check_real_param(self, "epochs", 0.0, strict=True)
         return hp
 
-    # ---- preprocessing -------------------------------------------------------------------------------------------
+    # ---- inputs --------------------------------------------------------------------------------------------------
 
-    def _fit_preprocessing(self, X: np.ndarray, kind: str | None) -> np.ndarray:
-        """Fit the preprocessing on X (N, D) and return the float32 training matrix."""
-        if kind is None:
-            self.preprocessor_ = None
-            return np.ascontiguousarray(X, dtype=np.float32)  # read-only from here on: no copy needed
-        step = Standardize() if kind == "standardize" else MeanImage()
-        step.fit(X)
-        if kind == "standardize":  # constant features: centre them, do not blow them up by 1 / eps
-            step.std_ = np.where(step.std_ > step.eps, step.std_, np.float32(1.0)).astype(np.float32)
-        self.preprocessor_ = step
-        return np.ascontiguousarray(step.transform(X), dtype=np.float32)
+    def _fit_inputs(self, X: np.ndarray, hp: dict[str, Any]) -> np.ndarray:
+        """Fit features_ and preprocessor_ on the validated rows X (N, D) and return the float32 training matrix
+        (N, D'); with features and augment="flip", (2N, D'): the rows of the images, then of their mirror images."""
+        flip = hp["augment"] == "flip"
+        if flip:
+            self._check_images_for_flip()
+        self.features_ = make_features(hp["features"], hp["hog_cell"])
+        F = compute_features(self.features_, X, self.sample_shape_)
+        self.preprocessor_ = fit_preprocessor(F, hp["preprocessing"])
+        Xp = preprocess(self.preprocessor_, F)
+        if flip and self.features_ is not None:  # features of the mirrored images: computed once, here
+            mirrored = X.reshape(len(X), *self.sample_shape_)[:, :, ::-1]
+            Xp = np.concatenate([Xp, preprocess(self.preprocessor_, self.features_.transform(mirrored))])
+        return Xp
 
     def _transform(self, X: Any) -> np.ndarray:
-        """Validated, preprocessed float64 (N, D) inputs for prediction."""
+        """Validated X -> the float64 model inputs (N, D') for prediction: features, then preprocessing."""
         self._check_is_fitted()
         X = check_X(X, self, reset=False, keep_uint8=True)
-        if self.preprocessor_ is not None:
-            X = self.preprocessor_.transform(X)
-        return np.asarray(X, dtype=np.float64)
+        return preprocess(self.preprocessor_, compute_features(self.features_, X, self.sample_shape_), np.float64)
+
+    def _check_images_for_flip(self) -> None:
+        if len(self.sample_shape_) not in (2, 3):
+            raise ValueError(
+                f"{type(self).__name__}: augment='flip' mirrors images, so X must be (N, H, W) or (N, H, W, C); got "
+                f"samples of shape {self.sample_shape_}"
+            )
+
+    def _flip_map(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(perm, scale, shift) with flip(z) = z[:, perm] * scale + shift: a horizontal mirror of the images, in the
+        preprocessed space (exactly what preprocessing the mirrored image gives). Raw inputs only (no features)."""
+        self._check_images_for_flip()
+        perm = np.arange(self.n_features_in_).reshape(self.sample_shape_)[:, ::-1].reshape(-1)
+        prep = self.preprocessor_
+        if prep is None:
+            return perm, np.ones(1, np.float32), np.zeros(1, np.float32)
+        if isinstance(prep, Standardize):
+            mean, std = prep.mean_.astype(np.float64), prep.std_.astype(np.float64)
+            return perm, (std[perm] / std).astype(np.float32), ((mean[perm] - mean) / std).astype(np.float32)
+        mean = prep.mean_image_.reshape(-1).astype(np.float64)
+        return perm, np.ones(1, np.float32), (mean[perm] - mean).astype(np.float32)
 
     # ---- training ------------------------------------------------------------------------------------------------
 
@@ -110,8 +143,8 @@ class LinearClassifier(BaseClassifier):
         hp = self._validated()
         X = check_X(X, self, reset=True, keep_uint8=True)
         y_index = self._fit_labels(y, len(X))
-        Xp = self._fit_preprocessing(X, hp["preprocessing"])
-        N, D = Xp.shape
+        Xp = self._fit_inputs(X, hp)
+        N, D = len(X), Xp.shape[1]
         C = len(self.classes_)
         batch = min(hp["batch_size"], N)
         per_epoch = N // batch
@@ -121,10 +154,12 @@ class LinearClassifier(BaseClassifier):
         b = Tensor(np.zeros(C, dtype=np.float32), requires_grad=True)
         optimizer, schedule = _make_optimizer([W, b], hp, iterations)
         step = self._step_numpy if hp["engine"] == "numpy" else self._step_autograd
-        flip = self._flip_map() if hp["augment"] == "flip" else None
+        twin = hp["augment"] == "flip" and self.features_ is not None  # rows N..2N-1 of Xp: the mirror images
+        flip = self._flip_map() if hp["augment"] == "flip" and not twin else None
         losses = np.empty(iterations, dtype=np.float32)
         buf = np.empty((batch, D), dtype=np.float32)
         perm, pos = rng.permutation(N), 0
+        train_start = time.perf_counter()
         # A diverging run overflows; instead of a warning per step it stops with one error (checked every step).
         with np.errstate(over="ignore", invalid="ignore"), _one_blas_thread():
             for it in range(iterations):
@@ -132,7 +167,10 @@ class LinearClassifier(BaseClassifier):
                     perm, pos = rng.permutation(N), 0
                 idx = perm[pos:pos + batch]
                 pos += batch
-                np.take(Xp, idx, axis=0, out=buf)
+                if twin:  # a random half of the batch from the mirror images
+                    np.take(Xp, idx + N * (rng.random(batch) < 0.5), axis=0, out=buf)
+                else:
+                    np.take(Xp, idx, axis=0, out=buf)
                 if flip is not None:  # mirror a random half of the batch
                     rows = np.flatnonzero(rng.random(batch) < 0.5)
                     mirrored = buf[rows][:, flip[0]]
@@ -150,27 +188,9 @@ class LinearClassifier(BaseClassifier):
         self.b_ = b.data
         self.loss_history_ = losses
         self.n_iter_ = iterations
-        self.fit_time_ = time.perf_counter() - start
+        end = time.perf_counter()
+        self.fit_time_, self.train_time_ = end - start, end - train_start
         return self
-
-    def _flip_map(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(perm, scale, shift) with flip(z) = z[:, perm] * scale + shift: a horizontal mirror of the images, in the
-        preprocessed space (exactly what preprocessing the mirrored image gives)."""
-        shape = self.sample_shape_
-        if len(shape) not in (2, 3):
-            raise ValueError(
-                f"{type(self).__name__}: augment='flip' mirrors images, so X must be (N, H, W) or (N, H, W, C); got "
-                f"samples of shape {shape}"
-            )
-        perm = np.arange(self.n_features_in_).reshape(shape)[:, ::-1].reshape(-1)
-        prep = self.preprocessor_
-        if prep is None:
-            return perm, np.ones(1, np.float32), np.zeros(1, np.float32)
-        if isinstance(prep, Standardize):
-            mean, std = prep.mean_.astype(np.float64), prep.std_.astype(np.float64)
-            return perm, (std[perm] / std).astype(np.float32), ((mean[perm] - mean) / std).astype(np.float32)
-        mean = prep.mean_image_.reshape(-1).astype(np.float64)
-        return perm, np.ones(1, np.float32), (mean[perm] - mean).astype(np.float32)
 
     def _diverged(self, what: str, hp: dict[str, Any]) -> None:
         raise FloatingPointError(
@@ -223,8 +243,15 @@ class LinearClassifier(BaseClassifier):
 
     def templates(self) -> np.ndarray:
         """(C, *sample_shape_) float32 in [0, 255]: each class's weights as an image, min-max scaled (lecture 3's
-        picture of what a linear classifier learns). Show one with ``plt.imshow(t[c].astype('uint8'))``."""
+        picture of what a linear classifier learns). Show one with ``plt.imshow(t[c].astype('uint8'))``. Needs a model
+        of the pixels themselves (features=None)."""
         self._check_is_fitted()
+        if self.features_ is not None:
+            raise ValueError(
+                f"templates() draws the weights as images, but this {type(self).__name__} weighs "
+                f"{self.W_.shape[0]} features (features={self.features!r}), not pixels; fit with features=None to see "
+                "templates"
+            )
         W = self.W_.T.astype(np.float64)
         low = W.min(axis=1, keepdims=True)
         high = W.max(axis=1, keepdims=True)
@@ -234,32 +261,24 @@ class LinearClassifier(BaseClassifier):
     # ---- persistence ---------------------------------------------------------------------------------------------
 
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        arrays = {"W_": self.W_, "b_": self.b_, "loss_history_": self.loss_history_}
-        prep = None
-        if self.preprocessor_ is not None:
-            prep = type(self.preprocessor_).__name__
-            arrays.update({f"preprocessor.{k}": v for k, v in self.preprocessor_.state_dict().items()})
-        return {"preprocessor": prep, "n_iter": int(self.n_iter_), "fit_time": float(self.fit_time_)}, arrays
+        meta, arrays = input_state(self.features_, self.preprocessor_)
+        arrays.update({"W_": self.W_, "b_": self.b_, "loss_history_": self.loss_history_})
+        meta.update({"n_iter": int(self.n_iter_), "fit_time": float(self.fit_time_),
+                     "train_time": float(self.train_time_)})
+        return meta, arrays
 
     def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        self.features_, self.preprocessor_ = load_input_state(meta, arrays)
+        D = self.n_features_in_ if self.features_ is None else self.features_.n_features_out(self.sample_shape_)
         W, b = arrays["W_"], arrays["b_"]
         C = len(self.classes_)
-        if W.shape != (self.n_features_in_, C) or b.shape != (C,):
-            raise ValueError(f"saved W_ {W.shape} / b_ {b.shape} do not match {self.n_features_in_} features and "
-                             f"{C} classes")
+        if W.shape != (D, C) or b.shape != (C,):
+            raise ValueError(f"saved W_ {W.shape} / b_ {b.shape} do not match {D} features and {C} classes")
         self.W_, self.b_ = W.astype(np.float32), b.astype(np.float32)
         self.loss_history_ = arrays.get("loss_history_", np.empty(0, dtype=np.float32))
         self.n_iter_ = int(meta.get("n_iter", len(self.loss_history_)))
         self.fit_time_ = float(meta.get("fit_time", 0.0))
-        kind = meta.get("preprocessor")
-        if kind is None:
-            self.preprocessor_ = None
-        else:
-            steps = {"Standardize": Standardize, "MeanImage": MeanImage}
-            if kind not in steps:
-                raise ValueError(f"unknown preprocessor {kind!r} in the saved model; expected one of {sorted(steps)}")
-            state = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("preprocessor.")}
-            self.preprocessor_ = steps[kind]().load_state_dict(state)
+        self.train_time_ = float(meta.get("train_time", 0.0))
 
 
 def _one_blas_thread() -> Any:
@@ -310,7 +329,10 @@ class LinearSVM(LinearClassifier):
     schedule : learning-rate schedule over the run: "cosine", "linear" (to 0), "step" (x0.1 at 1/2 and 3/4),
         "constant".
     preprocessing : "standardize", "center" or None (see the module docstring).
-    augment : False, or "flip" to mirror a random half of every minibatch left-right (images only).
+    features : None (raw inputs) or "hog_color" (HOG + hue histogram of images (N, H, W, 3)).
+    hog_cell : HOG cell size in pixels for ``features="hog_color"`` (8: 144 HOG features for 32x32 images).
+    augment : False, or "flip" to mirror a random half of every minibatch left-right (images only). With features,
+        the features of the mirror images are computed once in ``fit`` (twice the extraction time).
     margin : the hinge's margin (delta).
     init_scale : standard deviation of the random initial W.
     engine : "numpy" (fused vectorised loss and gradient) or "autograd" (through the Tensor graph).
@@ -319,7 +341,8 @@ class LinearSVM(LinearClassifier):
 
     def __init__(self, reg: float = 0.1, lr: float = 3e-4, iterations: int = 1500, epochs: float | None = None,
                  batch_size: int = 256, momentum: float = 0.9, optimizer: str = "sgd", schedule: str = "cosine",
-                 preprocessing: str | None = "standardize", augment: bool | str = False, margin: float = 1.0,
+                 preprocessing: str | None = "standardize", features: str | None = None, hog_cell: int = 8,
+                 augment: bool | str = False, margin: float = 1.0,
                  init_scale: float = 1e-3, engine: str = "numpy", random_state: Any = None):
         self.reg = reg
         self.lr = lr
@@ -330,6 +353,8 @@ class LinearSVM(LinearClassifier):
         self.optimizer = optimizer
         self.schedule = schedule
         self.preprocessing = preprocessing
+        self.features = features
+        self.hog_cell = hog_cell
         self.augment = augment
         self.margin = margin
         self.init_scale = init_scale
@@ -358,7 +383,8 @@ class SoftmaxClassifier(LinearClassifier):
 
     def __init__(self, reg: float = 1e-3, lr: float = 1e-3, iterations: int = 1500, epochs: float | None = None,
                  batch_size: int = 256, momentum: float = 0.9, optimizer: str = "sgd", schedule: str = "cosine",
-                 preprocessing: str | None = "standardize", augment: bool | str = False, init_scale: float = 1e-3,
+                 preprocessing: str | None = "standardize", features: str | None = None, hog_cell: int = 8,
+                 augment: bool | str = False, init_scale: float = 1e-3,
                  engine: str = "numpy", random_state: Any = None):
         self.reg = reg
         self.lr = lr
@@ -369,6 +395,8 @@ class SoftmaxClassifier(LinearClassifier):
         self.optimizer = optimizer
         self.schedule = schedule
         self.preprocessing = preprocessing
+        self.features = features
+        self.hog_cell = hog_cell
         self.augment = augment
         self.init_scale = init_scale
         self.engine = engine

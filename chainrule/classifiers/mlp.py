@@ -21,37 +21,37 @@ mapped through ``classes_``. ``fit`` learns, from the training data only and sav
    (decay on the weight matrices only, not on biases or normalisation parameters) and learning-rate schedule.
 
 ``augment`` flips (and, with True, shifts by zero-padded random crops) the training images of every batch before
-they are preprocessed (``FlipCrop``).
+they are preprocessed (``chainrule.data.FlipCrop``).
 ``early_stopping`` carves a stratified ``validation_fraction`` off the training data, stops after
 ``n_iter_no_change`` epochs without improvement and keeps the best epoch's weights. ``time_budget`` (seconds)
 stops training when it is spent, mid-epoch if need be, and runs the schedule over the budget (its progress is the
-larger of the fraction of steps done and the fraction of the budget spent), so a "cosine over 10 minutes" run
-anneals to zero exactly when time is up; such a run depends on the machine's speed, so it is not reproducible
-step for step (everything else is, given ``random_state``).
+larger of the fraction of steps done and the fraction of the budget spent: ``chainrule.train.TimeBudget`` and
+``BudgetSchedule``), so a "cosine over 10 minutes" run anneals to zero exactly when time is up; such a run depends
+on the machine's speed, so it is not reproducible step for step (everything else is, given ``random_state``). A
+partial last epoch is validated here (the trainer does not), and counts as the best one if it scores higher.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 import numbers
 import time
 from typing import Any, Sequence
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from chainrule import nn
+from chainrule.classifiers._inputs import (compute_features, fit_preprocessor, input_state, load_input_state,
+                                           make_features, preprocess)
 from chainrule.classifiers.base import (BaseClassifier, check_choice, check_int_param, check_random_state,
                                         check_real_param, check_X)
+from chainrule.data.augment import FlipCrop
 from chainrule.data.loader import DataLoader
-from chainrule.data.preprocessing import MeanImage, Standardize
 from chainrule.data.splits import train_val_indices
-from chainrule.features import color_histogram_hsv, extract_features, hog
 from chainrule.nn import functional as F
 from chainrule.optim import SGD, Adam, AdamW
 from chainrule.optim.schedules import make_schedule
-from chainrule.train import Trainer, predict_scores
+from chainrule.train import BudgetSchedule, TimeBudget, Trainer, predict_scores
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid", "maxout")
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -61,34 +61,6 @@ PREPROCESSING = ("standardize", "center", None)
 FEATURES = (None, "hog_color")
 AUGMENT = (False, True, "flip")
 _PREDICT_CHUNK = 4096  # samples transformed and scored at a time in predict: bounds the float32 temporaries
-
-
-class HogColorFeatures:
-    """Images (N, H, W, 3) -> float32 (N, F): HOG (``cell`` x ``cell`` cells, 9 orientations) followed by a hue
-    histogram of ``bins`` bins (CS231n's feature pipeline). Nothing is learned; a preprocessing step like those of
-    ``chainrule.data`` (``fit``, ``transform``, ``state_dict``)."""
-
-    def __init__(self, cell: int = 8, bins: int = 10):
-        self.cell, self.bins = cell, bins
-
-    def fit(self, X: np.ndarray) -> "HogColorFeatures":
-        return self
-
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X)
-        if X.ndim != 4 or X.shape[-1] != 3:
-            raise ValueError(f"features='hog_color' needs RGB images (N, H, W, 3), got samples of shape {X.shape[1:]}")
-        return extract_features(X, (functools.partial(hog, cell=self.cell),
-                                    functools.partial(color_histogram_hsv, bins=self.bins)))
-
-    def fit_transform(self, X: np.ndarray) -> np.ndarray:
-        return self.fit(X).transform(X)
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> "HogColorFeatures":
-        return self
 
 
 class MLPClassifier(BaseClassifier):
@@ -227,31 +199,16 @@ class MLPClassifier(BaseClassifier):
 
     def _fit_inputs(self, X: np.ndarray, hp: dict[str, Any]) -> np.ndarray:
         """Fit features_ and preprocessor_ on X (N, D); return the float32 model inputs (N, D'), or, when
-        augmenting, X itself (batches are augmented first and preprocessed afterwards, by ``_batch_inputs``)."""
-        self.features_ = HogColorFeatures(cell=hp["hog_cell"]) if hp["features"] == "hog_color" else None
-        if self.features_ is not None:
-            X = self.features_.transform(X.reshape(len(X), *self.sample_shape_))
-        kind = hp["preprocessing"]
-        self.preprocessor_ = None
-        if kind is not None:
-            step = Standardize() if kind == "standardize" else MeanImage()
-            step.fit(X)
-            if kind == "standardize":  # constant features: centre them, do not blow them up by 1 / eps
-                step.std_ = np.where(step.std_ > 1e-6, step.std_, np.float32(1.0)).astype(np.float32)
-            self.preprocessor_ = step
-        return X if hp["augment"] is not False else self._scale(X)
+        augmenting, X itself (batches are augmented first and preprocessed afterwards, by ``_batch_inputs``).
+        Standardizing centres constant features without dividing them by ~0 (``chainrule.classifiers._inputs``)."""
+        self.features_ = make_features(hp["features"], hp["hog_cell"])
+        X = compute_features(self.features_, X, self.sample_shape_)
+        self.preprocessor_ = fit_preprocessor(X, hp["preprocessing"])
+        return X if hp["augment"] is not False else preprocess(self.preprocessor_, X)
 
     def _inputs(self, X: np.ndarray) -> np.ndarray:
         """Validated (N, D) inputs -> the float32 model inputs (N, D'), with the fitted steps."""
-        if self.features_ is not None:
-            X = self.features_.transform(X.reshape(len(X), *self.sample_shape_))
-        return self._scale(X)
-
-    def _scale(self, X: np.ndarray) -> np.ndarray:
-        """(N, D') features -> preprocessed float32 model inputs."""
-        if self.preprocessor_ is not None:
-            X = self.preprocessor_.transform(X)
-        return np.ascontiguousarray(X, dtype=np.float32)
+        return preprocess(self.preprocessor_, compute_features(self.features_, X, self.sample_shape_))
 
     def _batch_inputs(self, images: np.ndarray) -> np.ndarray:
         """Augmented training images (B, H, W[, C]) -> float32 model inputs (B, D)."""
@@ -297,14 +254,14 @@ class MLPClassifier(BaseClassifier):
         return self
 
     def _trainer(self, loader: DataLoader, val: tuple[np.ndarray, np.ndarray] | None,
-                 hp: dict[str, Any]) -> tuple[Trainer, "_TimeBudget | None"]:
+                 hp: dict[str, Any]) -> tuple[Trainer, TimeBudget | None]:
         """The Trainer over model_ with its optimizer, schedule and callbacks (and the time budget, if any)."""
         optimizer = self._optimizer(hp)
         total_steps = hp["epochs"] * len(loader)
         warmup = min(int(round(hp["warmup_epochs"] * len(loader))), total_steps - 1)
-        budget = _TimeBudget(hp["time_budget"]) if hp["time_budget"] is not None else None
+        budget = TimeBudget(hp["time_budget"]) if hp["time_budget"] is not None else None
         if budget is not None:
-            schedule: Any = _BudgetSchedule(optimizer, hp["schedule"], total_steps, warmup, budget)
+            schedule: Any = BudgetSchedule(optimizer, hp["schedule"], total_steps, warmup, budget)
         elif hp["schedule"] == "constant":
             schedule = make_schedule("constant", optimizer, warmup=warmup)
         else:
@@ -353,9 +310,7 @@ class MLPClassifier(BaseClassifier):
         drop_last = hp["norm"] == "batch" and n % batch == 1 and n > 1
         if hp["augment"] is False:
             return DataLoader(X, y_index, batch, shuffle=True, drop_last=drop_last, seed=seed)
-        images = X.reshape(n, *self.sample_shape_)
-        if images.ndim == 3:  # grayscale (N, H, W)
-            images = images[..., None]
+        images = X.reshape(n, *self.sample_shape_)  # (N, H, W, C) or grayscale (N, H, W)
         return DataLoader(images, y_index, batch, shuffle=True, drop_last=drop_last, seed=seed,
                           augment=FlipCrop(padding=4 if hp["augment"] is True else 0), transform=self._batch_inputs)
 
@@ -431,19 +386,15 @@ class MLPClassifier(BaseClassifier):
     # ---- persistence ----------------------------------------------------------------------------------------------
 
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        arrays = {f"model.{k}": v for k, v in self.model_.state_dict().items()}
-        if self.preprocessor_ is not None:
-            arrays.update({f"preprocessor.{k}": v for k, v in self.preprocessor_.state_dict().items()})
-        meta = {
+        meta, arrays = input_state(self.features_, self.preprocessor_)  # "features", "preprocessor", preprocessor.*
+        arrays.update({f"model.{k}": v for k, v in self.model_.state_dict().items()})
+        meta.update({
             "sizes": list(self.model_.sizes), "activation": self.model_.activation, "norm": self.model_.norm,
             "dropout": self.model_.dropout,
-            "features": None if self.features_ is None else {"kind": "hog_color", "cell": self.features_.cell,
-                                                               "bins": self.features_.bins},
-            "preprocessor": None if self.preprocessor_ is None else type(self.preprocessor_).__name__,
             "loss_curve": list(self.loss_curve_), "validation_scores": self.validation_scores_,
             "best_epoch": self.best_epoch_, "n_iter": self.n_iter_, "n_steps": self.n_steps_,
             "fit_time": self.fit_time_, "train_time": self.train_time_, "stop_reason": self.stop_reason_,
-        }
+        })
         return meta, arrays
 
     def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
@@ -451,14 +402,7 @@ class MLPClassifier(BaseClassifier):
                              norm=meta["norm"], seed=0)
         self.model_.load_state_dict({k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")})
         self.model_.eval()
-        feats = meta["features"]
-        self.features_ = None if feats is None else HogColorFeatures(cell=feats["cell"], bins=feats["bins"])
-        kind = meta["preprocessor"]
-        steps = {"Standardize": Standardize, "MeanImage": MeanImage}
-        if kind is not None and kind not in steps:
-            raise ValueError(f"unknown preprocessor {kind!r} in the saved model; expected one of {sorted(steps)}")
-        state = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("preprocessor.")}
-        self.preprocessor_ = None if kind is None else steps[kind]().load_state_dict(state)
+        self.features_, self.preprocessor_ = load_input_state(meta, arrays)
         self.loss_curve_ = [float(v) for v in meta["loss_curve"]]
         self.validation_scores_ = meta["validation_scores"]
         self.best_epoch_, self.n_iter_, self.n_steps_ = meta["best_epoch"], meta["n_iter"], meta["n_steps"]
@@ -466,102 +410,6 @@ class MLPClassifier(BaseClassifier):
 
 
 # ---- helpers --------------------------------------------------------------------------------------------------------
-
-
-class FlipCrop:
-    """Random horizontal flips (p = 0.5) and ``padding``-pixel zero-padded random crops of images (B, H, W, C).
-
-    The same augmentation, from the same draws of ``rng``, as ``chainrule.data.Augment(flip=True,
-    crop_padding=padding)`` (tested equal), computed differently because it runs on every training batch: the crops
-    are one gather from a sliding-window view of the padded batch, which lands in (B, C, H, W) order, where a flip
-    reverses contiguous rows; one transposed copy brings the batch back to (B, H, W, C). Measured on 256 32x32x3
-    images: 3-4x faster than ``Augment`` with crops, 1.6x with flips only (bench/bench_mlp.py --augment-bench).
-    """
-
-    def __init__(self, padding: int = 4):
-        self.padding = padding
-
-    def __call__(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        p = self.padding
-        b, h, w, c = images.shape
-        flip = rng.random(b) < 0.5
-        if not p:  # flips only: gather the mirrored columns of the flipped images (faster than a ::-1 copy)
-            out = images.copy()
-            rows = np.flatnonzero(flip)
-            out[rows] = np.take(images[rows], np.arange(w - 1, -1, -1), axis=2)
-            return out
-        dy = rng.integers(0, 2 * p + 1, size=b)
-        dx = rng.integers(0, 2 * p + 1, size=b)
-        dx = np.where(flip, 2 * p - dx, dx)  # flip-then-crop at dx == crop at 2p - dx, then flip
-        padded = np.zeros((b, h + 2 * p, w + 2 * p, c), dtype=images.dtype)
-        padded[:, p:p + h, p:p + w] = images
-        windows = sliding_window_view(padded, (h, w), axis=(1, 2))  # (B, 2p+1, 2p+1, C, H, W), a view
-        chw = windows[np.arange(b), dy, dx]                          # (B, C, H, W), one gather
-        flipped = np.flatnonzero(flip)
-        chw[flipped] = chw[flipped, :, :, ::-1]
-        return np.ascontiguousarray(chw.transpose(0, 2, 3, 1))
-
-    def __repr__(self) -> str:
-        return f"FlipCrop(padding={self.padding})"
-
-
-class _TimeBudget:
-    """Trainer callback: a clock started when training starts; stops training once ``seconds`` have passed."""
-
-    def __init__(self, seconds: float):
-        self.seconds = seconds
-        self.start: float | None = None
-        self.spent = False
-
-    def elapsed(self) -> float:
-        return 0.0 if self.start is None else time.perf_counter() - self.start
-
-    def on_train_begin(self, trainer: Trainer) -> None:
-        self.start = time.perf_counter()
-
-    def on_step_end(self, trainer: Trainer) -> None:
-        if self.elapsed() >= self.seconds:
-            self.spent = trainer.stop_training = True
-
-
-class _BudgetSchedule:
-    """A learning-rate schedule over a run that ends at ``total_steps`` or when the time budget is spent.
-
-    lr = base_lr * warmup(step) * shape(progress), with progress = max(step / total_steps, elapsed / budget),
-    shape 1 ("constant"), 1 - p ("linear") or (1 + cos(pi p)) / 2 ("cosine"), and the linear warmup ramp of
-    ``chainrule.optim.schedules``: (step + 1) / (warmup_steps + 1) for the first warmup_steps steps.
-    """
-
-    interval = "step"
-
-    def __init__(self, optimizer: Any, shape: str, total_steps: int, warmup_steps: int, budget: _TimeBudget):
-        self.optimizer, self.shape, self.total_steps = optimizer, shape, total_steps
-        self.warmup_steps, self.budget = warmup_steps, budget
-        self.base_lrs = [float(g["lr"]) for g in optimizer.param_groups]
-        self.last_step = 0
-        self._set()
-
-    def progress(self) -> float:
-        return min(1.0, max(self.last_step / self.total_steps, self.budget.elapsed() / self.budget.seconds))
-
-    def factor(self) -> float:
-        p = self.progress()
-        value = {"constant": 1.0, "linear": 1.0 - p, "cosine": 0.5 * (1.0 + math.cos(math.pi * p))}[self.shape]
-        if self.last_step < self.warmup_steps:
-            value *= (self.last_step + 1) / (self.warmup_steps + 1)
-        return value
-
-    def _set(self) -> None:
-        f = self.factor()
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
-            group["lr"] = base * f
-
-    def step(self) -> None:
-        self.last_step += 1
-        self._set()
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"type": type(self).__name__, "last_step": self.last_step, "base_lrs": list(self.base_lrs)}
 
 
 class _EpochPrinter:

@@ -5,7 +5,7 @@ labels int64. `DataLoader` yields float32 / int64 NumPy batches.
 """
 from ._cache import CacheWarning, cache_dir
 from ._safe_pickle import UnsafePickleError
-from .augment import Augment, color_jitter, random_crop, random_flip
+from .augment import Augment, FlipCrop, color_jitter, random_crop, random_flip
 from .cifar10 import (BINARY_RELEASE, CIFAR10_CLASSES, PYTHON_RELEASE, download_cifar10,
                       load_cifar10)
 from .dataset import DataError, Dataset
@@ -27,5 +27,5 @@ __all__ = [
     "train_val_split", "train_val_indices", "kfold", "Split",
     "MeanImage", "Standardize", "Flatten", "AppendBias", "Compose", "NotFittedError",
     "DataLoader",
-    "Augment", "random_flip", "random_crop", "color_jitter",
+    "Augment", "FlipCrop", "random_flip", "random_crop", "color_jitter",
 ]

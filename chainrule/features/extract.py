@@ -1,6 +1,8 @@
-"""Stack several batch feature functions into one feature matrix (CS231n's extract_features)."""
+"""Stack several batch feature functions into one feature matrix (CS231n's extract_features), and
+``HogColorFeatures``, the HOG + hue-histogram pipeline as a preprocessing step the classifiers save with them."""
 from __future__ import annotations
 
+import functools
 from typing import Callable, Sequence
 
 import numpy as np
@@ -43,3 +45,39 @@ def extract_features(images: np.ndarray, feature_fns: Sequence[FeatureFn] = (hog
             out = np.empty((len(images), block.shape[1]), dtype=np.float32)
         out[i:i + len(chunk)] = block
     return out
+
+
+class HogColorFeatures:
+    """Images (N, H, W, 3) -> float32 (N, F): HOG (``cell`` x ``cell`` cells, 9 orientations) followed by a hue
+    histogram of ``bins`` bins (CS231n's feature pipeline). Nothing is learned; a preprocessing step like those of
+    ``chainrule.data`` (``fit``, ``transform``, ``state_dict``)."""
+
+    def __init__(self, cell: int = 8, bins: int = 10):
+        self.cell, self.bins = cell, bins
+
+    def fit(self, X: np.ndarray) -> "HogColorFeatures":
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X)
+        if X.ndim != 4 or X.shape[-1] != 3:
+            raise ValueError(f"features='hog_color' needs RGB images (N, H, W, 3), got samples of shape {X.shape[1:]}")
+        return extract_features(X, (functools.partial(hog, cell=self.cell),
+                                    functools.partial(color_histogram_hsv, bins=self.bins)))
+
+    def fit_transform(self, X: np.ndarray) -> np.ndarray:
+        return self.fit(X).transform(X)
+
+    def n_features_out(self, image_shape: Sequence[int]) -> int:
+        """F, the number of features of one image of shape (H, W, 3): (H // cell) * (W // cell) * 9 + bins."""
+        h, w = int(image_shape[0]), int(image_shape[1])
+        return (h // self.cell) * (w // self.cell) * 9 + self.bins
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def __repr__(self) -> str:
+        return f"HogColorFeatures(cell={self.cell}, bins={self.bins})"
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> "HogColorFeatures":
+        return self

@@ -1,4 +1,4 @@
-"""Training: the ``Trainer`` loop, exact checkpoints, metrics, run folders, plots, reports and diagnostics.
+"""Training: the ``Trainer`` loop, exact checkpoints, time budgets, metrics, run folders, plots, reports, diagnostics.
 
     from chainrule.train import Trainer, CheckpointManager
     trainer = Trainer(model, F.cross_entropy, opt, loader, val_data=(X_val, y_val), epochs=10,
@@ -9,6 +9,7 @@ Plots (``chainrule.train.plots``) and reports (``chainrule.train.report``) need 
 use, not here.
 """
 
+from chainrule.train.budget import BudgetSchedule, TimeBudget
 from chainrule.train.checkpoint import (
     FORMAT_VERSION, CheckpointError, CheckpointManager, CheckpointWarning, load_checkpoint, save_checkpoint,
 )
@@ -18,7 +19,7 @@ from chainrule.train.runfolder import RunFolder, dumps_toml, load_toml
 from chainrule.train.trainer import NonFiniteError, Trainer, predict_scores
 
 __all__ = [
-    "Trainer", "NonFiniteError", "predict_scores",
+    "Trainer", "NonFiniteError", "predict_scores", "TimeBudget", "BudgetSchedule",
     "CheckpointManager", "CheckpointError", "CheckpointWarning", "save_checkpoint", "load_checkpoint",
     "FORMAT_VERSION", "History", "MetricsWriter", "read_metrics_csv", "ProgressBar",
     "RunFolder", "load_toml", "dumps_toml",

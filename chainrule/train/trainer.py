@@ -10,9 +10,9 @@ train and validation accuracy, best-parameter tracking, early stopping, optional
 
 Exact resume: ``state_dict()`` holds everything the rest of the run depends on (parameters, optimizer and
 schedule state, the loader's position inside the epoch, every random generator's state, the history, counters
-and the caller's config), so ``Trainer(...).load_state_dict(state); fit()`` in a fresh process continues
-bit for bit as if never interrupted. With a ``CheckpointManager`` the trainer saves that state every
-``checkpoint_every`` steps and at the end of every epoch.
+and the caller's config; ``chainrule.train.resume``), so ``Trainer(...).load_state_dict(state); fit()`` in a fresh
+process continues bit for bit as if never interrupted. With a ``CheckpointManager`` the trainer saves that state
+every ``checkpoint_every`` steps, at the end of every epoch, and where a callback stops it inside an epoch.
 
 Callbacks are plain objects with any of ``on_train_begin``, ``on_epoch_begin``, ``on_step_end``,
 ``on_epoch_end``, ``on_train_end`` (each called with the trainer); setting ``trainer.stop_training = True``
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import time
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -34,13 +33,17 @@ from chainrule.optim.schedules import ReduceOnPlateau
 from chainrule.tensor import Tensor
 from chainrule.train import diagnostics as diag
 from chainrule.train.checkpoint import CheckpointManager
+from chainrule.train.evaluation import num_correct, predict_scores
+from chainrule.train.grads import first_non_finite, grad_norm, input_hint, scale_grads
 from chainrule.train.history import History
+from chainrule.train.resume import STATE_KIND, EpochTotals, load_trainer_state, trainer_state
 
 logger = logging.getLogger("chainrule.train")
 
-STATE_KIND = "chainrule.Trainer"
 NAN_POLICIES = ("raise", "stop")
 _CALLBACK_STOP = "stopped by a callback"
+
+__all__ = ["Trainer", "NonFiniteError", "predict_scores", "NAN_POLICIES", "STATE_KIND"]
 
 
 class NonFiniteError(FloatingPointError):
@@ -157,7 +160,8 @@ class Trainer:
         self.stop_reason: str | None = None
         self.train_time_s = 0.0            # time spent in training steps, over all sessions
         self.samples_seen = 0
-        self._epoch = _EpochTotals()       # running totals of the current (possibly resumed) epoch
+        self.epoch_totals = EpochTotals()  # running totals of the current (possibly resumed) epoch
+        self._training_state: dict[str, np.ndarray] | None = None  # set while the model holds the restored best
         self._steps_per_epoch = 0
         self._diag_before: dict[str, np.ndarray] | None = None
         self._diag_grads: dict[str, np.ndarray] | None = None
@@ -167,15 +171,27 @@ class Trainer:
 
     def fit(self) -> History:
         """Train until ``epochs`` are done, early stopping, a non-finite value (``nan_policy="stop"``) or a
-        callback sets ``stop_training``. Returns the history. Can be called again after ``load_state_dict``."""
+        callback sets ``stop_training``. Returns the history. Can be called again after ``load_state_dict``, or
+        after a callback stopped it, to go on.
+
+        With ``restore_best`` the model ends with the weights of the best *validated* epoch (``best_epoch``,
+        1-based into ``history.epochs``, scored ``best_val_acc``); the weights training reached are kept aside
+        (``training_weights()``, saved by ``state_dict()``) and the next ``fit()`` continues from them. An epoch
+        cut short by a callback (e.g. ``TimeBudget``) is never validated: it has no ``history.epochs`` record
+        (its steps are in ``history.steps``), and its weights stay in the model only when no epoch has been
+        validated yet (``best_epoch == 0``, ``best_state`` None).
+        """
         if self.stop_reason == _CALLBACK_STOP:  # a callback paused the run; fit() again continues it
             self.stop_training, self.stop_reason = False, None
+        if self._training_state is not None:  # the model holds the restored best weights: continue from the others
+            self.model.load_state_dict(self._training_state)
+            self._training_state = None
         self._call("on_train_begin")
         steps_per_epoch = self._steps_per_epoch = len(self.train_loader)
         while self.epoch < self.epochs and not self.stop_training:
             self._call("on_epoch_begin")
             self.model.train()
-            if self._epoch.steps < steps_per_epoch:  # (a run resumed at the end of an epoch has none left)
+            if self.epoch_totals.steps < steps_per_epoch:  # (a run resumed at the end of an epoch has none left)
                 for xb, yb in self.train_loader:
                     self._train_step(xb, yb)
                     if self.stop_reason is not None:  # a non-finite loss or gradient under nan_policy="stop"
@@ -185,7 +201,7 @@ class Trainer:
                         self.save_checkpoint()
                     if self.stop_training:
                         break
-            if self._epoch.steps < steps_per_epoch:  # stopped inside the epoch
+            if self.epoch_totals.steps < steps_per_epoch:  # stopped inside the epoch
                 if self.stop_reason is None:  # by a callback: keep a checkpoint to continue from
                     self.save_checkpoint()
                 break
@@ -193,6 +209,7 @@ class Trainer:
         if self.stop_training and self.stop_reason is None:
             self.stop_reason = _CALLBACK_STOP
         if self.restore_best and self.best_state is not None:
+            self._training_state = self.model.state_dict()
             self.model.load_state_dict(self.best_state)
         self._call("on_train_end")
         return self.history
@@ -211,31 +228,27 @@ class Trainer:
                 loss = loss + self.regularizer(self.model)
             loss_value = float(loss.data)
             if not math.isfinite(loss_value):
-                return self._non_finite(f"the loss is {loss_value}" + _input_hint(xb), lr)
+                return self._non_finite(f"the loss is {loss_value}" + input_hint(xb), lr)
             self.optimizer.zero_grad()
             loss.backward()
-            grad_norm = self._grad_norm()
-        if not math.isfinite(grad_norm):
-            name = next((n for n, p in self.named_params if p.grad is not None and not np.all(np.isfinite(p.grad))),
-                        "?")
+            norm = grad_norm(self.named_params)
+        if not math.isfinite(norm):
+            name = first_non_finite(self.named_params)
             return self._non_finite(f"the gradient of parameter {name!r} is not finite (loss {loss_value:.6g})", lr)
-        if self.clip_grad_norm is not None and grad_norm > self.clip_grad_norm:
-            scale = self.clip_grad_norm / (grad_norm + 1e-6)
-            for _, p in self.named_params:
-                if p.grad is not None:
-                    np.multiply(p.grad, scale, out=p.grad, casting="unsafe")
-        if self.diagnostics and self._epoch.steps == self._steps_per_epoch - 1:  # diagnose the epoch's last step
+        if self.clip_grad_norm is not None and norm > self.clip_grad_norm:
+            scale_grads(self.named_params, self.clip_grad_norm / (norm + 1e-6))
+        if self.diagnostics and self.epoch_totals.steps == self._steps_per_epoch - 1:  # diagnose the epoch's last step
             self._diag_before = diag.snapshot(self.named_params)
             self._diag_grads = {n: p.grad.copy() for n, p in self.named_params if p.grad is not None}
         self.optimizer.step()
         if self.schedule is not None and getattr(self.schedule, "interval", "step") == "step":
             self.schedule.step()
         self.step += 1
-        self.history.log_step(self.step, self.epoch + 1, loss_value, lr, grad_norm)
-        self._epoch.add(loss_value, len(yb), _num_correct(scores.data, yb), time.perf_counter() - t0)
+        self.history.log_step(self.step, self.epoch + 1, loss_value, lr, norm)
+        self.epoch_totals.add(loss_value, len(yb), num_correct(scores.data, yb), time.perf_counter() - t0)
 
     def _end_epoch(self) -> None:
-        e = self._epoch
+        e = self.epoch_totals
         self.epoch += 1
         self.train_time_s += e.time_s
         self.samples_seen += e.samples
@@ -275,7 +288,7 @@ class Trainer:
         if self.diagnostics:
             record["diagnostics"] = self.last_diagnostics = self._diagnose()
         self.history.log_epoch(record)
-        self._epoch = _EpochTotals()
+        self.epoch_totals = EpochTotals()
         logger.info(_epoch_line(record, self.epochs))
         self._call("on_epoch_end")
         if self.checkpoints is not None:
@@ -289,22 +302,9 @@ class Trainer:
     @property
     def epoch_step(self) -> int:
         """Optimizer steps done in the current epoch (a resumed run counts the ones before the checkpoint)."""
-        return self._epoch.steps
+        return self.epoch_totals.steps
 
     # ---- pieces of a step ----------------------------------------------------------------------------------
-
-    def _grad_norm(self) -> float:
-        """Joint L2 norm of all gradients (nan/inf if any entry is not finite)."""
-        total = 0.0
-        for _, p in self.named_params:
-            if p.grad is not None:
-                flat = p.grad.reshape(-1)
-                sq = float(np.dot(flat, flat))
-                if not math.isfinite(sq) and np.all(np.isfinite(flat)):  # float32 overflow of a finite gradient
-                    flat64 = flat.astype(np.float64)
-                    sq = float(np.dot(flat64, flat64))
-                total += sq
-        return math.sqrt(total) if total >= 0 else math.nan
 
     def _non_finite(self, what: str, lr: float) -> None:
         message = (f"step {self.step + 1} (epoch {self.epoch + 1}): {what}; the parameters are left as they were "
@@ -348,60 +348,21 @@ class Trainer:
     # ---- checkpoints ---------------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue this run exactly (a dict of JSON-able values and NumPy arrays)."""
-        return {
-            "kind": STATE_KIND,
-            "config": dict(self.config),
-            "metadata": dict(self.metadata),
-            "model": self.model.state_dict(),
-            "best_model": self.best_state,
-            "optimizer": self.optimizer.state_dict(),
-            "schedule": self.schedule.state_dict() if self.schedule is not None else None,
-            "loader": self.train_loader.state_dict() if hasattr(self.train_loader, "state_dict") else None,
-            "augment": _object_state(self.augment),
-            "rng": {
-                "model": self.model.rng_states() if hasattr(self.model, "rng_states") else {},
-                "numpy_global": np.random.get_state(),
-                "python": random.getstate(),
-            },
-            "history": self.history.state_dict(),
-            "counters": {
-                "step": self.step, "epoch": self.epoch, "best_val_acc": _finite_or_none(self.best_val_acc),
-                "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs, "train_time_s": self.train_time_s,
-                "samples_seen": self.samples_seen, "stop_reason": self.stop_reason,
-                "epoch_totals": self._epoch.as_dict(),
-            },
-        }
+        """Everything needed to continue this run exactly (a dict of JSON-able values and NumPy arrays): the
+        parameters training has reached, not the restored best ones (``chainrule.train.resume``)."""
+        return trainer_state(self)
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore a ``state_dict()`` (e.g. ``load_checkpoint(path)``) into this freshly built trainer."""
-        if state.get("kind") != STATE_KIND:
-            raise ValueError(f"not a trainer checkpoint: its kind is {state.get('kind')!r}, expected {STATE_KIND!r}")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if (state.get("schedule") is None) != (self.schedule is None):
-            raise ValueError("the checkpoint and this trainer disagree on having a learning-rate schedule")
-        if self.schedule is not None:
-            self.schedule.load_state_dict(state["schedule"])
-        if state.get("loader") is not None:
-            self.train_loader.load_state_dict(state["loader"])
-        _load_object_state(self.augment, state.get("augment"))
-        rng = state["rng"]
-        if hasattr(self.model, "load_rng_states"):
-            self.model.load_rng_states(rng["model"])
-        np.random.set_state(rng["numpy_global"])
-        python_state = rng["python"]
-        random.setstate((python_state[0], tuple(python_state[1]), python_state[2]))
-        self.history.load_state_dict(state["history"])
-        self.best_state = dict(state["best_model"]) if state.get("best_model") is not None else None
-        c = state["counters"]
-        self.step, self.epoch = int(c["step"]), int(c["epoch"])
-        self.best_val_acc = -math.inf if c["best_val_acc"] is None else float(c["best_val_acc"])
-        self.best_epoch, self.bad_epochs = int(c["best_epoch"]), int(c["bad_epochs"])
-        self.train_time_s, self.samples_seen = float(c["train_time_s"]), int(c["samples_seen"])
-        self.stop_reason = c["stop_reason"]  # only early stopping is checkpointed as final
-        self.stop_training = self.stop_reason is not None
-        self._epoch = _EpochTotals(**c["epoch_totals"])
+        load_trainer_state(self, state)
+        self._training_state = None
+
+    def training_weights(self) -> dict[str, np.ndarray]:
+        """A copy of the parameters training has reached: the model's own, except after a ``fit`` that put the best
+        validated ones into the model (``restore_best``), which keeps these aside to continue from."""
+        if self._training_state is not None:
+            return {k: v.copy() for k, v in self._training_state.items()}
+        return self.model.state_dict()
 
     def save_checkpoint(self, is_best: bool = False) -> None:
         if self.checkpoints is not None:
@@ -417,84 +378,12 @@ class Trainer:
                 fn(self)
 
 
-class _EpochTotals:
-    """Running sums over the current epoch (saved in checkpoints, so a resumed epoch reports the whole epoch)."""
-
-    def __init__(self, steps: int = 0, samples: int = 0, loss_sum: float = 0.0, correct: int = 0,
-                 time_s: float = 0.0):
-        self.steps, self.samples, self.loss_sum, self.correct, self.time_s = steps, samples, loss_sum, correct, time_s
-
-    def add(self, loss: float, samples: int, correct: int, seconds: float) -> None:
-        self.steps += 1
-        self.samples += samples
-        self.loss_sum += loss
-        self.correct += correct
-        self.time_s += seconds
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"steps": self.steps, "samples": self.samples, "loss_sum": self.loss_sum, "correct": self.correct,
-                "time_s": self.time_s}
-
-
 # ---- helpers -----------------------------------------------------------------------------------------------
-
-
-def predict_scores(model: Any, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """(N, C) scores of ``model`` on X (N, D), in evaluation mode, without recording a graph."""
-    model.eval()
-    out = []
-    with no_grad():
-        for i in range(0, len(X), batch_size):
-            out.append(model(Tensor(np.asarray(X[i:i + batch_size]))).data)
-    if not out:
-        raise ValueError("predict_scores: X is empty; expected at least one sample")
-    return np.concatenate(out, axis=0)
-
-
-def _num_correct(scores: np.ndarray, y: np.ndarray) -> int:
-    return int(np.count_nonzero(scores.argmax(axis=1) == y))
-
-
-def _input_hint(xb: np.ndarray) -> str:
-    return " (the input batch itself contains nan/inf)" if not np.all(np.isfinite(xb)) else ""
-
-
-def _finite_or_none(x: float) -> float | None:
-    return x if math.isfinite(x) else None
 
 
 def _check_int(name: str, value: Any, low: int) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-
-
-def _generators(obj: Any) -> dict[str, np.random.Generator]:
-    return {k: v for k, v in vars(obj).items() if isinstance(v, np.random.Generator)} if hasattr(obj, "__dict__") \
-        else {}
-
-
-def _object_state(obj: Any) -> Any:
-    """An augmenter's (or any helper's) resumable state: its state_dict(), else its generators' states."""
-    if obj is None:
-        return None
-    if hasattr(obj, "state_dict"):
-        return obj.state_dict()
-    return {"generators": {k: g.bit_generator.state for k, g in _generators(obj).items()}}
-
-
-def _load_object_state(obj: Any, state: Any) -> None:
-    if obj is None or state is None:
-        if (obj is None) != (state is None):
-            raise ValueError("the checkpoint and this trainer disagree on using data augmentation")
-        return
-    if hasattr(obj, "load_state_dict"):
-        obj.load_state_dict(state)
-        return
-    gens = _generators(obj)
-    for k, s in state["generators"].items():
-        if k not in gens:
-            raise ValueError(f"the augmenter has no generator attribute {k!r} saved in the checkpoint")
-        gens[k].bit_generator.state = s
 
 
 def _epoch_line(r: Mapping[str, Any], epochs: int) -> str:

@@ -1,0 +1,89 @@
+"""The input steps the classifiers share: optional hand-designed features, then preprocessing (learned in ``fit``).
+
+    features = make_features("hog_color", cell=8)          # HogColorFeatures, or None for features=None
+    F = compute_features(features, X, sample_shape)        # validated (N, D) rows -> (N, F) float32
+    prep = fit_preprocessor(F, "standardize")              # Standardize / MeanImage / None
+    meta, arrays = input_state(features, prep)             # for an estimator's _state ...
+    features, prep = load_input_state(meta, arrays)        # ... and _set_state
+
+``LinearSVM`` and ``SoftmaxClassifier`` (linear.py) use these; the names, choices and messages are
+``MLPClassifier``'s (``features=None | "hog_color"``, ``hog_cell``, saved as ``{"kind", "cell", "bins"}``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from chainrule.data.preprocessing import MeanImage, Standardize
+from chainrule.features import HogColorFeatures
+
+FEATURES = (None, "hog_color")
+PREPROCESSING = (None, "standardize", "center")
+CONSTANT_STD = 1e-6  # "standardize": a feature whose std is at most this is only centred, not divided by ~0
+_STEPS = {"Standardize": Standardize, "MeanImage": MeanImage}
+
+
+def make_features(kind: str | None, cell: int) -> HogColorFeatures | None:
+    """The feature step for ``features=kind`` (None: the raw inputs are the features)."""
+    return HogColorFeatures(cell=cell) if kind == "hog_color" else None
+
+
+def compute_features(features: HogColorFeatures | None, X: np.ndarray, sample_shape: tuple[int, ...]) -> np.ndarray:
+    """Validated rows X (N, D) of samples of ``sample_shape`` -> features (N, F) (X itself without a step).
+
+    With "hog_color" the samples must be RGB images (H, W, 3); the step's error says so otherwise.
+    """
+    if features is None:
+        return X
+    return features.transform(X.reshape(len(X), *sample_shape))
+
+
+def fit_preprocessor(X: np.ndarray, kind: str | None) -> Standardize | MeanImage | None:
+    """Fit ``kind`` ("standardize", "center" or None) on X (N, D). Constant features are centred but keep std 1."""
+    if kind is None:
+        return None
+    step = Standardize() if kind == "standardize" else MeanImage()
+    step.fit(X)
+    if kind == "standardize":
+        step.std_ = np.where(step.std_ > CONSTANT_STD, step.std_, np.float32(1.0)).astype(np.float32)
+    return step
+
+
+def preprocess(prep: Standardize | MeanImage | None, X: np.ndarray, dtype: Any = np.float32) -> np.ndarray:
+    """X (N, D) through the fitted preprocessing, as a C-contiguous array of ``dtype``."""
+    if prep is not None:
+        X = prep.transform(X)
+    return np.ascontiguousarray(X, dtype=dtype)
+
+
+def input_state(features: HogColorFeatures | None,
+                prep: Standardize | MeanImage | None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The JSON metadata ``{"features": ..., "preprocessor": ...}`` and the arrays (``preprocessor.<name>``)."""
+    meta = {
+        "features": None if features is None else {"kind": "hog_color", "cell": int(features.cell),
+                                                   "bins": int(features.bins)},
+        "preprocessor": None if prep is None else type(prep).__name__,
+    }
+    arrays = {} if prep is None else {f"preprocessor.{k}": v for k, v in prep.state_dict().items()}
+    return meta, arrays
+
+
+def load_input_state(meta: dict[str, Any], arrays: dict[str, np.ndarray]
+                     ) -> tuple[HogColorFeatures | None, Standardize | MeanImage | None]:
+    """Rebuild what ``input_state`` saved; metadata without a "features" entry (older files) means None."""
+    feats = meta.get("features")
+    if feats is None:
+        features = None
+    elif feats.get("kind") != "hog_color":
+        raise ValueError(f"unknown features {feats.get('kind')!r} in the saved model; expected 'hog_color' or None")
+    else:
+        features = HogColorFeatures(cell=int(feats["cell"]), bins=int(feats["bins"]))
+    kind = meta.get("preprocessor")
+    if kind is None:
+        return features, None
+    if kind not in _STEPS:
+        raise ValueError(f"unknown preprocessor {kind!r} in the saved model; expected one of {sorted(_STEPS)}")
+    state = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("preprocessor.")}
+    return features, _STEPS[kind]().load_state_dict(state)
