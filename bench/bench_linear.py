@@ -370,7 +370,7 @@ def main() -> None:
 
     svm, soft, eng = results["svm"], results["softmax"], results["engines"]
     lines = [
-        "## Linear classifiers on raw pixels (bench/bench_linear.py)",
+        "## Linear classifiers: raw pixels and HOG + colour features (bench/bench_linear.py)",
         "",
         f"{datetime.date.today().isoformat()}; {machine()}. Load average {load_before[0]:.1f} before / "
         f"{load_after[0]:.1f} after: the 2 cores were shared with other engineers' jobs, so times are noisy.",
