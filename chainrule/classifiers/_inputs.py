@@ -2,7 +2,7 @@
 
     features = make_features("hog_color", cell=8)          # HogColorFeatures, or None for features=None
     F = compute_features(features, X, sample_shape)        # validated (N, D) rows -> (N, F) float32
-    prep = fit_preprocessor(F, "standardize")              # Standardize / MeanImage / None
+    prep = fit_preprocessor(F, "standardize")              # Standardize / MeanImage / ZCAWhiten / None
     meta, arrays = input_state(features, prep)             # for an estimator's _state ...
     features, prep = load_input_state(meta, arrays)        # ... and _set_state
 
@@ -12,17 +12,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
 
 from chainrule.data.preprocessing import MeanImage, Standardize
+from chainrule.data.whitening import ZCAWhiten
 from chainrule.features import HogColorFeatures
 
 FEATURES = (None, "hog_color")
-PREPROCESSING = (None, "standardize", "center")
+PREPROCESSING = (None, "standardize", "center", "zca")
 CONSTANT_STD = 1e-6  # "standardize": a feature whose std is at most this is only centred, not divided by ~0
-_STEPS = {"Standardize": Standardize, "MeanImage": MeanImage}
+_STEPS = {"Standardize": Standardize, "MeanImage": MeanImage, "ZCAWhiten": ZCAWhiten}
+Preprocessor = Union[Standardize, MeanImage, ZCAWhiten]
 
 
 def make_features(kind: str | None, cell: int) -> HogColorFeatures | None:
@@ -40,18 +42,19 @@ def compute_features(features: HogColorFeatures | None, X: np.ndarray, sample_sh
     return features.transform(X.reshape(len(X), *sample_shape))
 
 
-def fit_preprocessor(X: np.ndarray, kind: str | None) -> Standardize | MeanImage | None:
-    """Fit ``kind`` ("standardize", "center" or None) on X (N, D). Constant features are centred but keep std 1."""
+def fit_preprocessor(X: np.ndarray, kind: str | None) -> Preprocessor | None:
+    """Fit ``kind`` ("standardize", "center", "zca" or None) on X (N, D). Standardizing centres constant features
+    but keeps their std at 1; "zca" is ``chainrule.data.ZCAWhiten()`` (its default eps)."""
     if kind is None:
         return None
-    step = Standardize() if kind == "standardize" else MeanImage()
+    step = {"standardize": Standardize, "center": MeanImage, "zca": ZCAWhiten}[kind]()
     step.fit(X)
     if kind == "standardize":
         step.std_ = np.where(step.std_ > CONSTANT_STD, step.std_, np.float32(1.0)).astype(np.float32)
     return step
 
 
-def preprocess(prep: Standardize | MeanImage | None, X: np.ndarray, dtype: Any = np.float32) -> np.ndarray:
+def preprocess(prep: Preprocessor | None, X: np.ndarray, dtype: Any = np.float32) -> np.ndarray:
     """X (N, D) through the fitted preprocessing, as a C-contiguous array of ``dtype``."""
     if prep is not None:
         X = prep.transform(X)
@@ -59,7 +62,7 @@ def preprocess(prep: Standardize | MeanImage | None, X: np.ndarray, dtype: Any =
 
 
 def input_state(features: HogColorFeatures | None,
-                prep: Standardize | MeanImage | None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+                prep: Preprocessor | None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The JSON metadata ``{"features": ..., "preprocessor": ...}`` and the arrays (``preprocessor.<name>``)."""
     meta = {
         "features": None if features is None else {"kind": "hog_color", "cell": int(features.cell),
@@ -71,7 +74,7 @@ def input_state(features: HogColorFeatures | None,
 
 
 def load_input_state(meta: dict[str, Any], arrays: dict[str, np.ndarray]
-                     ) -> tuple[HogColorFeatures | None, Standardize | MeanImage | None]:
+                     ) -> tuple[HogColorFeatures | None, Preprocessor | None]:
     """Rebuild what ``input_state`` saved; metadata without a "features" entry (older files) means None."""
     feats = meta.get("features")
     if feats is None:

@@ -99,6 +99,9 @@ class LinearClassifier(BaseClassifier):
         flip = hp["augment"] == "flip"
         if flip:
             self._check_images_for_flip()
+            if hp["preprocessing"] == "zca" and hp["features"] is None:  # whitening mixes pixels: no flip map
+                raise ValueError(f"{type(self).__name__}: augment='flip' on raw pixels cannot be combined with "
+                                 "preprocessing='zca'; use preprocessing='standardize' or augment=False")
         self.features_ = make_features(hp["features"], hp["hog_cell"])
         F = compute_features(self.features_, X, self.sample_shape_)
         self.preprocessor_ = fit_preprocessor(F, hp["preprocessing"])

@@ -15,13 +15,17 @@ mapped through ``classes_``. ``fit`` learns, from the training data only and sav
 1. optional hand-designed features (``features="hog_color"``: ``chainrule.features.hog`` +
    ``color_histogram_hsv`` of each image);
 2. preprocessing of the (N, D) inputs: ``"standardize"`` (per-feature zero mean, unit variance; constant features
-   are only centred), ``"center"`` (the mean image subtracted) or None;
+   are only centred), ``"center"`` (the mean image subtracted), ``"zca"`` (``chainrule.data.ZCAWhiten``:
+   decorrelated pixels that still form images) or None;
 3. a ``chainrule.nn.MLP`` (D -> hidden_sizes -> C, float32) trained with softmax cross-entropy by
    ``chainrule.train.Trainer`` over a ``chainrule.data.DataLoader``, with a ``chainrule.optim`` optimizer
    (decay on the weight matrices only, not on biases or normalisation parameters) and learning-rate schedule.
 
 ``augment`` flips (and, with True, shifts by zero-padded random crops) the training images of every batch before
-they are preprocessed (``chainrule.data.FlipCrop``).
+they are preprocessed (``chainrule.data.FlipCrop``). Under ``"zca"`` the order is swapped: the training images are
+whitened once and the whitened images are flipped and cropped (zero padding is the mean there), which saves a
+(D x D) product per batch; the whitening filters are nearly shift- and mirror-symmetric, so this is close to, but
+not exactly, whitening each augmented image.
 ``early_stopping`` carves a stratified ``validation_fraction`` off the training data, stops after
 ``n_iter_no_change`` epochs without improvement and keeps the best epoch's weights. ``time_budget`` (seconds)
 stops training when it is spent, mid-epoch if need be, and runs the schedule over the budget (its progress is the
@@ -48,6 +52,7 @@ from chainrule.classifiers.base import (BaseClassifier, check_choice, check_int_
 from chainrule.data.augment import FlipCrop
 from chainrule.data.loader import DataLoader
 from chainrule.data.splits import train_val_indices
+from chainrule.data.whitening import ZCAWhiten
 from chainrule.nn import functional as F
 from chainrule.optim import SGD, Adam, AdamW
 from chainrule.optim.schedules import make_schedule
@@ -57,7 +62,7 @@ ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid", "maxout")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "linear")
 NORMS = (None, "batch", "layer")
-PREPROCESSING = ("standardize", "center", None)
+PREPROCESSING = ("standardize", "center", "zca", None)
 FEATURES = (None, "hog_color")
 AUGMENT = (False, True, "flip")
 _PREDICT_CHUNK = 4096  # samples transformed and scored at a time in predict: bounds the float32 temporaries
@@ -81,7 +86,7 @@ class MLPClassifier(BaseClassifier):
     schedule : "cosine" or "linear" decay to 0 over the run, or "constant".
     warmup_epochs : linear warmup over this many epochs (may be fractional) before the schedule.
     label_smoothing : cross-entropy target (1 - eps) onehot + eps / C.
-    preprocessing : "standardize", "center" or None (see the module docstring).
+    preprocessing : "standardize", "center", "zca" or None (see the module docstring).
     features : None (raw inputs) or "hog_color" (HOG + hue histogram of images (N, H, W, 3)).
     hog_cell : HOG cell size in pixels for ``features="hog_color"`` (8: 144 HOG features for 32x32 images).
     augment : False, "flip" (random horizontal flips) or True (flips + 4-pixel padded random crops); needs images.
@@ -199,12 +204,20 @@ class MLPClassifier(BaseClassifier):
 
     def _fit_inputs(self, X: np.ndarray, hp: dict[str, Any]) -> np.ndarray:
         """Fit features_ and preprocessor_ on X (N, D); return the float32 model inputs (N, D'), or, when
-        augmenting, X itself (batches are augmented first and preprocessed afterwards, by ``_batch_inputs``).
+        augmenting, X itself (batches are augmented first and preprocessed afterwards, by ``_batch_inputs``) --
+        except under ZCA whitening, whose (D, D) product per batch would cost as much as the first layer: then the
+        images are whitened once here and the whitened images are augmented (see the class docstring).
         Standardizing centres constant features without dividing them by ~0 (``chainrule.classifiers._inputs``)."""
         self.features_ = make_features(hp["features"], hp["hog_cell"])
         X = compute_features(self.features_, X, self.sample_shape_)
         self.preprocessor_ = fit_preprocessor(X, hp["preprocessing"])
-        return X if hp["augment"] is not False else preprocess(self.preprocessor_, X)
+        if hp["augment"] is not False and not self._whiten_first():
+            return X
+        return preprocess(self.preprocessor_, X)
+
+    def _whiten_first(self) -> bool:
+        """True when training batches are augmented after preprocessing (ZCA), not before."""
+        return isinstance(self.preprocessor_, ZCAWhiten)
 
     def _inputs(self, X: np.ndarray) -> np.ndarray:
         """Validated (N, D) inputs -> the float32 model inputs (N, D'), with the fitted steps."""
@@ -212,6 +225,8 @@ class MLPClassifier(BaseClassifier):
 
     def _batch_inputs(self, images: np.ndarray) -> np.ndarray:
         """Augmented training images (B, H, W[, C]) -> float32 model inputs (B, D)."""
+        if self._whiten_first():  # already whitened (then augmented): the model inputs as they are
+            return np.ascontiguousarray(images.reshape(len(images), -1), dtype=np.float32)
         return self._inputs(images.reshape(len(images), -1))
 
     # ---- training -------------------------------------------------------------------------------------------------

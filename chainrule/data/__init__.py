@@ -14,6 +14,7 @@ from .image_folder import IMAGE_EXTENSIONS, load_image_folder
 from .loader import DataLoader
 from .preprocessing import (AppendBias, Compose, Flatten, MeanImage, NotFittedError,
                             Standardize)
+from .whitening import ZCAWhiten
 from .registry import DATASET_SPECS, get_dataset
 from .splits import Split, kfold, train_val_indices, train_val_split
 from .toy import load_digits, make_spiral, spiral_dataset
@@ -25,7 +26,7 @@ __all__ = [
     "load_image_folder", "IMAGE_EXTENSIONS",
     "load_digits", "make_spiral", "spiral_dataset",
     "train_val_split", "train_val_indices", "kfold", "Split",
-    "MeanImage", "Standardize", "Flatten", "AppendBias", "Compose", "NotFittedError",
+    "MeanImage", "Standardize", "ZCAWhiten", "Flatten", "AppendBias", "Compose", "NotFittedError",
     "DataLoader",
     "Augment", "FlipCrop", "random_flip", "random_crop", "color_jitter",
 ]

@@ -1,0 +1,82 @@
+"""ZCA whitening (CS231n lecture 6's "PCA and whitening"): decorrelate the features, keep them image-like.
+
+    zca = ZCAWhiten(eps=1.0).fit(X_train)     # X: (N, H, W, C) images or (N, D) features
+    Xw = zca.transform(X_val)                 # same shape as X, float32
+
+With the training rows centred (mean_) and their covariance Sigma = U diag(lambda) U^T (D x D), the transform is
+
+    x -> (x - mean_) W,    W = U diag(1 / sqrt(lambda + eps * mean(lambda))) U^T
+
+PCA whitening would stop at ``(x - mean_) U diag(...)`` (rotated into the eigenbasis); multiplying back by U^T
+(the "zero-phase" in ZCA) keeps every output feature at its pixel's position, so whitened images still look like
+images (edges) and can still be flipped and cropped. ``eps`` damps the small-variance directions (mostly pixel
+noise) instead of blowing them up; it is relative to the average eigenvalue ``mean(lambda)`` (the average
+per-feature variance), so uint8 pixels and pixels / 255 whiten to the same result.
+
+Cost: a D x D covariance (one GEMM over the training set), its eigendecomposition, and one (N, D) x (D, D) GEMM
+per transform: for CIFAR-10 (D = 3,072, 45,000 images) about 20 s on 2 cores, and a 38 MB float32 matrix W.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from chainrule.data.preprocessing import _Step
+
+_ROWS = 4096  # rows per GEMM block in fit and transform: bounds the float32 temporaries
+
+
+class ZCAWhiten(_Step):
+    """ZCA whitening of (N, ...) samples, flattened to D features: (x - mean_) @ components_, reshaped back.
+
+    Learned: ``mean_`` (D,) and ``components_`` (D, D) float32 (the symmetric whitening matrix W). Needs N > 1.
+    """
+
+    _learned = ("mean_", "components_")
+
+    def __init__(self, eps: float = 1.0) -> None:
+        self.eps = eps
+        self.mean_: np.ndarray | None = None
+        self.components_: np.ndarray | None = None
+
+    def fit(self, X: np.ndarray) -> "ZCAWhiten":
+        X = np.asarray(X)
+        if X.ndim < 2 or len(X) < 2:
+            raise ValueError(f"ZCAWhiten.fit expects at least 2 samples (N, ...), got shape {X.shape}")
+        if not np.isfinite(self.eps) or self.eps <= 0:
+            raise ValueError(f"ZCAWhiten: eps must be a finite number > 0, got {self.eps!r}")
+        rows = X.reshape(len(X), -1)
+        n, d = rows.shape
+        mean = np.zeros(d, dtype=np.float64)
+        for i in range(0, n, _ROWS):
+            mean += np.sum(rows[i:i + _ROWS], axis=0, dtype=np.float64)
+        mean /= n
+        mean32 = mean.astype(np.float32)
+        cov = np.zeros((d, d), dtype=np.float64)
+        for i in range(0, n, _ROWS):  # centred blocks in float32 (one GEMM each), summed in float64
+            block = rows[i:i + _ROWS].astype(np.float32) - mean32
+            cov += block.T @ block
+        cov /= n
+        lam, U = np.linalg.eigh(cov)
+        lam = np.maximum(lam, 0.0)  # rounding can leave tiny negative eigenvalues
+        floor = self.eps * float(np.mean(lam))
+        if floor == 0:
+            raise ValueError("ZCAWhiten.fit: every feature is constant in X; there is nothing to whiten")
+        self.mean_ = mean32
+        self.components_ = ((U / np.sqrt(lam + floor)) @ U.T).astype(np.float32)
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        X = np.asarray(X)
+        d = self.mean_.shape[0]
+        if X.ndim < 2 or int(np.prod(X.shape[1:])) != d:
+            raise ValueError(f"ZCAWhiten was fitted on samples of {d} features, got shape {X.shape}")
+        rows = X.reshape(len(X), d)
+        out = np.empty((len(X), d), dtype=np.float32)
+        for i in range(0, len(X), _ROWS):
+            np.matmul(rows[i:i + _ROWS].astype(np.float32) - self.mean_, self.components_, out=out[i:i + _ROWS])
+        return out.reshape(X.shape)
+
+    def __repr__(self) -> str:
+        return f"ZCAWhiten(eps={self.eps})"
