@@ -51,8 +51,8 @@ CONFIGS = {
                  weight_decay=1e-3, batch_size=256, epochs=1000, time_budget=600.0, schedule="cosine",
                  augment=True, random_state=0),
     # The same net on ZCA-whitened pixels (preprocessing="zca": whitened once, then flipped and cropped). The
-    # whitening is fitted inside fit() (~20-25 s here), so the training budget is cut to 575 s to keep the whole
-    # fit() within the 10 minutes.
+    # whitening is fitted inside fit() (10-14 s on the bench machines), so the training budget is cut to 575 s to
+    # keep the whole fit() within the 10 minutes.
     "best_zca": dict(hidden_sizes=(1024, 1024), norm="batch", optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True,
                      weight_decay=1e-3, batch_size=256, epochs=1000, time_budget=575.0, schedule="cosine",
                      augment=True, preprocessing="zca", random_state=0),
