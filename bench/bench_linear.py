@@ -65,10 +65,10 @@ def load_split(data: str):
     return np.ascontiguousarray(X_tr), y_tr, np.ascontiguousarray(X_val), y_val
 
 
-def phase_model(name: str, data: str, params: dict) -> dict:
+def fit_and_score(name: str, params: dict, X_tr, y_tr, X_val, y_val):
+    """Fit chainrule's LinearSVM or SoftmaxClassifier (random_state=0) and score it: (model, val, fit_s, predict_s)."""
     from chainrule.classifiers import LinearSVM, SoftmaxClassifier
 
-    X_tr, y_tr, X_val, y_val = load_split(data)
     cls = {"svm": LinearSVM, "softmax": SoftmaxClassifier}[name]
     model = cls(random_state=0, **params)
     t0 = time.perf_counter()
@@ -76,7 +76,12 @@ def phase_model(name: str, data: str, params: dict) -> dict:
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     val = model.score(X_val, y_val)
-    predict_s = time.perf_counter() - t0
+    return model, val, fit_s, time.perf_counter() - t0
+
+
+def phase_model(name: str, data: str, params: dict) -> dict:
+    X_tr, y_tr, X_val, y_val = load_split(data)
+    model, val, fit_s, predict_s = fit_and_score(name, params, X_tr, y_tr, X_val, y_val)
     return {"model": repr(model), "val_acc": val, "train_acc_5k": model.score(X_tr[:5000], y_tr[:5000]),
             "fit_s": fit_s, "predict_5k_s": predict_s, "iterations": model.n_iter_,
             "final_loss": float(model.loss_history_[-100:].mean()), "peak_mib": peak_mib()}
@@ -133,17 +138,8 @@ def phase_sklearn(kind: str, data: str) -> dict:
 
 
 def phase_hog(name: str, data: str, params: dict) -> dict:
-    from chainrule.classifiers import LinearSVM, SoftmaxClassifier
-
     X_tr, y_tr, X_val, y_val = load_split(data)
-    cls = {"svm": LinearSVM, "softmax": SoftmaxClassifier}[name]
-    model = cls(features="hog_color", random_state=0, **params)
-    t0 = time.perf_counter()
-    model.fit(X_tr, y_tr)
-    fit_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    val = model.score(X_val, y_val)
-    predict_s = time.perf_counter() - t0
+    model, val, fit_s, predict_s = fit_and_score(name, {"features": "hog_color", **params}, X_tr, y_tr, X_val, y_val)
     return {"model": repr(model), "val_acc": val, "fit_s": fit_s, "train_s": model.train_time_,
             "inputs_s": model.fit_time_ - model.train_time_, "predict_5k_s": predict_s, "iterations": model.n_iter_,
             "n_inputs": int(model.W_.shape[0]), "peak_mib": peak_mib()}

@@ -1,19 +1,8 @@
 """Learning-rate schedules: pure functions of the step, and thin objects that set an optimizer's learning rates.
 
-Pure functions (``step`` counts from 0; every one takes ``warmup_steps``, see below)::
-
-    constant(step, base_lr)                          base_lr
-    step_decay(step, base_lr, milestones, gamma)     base_lr * gamma ** (number of milestones <= step)
-    exponential(step, base_lr, gamma)                base_lr * gamma ** step
-    cosine(step, base_lr, total_steps, min_lr)       min_lr + (base_lr - min_lr) (1 + cos(pi step / T)) / 2
-    linear(step, base_lr, total_steps, end_lr)       base_lr + (end_lr - base_lr) step / T
-    invsqrt(step, base_lr, timescale)                base_lr / sqrt(1 + step / timescale)
-
-Linear warmup goes in front of any of them with ``warmup_steps=W``: steps 0 .. W-1 ramp the rate as
-``base_lr * (step + 1) / (W + 1)`` (nanoGPT's ramp, equal to torch's ``LinearLR(start_factor=1/(W+1),
-total_iters=W)``), then the schedule runs as above on ``step - W``. Positions in the run stay absolute:
-``total_steps`` is the length of the whole run including warmup (decay takes T = total_steps - W steps and ends
-at total_steps; the rate stays at the end value afterwards) and ``milestones`` are absolute steps.
+Pure functions of the step: ``constant``, ``step_decay``, ``exponential``, ``cosine``, ``linear`` and ``invsqrt``,
+each with optional linear warmup (``warmup_steps``); ``chainrule.optim.lr_functions`` gives their formulas and how
+warmup and ``total_steps`` count.
 
 Scheduler objects wrap the functions. Built over an optimizer they read each group's ``lr`` as its base rate, set
 the rate for step 0 at once and a new one at every ``step()``; call ``step()`` after ``optimizer.step()``, once per
