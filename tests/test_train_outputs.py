@@ -138,8 +138,10 @@ def test_parameter_stats_update_ratio():
     assert row["grad_norm"] == pytest.approx(6.0) and row["update_ratio"] == pytest.approx(1e-3, rel=1e-3)
 
 
-def test_progress_bar_only_on_a_terminal():
+def test_progress_bar_only_on_a_terminal(monkeypatch):
     import io
+
+    monkeypatch.setenv("COLUMNS", "200")  # a StringIO has no terminal size: a wide one, so nothing is cut off
 
     import chainrule.nn.functional as F
     from chainrule.data import DataLoader, make_spiral
@@ -153,7 +155,7 @@ def test_progress_bar_only_on_a_terminal():
     X, y = make_spiral(20, 3, 0.1, 0)
     for stream, expect in ((Terminal(), True), (io.StringIO(), False)):
         model = nn.MLP([2, 4, 3], seed=0)
-        bar = ProgressBar(stream=stream, refresh_every=1, mininterval=0)
+        bar = ProgressBar(stream=stream, refresh_every=1, mininterval=0, delay=0)
         Trainer(model, F.cross_entropy, SGD(model.parameters(), lr=0.1), DataLoader(X, y, batch_size=10),
                 epochs=2, callbacks=[bar]).fit()
         text = stream.getvalue()
