@@ -39,6 +39,9 @@ __all__ = ["Progress", "progress", "set_enabled", "is_enabled", "write", "LogHan
 
 logger = logging.getLogger("chainrule.progress")
 
+DELAY = 1.0       # default seconds of work before a bar appears on a terminal
+LOG_EVERY = 10.0  # default seconds between plain progress lines elsewhere
+
 _lock = threading.RLock()
 _enabled = True
 _active: list["Progress"] = []   # live tasks, outermost first
@@ -109,21 +112,25 @@ class Progress:
         unit: what is counted ("images", "steps", "B" for bytes); shown after the numbers.
         stream: where the bar is drawn (default: ``sys.stderr`` at the time of creation).
         enabled: False to show nothing; None (default) follows ``is_enabled()``.
-        delay: seconds of work before the bar first appears (terminal) - quick work prints nothing.
+        delay: seconds of work before the bar first appears (terminal) - quick work prints nothing (default:
+            the module's ``DELAY``, 1 s).
         interval: the shortest time between redraws (terminal).
-        log_every: seconds between the plain log lines (not a terminal); 0 turns them off.
+        log_every: seconds between the plain log lines (not a terminal); 0 turns them off (default: the module's
+            ``LOG_EVERY``, 10 s).
         initial: units already done when this starts (a resumed run); not counted in the rate.
         rate: show the rate (units per second); False when the note shows a better one.
     """
 
     def __init__(self, total: float | None, desc: str, unit: str = "", *, stream: TextIO | None = None,
-                 enabled: bool | None = None, delay: float = 1.0, interval: float = 0.2, log_every: float = 30.0,
-                 initial: float = 0, rate: bool = True):
+                 enabled: bool | None = None, delay: float | None = None, interval: float = 0.2,
+                 log_every: float | None = None, initial: float = 0, rate: bool = True):
         self.total = total
         self.desc = desc
         self.unit = unit
         self.stream = stream if stream is not None else sys.stderr
-        self.delay, self.interval, self.log_every = float(delay), float(interval), float(log_every)
+        self.delay = float(DELAY if delay is None else delay)
+        self.interval = float(interval)
+        self.log_every = float(LOG_EVERY if log_every is None else log_every)
         self.n = self.initial = initial
         self.show_rate = rate
         self.text = ""

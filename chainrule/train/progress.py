@@ -22,13 +22,16 @@ class ProgressBar:
         stream: where the terminal line goes (default: stderr).
         refresh_every: steps between updates of the loss / lr / throughput text.
         mininterval: the shortest time between redraws, in seconds.
-        delay: seconds before the line first appears (a run shorter than that prints nothing).
-        log_every: seconds between plain progress lines when the stream is not a terminal (0: none).
+        delay: seconds before the line first appears (a run shorter than that prints nothing; default:
+            ``chainrule.progress.DELAY``).
+        log_every: seconds between plain progress lines when the stream is not a terminal (0: none; default:
+            ``chainrule.progress.LOG_EVERY``).
         desc: what the line is called, e.g. "training" or the model's name.
     """
 
     def __init__(self, enabled: bool = True, stream: TextIO | None = None, refresh_every: int = 5,
-                 mininterval: float = 0.2, delay: float = 0.5, log_every: float = 30.0, desc: str = "training"):
+                 mininterval: float = 0.2, delay: float | None = None, log_every: float | None = None,
+                 desc: str = "training"):
         self.enabled = bool(enabled)
         self.stream = stream
         self.refresh_every = max(int(refresh_every), 1)
