@@ -119,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
             rows.append(_random_row(configs[models[0]] | {"model": "softmax"}, data, args.random_tries, args.seed))
     from chainrule.progress import Progress
 
-    with Progress(len(models), "compare", "models", enabled=not args.quiet, delay=0.0) as bar:
+    with Progress(len(models), "compare", "models", enabled=not args.quiet, delay=0.0, log_every=0,
+                  rate=False) as bar:
         for m in models:
             bar.desc = f"compare: {LABELS[m]}"
             bar.set(bar.n)  # (redraw with the new name)
@@ -143,8 +144,8 @@ def run(args: argparse.Namespace) -> int:
                    "report": f"{m}/report.html"}
             rows.append(row)
             timing = (f"predict {row['predict_time_s']:.2f} s" if m == "knn" else f"{row['train_time_s']:.2f} s")
-            logger.info("%s: %.2f%% validation accuracy (%s, %s)", LABELS[m], 100 * row["val_acc"], row["notes"],
-                        timing)
+            logger.debug("%s: %.2f%% validation accuracy (%s, %s)", LABELS[m], 100 * row["val_acc"], row["notes"],
+                         timing)
     wall = time.perf_counter() - t_start
     plots_dir = out / "plots"
     plots_dir.mkdir(exist_ok=True)
@@ -180,8 +181,8 @@ def _random_row(config: dict[str, Any], data: Any, tries: int, seed: int) -> dic
     y_pred = (X_val @ W[:-1] + W[-1]).argmax(axis=1)
     predict_time = time.perf_counter() - t0
     acc = float(np.mean(y_pred == data.y_val))
-    logger.info("%.2f%% validation accuracy (the best of %d random W by training SVM loss: %.3f)", 100 * acc, tries,
-                loss)
+    logger.debug("%.2f%% validation accuracy (the best of %d random W by training SVM loss: %.3f)", 100 * acc, tries,
+                 loss)
     return {"model": LABELS["random"], "key": "random", "val_acc": acc, "train_time_s": train_time,
             "predict_time_s": predict_time,
             "predict_samples_per_s": len(X_val) / predict_time if predict_time > 0 else None,

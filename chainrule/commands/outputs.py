@@ -95,7 +95,8 @@ def model_plots(run: RunFolder, pipe: Any, X_val_raw: np.ndarray, y_val: np.ndar
     plots.plot_confusion(cm, classes, p, title="Confusion matrix (validation)" + title_suffix)
     out.append(("Confusion matrix on the validation split (rows: true class)", p))
     p = run.plots_dir / "per_class.png"
-    plots.plot_per_class(per_class_accuracy(cm, classes), p, title="Accuracy per class (validation)" + title_suffix)
+    plots.plot_per_class(per_class_accuracy(cm, classes), p, title="Accuracy per class (validation)" + title_suffix,
+                         overall=float(np.trace(cm) / max(cm.sum(), 1)))
     out.append(("Validation accuracy of each class", p))
     if pipe.input["kind"] == "image" and np.asarray(X_val_raw).ndim == 4 and len(y_val):
         p = run.plots_dir / "examples.png"

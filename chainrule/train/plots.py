@@ -165,6 +165,53 @@ def plot_confusion(cm: np.ndarray, classes: Sequence[str], path: str | os.PathLi
     return _save(fig, path)
 
 
+def _image_grid(tiles: np.ndarray, path: str | os.PathLike, title: str, cols: int, tile_inches: float,
+                above: Sequence[str] | None = None, below: Sequence[str] | None = None,
+                colors: Sequence[str] | None = None, frames: Sequence[str | None] | None = None) -> str:
+    """Draw tiles (k, h, w, 3) with values in [0, 1] as one mosaic in a single axes (one image, not k subplots:
+    fast), with optional text above / below each tile (in ``colors``) and coloured ``frames``."""
+    from matplotlib.patches import Rectangle
+
+    k, h, w = tiles.shape[:3]
+    rows = max(int(math.ceil(k / cols)), 1)
+    text_rows = (above is not None) + (below is not None)
+    gap_y = max(h // 4, 1) + int(math.ceil(0.45 * h)) * text_rows
+    gap_x = max(w // 4, 1)
+    mosaic = np.ones((rows * (h + gap_y), cols * (w + gap_x), 3))
+    top = int(math.ceil(0.45 * h)) if above is not None else 0
+    for i in range(k):
+        r, c = divmod(i, cols)
+        y0, x0 = r * (h + gap_y) + top, c * (w + gap_x)
+        mosaic[y0:y0 + h, x0:x0 + w] = tiles[i]
+    width = min(tile_inches * cols * (1 + gap_x / w), 12.0)
+    height = width * mosaic.shape[0] / mosaic.shape[1]
+    title_in = 0.45
+    fig = _figure(width + 0.2, height + title_in)
+    ax = fig.add_axes((0.1 / (width + 0.2), 0.0, width / (width + 0.2), height / (height + title_in)))
+    ax.imshow(mosaic, interpolation="nearest", aspect="auto")
+    ax.set_axis_off()
+    size = 8 if cols > 8 else 9
+    for i in range(k):
+        r, c = divmod(i, cols)
+        y0, x0 = r * (h + gap_y) + top, c * (w + gap_x)
+        color = colors[i] if colors is not None else "0.2"
+        if above is not None:
+            ax.text(x0 + w / 2 - 0.5, y0 - 1, _plain(above[i])[:18], ha="center", va="bottom", fontsize=size,
+                    color=color)
+        if below is not None:
+            ax.text(x0 + w / 2 - 0.5, y0 + h, _plain(below[i])[:18], ha="center", va="top", fontsize=size,
+                    color=color)
+        if frames is not None and frames[i]:
+            ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), w, h, fill=False, edgecolor=frames[i], linewidth=2.0))
+    fig.suptitle(_plain(title), fontsize=10, y=1.0 - 0.08 / (height + title_in), va="top")
+    fig.savefig(path, format="png", dpi=_DPI)
+    return str(path)
+
+
+def _rgb(img: np.ndarray) -> np.ndarray:
+    return np.repeat(img, 3, axis=-1) if img.shape[-1] == 1 else img[..., :3]
+
+
 def plot_weights(W: np.ndarray, image_shape: Sequence[int], path: str | os.PathLike,
                  titles: Sequence[str] | None = None, title: str = "Learned weights",
                  max_images: int = 64) -> str:
@@ -179,23 +226,12 @@ def plot_weights(W: np.ndarray, image_shape: Sequence[int], path: str | os.PathL
                          f"{h * w * ch} pixels")
     k = min(W.shape[1], max_images)
     cols = k if k <= 10 else int(math.ceil(math.sqrt(k)))
-    rows = int(math.ceil(k / cols))
-    fig = _figure(min(1.1 * cols, 10.0), min(1.1 * rows, 10.0) + 0.5)
-    for i in range(k):
-        ax = fig.add_subplot(rows, cols, i + 1)
-        img = W[:, i].reshape(h, w, ch)
-        lo, hi = img.min(), img.max()
-        img = (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
-        if ch == 1:
-            ax.imshow(img[:, :, 0], cmap="gray", interpolation="nearest")
-        else:
-            ax.imshow(img[:, :, :3], interpolation="nearest")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if titles is not None and i < len(titles):
-            ax.set_title(_plain(titles[i]), fontsize=9)
-    fig.suptitle(_plain(title))
-    return _save(fig, path)
+    imgs = W[:, :k].T.reshape(k, h, w, ch)
+    lo = imgs.min(axis=(1, 2, 3), keepdims=True)
+    span = imgs.max(axis=(1, 2, 3), keepdims=True) - lo
+    imgs = np.where(span > 0, (imgs - lo) / np.where(span > 0, span, 1.0), 0.0)
+    labels = [str(t) for t in titles[:k]] + [""] * (k - len(titles[:k])) if titles is not None else None
+    return _image_grid(_rgb(imgs), path, title, cols, 1.1, above=labels)
 
 
 def plot_decision_boundary(predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray, y: np.ndarray,
@@ -257,20 +293,18 @@ def plot_comparison(names: Sequence[str], accuracies: Sequence[float], path: str
 
 
 def plot_per_class(accuracies: dict[str, float | None] | Sequence[tuple[str, float | None]],
-                   path: str | os.PathLike, title: str = "Accuracy per class (validation)") -> str:
-    """Horizontal bars of each class's accuracy (%), worst in red, best in green; classes without samples say so."""
+                   path: str | os.PathLike, title: str = "Accuracy per class (validation)",
+                   overall: float | None = None) -> str:
+    """Horizontal bars of each class's accuracy (%), with the ``overall`` accuracy (a fraction) as a dashed line;
+    classes without samples say so."""
     items = list(accuracies.items()) if isinstance(accuracies, dict) else list(accuracies)
     names = [_plain(k) for k, _ in items]
     values = np.array([np.nan if v is None else 100 * float(v) for _, v in items], dtype=np.float64)
     fig = _figure(6.4, min(0.32 * len(items) + 1.4, 14.0))
     ax = fig.add_subplot()
     pos = np.arange(len(items))[::-1]
-    from matplotlib import colormaps
-
-    cmap = colormaps["RdYlGn"]
-    finite = values[np.isfinite(values)]
-    lo, hi = (finite.min(), finite.max()) if len(finite) else (0.0, 100.0)
-    colors = [cmap(0.5 if hi <= lo or not np.isfinite(v) else 0.1 + 0.8 * (v - lo) / (hi - lo)) for v in values]
+    below = overall is not None and np.isfinite(values) & (values < 100 * overall)
+    colors = ["tab:orange" if below is not False and below[i] else "tab:blue" for i in range(len(items))]
     ax.barh(pos, np.nan_to_num(values), color=colors)
     ax.set_yticks(pos)
     ax.set_yticklabels(names, fontsize=9 if len(items) <= 20 else 7)
@@ -278,9 +312,12 @@ def plot_per_class(accuracies: dict[str, float | None] | Sequence[tuple[str, flo
         for p, v in zip(pos, values):
             ax.text(min(v + 1, 101) if np.isfinite(v) else 1, p, f"{v:.1f}%" if np.isfinite(v) else "no samples",
                     va="center", fontsize=8)
+    ax.set_xlabel("accuracy (%)")
+    if overall is not None:
+        ax.axvline(100 * overall, color="0.3", linestyle="--", linewidth=1.0)
+        ax.set_xlabel(f"accuracy (%); dashed: overall {100 * overall:.1f}%, classes below it in orange")
     ax.set_xlim(0, 112)
     ax.set_xticks(range(0, 101, 20))
-    ax.set_xlabel("accuracy (%)")
     ax.set_title(_plain(title))
     ax.grid(axis="x", alpha=0.3)
     return _save(fig, path)
@@ -310,32 +347,16 @@ def plot_examples(images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, cl
     if images.ndim != 4 or images.shape[-1] not in (1, 3):
         raise ValueError(f"plot_examples needs images (N, H, W, 1 or 3), got shape {images.shape}")
     order = example_order(y_true, y_pred, max_images, seed)
-    k = max(len(order), 1)
-    cols = min(10, k)
-    rows = int(math.ceil(k / cols))
-    fig = _figure(1.25 * cols + 0.4, 1.45 * rows + 0.6)
     shown = images[order].astype(np.float64)
     top = max_value if max_value is not None else (255.0 if images.dtype == np.uint8 else
                                                    float(shown.max()) if shown.size else 1.0)
-    for j, i in enumerate(order):
-        ax = fig.add_subplot(rows, cols, j + 1)
-        img = np.clip(shown[j] / (top if top > 0 else 1.0), 0.0, 1.0)
-        if img.shape[-1] == 1:
-            ax.imshow(img[:, :, 0], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
-        else:
-            ax.imshow(img, interpolation="nearest")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        t, p = int(y_true[i]), int(y_pred[i])
-        wrong = t != p
-        label = _plain(f"{classes[t]}" if not wrong else f"{classes[t]} / {classes[p]}")
-        ax.set_xlabel(label[:18], fontsize=8, color="tab:red" if wrong else "0.25")
-        if wrong:
-            for spine in ax.spines.values():
-                spine.set_edgecolor("tab:red")
-                spine.set_linewidth(2.0)
-    fig.suptitle(_plain(title), fontsize=10)
-    return _save(fig, path)
+    tiles = _rgb(np.clip(shown / (top if top > 0 else 1.0), 0.0, 1.0))
+    wrong = [int(y_true[i]) != int(y_pred[i]) for i in order]
+    labels = [f"{classes[int(y_true[i])]} / {classes[int(y_pred[i])]}" if bad else f"{classes[int(y_true[i])]}"
+              for i, bad in zip(order, wrong)]
+    return _image_grid(tiles, path, title, min(10, max(len(order), 1)), 1.2, below=labels,
+                       colors=["tab:red" if bad else "0.25" for bad in wrong],
+                       frames=["tab:red" if bad else None for bad in wrong])
 
 
 def plot_update_ratios(epochs: Sequence[float], ratios: dict[str, Sequence[float | None]], path: str | os.PathLike,
