@@ -222,5 +222,9 @@ def _write_report(out: Path, spec: str, data: Any, rows: list[dict[str, Any]], r
         p = out / key / "plots" / "decision_boundary.png"
         if p.is_file():
             plots.append((f"{LABELS[key]}: decision boundary", p))
+    top = max(rows, key=lambda r: r["val_acc"])
+    headline = [("best validation accuracy", f"{100 * top['val_acc']:.2f}%"), ("best model", top["model"]),
+                ("training / validation samples", f"{len(data.X_train):,} / {len(data.X_val):,}"),
+                ("total time", f"{wall:.3g} s")]
     write_report(out / "report.html", f"chainrule compare: {spec}", subtitle="random search, kNN, linear SVM, "
-                 "softmax and MLP on the same split", sections=sections, plots=plots)
+                 "softmax and MLP on the same split", sections=sections, plots=plots, headline=headline)
