@@ -96,3 +96,11 @@ def test_training_on_a_test_set_is_refused(image_run, tmp_path, capsys):
     base, _ = image_run
     assert main(["train", "--data", f"test:folder:{base}/test", "--out", str(tmp_path / "r"), "-q"]) == 2
     assert "is marked as a test set; training data cannot be one" in capsys.readouterr().err
+
+
+def test_missing_cifar10_gives_command_line_advice(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CHAINRULE_DATA", str(tmp_path / "empty"))
+    assert main(["train", "--data", "cifar10", "--out", str(tmp_path / "r"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert f"no CIFAR-10 release in {tmp_path / 'empty'}" in err and "--data cifar10:PATH" in err
+    assert "load_cifar10" not in err and "download=True" not in err  # Python advice is for Python users
