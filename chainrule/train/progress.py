@@ -47,6 +47,9 @@ class ProgressBar:
             return
         per_epoch = len(trainer.train_loader) if hasattr(trainer.train_loader, "__len__") else None
         total = per_epoch * trainer.epochs if per_epoch else None
+        max_steps = getattr(trainer, "max_steps", None)  # a run cut at a number of steps
+        if max_steps is not None:
+            total = min(total, max_steps) if total else max_steps
         self._bar = Progress(total, self.desc, "steps", stream=self.stream, delay=self.delay,
                              interval=self.mininterval, log_every=self.log_every, initial=trainer.step, rate=False)
         self._bar.note(f"epoch {trainer.epoch + 1}/{trainer.epochs}")
