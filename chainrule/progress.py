@@ -133,6 +133,7 @@ class Progress:
         self.log_every = float(LOG_EVERY if log_every is None else log_every)
         self.n = self.initial = initial
         self.show_rate = rate
+        self._cells: int | None = None  # width of the drawn bar, once chosen
         self.text = ""
         self.start = time.perf_counter()
         self._last_draw = -math.inf
@@ -207,7 +208,8 @@ class Progress:
         timing = format_duration(elapsed) + (f"<{format_duration(eta)}" if eta is not None else "")
         speed = ""
         if rate is not None and self.show_rate:
-            speed = f", {_count(rate, self.unit)}/s" if self.unit == "B" else f", {rate:,.3g}{unit}/s"
+            speed = (f", {_count(rate, self.unit)}/s" if self.unit == "B" else
+                     f", {rate:,.0f}{unit}/s" if rate >= 100 else f", {rate:.3g}{unit}/s")
         tail = f"{counts} [{timing}{speed}]" + (f" {self.text}" if self.text else "")
         if plain:
             eta_text = f", ETA {format_duration(eta)}" if eta is not None else ""
@@ -216,10 +218,11 @@ class Progress:
                     + (f"; {self.text}" if self.text else ""))
         if frac is not None and width is not None:
             room = width - len(head) - len(tail) - 4
-            if room >= 10:
-                cells = min(room, 30)
-                filled = int(frac * cells)
-                return f"{head} |{'#' * filled}{' ' * (cells - filled)}| {tail}"
+            if self._cells is None:  # chosen once, with slack, so the bar does not jump as the numbers change
+                self._cells = min(room - 8, 30) if room - 8 >= 10 else 0
+            if self._cells and room >= self._cells:
+                filled = int(frac * self._cells)
+                return f"{head} |{'#' * filled}{' ' * (self._cells - filled)}| {tail}"
         return f"{head} {tail}"
 
     def short(self) -> str:

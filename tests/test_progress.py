@@ -179,7 +179,7 @@ def test_library_loops_report_progress(caplog, monkeypatch, tmp_path):
         X = rng.standard_normal((30, 4)).astype(np.float32)
         KNearestNeighbor(k=1, chunk_size=7).fit(X, np.arange(30) % 3).predict(X)
     text = "\n".join(r.getMessage() for r in caplog.records)
-    assert "decoding imgs/ (first load; cached after): done, 6 images" in text
+    assert "decoding imgs/ (first load only): done, 6 images" in text
     assert "features: hog: done, 6 images" in text
     assert re.search(r"kNN \(L2, 30 training rows\): \d+/30 queries", text) and "kNN (L2, 30 training rows): done" in text
 

@@ -238,7 +238,9 @@ class _Progress:
         from chainrule.progress import Progress
 
         self.enabled = enabled
-        self.bar: Any = Progress(None, "tune", "trials", delay=0.0, log_every=0) if enabled else None
+        self.bar: Any = None
+        if enabled:
+            self.bar = Progress(None, "tune", "trials", delay=0.0, log_every=0, rate=False)
         self.best = -np.inf
 
     def __call__(self, trial: Any, done: int, total: int) -> None:

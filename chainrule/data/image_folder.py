@@ -256,7 +256,7 @@ def _decode_folder(root: Path, listing: _Listing, size, num_workers) -> np.ndarr
     n = len(listing.files)
     workers = _workers(num_workers, n)
     decoder = _Decoder(size, workers, _chunk_size(n, workers))
-    with progress(n, f"decoding {root.name}/ (first load; cached after)", "images") as bar:
+    with progress(n, f"decoding {root.name}/ (first load only)", "images") as bar:
         decoder.progress = bar
         for rel, _ in listing.files:
             decoder.add(str(root / rel), str(root / rel))
@@ -276,7 +276,7 @@ def _decode_archive(archive: Path, size, num_workers) -> tuple[np.ndarray, np.nd
     names: list[str] = []
     dirs: list[str] = []
     with open(archive, "rb") as raw, tarfile.open(fileobj=raw, mode="r:*") as tf, \
-            progress(archive.stat().st_size, f"decoding {archive.name} (first load; cached after)", "B") as bar:
+            progress(archive.stat().st_size, f"decoding {archive.name} (first load only)", "B") as bar:
         for member in tf:
             bar.set(raw.tell())  # compressed bytes read: the images are decoded while the archive is read
             parts = PurePosixPath(member.name).parts
