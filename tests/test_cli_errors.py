@@ -104,7 +104,7 @@ def test_existing_run_folder_is_not_overwritten(two_runs, capsys):
 def test_evaluate_errors(two_runs, tmp_path, capsys):
     capsys.readouterr()
     assert main(["evaluate", str(two_runs / "mlp"), "--split", "test", "-q"]) == 2
-    assert "digits has no test split; use --split val" in _err(capsys)
+    assert "digits is the run's own training data and has no test split; use --split val" in _err(capsys)
     assert main(["evaluate", str(two_runs / "mlp"), "--data", "spiral", "-q"]) == 2
     assert "trained on inputs of shape (8, 8, 1), but --data spiral has (2,)" in _err(capsys)
     np.savez(tmp_path / "foreign.npz", w=np.zeros(3))

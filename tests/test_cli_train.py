@@ -62,7 +62,8 @@ def test_run_folder_has_every_file_and_each_is_valid(digits_run):
     assert state["loader"]["epoch"] == 2 and state["rng"]["model"]  # the dropout generator is in there
 
     plots = sorted(p.name for p in (run / "plots").iterdir())
-    assert plots == ["accuracy.png", "confusion.png", "loss.png", "lr.png", "weights.png"]
+    assert plots == ["accuracy.png", "confusion.png", "examples.png", "loss.png", "lr.png", "per_class.png",
+                     "update_ratio.png", "weights.png"]
     assert all(_png_ok(run / "plots" / p) for p in plots)
 
     html = (run / "report.html").read_text()
@@ -153,7 +154,8 @@ def test_knn_run_chooses_k_on_validation_then_evaluates_and_predicts(tmp_path, c
     accs = {int(k): v for k, v in summary["val_acc_by_k"].items()}
     assert set(accs) == {1, 3, 7} and summary["knn_k"] == max(accs, key=lambda k: (accs[k], -k))
     assert summary["val_acc"] == accs[summary["knn_k"]] > 0.9
-    assert sorted(p.name for p in (run / "plots").iterdir()) == ["confusion.png", "knn_k.png"]
+    assert sorted(p.name for p in (run / "plots").iterdir()) == ["confusion.png", "examples.png", "knn_k.png",
+                                                                 "per_class.png"]
     assert [p.name for p in (run / "checkpoints").iterdir()] == ["best.npz"]
     assert read_metrics_csv(run / "metrics.csv")[0]["val_acc"] == summary["val_acc"]
     capsys.readouterr()

@@ -138,8 +138,10 @@ def test_parameter_stats_update_ratio():
     assert row["grad_norm"] == pytest.approx(6.0) and row["update_ratio"] == pytest.approx(1e-3, rel=1e-3)
 
 
-def test_progress_bar_only_on_a_terminal():
+def test_progress_bar_only_on_a_terminal(monkeypatch):
     import io
+
+    monkeypatch.setenv("COLUMNS", "200")  # a StringIO has no terminal size: a wide one, so nothing is cut off
 
     import chainrule.nn.functional as F
     from chainrule.data import DataLoader, make_spiral
@@ -153,9 +155,60 @@ def test_progress_bar_only_on_a_terminal():
     X, y = make_spiral(20, 3, 0.1, 0)
     for stream, expect in ((Terminal(), True), (io.StringIO(), False)):
         model = nn.MLP([2, 4, 3], seed=0)
-        bar = ProgressBar(stream=stream, refresh_every=1, mininterval=0)
+        bar = ProgressBar(stream=stream, refresh_every=1, mininterval=0, delay=0)
         Trainer(model, F.cross_entropy, SGD(model.parameters(), lr=0.1), DataLoader(X, y, batch_size=10),
                 epochs=2, callbacks=[bar]).fit()
         text = stream.getvalue()
         assert ("epoch 2/2" in text and "samples/s" in text and "lr 0.1" in text) == expect, text
     assert not ProgressBar(enabled=False, stream=Terminal()).enabled
+
+
+HOSTILE = ["<script>alert(1)</script>", "a & b", r"$\frac{1$", 'say "hi"']  # the third breaks mathtext
+
+
+def test_example_order_puts_mistakes_first_and_keeps_some_correct_ones():
+    y_true = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+    y_pred = np.array([0, 2, 2, 1, 1, 2, 0, 0, 2, 0])  # mistakes at 1, 3, 7
+    order = plots.example_order(y_true, y_pred, 6)
+    assert sorted(order[:3].tolist()) == [1, 3, 7] and all(y_true[order[3:]] == y_pred[order[3:]])
+    assert len(plots.example_order(y_true, y_pred, 4)) == 4  # at most half mistakes when both kinds exist
+    assert sum(y_true[plots.example_order(y_true, y_pred, 4)] != y_pred[plots.example_order(y_true, y_pred, 4)]) == 2
+    all_wrong = plots.example_order(np.zeros(5, int), np.ones(5, int), 3)
+    assert len(all_wrong) == 3
+
+
+def test_run_report_leads_with_pictures_and_escapes_class_names(tmp_path):
+    from chainrule.commands.outputs import write_run_report
+    from chainrule.train import RunFolder
+
+    run = RunFolder(tmp_path / "run").create()
+    run.plots_dir.mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    y_true, y_pred = rng.integers(0, 4, 60), rng.integers(0, 4, 60)
+    cm = plots.confusion_matrix(y_true, y_pred, 4)
+    figures = []
+    # Given in another order than the report's: it puts curves, confusion, per class, examples, templates first.
+    for name, draw in [
+        ("weights", lambda p: plots.plot_weights(rng.standard_normal((8 * 8 * 3, 4)), (8, 8, 3), p, titles=HOSTILE)),
+        ("examples", lambda p: plots.plot_examples(rng.integers(0, 255, (60, 8, 8, 3), dtype=np.uint8), y_true,
+                                                   y_pred, HOSTILE, p)),
+        ("per_class", lambda p: plots.plot_per_class(dict(zip(HOSTILE, [0.5, 0.1, None, 1.0])), p)),
+        ("confusion", lambda p: plots.plot_confusion(cm, HOSTILE, p)),
+        ("loss", lambda p: plots.plot_loss([1, 2, 3], [2.0, 1.0, 0.5], p)),
+        ("accuracy", lambda p: plots.plot_accuracy([1, 2], [0.5, 0.6], [0.4, 0.5], p)),
+        ("update_ratio", lambda p: plots.plot_update_ratios([1, 2], {"0.weight": [1e-2, 1e-3]}, p)),
+    ]:
+        png = run.plots_dir / f"{name}.png"
+        draw(png)
+        assert _is_png(png), name
+        figures.append((f"{name} <caption>", png))
+    summary = {"model": "mlp", "data": "folder:x", "val_acc": 0.25, "num_train": 100, "num_val": 60,
+               "per_class_val_acc": dict(zip(HOSTILE, [0.5, 0.1, None, 1.0]))}
+    text = write_run_report(run, summary, {"model": "mlp"}, figures).read_text()
+    assert text.index("<img") < text.index("<table")  # pictures first, then the tables
+    assert 'class="headline"' in text and "25.00%" in text[:text.index("<img")]
+    pos = [text.index(f'href="plots/{n}.png"') for n in ("accuracy", "loss", "confusion", "per_class", "examples",
+                                                         "weights", "update_ratio")]
+    assert pos == sorted(pos)
+    assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text and "a &amp; b" in text
+    assert "&lt;caption&gt;" in text and "<caption>" not in text

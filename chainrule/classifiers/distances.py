@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.classifiers import _kernels
+from chainrule.progress import progress
 
 METRICS = ("l2", "l1")
 AUTO_BLOCK_BYTES = 128 * 2**20  # chunk_size="auto": a (chunk, M) float32 block of about 128 MiB
@@ -237,21 +238,23 @@ class NeighborIndex:
         rows = self.chunk_rows(chunk_size)
         dists = np.empty((n, k), dtype=np.float64)
         idx = np.empty((n, k), dtype=np.int64)
-        for start in range(0, n, rows):
-            stop = min(start + rows, n)
-            scores, col, offset = self._block(X[start:stop])
-            vals, nn = smallest_k(scores, k, self.use_numba, col)
-            if not self.is_u8:  # float inputs: float64 distances for the k chosen, re-ordered by them
-                vals = self._refine(X[start:stop], nn)
-                order = np.lexsort((nn, vals), axis=-1)
-                vals, nn = np.take_along_axis(vals, order, axis=1), np.take_along_axis(nn, order, axis=1)
-            else:
-                vals = vals.astype(np.float64)
-                if offset is not None:  # L2: squared distance = score + ||a||^2, then the root
-                    vals += offset[:, None]
-                    np.sqrt(np.maximum(vals, 0.0, out=vals), out=vals)
-            dists[start:stop] = vals
-            idx[start:stop] = nn
+        with progress(n, f"kNN ({self.metric.upper()}, {self.n_train:,} training rows)", "queries") as bar:
+            for start in range(0, n, rows):
+                stop = min(start + rows, n)
+                scores, col, offset = self._block(X[start:stop])
+                vals, nn = smallest_k(scores, k, self.use_numba, col)
+                if not self.is_u8:  # float inputs: float64 distances for the k chosen, re-ordered by them
+                    vals = self._refine(X[start:stop], nn)
+                    order = np.lexsort((nn, vals), axis=-1)
+                    vals, nn = np.take_along_axis(vals, order, axis=1), np.take_along_axis(nn, order, axis=1)
+                else:
+                    vals = vals.astype(np.float64)
+                    if offset is not None:  # L2: squared distance = score + ||a||^2, then the root
+                        vals += offset[:, None]
+                        np.sqrt(np.maximum(vals, 0.0, out=vals), out=vals)
+                dists[start:stop] = vals
+                idx[start:stop] = nn
+                bar.update(stop - start)
         return dists, idx
 
     def _refine(self, X: np.ndarray, nn: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.commands import config as cfgmod
-from chainrule.commands.common import UsageError, data_spec, say, split_data, usage_errors
+from chainrule.commands.common import UsageError, data_spec, log_context, say, split_data, usage_errors
 from chainrule.commands.pipeline import Pipeline, input_spec
 
 logger = logging.getLogger("chainrule")
@@ -109,30 +109,43 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{out} exists and is not empty; choose another --out")
     t_start = time.perf_counter()
     data = split_data(spec, base["val_size"], base["seed"])
-    logger.info("comparing %s on %s (%d training / %d validation samples)", ", ".join(models), data.name,
+    logger.info("comparing %s on %s: %d training / %d validation samples", ", ".join(models), data.name,
                 len(data.X_train), len(data.X_val))
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     results: dict[str, Any] = {}
     if args.random_tries:
-        rows.append(_random_row(configs[models[0]] | {"model": "softmax"}, data, args.random_tries, args.seed))
-    for m in models:
-        logger.info("--- %s ---", LABELS[m])
-        try:
-            result = train_run(configs[m], RunFolder(out / m), progress=not args.quiet, data=data)
-        except RuntimeError as e:
-            if m == "knn" and "chainrule.classifiers" in str(e):
-                logger.warning("skipping kNN: %s", e)
-                continue
-            raise
-        results[m] = result
-        s = result.summary
-        rows.append({"model": LABELS[m], "key": m, "val_acc": s["val_acc"], "train_time_s": s["train_time_s"],
-                     "predict_time_s": s["predict_time_s"], "predict_samples_per_s": s.get("predict_samples_per_s"),
-                     "parameters": s.get("num_parameters"),
-                     "notes": (f"k={s['knn_k']} ({s['metric']})" if m == "knn" else
-                               f"{s['epochs_completed']} epochs, best epoch {s['best_epoch']}"),
-                     "report": f"{m}/report.html"})
+        with log_context(LABELS["random"]):
+            rows.append(_random_row(configs[models[0]] | {"model": "softmax"}, data, args.random_tries, args.seed))
+    from chainrule.progress import Progress
+
+    with Progress(len(models), "compare", "models", enabled=not args.quiet, delay=0.0, log_every=0,
+                  rate=False) as bar:
+        for m in models:
+            bar.desc = f"compare: {LABELS[m]}"
+            bar.set(bar.n)  # (redraw with the new name)
+            # Each model's messages say which model they are about; its per-epoch lines only with --verbose.
+            with log_context(LABELS[m], quiet_info=True):
+                try:
+                    result = train_run(configs[m], RunFolder(out / m), progress=not args.quiet, data=data)
+                except RuntimeError as e:
+                    if m == "knn" and "chainrule.classifiers" in str(e):
+                        logger.warning("skipping kNN: %s", e)
+                        continue
+                    raise
+            bar.update()
+            results[m] = result
+            s = result.summary
+            row = {"model": LABELS[m], "key": m, "val_acc": s["val_acc"], "train_time_s": s["train_time_s"],
+                   "predict_time_s": s["predict_time_s"], "predict_samples_per_s": s.get("predict_samples_per_s"),
+                   "parameters": s.get("num_parameters"),
+                   "notes": (f"k={s['knn_k']} ({s['metric']})" if m == "knn" else
+                             f"{s['epochs_completed']} epochs, best epoch {s['best_epoch']}"),
+                   "report": f"{m}/report.html"}
+            rows.append(row)
+            timing = (f"predict {row['predict_time_s']:.2f} s" if m == "knn" else f"{row['train_time_s']:.2f} s")
+            logger.debug("%s: %.2f%% validation accuracy (%s, %s)", LABELS[m], 100 * row["val_acc"], row["notes"],
+                         timing)
     wall = time.perf_counter() - t_start
     plots_dir = out / "plots"
     plots_dir.mkdir(exist_ok=True)
@@ -168,8 +181,8 @@ def _random_row(config: dict[str, Any], data: Any, tries: int, seed: int) -> dic
     y_pred = (X_val @ W[:-1] + W[-1]).argmax(axis=1)
     predict_time = time.perf_counter() - t0
     acc = float(np.mean(y_pred == data.y_val))
-    logger.info("random search: best of %d random W has training SVM loss %.3f, validation accuracy %.4f",
-                tries, loss, acc)
+    logger.debug("%.2f%% validation accuracy (the best of %d random W by training SVM loss: %.3f)", 100 * acc, tries,
+                 loss)
     return {"model": LABELS["random"], "key": "random", "val_acc": acc, "train_time_s": train_time,
             "predict_time_s": predict_time,
             "predict_samples_per_s": len(X_val) / predict_time if predict_time > 0 else None,
@@ -209,5 +222,9 @@ def _write_report(out: Path, spec: str, data: Any, rows: list[dict[str, Any]], r
         p = out / key / "plots" / "decision_boundary.png"
         if p.is_file():
             plots.append((f"{LABELS[key]}: decision boundary", p))
+    top = max(rows, key=lambda r: r["val_acc"])
+    headline = [("best validation accuracy", f"{100 * top['val_acc']:.2f}%"), ("best model", top["model"]),
+                ("training / validation samples", f"{len(data.X_train):,} / {len(data.X_val):,}"),
+                ("total time", f"{wall:.3g} s")]
     write_report(out / "report.html", f"chainrule compare: {spec}", subtitle="random search, kNN, linear SVM, "
-                 "softmax and MLP on the same split", sections=sections, plots=plots)
+                 "softmax and MLP on the same split", sections=sections, plots=plots, headline=headline)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -232,35 +231,36 @@ def _first_problem(result: Any) -> str:
 
 
 class _Progress:
-    """A tqdm bar over trials on a terminal; one log line per trial otherwise."""
+    """Trials done of all, the best score so far and an ETA (``chainrule.progress``): a live line on a terminal,
+    one log line per trial otherwise."""
 
     def __init__(self, enabled: bool = True):
+        from chainrule.progress import Progress
+
         self.enabled = enabled
         self.bar: Any = None
+        if enabled:
+            self.bar = Progress(None, "tune", "trials", delay=0.0, log_every=0, rate=False)
         self.best = -np.inf
-        self.tty = enabled and sys.stderr.isatty()
 
     def __call__(self, trial: Any, done: int, total: int) -> None:
+        from chainrule.progress import format_duration
+
         if trial.ok and trial.score > self.best:
             self.best = trial.score
-        if self.tty:
-            try:
-                from tqdm.auto import tqdm
-            except ImportError:  # pragma: no cover
-                self.tty = False
-            else:
-                if self.bar is None:
-                    self.bar = tqdm(total=total, desc="trials", unit="trial", file=sys.stderr, dynamic_ncols=True)
-                self.bar.total = max(total, done)
-                self.bar.update(done - self.bar.n)
-                self.bar.set_postfix_str(f"best {self.best:.4f}" if np.isfinite(self.best) else "", refresh=True)
-                return
-        if self.enabled:
+        if self.bar is None:
+            return
+        self.bar.set_total(max(total, done))
+        self.bar.note(f"best {self.best:.4f}" if np.isfinite(self.best) else "")
+        self.bar.set(done)
+        if not self.bar.tty:
             what = f"{trial.score:.4f}" if trial.ok else f"{trial.status}: {trial.message}"
-            logger.info("trial %d/%d (#%d%s): %s  %s", done, total, trial.trial,
+            eta = self.bar.eta()
+            logger.info("trial %d/%d (#%d%s): %s  %s%s", done, total, trial.trial,
                         f", budget {trial.budget}" if trial.budget is not None else "", what,
                         ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                  for k, v in trial.params.items()))
+                                  for k, v in trial.params.items()),
+                        f"  (ETA {format_duration(eta)})" if eta is not None and done < total else "")
 
     def close(self) -> None:
         if self.bar is not None:

@@ -28,6 +28,8 @@ from typing import Iterator, Sequence, Union
 
 import numpy as np
 
+from chainrule.progress import Progress, progress
+
 from ._cache import ArrayCache
 from .dataset import DataError, Dataset, check_images, check_labels
 
@@ -119,6 +121,7 @@ class _Decoder:
         self.names: list[str] = []
         self.sources: list[Source] = []
         self.serial = num_workers <= 1
+        self.progress: Progress | None = None  # counts decoded images, if set
 
     def add(self, name: str, src: Source) -> None:
         self.names.append(name)
@@ -151,6 +154,8 @@ class _Decoder:
             except (BrokenProcessPool, RuntimeError) as exc:
                 self._fall_back(exc)
         self.results.append((_decode_chunk(names, sources, self.size), names, sources))
+        if self.progress is not None:
+            self.progress.update(len(names))
 
     def _collect(self) -> list[_Chunk]:
         chunks = []
@@ -161,6 +166,8 @@ class _Decoder:
                 except BrokenProcessPool as exc:
                     self._fall_back(exc)
                     result = _decode_chunk(names, sources, self.size)
+                if self.progress is not None:
+                    self.progress.update(len(names))
             chunks.append(result)
         return chunks
 
@@ -249,9 +256,11 @@ def _decode_folder(root: Path, listing: _Listing, size, num_workers) -> np.ndarr
     n = len(listing.files)
     workers = _workers(num_workers, n)
     decoder = _Decoder(size, workers, _chunk_size(n, workers))
-    for rel, _ in listing.files:
-        decoder.add(str(root / rel), str(root / rel))
-    return decoder.finish(str(root))
+    with progress(n, f"decoding {root.name}/ (first load only)", "images") as bar:
+        decoder.progress = bar
+        for rel, _ in listing.files:
+            decoder.add(str(root / rel), str(root / rel))
+        return decoder.finish(str(root))
 
 
 # ----------------------------------------------------------------------------- archive
@@ -266,8 +275,10 @@ def _decode_archive(archive: Path, size, num_workers) -> tuple[np.ndarray, np.nd
     decoder = _Decoder(size, workers, 1024 if workers > 1 else 1 << 30)
     names: list[str] = []
     dirs: list[str] = []
-    with tarfile.open(archive, "r:*") as tf:
+    with open(archive, "rb") as raw, tarfile.open(fileobj=raw, mode="r:*") as tf, \
+            progress(archive.stat().st_size, f"decoding {archive.name} (first load only)", "B") as bar:
         for member in tf:
+            bar.set(raw.tell())  # compressed bytes read: the images are decoded while the archive is read
             parts = PurePosixPath(member.name).parts
             if any(p.startswith(".") for p in parts):
                 continue

@@ -7,6 +7,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from chainrule.progress import progress
+
 from .color import color_histogram_hsv
 from .hog import hog
 
@@ -30,21 +32,29 @@ def extract_features(images: np.ndarray, feature_fns: Sequence[FeatureFn] = (hog
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     out: np.ndarray | None = None
-    for i in range(0, len(images), batch_size):
-        chunk = images[i:i + batch_size]
-        parts = []
-        for fn in feature_fns:
-            feats = np.asarray(fn(chunk))
-            if feats.ndim != 2 or len(feats) != len(chunk):
-                name = getattr(fn, "__name__", repr(fn))
-                raise ValueError(f"feature function {name} must return ({len(chunk)}, F) for a "
-                                 f"batch of {len(chunk)} images, got shape {feats.shape}")
-            parts.append(feats)
-        block = np.concatenate(parts, axis=1)
-        if out is None:
-            out = np.empty((len(images), block.shape[1]), dtype=np.float32)
-        out[i:i + len(chunk)] = block
+    desc = "features: " + " + ".join(_name(fn) for fn in feature_fns)
+    with progress(len(images), desc, "images") as bar:
+        for i in range(0, len(images), batch_size):
+            chunk = images[i:i + batch_size]
+            parts = []
+            for fn in feature_fns:
+                feats = np.asarray(fn(chunk))
+                if feats.ndim != 2 or len(feats) != len(chunk):
+                    name = getattr(fn, "__name__", repr(fn))
+                    raise ValueError(f"feature function {name} must return ({len(chunk)}, F) for a "
+                                     f"batch of {len(chunk)} images, got shape {feats.shape}")
+                parts.append(feats)
+            block = np.concatenate(parts, axis=1)
+            if out is None:
+                out = np.empty((len(images), block.shape[1]), dtype=np.float32)
+            out[i:i + len(chunk)] = block
+            bar.update(len(chunk))
     return out
+
+
+def _name(fn: FeatureFn) -> str:
+    """What a feature function is called in progress lines ("hog", "color_histogram_hsv", partials too)."""
+    return getattr(getattr(fn, "func", fn), "__name__", type(fn).__name__)
 
 
 class HogColorFeatures:

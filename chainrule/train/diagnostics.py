@@ -1,10 +1,15 @@
 """Learner diagnostics: the lecture's sanity numbers for a network that is (or is not) learning.
 
-Per parameter (from one optimizer step):
-    weight_norm     ||W||
-    grad_norm       ||dL/dW||
-    update_ratio    ||W_after - W_before|| / ||W_before||: about 1e-3 is healthy; much larger means the learning
-                    rate is too high, much smaller that it is too low (CS231n lecture 3/"babysitting").
+Per parameter, over an epoch (``UpdateRatios``: measured on up to ``samples`` optimizer steps spread evenly over
+the epoch, first and last included, so the numbers describe the whole epoch at any point of a schedule, not
+just its last step, which a cosine schedule makes ~0 at the end of a run):
+    weight_norm         ||W|| at the end of the epoch
+    grad_norm           mean ||dL/dW|| over the measured steps
+    update_ratio        mean ||W_after - W_before|| / ||W_before|| over the measured steps: about 1e-3 is
+                        healthy; much larger means the learning rate is too high, much smaller that it is too low
+                        (CS231n lecture 3, "babysitting the learning process")
+    update_ratio_max    the largest of them (one bad step hides in a mean)
+    lr                  the learning rate of the epoch's last step
 
 Per activation layer (on a probe batch, evaluation mode):
     ReLU            dead_fraction: units that output 0 for every sample of the batch (they get no gradient)
@@ -14,6 +19,11 @@ Per activation layer (on a probe batch, evaluation mode):
 Activations are found by walking the autograd graph of one forward pass: each tensor made by a ``Relu``,
 ``Sigmoid`` or ``Tanh`` node is an activation, numbered from the input side. So any model built from
 chainrule ops works, with no hooks.
+
+``warnings_for`` turns the numbers into the messages the trainer logs. "Learning rate too high?" needs the
+epoch's mean update ratio above ``TOO_HIGH_UPDATE_RATIO`` (0.1, 100x the healthy value: every step moves the
+weights by a tenth of their size) *after the first epoch* (weights grow fast from a small initialisation, which
+is not a problem), and "too low?" a mean below 1e-5 while the schedule has not lowered the rate.
 """
 
 from __future__ import annotations
@@ -27,6 +37,8 @@ from chainrule.function import enable_grad
 from chainrule.tensor import Tensor
 
 HEALTHY_UPDATE_RATIO = 1e-3
+TOO_HIGH_UPDATE_RATIO = 100 * HEALTHY_UPDATE_RATIO
+TOO_LOW_UPDATE_RATIO = HEALTHY_UPDATE_RATIO / 100
 SATURATION_MARGIN = 0.01
 
 
@@ -61,6 +73,85 @@ def parameter_stats(named_params: Iterable[tuple[str, Any]],
                 row["update_ratio"] = _norm(w.astype(np.float64) - before[name]) / b_norm
         rows.append(row)
     return rows
+
+
+class UpdateRatios:
+    """Update/weight ratios and gradient norms of each parameter over one epoch, from a sample of its steps.
+
+    The trainer calls ``before_step(i, n, params)`` just before the optimizer step ``i`` (0-based) of an epoch
+    of ``n`` steps and ``after_step(params)`` just after it; ``rows(params)`` summarises the epoch (see the
+    module docstring) and ``reset()`` starts the next one. Which steps are measured depends only on ``i`` and
+    ``n``; the running sums are in ``state_dict()``, so a run resumed inside an epoch reports the same numbers.
+    Cost: one copy of the parameters on each measured step.
+    """
+
+    def __init__(self, samples: int = 16):
+        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+            raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
+        self.samples = samples
+        self.reset()
+
+    def reset(self) -> None:
+        self.steps = 0
+        self.sums: dict[str, list[float]] = {}  # name -> [sum of ratios, max ratio, sum of grad norms, count]
+        self._before: dict[str, np.ndarray] | None = None
+        self._grads: dict[str, float] = {}
+
+    def measured(self, i: int, n: int) -> bool:
+        """Whether step ``i`` of an epoch of ``n`` steps is one of the (up to ``samples``) measured ones."""
+        if n <= self.samples:
+            return True
+        picks = np.unique(np.rint(np.linspace(0, n - 1, self.samples)).astype(np.int64))
+        return bool(np.isin(i, picks))
+
+    def before_step(self, i: int, n: int, named_params: Iterable[tuple[str, Any]]) -> None:
+        if not self.measured(i, n):
+            self._before = None
+            return
+        params = list(named_params)
+        self._before = snapshot(params)
+        self._grads = {name: _norm(p.grad) for name, p in params if p.grad is not None}
+
+    def after_step(self, named_params: Iterable[tuple[str, Any]]) -> None:
+        if self._before is None:
+            return
+        for name, p in named_params:
+            b = self._before.get(name)
+            if b is None:
+                continue
+            b_norm = _norm(b)
+            if b_norm == 0:  # a zero-initialised parameter (biases): no ratio for this step
+                continue
+            r = _norm(p.data.astype(np.float64) - b) / b_norm
+            acc = self.sums.setdefault(name, [0.0, 0.0, 0.0, 0])
+            acc[0] += r
+            acc[1] = max(acc[1], r)
+            acc[2] += self._grads.get(name, 0.0)
+            acc[3] += 1
+        self.steps += 1
+        self._before = None
+
+    def rows(self, named_params: Iterable[tuple[str, Any]], lr: float | None = None) -> list[dict[str, Any]]:
+        """One dict per parameter: name, shape, weight_norm, grad_norm, update_ratio, update_ratio_max,
+        steps_measured (None where not measured)."""
+        out = []
+        for name, p in named_params:
+            acc = self.sums.get(name)
+            n = acc[3] if acc else 0
+            out.append({"name": name, "shape": list(p.data.shape), "weight_norm": _norm(p.data),
+                        "grad_norm": acc[2] / n if n else None, "update_ratio": acc[0] / n if n else None,
+                        "update_ratio_max": acc[1] if n else None, "steps_measured": n, "lr": lr})
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"samples": self.samples, "steps": self.steps, "sums": {k: list(v) for k, v in self.sums.items()}}
+
+    def load_state_dict(self, state: Mapping[str, Any] | None) -> None:
+        self.reset()
+        if state:
+            self.samples = int(state["samples"])
+            self.steps = int(state["steps"])
+            self.sums = {k: [float(v[0]), float(v[1]), float(v[2]), int(v[3])] for k, v in state["sums"].items()}
 
 
 def _activation_kind(op_name: str) -> str | None:
@@ -140,19 +231,22 @@ def activation_stats(forward: Callable[[Tensor], Tensor], x: np.ndarray) -> list
     return rows
 
 
-def warnings_for(diag: Mapping[str, Any], lr_decayed: bool = False) -> list[str]:
-    """Human-readable warnings for numbers far from healthy (update ratio off by 100x, >50% dead/saturated).
+def warnings_for(diag: Mapping[str, Any], lr_decayed: bool = False, epoch: int | None = None) -> list[str]:
+    """Human-readable warnings for numbers far from healthy (see the module docstring for the rules).
 
-    With ``lr_decayed`` (the schedule has lowered the rate) a small update ratio is expected and not reported.
+    ``epoch`` (1-based) is the epoch the numbers are from: the "too high" rule skips the first one. With
+    ``lr_decayed`` (the schedule has lowered the rate) a small update ratio is expected and not reported.
     """
     out = []
     for row in diag.get("parameters", []):
         r = row.get("update_ratio")
         if r is not None and len(row.get("shape", [])) >= 2 and r > 0:
-            if r > 100 * HEALTHY_UPDATE_RATIO:
-                out.append(f"{row['name']}: update/weight ratio {r:.1e} is far above ~1e-3 (learning rate too high?)")
-            elif r < HEALTHY_UPDATE_RATIO / 100 and not lr_decayed:
-                out.append(f"{row['name']}: update/weight ratio {r:.1e} is far below ~1e-3 (learning rate too low?)")
+            if r > TOO_HIGH_UPDATE_RATIO and (epoch is None or epoch > 1):
+                out.append(f"{row['name']}: update/weight ratio {r:.1e} (mean over the epoch) is far above ~1e-3: "
+                           "each step moves these weights by over a tenth of their size (learning rate too high?)")
+            elif r < TOO_LOW_UPDATE_RATIO and not lr_decayed:
+                out.append(f"{row['name']}: update/weight ratio {r:.1e} (mean over the epoch) is far below ~1e-3 "
+                           "(learning rate too low?)")
     for row in diag.get("activations", []):
         if row.get("dead_fraction", 0.0) > 0.5:
             out.append(f"{row['name']}: {row['dead_fraction']:.0%} of the ReLU units are dead on the probe batch")

@@ -6,9 +6,15 @@ Each function draws one figure with labelled axes and a title and saves it to ``
     plot_accuracy(epochs, train_acc, val_acc, path)  train / validation accuracy per epoch
     plot_lr(steps, lrs, path)                      the learning rate at every step
     plot_confusion(cm, classes, path)              confusion matrix (rows: true class, columns: predicted)
+    plot_per_class(accuracies, path)               accuracy of each class as bars
+    plot_examples(images, y_true, y_pred, classes, path)  a grid of images with true / predicted labels,
+                                                   mistakes first
     plot_weights(W, image_shape, path, ...)        columns of W (D, K) shown as K images ("one template per class")
+    plot_update_ratios(epochs, ratios, path)       the update/weight ratio of each parameter per epoch (log scale)
     plot_decision_boundary(predict, X, y, path)    predicted class over the plane, for 2-D inputs
     plot_comparison(names, accuracies, path, ...)  accuracy bars of several models (chainrule compare)
+
+Text from data (class names) is drawn literally: ``$`` never switches matplotlib into math mode.
 
 Needs matplotlib (``pip install 'chainrule[plots]'``).
 """
@@ -33,6 +39,11 @@ def _figure(width: float = 6.4, height: float = 4.0) -> Any:
     fig = Figure(figsize=(width, height), dpi=_DPI)
     FigureCanvasAgg(fig)
     return fig
+
+
+def _plain(text: Any) -> str:
+    """``text`` as matplotlib should draw it literally (a "$" would start mathtext, which can even fail)."""
+    return str(text).replace("$", r"\$")
 
 
 def _save(fig: Any, path: str | os.PathLike) -> str:
@@ -137,13 +148,13 @@ def plot_confusion(cm: np.ndarray, classes: Sequence[str], path: str | os.PathLi
     cbar.set_label("fraction of the true class")
     ax.set_xticks(range(c))
     ax.set_yticks(range(c))
-    ax.set_xticklabels(classes, rotation=45 if max(map(len, classes), default=0) > 2 else 0, ha="right"
-                       if max(map(len, classes), default=0) > 2 else "center")
-    ax.set_yticklabels(classes)
+    long = max(map(len, map(str, classes)), default=0) > 2
+    ax.set_xticklabels([_plain(c) for c in classes], rotation=45 if long else 0, ha="right" if long else "center")
+    ax.set_yticklabels([_plain(c) for c in classes])
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     acc = np.trace(cm) / max(cm.sum(), 1)
-    ax.set_title(f"{title}: accuracy {100 * acc:.1f}%")
+    ax.set_title(_plain(f"{title}: accuracy {100 * acc:.1f}%"))
     if c <= 20:
         fontsize = 9 if c <= 10 else 7
         for i in range(c):
@@ -152,6 +163,53 @@ def plot_confusion(cm: np.ndarray, classes: Sequence[str], path: str | os.PathLi
                     ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=fontsize,
                             color="white" if rates[i, j] > 0.5 else "black")
     return _save(fig, path)
+
+
+def _image_grid(tiles: np.ndarray, path: str | os.PathLike, title: str, cols: int, tile_inches: float,
+                above: Sequence[str] | None = None, below: Sequence[str] | None = None,
+                colors: Sequence[str] | None = None, frames: Sequence[str | None] | None = None) -> str:
+    """Draw tiles (k, h, w, 3) with values in [0, 1] as one mosaic in a single axes (one image, not k subplots:
+    fast), with optional text above / below each tile (in ``colors``) and coloured ``frames``."""
+    from matplotlib.patches import Rectangle
+
+    k, h, w = tiles.shape[:3]
+    rows = max(int(math.ceil(k / cols)), 1)
+    text_rows = (above is not None) + (below is not None)
+    gap_y = max(h // 4, 1) + int(math.ceil(0.45 * h)) * text_rows
+    gap_x = max(w // 4, 1)
+    mosaic = np.ones((rows * (h + gap_y), cols * (w + gap_x), 3))
+    top = int(math.ceil(0.45 * h)) if above is not None else 0
+    for i in range(k):
+        r, c = divmod(i, cols)
+        y0, x0 = r * (h + gap_y) + top, c * (w + gap_x)
+        mosaic[y0:y0 + h, x0:x0 + w] = tiles[i]
+    width = min(tile_inches * cols * (1 + gap_x / w), 12.0)
+    height = width * mosaic.shape[0] / mosaic.shape[1]
+    title_in = 0.45
+    fig = _figure(width + 0.2, height + title_in)
+    ax = fig.add_axes((0.1 / (width + 0.2), 0.0, width / (width + 0.2), height / (height + title_in)))
+    ax.imshow(mosaic, interpolation="nearest", aspect="auto")
+    ax.set_axis_off()
+    size = 8 if cols > 8 else 9
+    for i in range(k):
+        r, c = divmod(i, cols)
+        y0, x0 = r * (h + gap_y) + top, c * (w + gap_x)
+        color = colors[i] if colors is not None else "0.2"
+        if above is not None:
+            ax.text(x0 + w / 2 - 0.5, y0 - 1, _plain(above[i])[:18], ha="center", va="bottom", fontsize=size,
+                    color=color)
+        if below is not None:
+            ax.text(x0 + w / 2 - 0.5, y0 + h, _plain(below[i])[:18], ha="center", va="top", fontsize=size,
+                    color=color)
+        if frames is not None and frames[i]:
+            ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), w, h, fill=False, edgecolor=frames[i], linewidth=2.0))
+    fig.suptitle(_plain(title), fontsize=10, y=1.0 - 0.08 / (height + title_in), va="top")
+    fig.savefig(path, format="png", dpi=_DPI)
+    return str(path)
+
+
+def _rgb(img: np.ndarray) -> np.ndarray:
+    return np.repeat(img, 3, axis=-1) if img.shape[-1] == 1 else img[..., :3]
 
 
 def plot_weights(W: np.ndarray, image_shape: Sequence[int], path: str | os.PathLike,
@@ -168,23 +226,12 @@ def plot_weights(W: np.ndarray, image_shape: Sequence[int], path: str | os.PathL
                          f"{h * w * ch} pixels")
     k = min(W.shape[1], max_images)
     cols = k if k <= 10 else int(math.ceil(math.sqrt(k)))
-    rows = int(math.ceil(k / cols))
-    fig = _figure(min(1.4 * cols, 12.0), min(1.4 * rows, 12.0) + 0.5)
-    for i in range(k):
-        ax = fig.add_subplot(rows, cols, i + 1)
-        img = W[:, i].reshape(h, w, ch)
-        lo, hi = img.min(), img.max()
-        img = (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
-        if ch == 1:
-            ax.imshow(img[:, :, 0], cmap="gray", interpolation="nearest")
-        else:
-            ax.imshow(img[:, :, :3], interpolation="nearest")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if titles is not None and i < len(titles):
-            ax.set_title(str(titles[i]), fontsize=9)
-    fig.suptitle(title)
-    return _save(fig, path)
+    imgs = W[:, :k].T.reshape(k, h, w, ch)
+    lo = imgs.min(axis=(1, 2, 3), keepdims=True)
+    span = imgs.max(axis=(1, 2, 3), keepdims=True) - lo
+    imgs = np.where(span > 0, (imgs - lo) / np.where(span > 0, span, 1.0), 0.0)
+    labels = [str(t) for t in titles[:k]] + [""] * (k - len(titles[:k])) if titles is not None else None
+    return _image_grid(_rgb(imgs), path, title, cols, 1.1, above=labels)
 
 
 def plot_decision_boundary(predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray, y: np.ndarray,
@@ -212,7 +259,7 @@ def plot_decision_boundary(predict: Callable[[np.ndarray], np.ndarray], X: np.nd
         m = np.asarray(y) == c
         label = classes[c] if classes is not None and c < len(classes) else str(c)
         ax.scatter(X[m, 0], X[m, 1], s=14, color=colors[c], edgecolors="black", linewidths=0.3,
-                   label=f"class {label}")
+                   label=_plain(f"class {label}"))
     ax.set_xlim(xs[0], xs[-1])
     ax.set_ylim(ys[0], ys[-1])
     ax.set_xlabel("x1")
@@ -231,7 +278,7 @@ def plot_comparison(names: Sequence[str], accuracies: Sequence[float], path: str
     pos = np.arange(len(names))[::-1]
     ax.barh(pos, acc, color=[f"C{i % 10}" for i in range(len(names))])
     ax.set_yticks(pos)
-    ax.set_yticklabels(names)
+    ax.set_yticklabels([_plain(n) for n in names])
     for i, (p, a) in enumerate(zip(pos, acc)):
         note = f"{a:.1f}%"
         if train_times is not None:
@@ -242,4 +289,103 @@ def plot_comparison(names: Sequence[str], accuracies: Sequence[float], path: str
     ax.set_xlabel("accuracy (%)")
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_per_class(accuracies: dict[str, float | None] | Sequence[tuple[str, float | None]],
+                   path: str | os.PathLike, title: str = "Accuracy per class (validation)",
+                   overall: float | None = None) -> str:
+    """Horizontal bars of each class's accuracy (%), with the ``overall`` accuracy (a fraction) as a dashed line;
+    classes without samples say so."""
+    items = list(accuracies.items()) if isinstance(accuracies, dict) else list(accuracies)
+    names = [_plain(k) for k, _ in items]
+    values = np.array([np.nan if v is None else 100 * float(v) for _, v in items], dtype=np.float64)
+    fig = _figure(6.4, min(0.32 * len(items) + 1.4, 14.0))
+    ax = fig.add_subplot()
+    pos = np.arange(len(items))[::-1]
+    below = overall is not None and np.isfinite(values) & (values < 100 * overall)
+    colors = ["tab:orange" if below is not False and below[i] else "tab:blue" for i in range(len(items))]
+    ax.barh(pos, np.nan_to_num(values), color=colors)
+    ax.set_yticks(pos)
+    ax.set_yticklabels(names, fontsize=9 if len(items) <= 20 else 7)
+    if len(items) <= 40:
+        for p, v in zip(pos, values):
+            ax.text(min(v + 1, 101) if np.isfinite(v) else 1, p, f"{v:.1f}%" if np.isfinite(v) else "no samples",
+                    va="center", fontsize=8)
+    ax.set_xlabel("accuracy (%)")
+    if overall is not None:
+        ax.axvline(100 * overall, color="0.3", linestyle="--", linewidth=1.0)
+        ax.set_xlabel(f"accuracy (%); dashed: overall {100 * overall:.1f}%, classes below it in orange")
+    ax.set_xlim(0, 112)
+    ax.set_xticks(range(0, 101, 20))
+    ax.set_title(_plain(title))
+    ax.grid(axis="x", alpha=0.3)
+    return _save(fig, path)
+
+
+def example_order(y_true: np.ndarray, y_pred: np.ndarray, max_images: int, seed: int = 0) -> np.ndarray:
+    """Indices of up to ``max_images`` samples to show: mistakes first (at most one in two of the grid when there
+    are correct ones too, so both kinds are seen), each group drawn at random with ``seed``, then correct ones."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    rng = np.random.default_rng(seed)
+    wrong = rng.permutation(np.flatnonzero(y_true != y_pred))
+    right = rng.permutation(np.flatnonzero(y_true == y_pred))
+    n_wrong = min(len(wrong), max_images if not len(right) else max(max_images // 2, max_images - len(right)))
+    n_right = min(len(right), max_images - n_wrong)
+    return np.concatenate([wrong[:n_wrong], right[:n_right]]).astype(np.int64)
+
+
+def plot_examples(images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str],
+                  path: str | os.PathLike, max_images: int = 40, max_value: float | None = None,
+                  title: str = "Validation images: true / predicted label (mistakes first, in red)",
+                  seed: int = 0) -> str:
+    """A grid of images (N, H, W, C) (C = 1 or 3) with "true / predicted" under each; mistakes first, in red.
+
+    Values are shown on 0..``max_value`` (default: 255 for uint8, else the largest value of the images shown).
+    """
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise ValueError(f"plot_examples needs images (N, H, W, 1 or 3), got shape {images.shape}")
+    order = example_order(y_true, y_pred, max_images, seed)
+    shown = images[order].astype(np.float64)
+    top = max_value if max_value is not None else (255.0 if images.dtype == np.uint8 else
+                                                   float(shown.max()) if shown.size else 1.0)
+    tiles = _rgb(np.clip(shown / (top if top > 0 else 1.0), 0.0, 1.0))
+    wrong = [int(y_true[i]) != int(y_pred[i]) for i in order]
+    labels = [f"{classes[int(y_true[i])]} / {classes[int(y_pred[i])]}" if bad else f"{classes[int(y_true[i])]}"
+              for i, bad in zip(order, wrong)]
+    return _image_grid(tiles, path, title, min(10, max(len(order), 1)), 1.2, below=labels,
+                       colors=["tab:red" if bad else "0.25" for bad in wrong],
+                       frames=["tab:red" if bad else None for bad in wrong])
+
+
+def plot_update_ratios(epochs: Sequence[float], ratios: dict[str, Sequence[float | None]], path: str | os.PathLike,
+                       title: str = "Update/weight ratio per epoch (mean over the epoch's steps)") -> str:
+    """One line per parameter (log y-axis) with the healthy ~1e-3 marked and the warning thresholds shaded."""
+    from chainrule.train.diagnostics import HEALTHY_UPDATE_RATIO, TOO_HIGH_UPDATE_RATIO, TOO_LOW_UPDATE_RATIO
+
+    fig = _figure(6.4, 3.8)
+    ax = fig.add_subplot()
+    x = np.asarray(epochs, dtype=np.float64)
+    seen = [HEALTHY_UPDATE_RATIO]
+    for i, (name, values) in enumerate(ratios.items()):
+        v = np.array([np.nan if r is None or r <= 0 else r for r in values], dtype=np.float64)
+        if np.isfinite(v).any():
+            seen.extend(v[np.isfinite(v)].tolist())
+            ax.plot(x, v, marker="o" if len(x) <= 30 else None, markersize=3, label=_plain(name), color=f"C{i % 10}")
+    ax.set_yscale("log")
+    lo, hi = min(seen) / 3, max(seen) * 3
+    ax.axhline(HEALTHY_UPDATE_RATIO, color="tab:green", linestyle="--", linewidth=1.0, label="~1e-3 (healthy)")
+    ax.axhspan(TOO_HIGH_UPDATE_RATIO, max(hi, TOO_HIGH_UPDATE_RATIO), color="tab:red", alpha=0.08,
+               label="warned: learning rate too high?")
+    ax.axhspan(min(lo, TOO_LOW_UPDATE_RATIO), TOO_LOW_UPDATE_RATIO, color="tab:blue", alpha=0.08)
+    ax.set_ylim(lo, hi)
+    if len(x) and len(x) <= 20:
+        ax.set_xticks(x)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("||dW|| / ||W|| per step")
+    ax.set_title(_plain(title), fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    if len(ratios) <= 12:
+        ax.legend(loc="best", fontsize=7)
     return _save(fig, path)

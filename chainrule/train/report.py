@@ -1,7 +1,9 @@
-"""``report.html``: one self-contained page per run (or comparison) with the summary tables and every plot.
+"""``report.html``: one self-contained page per run (or comparison): the headline numbers, every picture, then
+the tables.
 
 Plots are embedded as base64 ``data:`` URIs, so the file can be mailed or archived alone, and each is wrapped in
-a link to its PNG in the run folder (relative path) for full-size viewing next to the run.
+a link to its PNG in the run folder (relative path) for full-size viewing next to the run. Every piece of text
+(titles, captions, class names in the tables) is HTML-escaped.
 """
 
 from __future__ import annotations
@@ -21,10 +23,19 @@ h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { font-size: 1.25em; margin-to
 table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.95em; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.7em; text-align: left; }
 th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.plots { display: flex; flex-wrap: wrap; gap: 1.2em; }
-figure { margin: 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
+.plots { display: grid; grid-template-columns: repeat(auto-fill, minmax(480px, 1fr)); gap: 1.2em;
+         align-items: start; }
+figure { margin: 0; } figure img { width: 100%; height: auto; border: 1px solid #ddd; }
+figure.wide { grid-column: 1 / -1; } figure.wide img { width: auto; max-width: 100%; }
 figcaption { color: #555; font-size: 0.9em; }
+.headline { display: flex; flex-wrap: wrap; gap: 0.8em; margin: 1em 0 1.4em; }
+.headline div { background: #f5f7fa; border: 1px solid #dde3ea; border-radius: 6px; padding: 0.45em 0.9em; }
+.headline b { display: block; font-size: 1.35em; font-variant-numeric: tabular-nums; }
+.headline span { color: #666; font-size: 0.85em; }
 """
+
+# Pictures wider than they are tall (image grids, templates) span the whole page width.
+_WIDE = ("examples", "weights", "comparison")
 
 
 def _fmt(v: Any) -> str:
@@ -69,30 +80,40 @@ def _figure_html(path: Path, caption: str, base: Path) -> str:
         href = os.path.relpath(path, base).replace(os.sep, "/")
     except ValueError:  # another drive (Windows)
         href = path.as_uri()
-    return (f'<figure><a href="{html.escape(href)}"><img src="data:image/png;base64,{data}" '
+    cls = ' class="wide"' if path.stem in _WIDE else ""
+    return (f'<figure{cls}><a href="{html.escape(href)}"><img src="data:image/png;base64,{data}" '
             f'alt="{html.escape(caption)}"></a><figcaption>{html.escape(caption)}</figcaption></figure>')
+
+
+def headline_html(items: Sequence[tuple[str, str]]) -> str:
+    """A strip of big numbers with small labels: [("validation accuracy", "97.2%"), ...]."""
+    cells = "".join(f"<div><b>{html.escape(v)}</b><span>{html.escape(k)}</span></div>" for k, v in items)
+    return f'<div class="headline">{cells}</div>' if cells else ""
 
 
 def write_report(path: str | os.PathLike, title: str, *, subtitle: str = "",
                  sections: Sequence[tuple[str, str]] = (),
-                 plots: Sequence[tuple[str, str | os.PathLike]] = ()) -> Path:
-    """Write ``report.html``: ``sections`` are (heading, HTML body) pairs (use ``html_table`` /
-    ``key_value_table``), ``plots`` are (caption, PNG path) pairs embedded in that order. Missing PNGs are
-    skipped. Written atomically."""
+                 plots: Sequence[tuple[str, str | os.PathLike]] = (),
+                 headline: Sequence[tuple[str, str]] = ()) -> Path:
+    """Write ``report.html``: the ``headline`` numbers ((label, value) pairs), then ``plots`` ((caption, PNG path)
+    pairs, embedded in that order; missing PNGs are skipped), then ``sections`` ((heading, HTML body) pairs: use
+    ``html_table`` / ``key_value_table``). Written atomically."""
     path = Path(path)
     base = path.parent
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         f'<p class="sub">{html.escape(subtitle)}{" · " if subtitle else ""}'
         f"generated {_dt.datetime.now().isoformat(timespec='seconds')} by chainrule</p>",
+        headline_html(headline),
     ]
-    for heading, body in sections:
-        parts.append(f"<h2>{html.escape(heading)}</h2>{body}")
     figures = [_figure_html(Path(p), caption, base) for caption, p in plots if Path(p).is_file()]
     if figures:
-        parts.append('<h2>Plots</h2><div class="plots">' + "".join(figures) + "</div>")
+        parts.append('<div class="plots">' + "".join(figures) + "</div>")
+    for heading, body in sections:
+        parts.append(f"<h2>{html.escape(heading)}</h2>{body}")
     parts.append("</body></html>")
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text("\n".join(parts) + "\n", encoding="utf-8")

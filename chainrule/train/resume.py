@@ -63,7 +63,7 @@ def trainer_state(t: Trainer) -> dict[str, Any]:
             "step": t.step, "epoch": t.epoch, "best_val_acc": _finite_or_none(t.best_val_acc),
             "best_epoch": t.best_epoch, "bad_epochs": t.bad_epochs, "train_time_s": t.train_time_s,
             "samples_seen": t.samples_seen, "stop_reason": t.stop_reason,
-            "epoch_totals": t.epoch_totals.as_dict(),
+            "epoch_totals": t.epoch_totals.as_dict(), "update_ratios": t.update_ratios.state_dict(),
         },
     }
 
@@ -97,6 +97,7 @@ def load_trainer_state(t: Trainer, state: Mapping[str, Any]) -> None:
     t.stop_reason = c["stop_reason"]  # only early stopping is checkpointed as final
     t.stop_training = t.stop_reason is not None
     t.epoch_totals = EpochTotals(**c["epoch_totals"])
+    t.update_ratios.load_state_dict(c.get("update_ratios"))  # (absent in checkpoints from before it existed)
 
 
 def _finite_or_none(x: float) -> float | None:

@@ -163,8 +163,7 @@ class Trainer:
         self.epoch_totals = EpochTotals()  # running totals of the current (possibly resumed) epoch
         self._training_state: dict[str, np.ndarray] | None = None  # set while the model holds the restored best
         self._steps_per_epoch = 0
-        self._diag_before: dict[str, np.ndarray] | None = None
-        self._diag_grads: dict[str, np.ndarray] | None = None
+        self.update_ratios = diag.UpdateRatios()  # this epoch's update/weight ratios (with diagnostics)
         self.last_diagnostics: dict[str, Any] | None = None
 
     # ---- the loop ------------------------------------------------------------------------------------------
@@ -237,10 +236,11 @@ class Trainer:
             return self._non_finite(f"the gradient of parameter {name!r} is not finite (loss {loss_value:.6g})", lr)
         if self.clip_grad_norm is not None and norm > self.clip_grad_norm:
             scale_grads(self.named_params, self.clip_grad_norm / (norm + 1e-6))
-        if self.diagnostics and self.epoch_totals.steps == self._steps_per_epoch - 1:  # diagnose the epoch's last step
-            self._diag_before = diag.snapshot(self.named_params)
-            self._diag_grads = {n: p.grad.copy() for n, p in self.named_params if p.grad is not None}
+        if self.diagnostics:  # update/weight ratios on a sample of the epoch's steps (diagnostics.UpdateRatios)
+            self.update_ratios.before_step(self.epoch_totals.steps, self._steps_per_epoch, self.named_params)
         self.optimizer.step()
+        if self.diagnostics:
+            self.update_ratios.after_step(self.named_params)
         if self.schedule is not None and getattr(self.schedule, "interval", "step") == "step":
             self.schedule.step()
         self.step += 1
@@ -317,10 +317,8 @@ class Trainer:
         self.stop_reason = f"non-finite: {message}"
 
     def _diagnose(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "parameters": diag.parameter_stats(self.named_params, self._diag_before, self._diag_grads),
-            "activations": [],
-        }
+        lr = float(self.optimizer.param_groups[0]["lr"])
+        out: dict[str, Any] = {"parameters": self.update_ratios.rows(self.named_params, lr), "activations": []}
         probe = self.val_data or self.train_eval_data
         if probe is not None:
             self.model.eval()
@@ -328,9 +326,9 @@ class Trainer:
             self.model.train()
         lrs = self.history.steps["lr"]
         decayed = bool(lrs) and lrs[-1] < 0.5 * max(lrs)
-        for w in diag.warnings_for(out, lr_decayed=decayed):
+        for w in diag.warnings_for(out, lr_decayed=decayed, epoch=self.epoch):
             logger.warning("diagnostics, epoch %d: %s", self.epoch, w)
-        self._diag_before = self._diag_grads = None
+        self.update_ratios.reset()
         return out
 
     # ---- evaluation ----------------------------------------------------------------------------------------
