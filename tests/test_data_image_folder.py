@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from chainrule.data import (CIFAR10_CLASSES, CacheWarning, DataError, _cache, get_dataset,
+from chainrule.data import (CIFAR10_CLASSES, CacheWarning, DataError, _cache, _decode, get_dataset,
                             image_folder, load_cifar10, load_image_folder)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -178,9 +178,9 @@ class _BrokenPool:
 
 
 def test_broken_worker_pool_falls_back_to_serial(tmp_path, monkeypatch):
-    monkeypatch.setattr(image_folder, "ProcessPoolExecutor", _BrokenPool)
-    monkeypatch.setattr(image_folder, "_SERIAL_BELOW", 0)
-    monkeypatch.setattr(image_folder, "_chunk_size", lambda n, workers: 2)
+    monkeypatch.setattr(_decode, "ProcessPoolExecutor", _BrokenPool)
+    monkeypatch.setattr(_decode, "_SERIAL_BELOW", 0)
+    monkeypatch.setattr(image_folder, "chunk_size", lambda n, workers: 2)
     root = tmp_path / "imgs"
     files = make_folder(root)
     with pytest.warns(UserWarning, match="decoding in this process"):
