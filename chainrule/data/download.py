@@ -116,9 +116,9 @@ def read_member(tf: tarfile.TarFile, member: tarfile.TarInfo, limit: int,
                 archive: str | os.PathLike, fix: str) -> bytes:
     """The bytes of the regular-file ``member`` of ``tf``, at most ``limit`` of them.
 
-    A member whose header declares more than ``limit`` bytes is refused (DataError naming it,
-    with ``fix`` appended) before anything is read; the read itself stops at ``limit + 1`` bytes,
-    so memory never exceeds the limit whatever the header says.
+    A member whose header declares more than ``limit`` bytes (for a sparse member: its expanded
+    size) is refused (DataError naming it, with ``fix`` appended) before anything is read.
+    tarfile never yields more than the header's size, so memory never exceeds the limit.
     """
     if member.size > limit:
         raise DataError(f"{archive}: member {member.name!r} is {member.size:,} bytes, over the "
@@ -126,11 +126,7 @@ def read_member(tf: tarfile.TarFile, member: tarfile.TarInfo, limit: int,
     f = tf.extractfile(member)
     if f is None:  # not a regular file
         raise DataError(f"{archive}: member {member.name!r} is not a regular file")
-    data = f.read(limit + 1)
-    if len(data) > limit:
-        raise DataError(f"{archive}: member {member.name!r} holds more than {limit:,} bytes; "
-                        f"refusing it. {fix}")
-    return data
+    return f.read(member.size)  # not read(limit): a buffered read allocates what it is asked for
 
 
 def unsafe_member_reason(name: str) -> str | None:
