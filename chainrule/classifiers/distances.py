@@ -48,7 +48,7 @@ METRICS = ("l2", "l1")
 AUTO_BLOCK_BYTES = 128 * 2**20  # chunk_size="auto": a (chunk, M) float32 block of about 128 MiB
 _FLOAT32_SAFE = 2.0**100  # |a| * |b| * D below this: float32 products and sums cannot overflow (max ~2^128)
 _RANGE = (2.0**-40, 2.0**40)  # training magnitudes used as they are; outside, rows are scaled by a power of two
-_PREP_ROWS = 4096  # rows per float64 pass when centring and scaling
+_PREP_ROWS = 4096  # rows per float64 pass when scaling
 
 
 def _check_metric(metric: str) -> str:
@@ -62,17 +62,26 @@ def _pow2_below(amax: float) -> float:
     return 1.0 if amax == 0 or not np.isfinite(amax) else float(np.ldexp(1.0, -np.frexp(amax)[1]))
 
 
-def _max_abs_dev(X: np.ndarray, center: np.ndarray | float, axis: int | None = None) -> Any:
-    """max |X - center| (overall, or per row with axis=1) in float64, in row chunks (float32 X - center can
-    itself overflow)."""
-    parts = [np.max(np.abs(X[i:i + _PREP_ROWS].astype(np.float64) - center), axis=axis, initial=0.0)
-             for i in range(0, len(X), _PREP_ROWS)]
-    return np.concatenate(parts) if axis is not None else float(max(parts, default=0.0))
+def _max_abs_dev(X: np.ndarray, center: np.ndarray | float) -> float:
+    """max |X - center| over all entries, from the columns' extremes (one pass in X's own dtype)."""
+    hi = np.max(X, axis=0).astype(np.float64) - center
+    lo = center - np.min(X, axis=0).astype(np.float64)
+    return float(max(np.max(hi), np.max(lo), 0.0))
+
+
+def _row_abs_max(X: np.ndarray) -> np.ndarray:
+    """max |x| of each row (N,), float64, from the rows' extremes."""
+    return np.maximum(np.max(X, axis=1).astype(np.float64), -np.min(X, axis=1).astype(np.float64))
 
 
 def _shift_scale(X: np.ndarray, center: np.ndarray | float, scale: float,
                  row_scale: np.ndarray | None = None) -> np.ndarray:
-    """float32 (X - center) * scale (* row_scale[:, None]), computed in float64 row chunks."""
+    """float32 (X - center) * scale (* row_scale[:, None]): in float32 when that cannot overflow (scale 1, no
+    row_scale), else computed in float64 row chunks."""
+    if scale == 1.0 and row_scale is None:
+        out = X.astype(np.float32)
+        out -= np.asarray(center, dtype=np.float32)
+        return out
     out = np.empty(X.shape, dtype=np.float32)
     for i in range(0, len(X), _PREP_ROWS):
         block = (X[i:i + _PREP_ROWS].astype(np.float64) - center) * scale
@@ -227,12 +236,9 @@ class NeighborIndex:
         amax = 255.0 if self.is_u8 else _max_abs_dev(X_train, self.center)
         self.scale = 1.0 if _RANGE[0] <= amax <= _RANGE[1] else _pow2_below(amax)
         self.train_absmax = amax * self.scale
+        self.center_absmax = float(np.max(np.abs(self.center)))
         if metric == "l2":
-            if self.is_u8:
-                self.train = X_train.astype(np.float32)
-                self.train -= self.center.astype(np.float32)
-            else:
-                self.train = _shift_scale(X_train, self.center, self.scale)
+            self.train = _shift_scale(X_train, self.center, self.scale)
             self.train_sq = np.einsum("ij,ij->i", self.train, self.train, dtype=np.float64).astype(np.float32)
         elif self.is_u8:
             self.train = _pad_u8(X_train) if self.use_numba else X_train
@@ -252,7 +258,7 @@ class NeighborIndex:
         1 for every row unless a row is so large that float32 products with the training rows could overflow
         (then that row's t is the power of two that brings its largest magnitude into [0.5, 1)). t is None when
         all are 1."""
-        amax = _max_abs_dev(X, self.center, axis=1) * self.scale
+        amax = (_row_abs_max(X) + self.center_absmax) * self.scale  # >= max |x - center| * scale
         wide = amax * self.train_absmax * self.n_features >= _FLOAT32_SAFE
         if not wide.any():
             return _shift_scale(X, self.center, self.scale), None

@@ -90,7 +90,8 @@ def _range_scale(X: np.ndarray) -> float:
     range, so that sums of squares of X * s neither overflow nor underflow."""
     if X.dtype.kind != "f" or X.size == 0:
         return 1.0
-    amax = max(float(np.max(np.abs(X[i:i + _CHUNK]))) for i in range(0, len(X), _CHUNK))
+    amax = max(max(float(np.max(X[i:i + _CHUNK])), -float(np.min(X[i:i + _CHUNK])))
+               for i in range(0, len(X), _CHUNK))
     if amax == 0 or _RANGE[0] <= amax <= _RANGE[1]:
         return 1.0
     return float(np.ldexp(1.0, -np.frexp(amax)[1]))
@@ -180,10 +181,13 @@ class Standardize(_Step):
         dev_sq = np.zeros_like(mean)
         amax = 0.0
         for i in range(0, len(X), _CHUNK):
-            dev = X[i:i + _CHUNK].astype(np.float64) * scale - mean
+            dev = X[i:i + _CHUNK].astype(np.float64)
+            if scale != 1.0:
+                dev *= scale
+            dev -= mean
             dev_sum += dev.sum(axis=axis)
-            dev_sq += np.square(dev).sum(axis=axis)
-            amax = max(amax, float(np.max(np.abs(X[i:i + _CHUNK]), initial=0)) * scale)
+            dev_sq += np.square(dev, out=dev).sum(axis=axis)
+            amax = max(amax, float(np.max(X[i:i + _CHUNK])) * scale, -float(np.min(X[i:i + _CHUNK])) * scale)
         mean += dev_sum / count
         std = np.sqrt(np.maximum(dev_sq - dev_sum * dev_sum / count, 0.0) / count)
         # Constant channels are divided by the data's scale, not by ~0 (nor by 1: their rounding residue would then
