@@ -60,8 +60,8 @@ class CifarRelease:
     def max_file_bytes(self) -> int:
         """Largest file of the release read into memory: a batch's pixels and labels + 1 MiB.
 
-        The official python batches are 31,035,704 bytes or less (30,720,000 of pixels); a bigger
-        member or file is refused before it is read.
+        Each official python batch is about 31.0 MB (30,720,000 bytes of pixels); a bigger member
+        or file is refused before it is read.
         """
         return self.rows_per_batch * (_ROW + 1) + (1 << 20)
 
