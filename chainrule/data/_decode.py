@@ -94,7 +94,7 @@ def _to_array(im: Any, size: tuple[int, int] | None) -> np.ndarray:
 
 
 def decode_chunk(names: list[str], sources: list[Source], size: tuple[int, int] | None,
-                  max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> _Chunk:
+                 max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> _Chunk:
     """Decode a list of images (runs in a worker process).
 
     Each image's header is read first: over ``max_pixels`` it is an error, and without a target
