@@ -503,7 +503,7 @@ def test_oversized_batch_file_is_refused_before_reading(tmp_path):
 
 
 def test_oversized_archive_member_is_refused_before_reading(tmp_path):
-    """A 1 KiB archive whose data_batch_1 member declares 1 GiB (a sparse member): refused from
+    """A 2 KiB archive whose data_batch_1 member declares 1 GiB (a sparse member): refused from
     its header, with memory bounded by the archive, not by the claim."""
     archive = tmp_path / "cifar-10-python.tar"
     archive.write_bytes(tar_bytes([], [sparse_tar_member("cifar-10-batches-py/data_batch_1",

@@ -349,7 +349,7 @@ def _traced_peak(fn) -> int:
 
 
 def test_decompression_bomb_member_is_refused_before_reading(tmp_path):
-    """A 3 KiB archive with a member 'cat/zz.jpg' that expands to 1 GiB (a sparse member: nothing
+    """A 6 KiB archive with a member 'cat/zz.jpg' that expands to 1 GiB (a sparse member: nothing
     large is written) is refused from its header; memory stays bounded by the archive."""
     archive = tmp_path / "bomb.tar"
     archive.write_bytes(tar_bytes(_small_members(), [sparse_tar_member("ds/cat/zz.jpg", 1 << 30)]))
