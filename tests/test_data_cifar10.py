@@ -532,3 +532,24 @@ def test_release_archive_with_unsafe_member_names_is_refused(tmp_path, bad):
     archive.write_bytes(tar_bytes(members))
     with pytest.raises(DataError, match=rf"(?s)1 member\(s\) have unsafe names.*{re.escape(bad)}"):
         load_cifar10(archive, cache=False)
+
+
+@pytest.mark.parametrize("payload", [
+    b"\x80\x04\x8e" + (8 * 10**9).to_bytes(8, "little") + b"x" * 10 + b".",   # BINBYTES8 "of 8 GB"
+    b"\x80\x04\x96" + (8 * 10**9).to_bytes(8, "little") + b"x" * 10 + b".",   # BYTEARRAY8
+    b"\x80\x02B" + (2**31).to_bytes(4, "little") + b"x" * 10 + b".",          # BINBYTES "of 2 GB"
+    b"\x80\x02]r" + (2**32 - 1).to_bytes(4, "little") + b".",                # memo index 4e9 (LONG_BINPUT)
+])
+def test_lengths_and_memo_indices_a_pickle_claims_are_never_allocated(payload):
+    """A 22-byte pickle whose opcode claims 8 GB of bytes (or a memo slot 4 billion entries out): at most what the
+    file holds is read, whatever it claims."""
+    tracemalloc.start()
+    try:
+        try:
+            restricted_loads(payload, "data_batch_1")
+        except pickle.UnpicklingError:
+            pass
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20
