@@ -66,12 +66,16 @@ def test_knn_distances_scale_with_the_data(metric, scale):
 
 @pytest.mark.parametrize("metric", ["l2", "l1"])
 @pytest.mark.parametrize("use_numba", [False, None])
-def test_far_out_query_rows_rank_like_float64(metric, use_numba):
+@pytest.mark.parametrize("train_dtype", [np.float32, np.uint8])
+def test_far_out_query_rows_rank_like_float64(metric, use_numba, train_dtype):
     """Query rows ~1e38 times the training scale (their float32 products with the training rows overflow) are
     ranked in their own scale (L2: by ||b||^2 - 2 a.b, in float64; against ||a||^2 ~ 1e76 the float64 distances
     themselves tie, and the chosen k are returned in distance order, ties by index; L1: the float64 sums tie
-    too); ordinary rows in the same block are not affected."""
-    X_tr, queries = _normal_rows(0, 300), _normal_rows(1, 6)
+    too); ordinary rows in the same block are not affected. uint8 training rows (no float64 refinement): the
+    chosen are the best to float32's precision."""
+    X_tr, queries = _normal_rows(0, 300, d=10), _normal_rows(1, 6, d=10)  # d=10: uint8 rows get padded
+    if train_dtype == np.uint8:
+        X_tr = np.clip(X_tr * 40 + 128, 0, 255).astype(np.uint8)
     queries[::2] *= np.float32(3e38) / np.abs(queries[::2]).max()  # 2 a.b is far past float32's 3.4e38
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
@@ -81,6 +85,11 @@ def test_far_out_query_rows_rank_like_float64(metric, use_numba):
     rank = ref.copy()
     if metric == "l2":
         rank[::2] = (t64 * t64).sum(axis=1) - 2 * q64[::2] @ t64.T
+    np.testing.assert_allclose(dist, np.take_along_axis(ref, idx, axis=1), rtol=1e-6)
+    if train_dtype == np.uint8:  # no float64 refinement: the k chosen are the k best to float32's precision
+        kth = np.sort(rank, axis=1)[:, 2:3]
+        assert (np.take_along_axis(rank, idx, axis=1) <= kth + 1e-6 * np.abs(rank).max(axis=1, keepdims=True)).all()
+        return
     chosen = np.argsort(rank, axis=1, kind="stable")[:, :3]  # the three nearest, then in the returned order:
     dists = np.take_along_axis(ref, chosen, axis=1)          # by float64 distance, ties by training index
     order = np.lexsort((chosen, dists), axis=1)

@@ -290,8 +290,8 @@ class NeighborIndex:
                 offset /= t * t
             return scores, self.train_sq, offset
         B = self.train.astype(np.float32) if self.is_u8 else self.train
-        if t is not None:
-            return _l1_block_numpy(A.astype(np.float64) / t[:, None], B), None, None
+        if t is not None:  # far-out rows: summed in float64 (B[:, :D]: uint8 rows may be padded for the kernel)
+            return _l1_block_numpy(A.astype(np.float64) / t[:, None], B[:, :self.n_features]), None, None
         if self.use_numba:
             return _kernels.l1_f32(A, B, np.empty((A.shape[0], self.n_train), dtype=np.float32)), None, None
         return _l1_block_numpy(A, B), None, None
