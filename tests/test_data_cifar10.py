@@ -5,8 +5,10 @@ import dataclasses
 import io
 import os
 import pickle
+import re
 import struct
 import tarfile
+import tracemalloc
 import warnings
 from pathlib import Path
 
@@ -16,8 +18,10 @@ import pytest
 from chainrule.data import (ChecksumError, DataError, UnsafePickleError, cifar10, download,
                             get_dataset, load_cifar10)
 from chainrule.data._safe_pickle import restricted_loads
+from hostile_files import ndarray_call_pickle, reconstruct_pickle, sparse_tar_member, tar_bytes
 
 N_PER_BATCH = 4
+OFFICIAL_ROWS = {name: getattr(cifar10, name).rows_per_batch for name in ("PYTHON_RELEASE", "BINARY_RELEASE")}
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
@@ -123,6 +127,14 @@ def _isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("CHAINRULE_DATA", str(tmp_path / "cache"))
 
 
+@pytest.fixture(autouse=True)
+def _small_batches(monkeypatch):
+    """The fixtures' batches hold N_PER_BATCH images instead of the official 10,000."""
+    for name in ("PYTHON_RELEASE", "BINARY_RELEASE"):
+        monkeypatch.setattr(cifar10, name, dataclasses.replace(getattr(cifar10, name),
+                                                               rows_per_batch=N_PER_BATCH))
+
+
 @pytest.fixture
 def no_network(monkeypatch):
     def fail(*args, **kwargs):
@@ -212,7 +224,7 @@ def test_bad_labels_and_shapes_name_file_and_index(tmp_path):
     flat, labels = make_arrays()
     folder = write_python_release(tmp_path / "b", flat, labels)
     (folder / "test_batch").write_bytes(py2_pickle({"data": flat[0][:, :100], "labels": [0] * 4}))
-    with pytest.raises(DataError, match=r"test_batch.*uint8 \(n, 3072\)"):
+    with pytest.raises(DataError, match=r"test_batch.*uint8 \(4, 3072\).*got uint8\[4, 100\]"):
         load_cifar10(folder)
     (folder / "test_batch").write_bytes(py2_pickle({"data": flat[0], "labels": [0] * 3}))
     with pytest.raises(DataError, match="expected 4 labels"):
@@ -237,9 +249,10 @@ def test_binary_release_bad_size_and_label(tmp_path):
     flat, labels = make_arrays(3)
     folder = write_binary_release(tmp_path, flat, labels)
     (folder / "data_batch_4.bin").write_bytes(b"\x00" * 3074)
-    with pytest.raises(DataError, match=r"data_batch_4.bin.*3073-byte record"):
+    with pytest.raises(DataError, match=r"data_batch_4.bin.*size 3074 bytes is not 4 records of "
+                                        r"3073 bytes"):
         load_cifar10(folder)
-    bad = np.zeros((2, 3073), np.uint8)
+    bad = np.zeros((4, 3073), np.uint8)
     bad[1, 0] = 10
     (folder / "data_batch_4.bin").write_bytes(bad.tobytes())
     with pytest.raises(DataError, match=r"data_batch_4.bin.*got 10 at index 1"):
@@ -358,3 +371,185 @@ def test_extraction_refuses_path_traversal(tmp_path, fixture_release, monkeypatc
     assert not (tmp_path / "cache" / "escaped.txt").exists()
     assert not [p for p in _cache_files(tmp_path) if p.endswith(".extract")]
     assert not (tmp_path / "cache" / release.folder).exists()
+
+
+# ----------------------------------------------------------------------------- hostile batches
+
+def test_zero_stride_ndarray_bomb_is_refused():
+    """The 281-byte "batch" whose 'data' is numpy.ndarray((150000, 3072), u1, 1-byte buffer,
+    strides (0, 0)): a 460 MB array from one byte (seven such files: 2.75 GB). Refused before
+    anything is built: numpy.ndarray is never called by the unpickler."""
+    bomb = ndarray_call_pickle(((150_000, 3072), "u1", b"\x00", 0, (0, 0)),
+                               ((150_000,), "<i8", b"\x00" * 8, 0, (0,)))
+    assert len(bomb) < 400
+    with pytest.raises(UnsafePickleError, match=r"data_batch_1: refusing to call numpy\.ndarray"):
+        restricted_loads(bomb, "data_batch_1")
+
+
+def test_uninitialised_memory_ndarray_is_refused():
+    """numpy.ndarray(shape, dtype) with no buffer hands back uninitialised memory (labels read
+    as old pointers): refused."""
+    trick = ndarray_call_pickle(((N_PER_BATCH, 3072), "u1"), ((N_PER_BATCH,), "<i8"))
+    with pytest.raises(UnsafePickleError, match="numpy.ndarray"):
+        restricted_loads(trick, "data_batch_1")
+
+
+def test_ndarray_bombs_refused_through_load_cifar10(tmp_path):
+    flat, labels = make_arrays()
+    folder = write_python_release(tmp_path / "data", flat, labels)
+    (folder / "data_batch_2").write_bytes(
+        ndarray_call_pickle(((N_PER_BATCH, 3072), "u1", b"\x00", 0, (0, 0))))
+    with pytest.raises(UnsafePickleError, match=r"data_batch_2: refusing to call numpy\.ndarray"):
+        load_cifar10(folder)
+
+
+@pytest.mark.parametrize("shape, raw, why", [
+    ((10_000, 3072), b"\x00", "needs 30720000 bytes but the pickle holds 1"),   # claims 30 MB
+    ((4, 3072), b"\x00" * (4 * 3072 + 1), "needs 12288 bytes but the pickle holds 12289"),
+    ((2**62, 2**62), b"\x00", "needs .* bytes but the pickle holds 1"),        # overflowing
+    ((4, -3072), b"\x00", "non-negative ints"),
+])
+def test_array_state_must_hold_exactly_its_bytes(shape, raw, why):
+    with pytest.raises(UnsafePickleError, match=why):
+        restricted_loads(reconstruct_pickle(shape, "u1", raw), "data_batch_1")
+
+
+@pytest.mark.parametrize("dtype", ["f8", "O", "V8", "U4"])
+def test_only_plain_integer_dtypes_are_built(dtype):
+    n = np.dtype(dtype).itemsize if dtype != "O" else 8
+    with pytest.raises(UnsafePickleError, match=r"refusing numpy\.dtype"):
+        restricted_loads(reconstruct_pickle((4,), dtype, b"\x00" * 4 * n), "data_batch_1")
+
+
+def test_dtype_state_must_be_numpys_own():
+    """A uint8 dtype whose __setstate__ claims an 8 GB item size (a void-type state) is refused."""
+    payload = (b"\x80\x02cnumpy\ndtype\nU\x02u1K\x00K\x01\x87R"
+               b"(K\x03U\x01|NNNJ\x00\x00\x00\x7fJ\xff\xff\xff\xffK\x00tb.")
+    with pytest.raises(UnsafePickleError, match="not the state NumPy writes"):
+        restricted_loads(payload, "x")
+
+
+def test_array_declared_without_data_is_refused():
+    payload = (b"\x80\x02}(U\x04datacnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n"
+               b"K\x00\x85U\x01b\x87Ru.")
+    with pytest.raises(UnsafePickleError, match="its data never followed"):
+        restricted_loads(payload, "x")
+
+
+@pytest.mark.parametrize("rows", [N_PER_BATCH - 1, N_PER_BATCH + 1])
+def test_python_batch_must_hold_exactly_the_official_row_count(tmp_path, rows):
+    """Every official batch holds exactly 10,000 images (N_PER_BATCH in these fixtures)."""
+    flat, labels = make_arrays()
+    folder = write_python_release(tmp_path / "a", flat, labels)
+    data = np.zeros((rows, 3072), np.uint8)
+    (folder / "data_batch_5").write_bytes(py2_pickle({"data": data, "labels": [0] * rows}))
+    with pytest.raises(DataError, match=rf"data_batch_5: expected 'data' as uint8 \({N_PER_BATCH}, "
+                                        rf"3072\).*got uint8\[{rows}, 3072\]"):
+        load_cifar10(folder)
+
+
+def test_official_releases_accept_exactly_10000_rows_per_batch():
+    assert OFFICIAL_ROWS == {"PYTHON_RELEASE": 10_000, "BINARY_RELEASE": 10_000}
+    data = np.zeros((10_000, 3072), np.uint8)
+    X, y = cifar10._parse_python_batch(py2_pickle({"data": data, "labels": [3] * 10_000}), "b", 10_000)
+    assert X.shape == (10_000, 32, 32, 3) and (y == 3).all()
+    with pytest.raises(DataError, match=r"uint8 \(10000, 3072\).*got uint8\[9999, 3072\]"):
+        cifar10._parse_python_batch(py2_pickle({"data": data[1:], "labels": [3] * 9999}), "b", 10_000)
+
+
+@pytest.mark.parametrize("labels, why", [
+    ([0, 1, 2, 10], r"labels in \[0, 10\), got 10 at index 3"),
+    ([0, -1, 2, 3], r"labels in \[0, 10\), got -1 at index 1"),
+    ([0, 1, 2, 2**64 - 1], r"'labels' as a list of ints, got float64"),
+    (np.array([0, 1, 2, 2**64 - 1], np.uint64),
+     r"labels in \[0, 10\), got 18446744073709551615 at index 3"),
+    ([0, 1, 2], "4 labels .one per image., got 3"),
+    ([0, 1, 2, 3, 4], "4 labels .one per image., got 5"),
+    ([True, False, True, False], "'labels' as a list of ints, got bool"),
+    ({"a": 1}, "'labels' as a list of 4 ints, got dict"),
+])
+def test_python_batch_labels_must_be_official(tmp_path, labels, why):
+    flat, lab = make_arrays()
+    folder = write_python_release(tmp_path / "a", flat, lab)
+    batch = {"data": flat[0], "labels": labels}
+    (folder / "test_batch").write_bytes(pickle.dumps(batch, protocol=2))
+    with pytest.raises(DataError, match=rf"test_batch: expected {why}"):
+        load_cifar10(folder)
+
+
+def test_binary_batch_must_hold_exactly_the_official_row_count(tmp_path):
+    flat, labels = make_arrays(3)
+    folder = write_binary_release(tmp_path, flat, labels)
+    (folder / "data_batch_2.bin").write_bytes(np.zeros((2, 3073), np.uint8).tobytes())
+    with pytest.raises(DataError, match=r"data_batch_2.bin: size 6146 bytes is not 4 records"):
+        load_cifar10(folder)
+
+
+def test_oversized_batch_file_is_refused_before_reading(tmp_path):
+    """A 1 GiB (sparse: no disk used) data_batch_1 is refused from its size, never read."""
+    flat, labels = make_arrays()
+    folder = write_python_release(tmp_path / "a", flat, labels)
+    with open(folder / "data_batch_1", "r+b") as f:
+        f.truncate(1 << 30)
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match=r"data_batch_1: 1073741824 bytes is larger than any "
+                                            r"file of the official release"):
+            load_cifar10(folder)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20
+
+
+def test_oversized_archive_member_is_refused_before_reading(tmp_path):
+    """A 2 KiB archive whose data_batch_1 member declares 1 GiB (a sparse member): refused from
+    its header, with memory bounded by the archive, not by the claim."""
+    archive = tmp_path / "cifar-10-python.tar"
+    archive.write_bytes(tar_bytes([], [sparse_tar_member("cifar-10-batches-py/data_batch_1",
+                                                         1 << 30)]))
+    assert archive.stat().st_size < 4096
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match=r"member 'cifar-10-batches-py/data_batch_1' is "
+                                            r"1,073,741,824 bytes, over the limit"):
+            load_cifar10(archive, cache=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20
+
+
+@pytest.mark.parametrize("bad", ["/tmp/x/cifar-10-batches-py/data_batch_1",
+                                 "../cifar-10-batches-py/data_batch_1"])
+def test_release_archive_with_unsafe_member_names_is_refused(tmp_path, bad):
+    flat, labels = make_arrays()
+    folder = write_python_release(tmp_path / "d", flat, labels)
+    members = [(f"cifar-10-batches-py/{p.name}", p.read_bytes()) for p in sorted(folder.iterdir())
+               if p.name != "data_batch_1"]
+    members.append((bad, (folder / "data_batch_1").read_bytes()))
+    archive = tmp_path / "c.tar"
+    archive.write_bytes(tar_bytes(members))
+    with pytest.raises(DataError, match=rf"(?s)1 member\(s\) have unsafe names.*{re.escape(bad)}"):
+        load_cifar10(archive, cache=False)
+
+
+@pytest.mark.parametrize("payload", [
+    b"\x80\x04\x8e" + (8 * 10**9).to_bytes(8, "little") + b"x" * 10 + b".",   # BINBYTES8 "of 8 GB"
+    b"\x80\x04\x96" + (8 * 10**9).to_bytes(8, "little") + b"x" * 10 + b".",   # BYTEARRAY8
+    b"\x80\x02B" + (2**31).to_bytes(4, "little") + b"x" * 10 + b".",          # BINBYTES "of 2 GB"
+    b"\x80\x02]r" + (2**32 - 1).to_bytes(4, "little") + b".",                # memo index 4e9 (LONG_BINPUT)
+])
+def test_lengths_and_memo_indices_a_pickle_claims_are_never_allocated(payload):
+    """A 22-byte pickle whose opcode claims 8 GB of bytes (or a memo slot 4 billion entries out): at most what the
+    file holds is read, whatever it claims."""
+    tracemalloc.start()
+    try:
+        try:
+            restricted_loads(payload, "data_batch_1")
+        except pickle.UnpicklingError:
+            pass
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20

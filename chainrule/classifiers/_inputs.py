@@ -22,7 +22,6 @@ from chainrule.features import HogColorFeatures
 
 FEATURES = (None, "hog_color")
 PREPROCESSING = (None, "standardize", "center", "zca")
-CONSTANT_STD = 1e-6  # "standardize": a feature whose std is at most this is only centred, not divided by ~0
 _STEPS = {"Standardize": Standardize, "MeanImage": MeanImage, "ZCAWhiten": ZCAWhiten}
 Preprocessor = Union[Standardize, MeanImage, ZCAWhiten]
 
@@ -43,14 +42,12 @@ def compute_features(features: HogColorFeatures | None, X: np.ndarray, sample_sh
 
 
 def fit_preprocessor(X: np.ndarray, kind: str | None) -> Preprocessor | None:
-    """Fit ``kind`` ("standardize", "center", "zca" or None) on X (N, D). Standardizing centres constant features
-    but keeps their std at 1; "zca" is ``chainrule.data.ZCAWhiten()`` (its default eps)."""
+    """Fit ``kind`` ("standardize", "center", "zca" or None) on X (N, D). Standardizing only centres constant
+    features (``chainrule.data.Standardize``); "zca" is ``chainrule.data.ZCAWhiten()`` (its default eps)."""
     if kind is None:
         return None
     step = {"standardize": Standardize, "center": MeanImage, "zca": ZCAWhiten}[kind]()
     step.fit(X)
-    if kind == "standardize":
-        step.std_ = np.where(step.std_ > CONSTANT_STD, step.std_, np.float32(1.0)).astype(np.float32)
     return step
 
 

@@ -24,6 +24,13 @@ its k smallest entries at once, so memory is O(chunk * M) whatever N is.
 - L1: exact integer arithmetic for uint8 (the compiled psadbw kernel, see ``_kernels``), float32 otherwise.
 - Float inputs: the k chosen neighbours' distances are recomputed in float64 (k * D work per row) and the k
   re-ordered by them, so returned distances are accurate (a point's distance to itself is 0, not ~1e-3).
+- Range: float training rows whose largest magnitude (after centring, for L2) is outside [2^-40, 2^40] are
+  multiplied by the power of two that brings it into [0.5, 1) before the float32 arithmetic, and queries get the
+  same shift and factor. Powers of two change no rounding, so the ranking is that of the data at an ordinary
+  magnitude -- but products can no longer overflow (digits x 1e30: squares of 1e31 are inf in float32, and every
+  test row ranked the training rows alike: 10% accuracy) or underflow to zero (digits x 1e-30). A query row so far
+  out that its products could still overflow float32 (|a| |b| D >= 2^100) is scaled by a power of two of its own
+  and its scores are kept in float64 (L1: summed in float64). The float64 refinement below uses the original rows.
 - Selection: the k smallest per row in ascending order, ties broken by the smaller training index, so results do
   not depend on the chunking. Compiled one-pass selection with numba; ``np.argpartition`` plus a tie fix-up
   without it.
@@ -40,12 +47,49 @@ from chainrule.progress import progress
 
 METRICS = ("l2", "l1")
 AUTO_BLOCK_BYTES = 128 * 2**20  # chunk_size="auto": a (chunk, M) float32 block of about 128 MiB
+_FLOAT32_SAFE = 2.0**100  # |a| * |b| * D below this: float32 products and sums cannot overflow (max ~2^128)
+_RANGE = (2.0**-40, 2.0**40)  # training magnitudes used as they are; outside, rows are scaled by a power of two
+_PREP_ROWS = 4096  # rows per float64 pass when scaling
 
 
 def _check_metric(metric: str) -> str:
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {list(METRICS)}, got {metric!r}")
     return metric
+
+
+def _pow2_below(amax: float) -> float:
+    """The power of two s with amax * s in [0.5, 1) (1.0 for amax 0): scaling by it changes no rounding."""
+    return 1.0 if amax == 0 or not np.isfinite(amax) else float(np.ldexp(1.0, -np.frexp(amax)[1]))
+
+
+def _max_abs_dev(X: np.ndarray, center: np.ndarray | float) -> float:
+    """max |X - center| over all entries, from the columns' extremes (one pass in X's own dtype)."""
+    hi = np.max(X, axis=0).astype(np.float64) - center
+    lo = center - np.min(X, axis=0).astype(np.float64)
+    return float(max(np.max(hi), np.max(lo), 0.0))
+
+
+def _row_abs_max(X: np.ndarray) -> np.ndarray:
+    """max |x| of each row (N,), float64, from the rows' extremes."""
+    return np.maximum(np.max(X, axis=1).astype(np.float64), -np.min(X, axis=1).astype(np.float64))
+
+
+def _shift_scale(X: np.ndarray, center: np.ndarray | float, scale: float,
+                 row_scale: np.ndarray | None = None) -> np.ndarray:
+    """float32 (X - center) * scale (* row_scale[:, None]): in float32 when that cannot overflow (scale 1, no
+    row_scale), else computed in float64 row chunks."""
+    if scale == 1.0 and row_scale is None:
+        out = X.astype(np.float32)
+        out -= np.asarray(center, dtype=np.float32)
+        return out
+    out = np.empty(X.shape, dtype=np.float32)
+    for i in range(0, len(X), _PREP_ROWS):
+        block = (X[i:i + _PREP_ROWS].astype(np.float64) - center) * scale
+        if row_scale is not None:
+            block *= row_scale[i:i + _PREP_ROWS, None]
+        out[i:i + _PREP_ROWS] = block
+    return out
 
 
 # ---- the lecture's reference implementations --------------------------------------------------------------------
@@ -132,10 +176,11 @@ def _pad_u8(X: np.ndarray) -> np.ndarray:
 
 
 def _l1_block_numpy(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """L1 distances (n, m) by broadcasting over tiles that keep the (rows, cols, D) temporary near 16 MiB."""
+    """L1 distances (n, m) by broadcasting over tiles that keep the (rows, cols, D) temporary near 16 MiB (int32
+    for uint8 rows, float64 when A is float64, else float32)."""
     n, d = A.shape
     m = B.shape[0]
-    out = np.empty((n, m), dtype=np.int32 if A.dtype == np.uint8 else np.float32)
+    out = np.empty((n, m), dtype=np.int32 if A.dtype == np.uint8 else np.result_type(A.dtype, np.float32))
     cols = max(1, min(m, 2**22 // d))
     rows = max(1, min(n, 2**22 // (cols * d)))
     for i in range(0, n, rows):
@@ -181,17 +226,27 @@ class NeighborIndex:
             shifted = (X_train.astype(np.int16) - 128).astype(np.int8).view(np.uint8)
             self.train = _pad_u8(shifted)  # zero padding: int8 0 adds nothing to the dot products
             self.train_sq = np.einsum("ij,ij->i", X_train, X_train, dtype=np.int64).astype(np.int32)
-        elif metric == "l2":
+            return
+        # Queries are mapped like the training rows: (x - center) * scale (see "Range" in the module docstring).
+        if metric == "l2":
             mean = X_train.mean(axis=0, dtype=np.float64)
             # Integer centre for integer data keeps the float32 arithmetic exact (see the module docstring).
-            self.center = (np.round(mean) if self.is_u8 else mean).astype(np.float32)
-            self.train = X_train.astype(np.float32)
-            self.train -= self.center
+            self.center = np.round(mean) if self.is_u8 else mean
+        else:
+            self.center = 0.0
+        amax = 255.0 if self.is_u8 else _max_abs_dev(X_train, self.center)
+        self.scale = 1.0 if _RANGE[0] <= amax <= _RANGE[1] else _pow2_below(amax)
+        self.train_absmax = amax * self.scale
+        self.center_absmax = float(np.max(np.abs(self.center)))
+        if metric == "l2":
+            self.train = _shift_scale(X_train, self.center, self.scale)
             self.train_sq = np.einsum("ij,ij->i", self.train, self.train, dtype=np.float64).astype(np.float32)
         elif self.is_u8:
             self.train = _pad_u8(X_train) if self.use_numba else X_train
-        else:
+        elif self.scale == 1.0:
             self.train = np.ascontiguousarray(X_train, dtype=np.float32)
+        else:
+            self.train = _shift_scale(X_train, 0.0, self.scale)
 
     def chunk_rows(self, chunk_size: Any) -> int:
         """Test rows per block: ``chunk_size`` rows, or ~AUTO_BLOCK_BYTES of float32 distances for "auto"."""
@@ -199,9 +254,21 @@ class NeighborIndex:
             return max(1, AUTO_BLOCK_BYTES // (4 * self.n_train))
         return int(chunk_size)
 
+    def _queries(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(A, t): query rows mapped like the training rows, float32 (x - center) * scale * t, where t (n,) holds
+        1 for every row unless a row is so large that float32 products with the training rows could overflow
+        (then that row's t is the power of two that brings its largest magnitude into [0.5, 1)). t is None when
+        all are 1."""
+        amax = (_row_abs_max(X) + self.center_absmax) * self.scale  # >= max |x - center| * scale
+        wide = amax * self.train_absmax * self.n_features >= _FLOAT32_SAFE
+        if not wide.any():
+            return _shift_scale(X, self.center, self.scale), None
+        t = np.where(wide, [_pow2_below(a) for a in amax], 1.0)
+        return _shift_scale(X, self.center, self.scale, t), t
+
     def _block(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """(scores (n, M), per-column offset, per-row offset): neighbours rank by score + column offset; for L2
-        the squared distance is score + column offset + row offset."""
+        the squared distance is (score + column offset + row offset) / scale^2 (scale is 1 for uint8 rows)."""
         if self.vnni and X.dtype == np.uint8:
             A = _pad_u8(X)
             out = np.empty((X.shape[0], self.n_train), dtype=np.int32)
@@ -209,19 +276,23 @@ class NeighborIndex:
             # ||a - b||^2 = ||a||^2 + ||b||^2 - 2 a.(b - 128) - 256 sum(a)
             offset = (np.einsum("ij,ij->i", X, X, dtype=np.int64) - 256 * X.sum(axis=1, dtype=np.int64))
             return out, self.train_sq, offset.astype(np.float64)
-        if self.metric == "l2":
-            A = X.astype(np.float32)
-            A -= self.center
-            offset = np.einsum("ij,ij->i", A, A, dtype=np.float64)
-            A *= -2.0
-            return A @ self.train.T, self.train_sq, offset  # one GEMM: -2 a.b; ||b||^2 is added while selecting
-        if self.is_u8 and X.dtype == np.uint8:
+        if self.is_u8 and X.dtype == np.uint8 and self.metric == "l1":
             if self.use_numba:
                 out = np.empty((X.shape[0], self.n_train), dtype=np.int32)
                 return _kernels.l1_u8(_pad_u8(X), self.train, out), None, None
             return _l1_block_numpy(X, self.train), None, None
-        A = np.ascontiguousarray(X, dtype=np.float32)
+        A, t = self._queries(X)
+        if self.metric == "l2":
+            offset = np.einsum("ij,ij->i", A, A, dtype=np.float64)
+            A *= -2.0
+            scores = A @ self.train.T  # one GEMM: -2 a.b; ||b||^2 is added while selecting
+            if t is not None:  # far-out rows: their scores, scaled back, only fit in float64
+                scores = scores.astype(np.float64) / t[:, None]
+                offset /= t * t
+            return scores, self.train_sq, offset
         B = self.train.astype(np.float32) if self.is_u8 else self.train
+        if t is not None:  # far-out rows: summed in float64 (B[:, :D]: uint8 rows may be padded for the kernel)
+            return _l1_block_numpy(A.astype(np.float64) / t[:, None], B[:, :self.n_features]), None, None
         if self.use_numba:
             return _kernels.l1_f32(A, B, np.empty((A.shape[0], self.n_train), dtype=np.float32)), None, None
         return _l1_block_numpy(A, B), None, None

@@ -10,7 +10,9 @@ from .cifar10 import (BINARY_RELEASE, CIFAR10_CLASSES, PYTHON_RELEASE, download_
                       load_cifar10)
 from .dataset import DataError, Dataset
 from .download import ChecksumError
-from .image_folder import IMAGE_EXTENSIONS, load_image_folder
+from ._decode import DEFAULT_MAX_IMAGE_PIXELS, ImageSizeError
+from .image_folder import (DEFAULT_MAX_IMAGE_BYTES, IMAGE_EXTENSIONS, load_image_folder,
+                           parse_image_size)
 from .loader import DataLoader
 from .preprocessing import (AppendBias, Compose, Flatten, MeanImage, NotFittedError,
                             Standardize)
@@ -23,7 +25,8 @@ __all__ = [
     "Dataset", "DataError", "UnsafePickleError", "ChecksumError", "CacheWarning",
     "cache_dir", "get_dataset", "DATASET_SPECS",
     "load_cifar10", "download_cifar10", "CIFAR10_CLASSES", "PYTHON_RELEASE", "BINARY_RELEASE",
-    "load_image_folder", "IMAGE_EXTENSIONS",
+    "load_image_folder", "IMAGE_EXTENSIONS", "parse_image_size", "ImageSizeError",
+    "DEFAULT_MAX_IMAGE_BYTES", "DEFAULT_MAX_IMAGE_PIXELS",
     "load_digits", "make_spiral", "spiral_dataset",
     "train_val_split", "train_val_indices", "kfold", "Split",
     "MeanImage", "Standardize", "ZCAWhiten", "Flatten", "AppendBias", "Compose", "NotFittedError",

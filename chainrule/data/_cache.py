@@ -6,7 +6,9 @@ temporary folder that is renamed into place with ``os.replace``, so a reader nev
 half-written entry and an interrupted write leaves nothing behind. Arrays are read with
 ``allow_pickle=False``; large ones are memory-mapped copy-on-write (``mmap_mode="c"``), so a
 cached load costs milliseconds, pages are read on first use, and writing to the returned
-arrays never touches the cache file. An entry that cannot be read is treated as missing.
+arrays never touches the cache file. Each file's header is checked against its size before
+the array is read: a header claiming more data than the file holds is never allocated. An entry
+that cannot be read is treated as missing.
 
 Only files this module wrote (inside the cache directory) are ever replaced or removed.
 """
@@ -72,6 +74,28 @@ def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
 
 
 _MMAP_BYTES = 1 << 20  # arrays at least this large are memory-mapped on load
+_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
+                   (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _check_npy_size(file: Path) -> None:
+    """Raise ValueError unless ``file``'s .npy header describes exactly the bytes it holds.
+
+    ``np.load`` allocates what the header claims before reading, so a 12 KB file whose header
+    says (400000, 32, 32, 3) would cost 1.2 GB; this check reads only the header.
+    """
+    with open(file, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        if version not in _HEADER_READERS:
+            raise ValueError(f"unsupported .npy format version {version}")
+        shape, _, dtype = _HEADER_READERS[version](f)
+        if dtype.hasobject:
+            raise ValueError("object arrays are never cached")
+        need = f.tell() + int(np.prod(shape, dtype=object)) * dtype.itemsize
+    size = file.stat().st_size
+    if size != need:
+        raise ValueError(f"header says {shape} {dtype} ({need} bytes with the header) but the "
+                         f"file has {size} bytes")
 
 
 class ArrayCache:
@@ -96,6 +120,7 @@ class ArrayCache:
         arrays = {}
         try:
             for file in sorted(self.path.glob("*.npy")):
+                _check_npy_size(file)
                 mmap = "c" if file.stat().st_size >= _MMAP_BYTES else None
                 arrays[file.stem] = np.load(file, allow_pickle=False, mmap_mode=mmap)
         except (OSError, ValueError, EOFError) as exc:

@@ -5,9 +5,12 @@
     ds = load_cifar10("../shared/data/cifar10-train-jpeg.tar.gz")  # image-folder archive
     ds.X_train  # uint8 (50000, 32, 32, 3), ds.y_train int64 (50000,), ds.classes (10 names)
 
-Pickled batches go through a restricted unpickler (see `_safe_pickle`). Data fetched by
-``download=True`` (or found in the cache dir) is checked against the official MD5s before it is
-extracted or unpickled. Archives are read in memory, never extracted into a user's folder; the
+Pickled batches go through a restricted unpickler (see `_safe_pickle`), and only the official
+layout is accepted: every batch holds exactly 10,000 uint8 rows of 3072 pixels and 10,000 labels
+in [0, 10); a file or archive member larger than any official file is refused before it is
+read, and an archive with absolute, ``..`` or control-character member names is refused. Data
+fetched by ``download=True`` (or found in the cache dir) is checked against the official MD5s
+before it is extracted or unpickled. Archives are read in memory, never extracted into a user's folder; the
 decoded arrays are cached in the cache dir.
 """
 from __future__ import annotations
@@ -24,7 +27,8 @@ import numpy as np
 from ._cache import ArrayCache, cache_dir
 from ._safe_pickle import restricted_loads
 from .dataset import DataError, Dataset, check_images, check_labels
-from .download import ChecksumError, bytes_md5, download_url, extract_tar, file_md5
+from .download import (ChecksumError, bytes_md5, download_url, extract_tar, file_md5, read_member,
+                       unsafe_member_reason, unsafe_names_error)
 from .image_folder import IMAGE_EXTENSIONS, load_image_folder
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
@@ -46,10 +50,20 @@ class CifarRelease:
     test_file: str
     meta_file: str
     member_md5: dict[str, str] = field(default_factory=dict)  # known per-file MD5s
+    rows_per_batch: int = 10_000  # images in each batch file (every official batch has 10,000)
 
     @property
     def files(self) -> tuple[str, ...]:
         return (*self.train_files, self.test_file, self.meta_file)
+
+    @property
+    def max_file_bytes(self) -> int:
+        """Largest file of the release read into memory: a batch's pixels and labels + 1 MiB.
+
+        Each official python batch is about 31.0 MB (30,720,000 bytes of pixels); a bigger member
+        or file is refused before it is read.
+        """
+        return self.rows_per_batch * (_ROW + 1) + (1 << 20)
 
 
 PYTHON_RELEASE = CifarRelease(
@@ -95,8 +109,12 @@ def _release(kind: _Kind) -> CifarRelease:
 
 # ----------------------------------------------------------------------------- parsing batches
 
-def _parse_python_batch(data: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
-    """One pickled batch -> uint8 (n, 32, 32, 3) images and int64 (n,) labels."""
+def _parse_python_batch(data: bytes, source: str, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """One pickled batch -> uint8 (rows, 32, 32, 3) images and int64 (rows,) labels.
+
+    Only the official layout is accepted: 'data' a uint8 (rows, 3072) array, 'labels' ``rows``
+    ints in [0, 10).
+    """
     batch = restricted_loads(data, source)
     if not isinstance(batch, dict):
         raise DataError(f"{source}: expected a pickled dict, got {type(batch).__name__}")
@@ -105,16 +123,26 @@ def _parse_python_batch(data: bytes, source: str) -> tuple[np.ndarray, np.ndarra
         if key not in batch:
             raise DataError(f"{source}: missing key {key!r} (keys: {sorted(map(str, batch))})")
     flat = batch["data"]
-    if not isinstance(flat, np.ndarray) or flat.dtype != np.uint8 or flat.ndim != 2 \
-            or flat.shape[1] != _ROW:
-        desc = f"{flat.dtype}{list(flat.shape)}" if isinstance(flat, np.ndarray) else type(flat)
-        raise DataError(f"{source}: expected 'data' as uint8 (n, {_ROW}), got {desc}")
-    labels = np.asarray(batch["labels"])
+    if not isinstance(flat, np.ndarray) or flat.dtype != np.uint8 or flat.shape != (rows, _ROW):
+        desc = f"{flat.dtype}{list(flat.shape)}" if isinstance(flat, np.ndarray) else \
+            type(flat).__name__
+        raise DataError(f"{source}: expected 'data' as uint8 ({rows}, {_ROW}) (the official "
+                        f"layout: {rows} images of 3x32x32 bytes), got {desc}")
+    labels = batch["labels"]
+    if not isinstance(labels, (list, np.ndarray)):
+        raise DataError(f"{source}: expected 'labels' as a list of {rows} ints, got "
+                        f"{type(labels).__name__}")
+    labels = np.asarray(labels)
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
         raise DataError(f"{source}: expected 'labels' as a list of ints, got "
                         f"{labels.dtype}{list(labels.shape)}")
+    if len(labels) != rows:
+        raise DataError(f"{source}: expected {rows} labels (one per image), got {len(labels)}")
+    if labels.dtype == np.uint64 and len(labels) and labels.max() >= 10:  # may not fit int64
+        i = int(np.argmax(labels >= 10))
+        raise DataError(f"{source}: expected labels in [0, 10), got {int(labels[i])} at index {i}")
     labels = labels.astype(np.int64)
-    check_labels(labels, 10, source, n=len(flat))
+    check_labels(labels, 10, source, n=rows)
     return flat.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
 
 
@@ -128,11 +156,12 @@ def _parse_python_meta(data: bytes, source: str) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _parse_binary_batch(data: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
-    """One binary batch (records of 1 label byte + 3072 pixel bytes) -> images, labels."""
-    if len(data) == 0 or len(data) % (_ROW + 1):
-        raise DataError(f"{source}: size {len(data)} bytes is not a positive multiple of the "
-                        f"{_ROW + 1}-byte record (1 label byte + {_ROW} pixels)")
+def _parse_binary_batch(data: bytes, source: str, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """One binary batch (``rows`` records of 1 label byte + 3072 pixel bytes) -> images, labels."""
+    if len(data) != rows * (_ROW + 1):
+        raise DataError(f"{source}: size {len(data)} bytes is not {rows} records of "
+                        f"{_ROW + 1} bytes (1 label byte + {_ROW} pixels) = "
+                        f"{rows * (_ROW + 1)} bytes, the official layout")
     records = np.frombuffer(data, dtype=np.uint8).reshape(-1, _ROW + 1)
     labels = records[:, 0].astype(np.int64)
     check_labels(labels, 10, source)
@@ -147,22 +176,23 @@ def _parse_binary_meta(data: bytes, source: str) -> tuple[str, ...]:
     return names
 
 
-def _read_release(kind: _Kind, read: Callable[[str], bytes], where: str,
+def _read_release(kind: _Kind, read: Callable[[str, int], bytes], where: str,
                   verify: bool) -> Dataset:
-    """Decode a release given ``read(filename) -> bytes`` for the files of its batch folder."""
+    """Decode a release given ``read(filename, max_bytes) -> bytes`` for its batch folder's files."""
     release = _release(kind)
     parse = _parse_python_batch if kind is _Kind.PYTHON else _parse_binary_batch
     parse_meta = _parse_python_meta if kind is _Kind.PYTHON else _parse_binary_meta
     arrays = {}
     for name in release.files:
-        data = read(name)
+        data = read(name, release.max_file_bytes)
         expected = release.member_md5.get(name)
         if verify and expected is not None and bytes_md5(data) != expected:
             raise ChecksumError(f"{where}/{name} has MD5 {bytes_md5(data)}, expected {expected} "
                                 "(official release); it is corrupt or was modified, delete it "
                                 "and download again")
         source = f"{where}/{name}"
-        arrays[name] = parse_meta(data, source) if name == release.meta_file else parse(data, source)
+        arrays[name] = (parse_meta(data, source) if name == release.meta_file
+                        else parse(data, source, release.rows_per_batch))
     train = [arrays[n] for n in release.train_files]
     X_train = np.concatenate([x for x, _ in train])
     y_train = np.concatenate([y for _, y in train])
@@ -171,29 +201,45 @@ def _read_release(kind: _Kind, read: Callable[[str], bytes], where: str,
                    arrays[release.meta_file], name=f"cifar10 ({kind.value}: {where})")
 
 
-def _folder_reader(folder: Path) -> Callable[[str], bytes]:
-    def read(name: str) -> bytes:
+def _folder_reader(folder: Path) -> Callable[[str, int], bytes]:
+    def read(name: str, limit: int) -> bytes:
         path = folder / name
         if not path.is_file():
             raise FileNotFoundError(f"CIFAR-10 folder {folder} is missing {name}")
-        return path.read_bytes()
+        size = path.stat().st_size
+        if size > limit:
+            raise DataError(f"{path}: {size} bytes is larger than any file of the official "
+                            f"release (limit {limit} bytes); refusing to read it")
+        with open(path, "rb") as f:
+            return f.read(size)  # never more than was checked, even if the file grows
     return read
 
 
-def _tar_reader(archive: Path, kind: _Kind) -> Callable[[str], bytes]:
-    """Read the release's files from ``archive`` into memory (one pass, nothing extracted)."""
-    wanted = set(_release(kind).files)
+def _tar_reader(archive: Path, kind: _Kind) -> Callable[[str, int], bytes]:
+    """Read the release's files from ``archive`` into memory (one pass, nothing extracted).
+
+    A member larger than any official file is refused from its header, before it is read.
+    """
+    release = _release(kind)
+    wanted = set(release.files)
     found: dict[str, bytes] = {}
+    unsafe: list[tuple[str, str]] = []
     with tarfile.open(archive, "r:*") as tf:
         for member in tf:
+            if (why := unsafe_member_reason(member.name)) is not None:
+                unsafe.append((member.name, why))
+                continue
             base = PurePosixPath(member.name).name
-            if member.isfile() and base in wanted:
+            if member.isfile() and base in wanted and not unsafe:
                 if base in found:
                     raise DataError(f"{archive}: contains {base} twice; expected one CIFAR-10 "
                                     "batch folder")
-                found[base] = tf.extractfile(member).read()
+                found[base] = read_member(tf, member, release.max_file_bytes, archive,
+                                          "Every file of the official release is smaller.")
+    if unsafe:
+        raise unsafe_names_error(archive, unsafe)
 
-    def read(name: str) -> bytes:
+    def read(name: str, limit: int) -> bytes:
         if name not in found:
             raise FileNotFoundError(f"CIFAR-10 archive {archive} has no file named {name}")
         return found[name]

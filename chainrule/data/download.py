@@ -6,6 +6,10 @@
 - `extract_tar` extracts with tarfile's ``filter="data"`` (no absolute paths, no ``..``, no
   links out of the destination, no device files) into a temporary folder that is renamed into
   place once complete.
+- Archives read in memory (never extracted) go through `read_member`, which refuses a member
+  over a size limit from its header, before reading it, and never reads more than the limit;
+  and `unsafe_member_reason`, which names what is wrong with an absolute, ``..`` or
+  control-character member name (such archives are refused, see `unsafe_names_error`).
 """
 from __future__ import annotations
 
@@ -15,8 +19,12 @@ import os
 import shutil
 import tarfile
 import tempfile
-from pathlib import Path
+import unicodedata
+from pathlib import Path, PurePosixPath
+from typing import Sequence
 from urllib.request import urlopen
+
+from .dataset import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -100,3 +108,47 @@ def extract_tar(archive: str | os.PathLike, dest_dir: str | os.PathLike, member_
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+# ----------------------------------------------------------------------------- reading members
+
+def read_member(tf: tarfile.TarFile, member: tarfile.TarInfo, limit: int,
+                archive: str | os.PathLike, fix: str) -> bytes:
+    """The bytes of the regular-file ``member`` of ``tf``, at most ``limit`` of them.
+
+    A member whose header declares more than ``limit`` bytes (for a sparse member: its expanded
+    size) is refused (DataError naming it, with ``fix`` appended) before anything is read.
+    tarfile never yields more than the header's size, so memory never exceeds the limit.
+    """
+    if member.size > limit:
+        raise DataError(f"{archive}: member {member.name!r} is {member.size:,} bytes, over the "
+                        f"limit of {limit:,} bytes; refusing to read it. {fix}")
+    f = tf.extractfile(member)
+    if f is None:  # not a regular file
+        raise DataError(f"{archive}: member {member.name!r} is not a regular file")
+    return f.read(member.size)  # not read(limit): a buffered read allocates what it is asked for
+
+
+def unsafe_member_reason(name: str) -> str | None:
+    """Why the archive member ``name`` is unsafe to use as a path, or None when it is safe.
+
+    Unsafe: an absolute path (``/x``), a ``..`` component (it points outside the archive's
+    folder), or a control character (newlines and escapes would forge log lines and CSV rows).
+    """
+    if name.startswith("/"):
+        return "absolute path"
+    if ".." in PurePosixPath(name).parts:
+        return "'..' component"
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        return "control character"
+    return None
+
+
+def unsafe_names_error(archive: str | os.PathLike, bad: Sequence[tuple[str, str]],
+                       shown: int = 20) -> DataError:
+    """The DataError refusing ``archive`` for its unsafe member names ``bad`` ((name, reason)...)."""
+    lines = "\n  ".join(f"{name!r}: {why}" for name, why in bad[:shown])
+    more = f"\n  ... and {len(bad) - shown} more" if len(bad) > shown else ""
+    return DataError(f"{archive}: {len(bad)} member(s) have unsafe names (absolute paths, '..' "
+                     f"components or control characters); refusing the archive, nothing was "
+                     f"used:\n  {lines}{more}")

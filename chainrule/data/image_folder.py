@@ -8,6 +8,16 @@ Like torchvision's ImageFolder: classes are the sorted names of the sub-folders,
 found recursively inside each class folder and sorted by path, hidden files are skipped, and
 files whose extension is not in `IMAGE_EXTENSIONS` are ignored. Images are converted to RGB.
 
+Untrusted files cost memory bounded by what they are: an image file or archive member larger
+than ``max_image_bytes`` (default `DEFAULT_MAX_IMAGE_BYTES`, 64 MiB) is refused before it is
+read; an image whose header declares more than ``max_image_pixels`` pixels (default
+`DEFAULT_MAX_IMAGE_PIXELS`, Pillow's own default of 89,478,485) is refused before it is
+decoded; sizes are compared from the headers, so an image of the wrong size is never decoded
+and nothing is allocated for the size an image claims. An archive whose member names are
+absolute, contain ``..`` or control characters is refused (all such names are listed); links
+and other non-regular members named like images are skipped with a warning that counts and
+names them (a folder's symlinks are followed; a symlink loop is refused).
+
 Decoding runs in worker processes, and the decoded arrays are cached in the cache dir
 (`cache_dir()`), keyed by the folder's file list, sizes and mtimes (an archive's size and
 mtime). The next load memory-maps the cached arrays copy-on-write: it takes milliseconds,
@@ -16,202 +26,57 @@ Nothing is ever written into ``root``.
 """
 from __future__ import annotations
 
-import io
 import os
+import re
 import tarfile
 import warnings
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Iterator, Sequence, Union
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from chainrule.progress import Progress, progress
+from chainrule.progress import progress
 
 from ._cache import ArrayCache
+from ._decode import DEFAULT_MAX_IMAGE_PIXELS, MAX_ERRORS_SHOWN, Decoder, chunk_size, workers
 from .dataset import DataError, Dataset, check_images, check_labels
+from .download import read_member, unsafe_member_reason, unsafe_names_error
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".pbm", ".pnm", ".bmp",
                               ".gif", ".tif", ".tiff", ".webp", ".tga"})
 _FORMAT_VERSION = 1
-_SERIAL_BELOW = 512      # fewer images than this: decode in-process (pool startup costs more)
-_MAX_ERRORS_SHOWN = 20
-
-Source = Union[str, bytes]  # a file path, or the bytes of an archive member
+DEFAULT_MAX_IMAGE_BYTES = 64 * 2**20  # a file or member over this is refused before it is read
 
 
 def _is_image(name: str) -> bool:
     return not name.startswith(".") and PurePosixPath(name).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def _parse_size(image_size: int | Sequence[int] | None) -> tuple[int, int] | None:
+def parse_image_size(image_size: int | str | Sequence[int] | None) -> tuple[int, int] | None:
+    """None, an int ``n``, ``(height, width)``, or text ``"n"`` / ``"HxW"`` -> (height, width) or None."""
     if image_size is None:
         return None
-    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    if len(size) != 2 or not all(isinstance(s, (int, np.integer)) and s > 0 for s in size):
+    if isinstance(image_size, str):
+        m = re.fullmatch(r"\s*(\d+)\s*(?:[xX,]\s*(\d+)\s*)?", image_size)
+        if m is None:
+            raise ValueError(f"image_size must be N or HxW with positive integers (e.g. 32 or "
+                             f"32x48), got {image_size!r}")
+        image_size = (int(m[1]), int(m[2] or m[1]))
+    size = (image_size, image_size) if isinstance(image_size, (int, np.integer)) \
+        else tuple(image_size)
+    if len(size) != 2 or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool)
+                                 and s > 0 for s in size):
         raise ValueError(f"image_size must be a positive int or (height, width), got {image_size!r}")
     return int(size[0]), int(size[1])
 
 
-# ----------------------------------------------------------------------------- decoding
-
-@dataclass
-class _Chunk:
-    """Decoded images of one chunk, plus what went wrong (filled in by a worker)."""
-
-    images: np.ndarray | None = None                         # (n, H, W, 3) uint8
-    errors: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
-    sizes: list[tuple[str, tuple[int, int]]] = field(default_factory=list)  # odd (H, W)
-
-
-def _decode_one(src: Source, size: tuple[int, int] | None) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src) as im:
-        im = im.convert("RGB") if im.mode != "RGB" else im
-        if size is not None and im.size != (size[1], size[0]):
-            im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-        w, h = im.size
-        return np.frombuffer(im.tobytes(), dtype=np.uint8).reshape(h, w, 3)
-
-
-def _decode_chunk(names: list[str], sources: list[Source], size: tuple[int, int] | None) -> _Chunk:
-    """Decode a list of images (runs in a worker process).
-
-    Without a target ``size`` the first readable image fixes the chunk's size; images of
-    another size are reported in ``sizes`` (the first entry is the chunk's reference).
-    """
-    chunk = _Chunk()
-    count = 0
-    ref = size
-    for name, src in zip(names, sources):
-        try:
-            img = _decode_one(src, size)
-        except Exception as exc:  # Pillow raises many types for bad files
-            chunk.errors.append((name, f"{type(exc).__name__}: {exc}"))
-            continue
-        if chunk.images is None:
-            ref = img.shape[:2]
-            chunk.images = np.empty((len(names), *img.shape), dtype=np.uint8)
-            chunk.sizes.append((name, ref))
-        if img.shape[:2] != ref:
-            chunk.sizes.append((name, img.shape[:2]))
-            continue
-        chunk.images[count] = img
-        count += 1
-    if chunk.images is not None:
-        chunk.images = chunk.images[:count]
-    return chunk
-
-
-class _Decoder:
-    """Submits chunks of images to worker processes (or decodes in-process), keeping order.
-
-    If the worker pool cannot start or breaks (e.g. a worker is killed), the affected chunks
-    are decoded in this process instead, with a warning.
-    """
-
-    def __init__(self, size: tuple[int, int] | None, num_workers: int, chunk_size: int) -> None:
-        self.size, self.num_workers, self.chunk_size = size, num_workers, chunk_size
-        self.pool: Executor | None = None
-        # One entry per chunk: (Future or decoded _Chunk, names, sources).
-        self.results: list[tuple[Future | _Chunk, list[str], list[Source]]] = []
-        self.names: list[str] = []
-        self.sources: list[Source] = []
-        self.serial = num_workers <= 1
-        self.progress: Progress | None = None  # counts decoded images, if set
-
-    def add(self, name: str, src: Source) -> None:
-        self.names.append(name)
-        self.sources.append(src)
-        if len(self.names) >= self.chunk_size:
-            self._flush(final=False)
-
-    def _fall_back(self, exc: BaseException) -> None:
-        if not self.serial:
-            warnings.warn(f"parallel image decoding failed ({type(exc).__name__}: {exc}); "
-                          "decoding in this process instead", UserWarning, stacklevel=4)
-        self.serial = True
-
-    def _flush(self, final: bool) -> None:
-        if not self.names:
-            return
-        names, sources = self.names, self.sources
-        self.names, self.sources = [], []
-        # A pool only pays off when more than one chunk is decoded.
-        if self.pool is None and not self.serial and not (final and not self.results):
-            try:
-                self.pool = ProcessPoolExecutor(self.num_workers)
-            except (OSError, NotImplementedError, ImportError) as exc:  # no process support
-                self._fall_back(exc)
-        if self.pool is not None and not self.serial:
-            try:
-                future = self.pool.submit(_decode_chunk, names, sources, self.size)
-                self.results.append((future, names, sources))
-                return
-            except (BrokenProcessPool, RuntimeError) as exc:
-                self._fall_back(exc)
-        self.results.append((_decode_chunk(names, sources, self.size), names, sources))
-        if self.progress is not None:
-            self.progress.update(len(names))
-
-    def _collect(self) -> list[_Chunk]:
-        chunks = []
-        for result, names, sources in self.results:
-            if isinstance(result, Future):
-                try:
-                    result = result.result()
-                except BrokenProcessPool as exc:
-                    self._fall_back(exc)
-                    result = _decode_chunk(names, sources, self.size)
-                if self.progress is not None:
-                    self.progress.update(len(names))
-            chunks.append(result)
-        return chunks
-
-    def finish(self, where: str) -> np.ndarray:
-        """Wait for all chunks; raise DataError for unreadable files or mixed sizes."""
-        self._flush(final=True)
-        try:
-            chunks = self._collect()
-        finally:
-            if self.pool is not None:
-                self.pool.shutdown(cancel_futures=True)
-        errors = [e for c in chunks for e in c.errors]
-        if errors:
-            shown = "\n  ".join(f"{name}: {why}" for name, why in errors[:_MAX_ERRORS_SHOWN])
-            more = len(errors) - _MAX_ERRORS_SHOWN
-            raise DataError(f"{where}: {len(errors)} file(s) could not be read as images:\n  "
-                            f"{shown}" + (f"\n  ... and {more} more" if more > 0 else ""))
-        sizes = [s for c in chunks for s in c.sizes]
-        odd = [(n, s) for n, s in sizes if s != sizes[0][1]]
-        if odd:
-            (ref_name, ref), (name, s) = sizes[0], odd[0]
-            raise DataError(f"{where}: images must all have the same size, but {ref_name} is "
-                            f"{ref[0]}x{ref[1]} and {name} is {s[0]}x{s[1]} (height x width); "
-                            "pass image_size=(height, width) to resize them")
-        return np.concatenate([c.images for c in chunks])
-
-
-def _available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def _workers(num_workers: int | None, n: int) -> int:
-    if num_workers is None:
-        num_workers = min(_available_cpus(), 8)
-    if num_workers < 1:
-        raise ValueError(f"num_workers must be >= 1 (or None for all cores), got {num_workers}")
-    return 1 if n < _SERIAL_BELOW else num_workers
-
-
-def _chunk_size(n: int, workers: int) -> int:
-    return int(np.clip(-(-n // (workers * 8)), 64, 2048)) if workers > 1 else max(n, 1)
+def _check_limit(value: Any, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive int (or None for no limit), got {value!r}")
+    return int(value)
 
 
 # ----------------------------------------------------------------------------- folder
@@ -223,16 +88,33 @@ class _Listing:
     stats: list[tuple[str, int, int]]  # (relative path, size, mtime_ns) for the cache key
 
 
-def _walk_images(folder: str, rel: str) -> Iterator[tuple[str, os.stat_result]]:
+def _walk_images(folder: str, rel: str, ancestors: frozenset[tuple[int, int]] = frozenset()
+                 ) -> Iterator[tuple[str, os.stat_result]]:
+    """(relative path, stat) of the images under ``folder``, sorted; symlinks are followed, loops refused."""
+    st = os.stat(folder)
+    here = (st.st_dev, st.st_ino)
+    if here in ancestors:
+        raise DataError(f"{folder}: this folder is its own ancestor (a symlink loop); remove the "
+                        "link or point it elsewhere")
+    ancestors = ancestors | {here}
     with os.scandir(folder) as it:
         entries = sorted(it, key=lambda e: e.name)
     for entry in entries:
         if entry.name.startswith("."):
             continue
         if entry.is_dir():
-            yield from _walk_images(entry.path, f"{rel}/{entry.name}")
+            yield from _walk_images(entry.path, f"{rel}/{entry.name}", ancestors)
         elif entry.is_file() and _is_image(entry.name):
             yield f"{rel}/{entry.name}", entry.stat()
+
+
+def _too_large_error(where: str, big: list[tuple[str, int]], limit: int) -> DataError:
+    shown = "\n  ".join(f"{name}: {size:,} bytes" for name, size in big[:MAX_ERRORS_SHOWN])
+    more = len(big) - MAX_ERRORS_SHOWN
+    return DataError(f"{where}: {len(big)} file(s) are larger than max_image_bytes={limit:,} "
+                     f"bytes and were not read:\n  {shown}"
+                     + (f"\n  ... and {more} more" if more > 0 else "")
+                     + "\npass a larger max_image_bytes (or None) to load them")
 
 
 def _scan_folder(root: Path) -> _Listing:
@@ -252,15 +134,23 @@ def _scan_folder(root: Path) -> _Listing:
     return listing
 
 
-def _decode_folder(root: Path, listing: _Listing, size, num_workers) -> np.ndarray:
+def _decode_folder(root: Path, listing: _Listing, size, num_workers, max_bytes: int | None,
+                   max_pixels: int | None) -> np.ndarray:
+    if max_bytes is not None:
+        big = [(str(root / rel), nbytes) for rel, nbytes, _ in listing.stats if nbytes > max_bytes]
+        if big:
+            raise _too_large_error(str(root), big, max_bytes)
     n = len(listing.files)
-    workers = _workers(num_workers, n)
-    decoder = _Decoder(size, workers, _chunk_size(n, workers))
-    with progress(n, f"decoding {root.name}/ (first load only)", "images") as bar:
-        decoder.progress = bar
-        for rel, _ in listing.files:
-            decoder.add(str(root / rel), str(root / rel))
-        return decoder.finish(str(root))
+    procs = workers(num_workers, n)
+    decoder = Decoder(size, procs, chunk_size(n, procs), max_pixels)
+    try:
+        with progress(n, f"decoding {root.name}/ (first load only)", "images") as bar:
+            decoder.progress = bar
+            for rel, _ in listing.files:
+                decoder.add(str(root / rel), str(root / rel))
+            return decoder.finish(str(root))
+    finally:
+        decoder.close()
 
 
 # ----------------------------------------------------------------------------- archive
@@ -269,24 +159,56 @@ def _class_of(parts: tuple[str, ...], strip: int) -> str | None:
     return parts[strip] if len(parts) > strip + 1 else None
 
 
-def _decode_archive(archive: Path, size, num_workers) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Read an image-folder archive in one pass, decoding chunks while the rest is read."""
-    workers = _workers(num_workers, _SERIAL_BELOW)  # the image count is unknown until the end
-    decoder = _Decoder(size, workers, 1024 if workers > 1 else 1 << 30)
+def _decode_archive(archive: Path, size, num_workers, max_bytes: int | None,
+                    max_pixels: int | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Read an image-folder archive in one pass, decoding chunks while the rest is read.
+
+    Unsafe member names refuse the whole archive (after one pass over the names, so all are
+    listed); links and other non-regular members named like images are skipped with a warning.
+    """
+    procs = workers(num_workers, None)  # the image count is unknown until the end
+    decoder = Decoder(size, procs, 1024 if procs > 1 else 1 << 30, max_pixels)
+    try:
+        return _read_archive(archive, decoder, max_bytes)
+    finally:
+        decoder.close()
+
+
+def _read_archive(archive: Path, decoder: Decoder, max_bytes: int | None
+                  ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     names: list[str] = []
     dirs: list[str] = []
+    unsafe: list[tuple[str, str]] = []
+    skipped: list[str] = []
+    fix = "Pass a larger max_image_bytes (or None) to load_image_folder to allow it."
     with open(archive, "rb") as raw, tarfile.open(fileobj=raw, mode="r:*") as tf, \
             progress(archive.stat().st_size, f"decoding {archive.name} (first load only)", "B") as bar:
         for member in tf:
             bar.set(raw.tell())  # compressed bytes read: the images are decoded while the archive is read
-            parts = PurePosixPath(member.name).parts
-            if any(p.startswith(".") for p in parts):
+            if (why := unsafe_member_reason(member.name)) is not None:
+                unsafe.append((member.name, why))
                 continue
+            parts = PurePosixPath(member.name).parts
+            if unsafe or not parts or any(p.startswith(".") for p in parts):
+                continue  # after an unsafe name only the names are still looked at
             if member.isdir():
                 dirs.append(member.name)
-            elif member.isfile() and _is_image(parts[-1]):
+            elif _is_image(parts[-1]):
+                if not member.isfile():
+                    skipped.append(member.name)
+                    continue
                 names.append(member.name)
-                decoder.add(f"{archive}:{member.name}", tf.extractfile(member).read())
+                limit = max_bytes if max_bytes is not None else member.size
+                decoder.add(f"{archive}:{member.name}",
+                            read_member(tf, member, limit, archive, fix))
+    if unsafe:
+        raise unsafe_names_error(archive, unsafe)
+    if skipped:
+        shown = ", ".join(repr(n) for n in skipped[:MAX_ERRORS_SHOWN])
+        more = f" and {len(skipped) - MAX_ERRORS_SHOWN} more" if len(skipped) > MAX_ERRORS_SHOWN else ""
+        warnings.warn(f"{archive}: skipped {len(skipped)} member(s) named like images that are "
+                      f"links or other non-regular files (links are not followed inside "
+                      f"archives): {shown}{more}", UserWarning, stacklevel=4)
     if not names:
         raise DataError(f"{archive}: no images found; expected <class>/<image> files "
                         f"(extensions {', '.join(sorted(IMAGE_EXTENSIONS))})")
@@ -315,29 +237,39 @@ def _decode_archive(archive: Path, size, num_workers) -> tuple[np.ndarray, np.nd
 
 # ----------------------------------------------------------------------------- public API
 
-def load_image_folder(root: str | os.PathLike, image_size: int | Sequence[int] | None = None, *,
-                      cache: bool = True, num_workers: int | None = None) -> Dataset:
+def load_image_folder(root: str | os.PathLike, image_size: int | str | Sequence[int] | None = None,
+                      *, cache: bool = True, num_workers: int | None = None,
+                      max_image_bytes: int | None = DEFAULT_MAX_IMAGE_BYTES,
+                      max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> Dataset:
     """Load ``root/<class>/<image>`` files (or a ``.tar``/``.tar.gz`` of them) into arrays.
 
     Args:
         root: a folder whose sub-folders are the classes, or a tar archive of such a folder
             (files ``<class>/<image>`` or ``<top>/<class>/<image>``).
         image_size: None to require all images to have one size, or an int / (height, width)
-            to resize every image to (bilinear).
+            / text "N" or "HxW" to resize every image to (bilinear); see `parse_image_size`.
         cache: read/write the decoded arrays in the cache dir (keyed by file list, sizes and
             mtimes, so editing, adding or removing a file triggers a fresh decode).
         num_workers: decoding processes; None uses all cores (at most 8), 1 decodes in-process.
+        max_image_bytes: a file or archive member larger than this is refused before it is read
+            (None: no limit). The limits apply when files are read and decoded; a decode cached
+            by an earlier call is reused as it is.
+        max_image_pixels: an image whose header declares more pixels (width x height) is
+            refused before it is decoded (None: no limit; Pillow's own check is set to match).
 
     Returns:
         `Dataset` with X_train uint8 (N, H, W, 3), y_train int64 (N,), classes (sorted folder
         names), and X_test = y_test = None.
 
     Raises:
-        DataError: naming the paths of unreadable images (all of them, up to 20), an empty
-            class folder, or two images of different sizes when ``image_size`` is None.
+        DataError: naming the paths of unreadable images (all of them, up to 20), files over
+            the limits, an empty class folder, unsafe archive member names (all of them), or
+            (`ImageSizeError`) two images of different sizes when ``image_size`` is None.
     """
     root = Path(root).expanduser()
-    size = _parse_size(image_size)
+    size = parse_image_size(image_size)
+    max_bytes = _check_limit(max_image_bytes, "max_image_bytes")
+    max_pixels = _check_limit(max_image_pixels, "max_image_pixels")
     if not root.exists():
         raise FileNotFoundError(f"image folder {root} does not exist")
     is_archive = root.is_file()
@@ -362,12 +294,12 @@ def load_image_folder(root: str | os.PathLike, image_size: int | Sequence[int] |
             pass  # stale or foreign cache entry: rebuild it
     if is_archive:
         try:
-            X, y, classes = _decode_archive(root, size, num_workers)
+            X, y, classes = _decode_archive(root, size, num_workers, max_bytes, max_pixels)
         except tarfile.TarError as exc:
             raise DataError(f"{root}: not a readable tar archive ({exc}); expected a folder or "
                             "a .tar/.tar.gz of <class>/<image> files") from exc
     else:
-        X = _decode_folder(root, listing, size, num_workers)
+        X = _decode_folder(root, listing, size, num_workers, max_bytes, max_pixels)
         classes = listing.classes
         y = np.array([k for _, k in listing.files], dtype=np.int64)
     ds = Dataset(X, y, None, None, tuple(classes), name=name)

@@ -11,6 +11,11 @@ Every step has ``fit(X) -> self``, ``transform(X)``, ``fit_transform(X)``, ``sta
 callable: ``step(X) == step.transform(X)``. Integer inputs (uint8 images) come out float32;
 float inputs keep their dtype (float64 stays float64 for gradient checks). Inputs are never
 modified in place.
+
+Statistics are accumulated in float64, and float inputs whose magnitude is far from 1 (beyond
+2^+-400, possible only in float64) are first scaled by a power of two, which changes no rounding:
+sums and squares never overflow or underflow, so data x 1e30 (or x 1e-30, or float64 x 1e300)
+standardises exactly like the data itself.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 _CHUNK = 1024  # rows per pass when reducing large uint8 arrays (bounds float64 temporaries)
+_RANGE = (2.0**-400, 2.0**400)  # float64 magnitudes whose squares (and sums of them) stay in range
 
 
 class NotFittedError(RuntimeError):
@@ -79,12 +85,30 @@ class _Step:
         return f"{type(self).__name__}()"
 
 
-def _chunked_mean(X: np.ndarray, axis: tuple[int, ...]) -> np.ndarray:
-    """float64 mean of X over ``axis`` (which must include axis 0), summed in row chunks."""
-    total = sum(np.sum(X[i:i + _CHUNK], axis=axis, dtype=np.float64)
+def _range_scale(X: np.ndarray) -> float:
+    """A power of two s (1 for integer data and ordinary magnitudes) with max |X| * s well inside float64's
+    range, so that sums of squares of X * s neither overflow nor underflow."""
+    if X.dtype.kind != "f" or X.size == 0:
+        return 1.0
+    amax = max(max(float(np.max(X[i:i + _CHUNK])), -float(np.min(X[i:i + _CHUNK])))
+               for i in range(0, len(X), _CHUNK))
+    if amax == 0 or _RANGE[0] <= amax <= _RANGE[1]:
+        return 1.0
+    return float(np.ldexp(1.0, -np.frexp(amax)[1]))
+
+
+def _chunked_mean(X: np.ndarray, axis: tuple[int, ...], scale: float = 1.0) -> np.ndarray:
+    """float64 mean of X * scale over ``axis`` (which must include axis 0), summed in row chunks."""
+    total = sum(np.sum(X[i:i + _CHUNK].astype(np.float64) * scale if scale != 1.0 else X[i:i + _CHUNK],
+                       axis=axis, dtype=np.float64)
                 for i in range(0, len(X), _CHUNK))
     count = int(np.prod([X.shape[a] for a in axis]))
     return total / count
+
+
+def _stat_dtype(X: np.ndarray) -> type:
+    """Learned statistics are float64 for float64 inputs (whose values may exceed float32), else float32."""
+    return np.float64 if X.dtype == np.float64 else np.float32
 
 
 class MeanImage(_Step):
@@ -102,7 +126,8 @@ class MeanImage(_Step):
         X = np.asarray(X)
         if X.ndim < 2 or len(X) == 0:
             raise ValueError(f"MeanImage.fit expects a non-empty (N, ...) array, got shape {X.shape}")
-        self.mean_image_ = _chunked_mean(X, (0,)).astype(np.float32)
+        scale = _range_scale(X)
+        self.mean_image_ = (_chunked_mean(X, (0,), scale) / scale).astype(_stat_dtype(X))
         return self
 
     def transform(self, X: np.ndarray) -> np.ndarray:
@@ -125,12 +150,16 @@ class Standardize(_Step):
     """Per-channel standardisation: (X - mean_) / std_ with statistics over all axes but the last.
 
     For images (N, H, W, C) the statistics are per colour channel (C,); for features (N, D)
-    they are per feature (D,). ``std_`` is floored at ``eps`` so constant channels stay finite.
+    they are per feature (D,). A channel whose std is at most ``eps`` times the largest
+    magnitude in X is constant (up to rounding): it is centred and divided by that magnitude
+    instead (``std_`` = max |X|, or 1 if X is all zeros), so it comes out ~0. The test is
+    relative, so X * 1e-30 is standardised like X, not taken for constant. Learned statistics
+    are float32 (float64 when X is float64).
     """
 
     _learned = ("mean_", "std_")
 
-    def __init__(self, eps: float = 1e-8) -> None:
+    def __init__(self, eps: float = 1e-6) -> None:
         self.eps = eps
         self.mean_: np.ndarray | None = None
         self.std_: np.ndarray | None = None
@@ -140,12 +169,33 @@ class Standardize(_Step):
         if X.ndim < 2 or len(X) == 0:
             raise ValueError(f"Standardize.fit expects a non-empty (N, ..., C) array, got shape "
                              f"{X.shape}")
+        if not np.isfinite(self.eps) or self.eps < 0:
+            raise ValueError(f"Standardize: eps must be a finite number >= 0, got {self.eps!r}")
         axis = tuple(range(X.ndim - 1))
-        mean = _chunked_mean(X, axis)
-        sq = sum(np.sum((X[i:i + _CHUNK] - mean) ** 2, axis=axis) for i in range(0, len(X), _CHUNK))
-        std = np.sqrt(sq / (X.size / X.shape[-1]))
-        self.mean_ = mean.astype(np.float32)
-        self.std_ = np.maximum(std, self.eps).astype(np.float32)
+        count = X.size / X.shape[-1]
+        scale = _range_scale(X)  # statistics of X * scale, then divided back
+        mean = _chunked_mean(X, axis, scale)
+        # Corrected two-pass variance: the deviations' own mean fixes the rounding of the first pass (a constant
+        # channel gets its exact value, so it comes out exactly 0).
+        dev_sum = np.zeros_like(mean)
+        dev_sq = np.zeros_like(mean)
+        amax = 0.0
+        for i in range(0, len(X), _CHUNK):
+            dev = X[i:i + _CHUNK].astype(np.float64)
+            if scale != 1.0:
+                dev *= scale
+            dev -= mean
+            dev_sum += dev.sum(axis=axis)
+            dev_sq += np.square(dev, out=dev).sum(axis=axis)
+            amax = max(amax, float(np.max(X[i:i + _CHUNK])) * scale, -float(np.min(X[i:i + _CHUNK])) * scale)
+        mean += dev_sum / count
+        std = np.sqrt(np.maximum(dev_sq - dev_sum * dev_sum / count, 0.0) / count)
+        # Constant channels are divided by the data's scale, not by ~0 (nor by 1: their rounding residue would then
+        # be as large as the data), so they come out ~0 at any scale.
+        std = np.where(std <= self.eps * amax, amax if amax > 0 else 1.0, std)
+        dtype = _stat_dtype(X)
+        self.mean_ = (mean / scale).astype(dtype)
+        self.std_ = (std / scale).astype(dtype)
         return self
 
     def transform(self, X: np.ndarray) -> np.ndarray:

@@ -49,13 +49,22 @@ class ZCAWhiten(_Step):
         rows = X.reshape(len(X), -1)
         n, d = rows.shape
         mean = np.zeros(d, dtype=np.float64)
+        amax = 0.0
         for i in range(0, n, _ROWS):
             mean += np.sum(rows[i:i + _ROWS], axis=0, dtype=np.float64)
+            amax = max(amax, float(np.max(np.abs(rows[i:i + _ROWS]))))
         mean /= n
+        # Data far from magnitude 1 (x ~ 1e30: float32 squares overflow; x ~ 1e-30: they underflow to 0) is whitened
+        # as s * (x - mean), s the power of two with |s (x - mean)| < 1 (it changes no rounding): its covariance
+        # has eigenvalues s^2 lambda and, eps being relative, whitening matrix W / s; so W = s * that.
+        s = 1.0 if amax == 0 or 2.0**-30 <= amax <= 2.0**30 else float(np.ldexp(1.0, -np.frexp(2 * amax)[1]))
         mean32 = mean.astype(np.float32)
         cov = np.zeros((d, d), dtype=np.float64)
         for i in range(0, n, _ROWS):  # centred blocks in float32 (one GEMM each), summed in float64
-            block = rows[i:i + _ROWS].astype(np.float32) - mean32
+            if s == 1.0:
+                block = rows[i:i + _ROWS].astype(np.float32) - mean32
+            else:
+                block = ((rows[i:i + _ROWS].astype(np.float64) - mean) * s).astype(np.float32)
             cov += block.T @ block
         cov /= n
         lam, U = np.linalg.eigh(cov)
@@ -64,7 +73,7 @@ class ZCAWhiten(_Step):
         if floor == 0:
             raise ValueError("ZCAWhiten.fit: every feature is constant in X; there is nothing to whiten")
         self.mean_ = mean32
-        self.components_ = ((U / np.sqrt(lam + floor)) @ U.T).astype(np.float32)
+        self.components_ = ((U * (s / np.sqrt(lam + floor))) @ U.T).astype(np.float32)
         return self
 
     def transform(self, X: np.ndarray) -> np.ndarray:
