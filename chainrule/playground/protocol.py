@@ -214,7 +214,8 @@ def parse_message(text: str | bytes, model: str) -> dict[str, Any]:
         raise ProtocolError("type", f"must be one of {', '.join(TYPES)}", kind)
     body = {k: v for k, v in msg.items() if k != "type"}
     if kind in _NO_FIELDS:
-        check_fields("", body, {})
+        for key, v in body.items():
+            raise ProtocolError(key, f"unknown field; a {kind} message has only a type", v)
         return {"type": kind}
     rules = _POINT_RULES if kind == "add_point" else _INSPECT_RULES
     if kind in ("add_point", "inspect"):

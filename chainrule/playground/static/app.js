@@ -105,7 +105,7 @@
     $("c-loss").textContent = m.loss === null || m.loss === undefined ? "–" : (+m.loss).toPrecision(3);
     $("c-train").textContent = pct(m.train_accuracy);
     $("c-test").textContent = pct(m.test_accuracy);
-    $("play").innerHTML = m.running ? "&#10074;&#10074; pause" : "&#x25B6; play";
+    $("play").innerHTML = m.running ? "&#x25AE;&#x25AE; pause" : "&#x25B6; play";
     $("model-hint").textContent = m.notice || hintFor(st.settings ? st.settings.model : "mlp");
   }
   function hintFor(model) {

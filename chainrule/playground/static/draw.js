@@ -156,6 +156,15 @@ window.PG = window.PG || {};
     line(r => r.test_accuracy, YA, "#1f9d55", [5, 3]);
   };
 
+  function wrapText(ctx, text, x, y, width, lineHeight) {
+    let line = "";
+    for (const word of text.split(" ")) {
+      if (line && ctx.measureText(line + " " + word).width > width) { ctx.fillText(line, x, y); y += lineHeight; line = word; }
+      else line = line ? line + " " + word : word;
+    }
+    if (line) ctx.fillText(line, x, y);
+  }
+
   // The network: one column per layer, each neuron a small map of its value over the plane, each weight a line
   // (blue positive, orange negative, thicker = larger |w|).
   PG.drawNetwork = function (canvas, net, info) {
@@ -164,7 +173,7 @@ window.PG = window.PG || {};
     ctx.font = "11px system-ui, sans-serif";
     if (!net) {
       ctx.fillStyle = "#667085";
-      ctx.fillText(info || "", 16, 30);
+      wrapText(ctx, info || "", 16, 30, W - 32, 16);
       return;
     }
     const layers = net.layers, R = net.size, nL = layers.length;
