@@ -304,6 +304,7 @@
     },
     send: send,
     surfaceRoughness: surfaceRoughness,
+    points: () => st.points ? {train: st.points.train, test: st.points.test} : null,
   };
 
   wire();
