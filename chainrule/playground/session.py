@@ -190,7 +190,9 @@ class Session:
         self.error: dict[str, Any] | None = None
         self._step_times: list[tuple[float, int]] = []
         self.notice: str | None = None
-        if self.model == "knn" and len(self.y_train):
+        if self.model == "knn" and len(np.unique(self.y_train)) < 2:
+            self.notice = "kNN needs training points of at least two classes" if len(self.y_train) else None
+        elif self.model == "knn":
             k = self.params["knn"]["k"]
             if k > len(self.y_train):
                 self.notice = f"k = {k} is more than the {len(self.y_train)} training points: using k = " \
