@@ -314,7 +314,9 @@ def draw_graph(root: Any, path: str | Path | None = None, format: str | None = N
         data = _run_dot(dot_text, format)
         result = data.decode("utf-8") if format == "svg" else data
     if path is not None:
-        Path(path).write_bytes(result.encode("utf-8") if isinstance(result, str) else result)
+        from chainrule.utils.atomic import atomic_write_bytes
+
+        atomic_write_bytes(path, result.encode("utf-8") if isinstance(result, str) else result)
     return result
 
 

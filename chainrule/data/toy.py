@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from chainrule.utils.seeding import as_generator
+
 from .dataset import Dataset
 
 
@@ -45,7 +47,7 @@ def make_spiral(n: int = 100, classes: int = 3, noise: float = 0.2,
                          f"n={n}, classes={classes}")
     if noise < 0:
         raise ValueError(f"noise must be >= 0, got {noise}")
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = as_generator(seed)
     r = np.tile(np.linspace(0.0, 1.0, n), classes)                          # (n * K,)
     start = 4.0 * np.arange(classes)[:, None]                               # (K, 1)
     t = (start + np.linspace(0.0, 4.0, n)[None, :]).ravel()
