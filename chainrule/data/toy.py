@@ -73,10 +73,6 @@ def _check_2d(name: str, n: int, noise: float, min_n: int) -> None:
         raise ValueError(f"noise must be >= 0, got {noise}")
 
 
-def _rng(seed: int | np.random.Generator) -> np.random.Generator:
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-
-
 def _per_class(n: int, classes: int) -> np.ndarray:
     """n points over ``classes`` classes as evenly as possible (the first classes get the remainder)."""
     return np.full(classes, n // classes) + (np.arange(classes) < n % classes)
@@ -95,7 +91,7 @@ def make_circles(n: int = 200, noise: float = 0.1, seed: int | np.random.Generat
     _check_2d("make_circles", n, noise, 2)
     if not 0.0 < factor < 0.8:
         raise ValueError(f"make_circles needs factor in (0, 0.8) so that the ring fits inside radius 1, got {factor}")
-    rng = _rng(seed)
+    rng = as_generator(seed)
     y = np.arange(n, dtype=np.int64) % 2
     u = rng.random(n)
     inner, ring_start = factor, factor + 0.2
@@ -115,7 +111,7 @@ def make_xor(n: int = 200, noise: float = 0.1, seed: int | np.random.Generator =
     _check_2d("make_xor", n, noise, 2)
     if not 0.0 <= margin < 1.0:
         raise ValueError(f"make_xor needs margin in [0, 1), got {margin}")
-    rng = _rng(seed)
+    rng = as_generator(seed)
     X = rng.uniform(margin, 1.0, (n, 2)) * rng.choice([-1.0, 1.0], size=(n, 2))
     y = (X[:, 0] * X[:, 1] < 0).astype(np.int64)
     X = X + noise * rng.standard_normal((n, 2))
@@ -131,7 +127,7 @@ def make_blobs(n: int = 200, centers: int = 2, noise: float = 0.1, seed: int | n
     _check_2d("make_blobs", n, noise, 1)
     if isinstance(centers, bool) or not isinstance(centers, (int, np.integer)) or centers < 1:
         raise ValueError(f"make_blobs needs centers >= 1, got {centers!r}")
-    rng = _rng(seed)
+    rng = as_generator(seed)
     y = np.repeat(np.arange(centers, dtype=np.int64), _per_class(n, centers))
     angle = 2.0 * np.pi * np.arange(centers) / centers + np.pi / 4
     mu = radius * np.stack([np.cos(angle), np.sin(angle)], axis=1)          # (centers, 2)
@@ -147,7 +143,7 @@ def make_moons(n: int = 200, noise: float = 0.1, seed: int | np.random.Generator
     jitter added at the end.
     """
     _check_2d("make_moons", n, noise, 2)
-    rng = _rng(seed)
+    rng = as_generator(seed)
     y = np.repeat(np.arange(2, dtype=np.int64), _per_class(n, 2))
     t = rng.uniform(0.0, np.pi, n)
     X = np.where((y == 0)[:, None], np.stack([np.cos(t), np.sin(t)], 1), np.stack([1 - np.cos(t), 0.5 - np.sin(t)], 1))

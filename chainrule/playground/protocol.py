@@ -22,8 +22,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from chainrule.classifiers import linear, mlp
+from chainrule.classifiers import mlp
 from chainrule.data.toy import TOY_2D
+from chainrule.optim.factory import OPTIMIZERS
 from chainrule.playground.features import FEATURES
 
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -175,11 +176,11 @@ _MOMENTUM = Float(0.0, 1.0, hi_open=True)
 PARAM_RULES: dict[str, dict[str, Any]] = {
     "knn": {"k": Int(1, MAX_POINTS), "metric": Choice(("l1", "l2"))},
     "svm": {"reg": _L2, "lr": _LR, "batch_size": _BATCH, "momentum": _MOMENTUM,
-            "optimizer": Choice(linear.OPTIMIZERS)},
+            "optimizer": Choice(tuple(OPTIMIZERS))},
     "softmax": {"reg": _L2, "lr": _LR, "batch_size": _BATCH, "momentum": _MOMENTUM,
-                "optimizer": Choice(linear.OPTIMIZERS)},
+                "optimizer": Choice(tuple(OPTIMIZERS))},
     "mlp": {"hidden_sizes": Layers(MAX_LAYERS, MAX_NEURONS), "activation": Choice(mlp.ACTIVATIONS),
-            "weight_decay": _L2, "lr": _LR, "optimizer": Choice(mlp.OPTIMIZERS), "momentum": _MOMENTUM,
+            "weight_decay": _L2, "lr": _LR, "optimizer": Choice(tuple(OPTIMIZERS)), "momentum": _MOMENTUM,
             "nesterov": Bool(), "batch_size": _BATCH},
 }
 MODELS = tuple(PARAM_RULES)

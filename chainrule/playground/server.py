@@ -93,18 +93,18 @@ class _Connection:
     async def handle(self, raw: str | bytes) -> None:
         try:
             msg = parse_message(raw, self.session.model)
-            if msg["type"] == "play":
-                self.session.running = True
-                if self.player is None or self.player.done():
-                    self.player = asyncio.create_task(self._play())
-                await self.send(self.session.state())
-                return
-            if msg["type"] == "pause":
-                self.session.running = False
-                await self.send(self.session.state())
-                return
-            changed = await self.call(self.session.apply, msg)
         except ProtocolError as e:
+            await self.send(e.to_message())
+            return
+        if msg["type"] in ("play", "pause"):
+            self.session.running = msg["type"] == "play"
+            if self.session.running and (self.player is None or self.player.done()):
+                self.player = asyncio.create_task(self._play())
+            await self.send(self.session.state())
+            return
+        try:
+            changed = await self.call(self.session.apply, msg)
+        except ProtocolError as e:  # a rule that depends on the session (k, labels, indices)
             await self.send(e.to_message())
             return
         except Exception as e:  # a bug must not end the session: say what happened and carry on
@@ -114,8 +114,7 @@ class _Connection:
             return
         if changed == "data":
             await self.send(await self.call(self.session.points))
-        if changed != "none" or msg["type"] == "step":
-            await self.send(await self.call(self._frame, True))
+        await self.send(await self.call(self._frame, True))  # every applied message is answered with a frame
 
     def _frame(self, network: bool | None = None) -> dict[str, Any]:
         now = time.perf_counter()
@@ -133,6 +132,7 @@ class _Connection:
     async def _play(self) -> None:
         while self.session.running:
             await self.send(await self.call(self._advance))
+        await self.send(await self.call(self.session.state))  # after the last frame: says it has stopped
 
     async def close(self) -> None:
         self.session.running = False
@@ -169,7 +169,7 @@ def create_app(allowed_hosts: Sequence[str] | None = LOCAL_HOSTS, *, train_slice
         connections.add(conn)
         try:
             await conn.run()
-        except WebSocketDisconnect:
+        except (WebSocketDisconnect, RuntimeError):  # the tab went away (RuntimeError: a send after it closed)
             pass
         finally:
             connections.discard(conn)

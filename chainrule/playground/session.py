@@ -253,7 +253,7 @@ class Session:
         loss = views.last_loss(est)
         train_acc = float(est.score(self._F_train, self.y_train)) if len(self.y_train) else None
         test_acc = float(est.score(self._F_test, self.y_test)) if len(self.y_test) else None
-        self.history.append({"step": self.n_steps, "epoch": int(getattr(est, "n_iter_", 0)), "loss": loss,
+        self.history.append({"step": self.n_steps, "epoch": len(getattr(est, "loss_curve_", ())), "loss": loss,
                              "train_accuracy": train_acc, "test_accuracy": test_acc})
         del self.history[:-5000]
 
