@@ -161,3 +161,56 @@ def test_sessions_beyond_the_limit_are_refused():
             with c.websocket_connect("/ws", headers=ORIGIN) as second:
                 second.receive_json()
         assert info.value.code == 1013
+
+
+def test_four_tabs_train_at_once_and_pause_promptly(client):
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        tabs = [stack.enter_context(client.websocket_connect("/ws", headers=ORIGIN)) for _ in range(4)]
+        for i, ws in enumerate(tabs):
+            opened(ws)
+            ws.send_text(json.dumps({"type": "set", "data": {"seed": i, "n_points": 100}}))
+            receive(ws, "points")
+            assert receive(ws, "frame")["data"]["seed"] == i
+        for ws in tabs:
+            ws.send_text('{"type": "play"}')
+        for i, ws in enumerate(tabs):
+            steps = [receive(ws, "frame")["step"] for _ in range(3)]
+            assert steps[0] > 0 and steps == sorted(steps) and steps[2] > steps[0], steps
+        assert len(client.app.state.connections) == 4
+        for ws in tabs:
+            ws.send_text('{"type": "pause"}')
+        for ws in tabs:
+            frames_after = 0
+            while True:  # the pause is answered at once, between two training slices
+                msg = ws.receive_json()
+                if msg["type"] == "state" and not msg["running"]:
+                    break
+                frames_after += msg["type"] == "frame"
+            assert frames_after <= 2
+            ws.send_text('{"type": "step"}')  # the session still answers, and steps one epoch
+            frame = receive(ws, "frame")
+            assert frame["running"] is False
+
+
+def test_a_diverging_run_says_so_and_resets_over_the_socket(client):
+    with client.websocket_connect("/ws", headers=ORIGIN) as ws:
+        opened(ws)
+        ws.send_text(json.dumps({"type": "set", "params": {"activation": "leaky_relu", "optimizer": "sgd",
+                                                           "momentum": 0.9, "lr": 10}}))
+        receive(ws, "frame")
+        ws.send_text('{"type": "play"}')
+        for _ in range(100):
+            msg = ws.receive_json()
+            if msg.get("error"):
+                break
+        assert msg["error"]["rule"] == "diverged" and "the loss is nan" in msg["error"]["message"]
+        assert "press reset" in msg["error"]["message"] and msg["running"] is False
+        ws.send_text('{"type": "set", "params": {"lr": 0.01}}')
+        ws.send_text('{"type": "reset"}')
+        receive(ws, "frame")
+        frame = receive(ws, "frame")
+        assert frame["error"] is None and frame["step"] == 0
+        ws.send_text('{"type": "step"}')
+        assert receive(ws, "frame")["step"] > 0

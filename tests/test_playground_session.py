@@ -154,7 +154,7 @@ def test_lambda_smooths_the_decision_surface():
 
 def test_a_diverging_run_stops_says_so_and_resets():
     s = Session()
-    s.apply({"type": "set", "params": {"optimizer": "sgd", "momentum": 0.9, "lr": 10.0}, "model": "svm"})
+    s.apply({"type": "set", "params": {"activation": "leaky_relu", "optimizer": "sgd", "momentum": 0.9, "lr": 10.0}})
     s.running = True
     for _ in range(50):
         if not s.step():
@@ -175,6 +175,7 @@ def test_network_view_reads_model_and_graph_has_values_and_gradients():
     for _ in range(3):
         s.step()
     s.apply({"type": "inspect", "index": 7})
+    grad_before = s.est.model_[0].weight.grad.copy()
     frame = s.frame()
     net = frame["network"]
     assert [layer["kind"] for layer in net["layers"]] == ["input", "hidden", "hidden", "output"]
@@ -199,4 +200,30 @@ def test_network_view_reads_model_and_graph_has_values_and_gradients():
     data_wire = next(w for w in g["wires"] if w["value_text"].startswith("data loss"))
     assert data_wire["value"]["data"][0] == pytest.approx(-np.log(p), rel=1e-4)
     assert loss_wire["value"]["data"][0] > data_wire["value"]["data"][0]  # + weight_decay/2 ΣW²
-    assert s.est.model_[0].weight.grad is None  # the graph used copies: the model's parameters are untouched
+    # the graph used copies: the model's parameters and gradients are untouched
+    np.testing.assert_array_equal(s.est.model_[0].weight.grad, grad_before)
+
+
+def test_no_grad_in_one_thread_leaves_training_in_another_alone():
+    """Sessions train on worker threads while others predict under no_grad: grad mode is per thread."""
+    import threading
+
+    from chainrule import Tensor, is_grad_enabled, no_grad
+
+    inside, seen = threading.Event(), []
+
+    def predictor():
+        with no_grad():
+            inside.set()
+            done.wait(10)
+
+    done = threading.Event()
+    t = threading.Thread(target=predictor)
+    t.start()
+    inside.wait(10)
+    seen.append(is_grad_enabled())
+    x = Tensor(np.ones(3, dtype=np.float32), requires_grad=True)
+    (x * 2).sum().backward()
+    done.set()
+    t.join()
+    assert seen == [True] and x.grad.tolist() == [2.0, 2.0, 2.0]

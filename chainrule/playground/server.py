@@ -109,8 +109,7 @@ class _Connection:
             return
         except Exception as e:  # a bug must not end the session: say what happened and carry on
             log.exception("playground: error handling %r", raw[:200])
-            await self.send({"type": "error", "field": "server", "rule": "internal error", "value": "",
-                             "message": f"internal error: {type(e).__name__}: {e}"})
+            await self.send(_internal_error(e))
             return
         if changed == "data":
             await self.send(await self.call(self.session.points))
@@ -131,7 +130,14 @@ class _Connection:
 
     async def _play(self) -> None:
         while self.session.running:
-            await self.send(await self.call(self._advance))
+            try:
+                frame = await self.call(self._advance)
+            except Exception as e:  # a bug in a training slice: stop playing and say so; the session lives on
+                log.exception("playground: error while training")
+                self.session.running = False
+                await self.send(_internal_error(e))
+                break
+            await self.send(frame)
         await self.send(await self.call(self.session.state))  # after the last frame: says it has stopped
 
     async def close(self) -> None:
@@ -143,6 +149,11 @@ class _Connection:
             except (asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
                 pass
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _internal_error(e: Exception) -> dict[str, Any]:
+    return {"type": "error", "field": "server", "rule": "internal error", "value": "",
+            "message": f"internal error: {type(e).__name__}: {e} (the server log has the details)"}
 
 
 def create_app(allowed_hosts: Sequence[str] | None = LOCAL_HOSTS, *, train_slice: float = 0.03,

@@ -291,12 +291,13 @@ class Session:
         out["history"] = self.history[-1] if self.history else None
         fitted = self._trained() and len(self.y_train) > 0
         out["surface"] = views.surface(self.est, self._grid, self.surface_size, len(self.classes)) if fitted else None
-        out["lines"] = views.score_lines(self.est, self.features) if fitted else None
+        healthy = fitted and self.error is None  # a diverged model's weights may be inf / nan: surface only
+        out["lines"] = views.score_lines(self.est, self.features) if healthy else None
         if network:
-            out["network"] = views.network(self.est, self._map_grid, self.map_size, self.features) if fitted else None
+            out["network"] = views.network(self.est, self._map_grid, self.map_size, self.features) if healthy else None
             out["graph"] = (views.point_graph(self.est, self._F_train[self.inspect], int(self.y_train[self.inspect]),
                                               self.features)
-                            if fitted and self.inspect is not None else None)
+                            if healthy and self.inspect is not None else None)
         return out
 
 
