@@ -27,7 +27,7 @@ pytestmark = pytest.mark.skipif(
 
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--window-size=1440,1000")
+         "--window-size=1440,1420")
 
 
 @pytest.fixture
@@ -107,11 +107,9 @@ def test_train_regularise_click_and_screenshot(page, tmp_path):
     rough_fit = d.execute_script("return window.playground.surfaceRoughness()")
 
     Select(control("lambda")).select_by_value("0.1")  # applies to the running model
-    step = s["step"]
     start_epoch = state(d)["epoch"]
-    wait_for(d, lambda s: s["epoch"] >= start_epoch + 60, 40, "60 more epochs with λ = 0.1")
+    wait_for(d, lambda s: s["epoch"] >= start_epoch + 15, 40, "15 more epochs with λ = 0.1")
     rough_reg = d.execute_script("return window.playground.surfaceRoughness()")
-    assert state(d)["step"] > step
     assert rough_reg < 0.8 * rough_fit, (rough_fit, rough_reg)
 
     control("play").click()  # pause
@@ -128,10 +126,13 @@ def test_train_regularise_click_and_screenshot(page, tmp_path):
     d.find_element(By.ID, "error-close").click()
     assert state(d)["error"] is None
 
-    Select(control("lambda")).select_by_value("0.001")  # a little training for the picture, then inspect a point
+    # λ = 0.1 goes on to flatten this net on the spiral (docs/playground.md); for the picture, a new model with the
+    # moderate λ = 0.01 trained until it fits, then a training point's graph
+    Select(control("lambda")).select_by_value("0.01")
+    control("reset").click()
+    wait_for(d, lambda s: s["step"] == 0 and not s["running"], 10, "the reset")
     control("play").click()
-    start_epoch = state(d)["epoch"]
-    wait_for(d, lambda s: s["epoch"] >= start_epoch + 30, 30, "30 more epochs")
+    wait_for(d, lambda s: (s["test_accuracy"] or 0) >= 0.9, 40, "test accuracy >= 90% with λ = 0.01")
     control("play").click()
     wait_for(d, lambda s: not s["running"], 10, "pause")
     control("inspect-mode").click()

@@ -7,9 +7,9 @@
   const L2 = [0, 0.0001, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10];
   const BATCH = [1, 5, 10, 20, 32, 64, 100, 200, 500];
   const OPTIMIZER_LABELS = {  // the lecture's names for the estimators' optimizer / momentum / nesterov settings
-    sgd: "SGD (optimizer='sgd', momentum=0)", "sgd+momentum": "SGD + momentum (optimizer='sgd')",
-    "sgd+nesterov": "Nesterov momentum (optimizer='sgd', nesterov=True)", adam: "Adam (optimizer='adam')",
-    adamw: "AdamW (optimizer='adamw')", rmsprop: "RMSProp (optimizer='rmsprop')",
+    sgd: "SGD  (optimizer='sgd', momentum=0)", "sgd+momentum": "SGD + momentum  (optimizer='sgd')",
+    "sgd+nesterov": "Nesterov momentum  (optimizer='sgd', nesterov=True)", adam: "Adam  (optimizer='adam')",
+    adamw: "AdamW  (optimizer='adamw')", rmsprop: "RMSProp  (optimizer='rmsprop')",
   };
   const st = {
     rules: null, settings: null, points: null, image: null, lines: null, network: null, graph: null,

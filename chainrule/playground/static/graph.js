@@ -70,7 +70,7 @@ window.PG = window.PG || {};
     while (svg.firstChild) svg.removeChild(svg.firstChild);
     if (!graph) { svg.setAttribute("height", 40); return; }
     const {depth, row} = layout(graph);
-    const colW = 126, rowH = 64, rows = Object.values(row);
+    const colW = 118, rowH = 64, rows = Object.values(row);
     const top = Math.min(...rows), bottom = Math.max(...rows), nCols = Math.max(...Object.values(depth)) + 1;
     const H = (bottom - top + 1) * rowH + 50, W = nCols * colW + 90;
     svg.setAttribute("width", W); svg.setAttribute("height", H);
