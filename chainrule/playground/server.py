@@ -156,7 +156,7 @@ def _internal_error(e: Exception) -> dict[str, Any]:
             "message": f"internal error: {type(e).__name__}: {e} (the server log has the details)"}
 
 
-def create_app(allowed_hosts: Sequence[str] | None = LOCAL_HOSTS, *, train_slice: float = 0.03,
+def create_app(allowed_hosts: Sequence[str] | None = LOCAL_HOSTS, *, train_slice: float = 0.02,
                network_interval: float = 0.2, max_sessions: int = 32) -> Starlette:
     """The playground app. ``allowed_hosts``: Host header names it answers to (None: any, for a server bound to a
     non-loopback address); ``train_slice``: seconds of training between frames; ``network_interval``: seconds
