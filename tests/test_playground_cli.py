@@ -51,10 +51,22 @@ def test_a_fixed_port_and_a_cross_origin_socket():
 
 def test_a_non_loopback_host_warns():
     proc, url = start_playground("--host", "0.0.0.0")
-    _, err = stop_playground(proc)
+    try:
+        port = url.rsplit(":", 1)[1].strip("/")
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10)  # any Host name is answered now
+        assert page.status == 200
+    finally:
+        _, err = stop_playground(proc)
     assert proc.returncode == 0
     assert url.startswith("http://0.0.0.0:")
     assert "warning: listening on 0.0.0.0, not only this machine" in err
+
+
+def test_ctrl_c_right_after_start_is_a_clean_stop_too():
+    proc, _ = start_playground()
+    out, err = stop_playground(proc)  # SIGINT as soon as the URL is printed, maybe before uvicorn is up
+    assert proc.returncode == 0, err
+    assert "stopped" in out and "Traceback" not in err
 
 
 def test_usage_errors_are_one_line(capsys):

@@ -82,15 +82,15 @@ def run(args: argparse.Namespace) -> int:
     if not local:
         print(f"chainrule playground: warning: listening on {args.host}, not only this machine: anyone who can "
               "reach this address can use the playground (there is no login)", file=sys.stderr, flush=True)
-    app = create_app(allowed_hosts=LOCAL_HOSTS if local else None)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, ws="auto", lifespan="off",
-                            ws_max_size=1 << 20, timeout_graceful_shutdown=3)
-    say(f"chainrule playground: serving on {url} (Ctrl-C to stop)")
-    if args.open:
-        import webbrowser
+    try:  # Ctrl-C at any moment from here on is a clean stop
+        app = create_app(allowed_hosts=LOCAL_HOSTS if local else None)
+        config = uvicorn.Config(app, log_level="warning", access_log=False, ws="auto", lifespan="off",
+                                ws_max_size=1 << 20, timeout_graceful_shutdown=3)
+        say(f"chainrule playground: serving on {url} (Ctrl-C to stop)")
+        if args.open:
+            import webbrowser
 
-        webbrowser.open(url)
-    try:
+            webbrowser.open(url)
         uvicorn.Server(config).run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled, once it has shut down
         pass
