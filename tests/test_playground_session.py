@@ -60,14 +60,14 @@ def test_knn_fits_at_once_and_its_regions_follow_k():
 
 def test_clear_then_add_points_of_chosen_classes():
     s = Session()
-    s.apply('{"type": "set", "model": "knn", "params": {"k": 3}}')
     assert s.apply('{"type": "clear"}') == "data"
+    s.apply('{"type": "set", "model": "knn"}')  # its k = 5 is capped (with a notice) while there are fewer points
     assert len(s.y_train) == len(s.y_test) == 0 and s.frame()["surface"] is None
     s.apply({"type": "add_point", "x": -0.5, "y": 0.0, "label": 0})
     assert s.notice == "kNN needs training points of at least two classes" and s.frame()["surface"] is None
     s.apply({"type": "add_point", "x": 0.5, "y": 0.0, "label": 1})
     frame = s.frame()
-    assert s.notice == "k = 3 is more than the 2 training points: using k = 2"
+    assert s.notice == "k = 5 is more than the 2 training points: using k = 2"
     p = probs(frame)
     assert p.shape == (3, 100, 100)
     assert p[2].max() == 0  # class 2 has no points: probability 0 everywhere

@@ -128,7 +128,7 @@ class Session:
         features = msg.get("features", self.features)
         params = {**self.params[model], **msg.get("params", {})}
         new_data = data != self.data
-        if model == "knn":
+        if model == "knn" and "k" in msg.get("params", {}):  # (a k kept from before is capped, with a notice)
             n_train = _train_count(data["n_points"], data["train_fraction"]) if new_data else len(self.y_train)
             if params["k"] > max(n_train, 1):
                 raise ProtocolError("params.k", f"must be at most the number of training points ({n_train})",
