@@ -9,6 +9,7 @@ Commands (one module each in ``chainrule.commands``):
     gradcheck   numerical vs analytic gradients of a model's loss, per parameter
     schedule    preview a learning-rate schedule
     tune        search hyperparameters (grid / random / halving), locally or on a Dask cluster
+    playground  the lectures' interactive 2-D classification demo in a browser (needs the [playground] extra)
 
 Errors are one line on stderr, ``chainrule <command>: error: ...``; the exit code is 2 for a usage error (bad flag
 or value, unknown dataset, missing path, incompatible resume) and 1 for a failure while running. ``--debug``
@@ -25,7 +26,7 @@ from typing import Sequence
 
 from chainrule.commands.common import UsageError, configure_logging
 
-_COMMANDS = ("train", "evaluate", "predict", "compare", "gradcheck", "schedule", "tune")
+_COMMANDS = ("train", "evaluate", "predict", "compare", "gradcheck", "schedule", "tune", "playground")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -31,6 +31,7 @@ cycles and are freed by reference counting alone.
 from __future__ import annotations
 
 import functools
+import threading
 from typing import Any, Callable, TypeVar
 
 import numpy as np
@@ -40,24 +41,30 @@ from chainrule.tensor import Tensor
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class _GradMode:
+class _GradMode(threading.local):
+    """Whether ops record the graph, per thread (as in PyTorch): a ``no_grad`` block in one thread (say, a
+    prediction) must not switch recording off for training running in another."""
+
     enabled = True
+
+
+_grad_mode = _GradMode()
 
 
 def is_grad_enabled() -> bool:
     """True unless inside ``no_grad()``."""
-    return _GradMode.enabled
+    return _grad_mode.enabled
 
 
 class _SetGradMode:
     mode = True
 
     def __enter__(self) -> None:
-        self._prev = _GradMode.enabled
-        _GradMode.enabled = self.mode
+        self._prev = _grad_mode.enabled
+        _grad_mode.enabled = self.mode
 
     def __exit__(self, *exc: object) -> None:
-        _GradMode.enabled = self._prev
+        _grad_mode.enabled = self._prev
 
     def __call__(self, fn: F) -> F:
         @functools.wraps(fn)
@@ -137,7 +144,7 @@ class Function:
         out = cls.forward(ctx, *arrays, **kwargs)
         if type(out) is not np.ndarray:
             out = np.asarray(out)
-        if _GradMode.enabled and True in needs and out.dtype.kind == "f":
+        if _grad_mode.enabled and True in needs and out.dtype.kind == "f":
             ctx.parents = tuple(parents)
             return Tensor._from_op(out, ctx)
         return Tensor._from_op(out, None)

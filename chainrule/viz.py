@@ -10,12 +10,15 @@ several gates shows the same total gradient on each of its wires.
     >>> f.backward()
     >>> svg = draw_graph(f, "circuit.svg")      # also format="png", "pdf"
     >>> print(draw_graph(f, format="dot"))     # Graphviz source; needs nothing installed
+    >>> graph = graph_data(f)                  # the same graph as plain data (JSON-ready), for your own drawing
 
 Values label a wire with the number; Tensors with shape and dtype (and the number
-when they hold a single element). Rendering runs the Graphviz ``dot`` program.
+when they hold a single element). Rendering runs the Graphviz ``dot`` program;
+``graph_data`` needs nothing (the browser playground draws it with SVG).
 """
 from __future__ import annotations
 
+import math
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -156,13 +159,18 @@ def _topological_order(root: Any, inputs: Callable[[Any], tuple], max_nodes: int
     return order
 
 
-def _wire_label(kind: _ValueGraph | _TensorGraph, node: Any) -> str:
+def _wire_texts(kind: _ValueGraph | _TensorGraph, node: Any) -> tuple[str, str | None]:
+    """The forward-value text and the gradient text (None before backward) on the wires leaving ``node``."""
     value = kind.value_text(node)
     name = kind.name(node)
     if name is not None and kind.op(node) is not None:   # a named intermediate result
         value = f"{name} = {value}"
+    return value, kind.grad_text(node)
+
+
+def _wire_label(kind: _ValueGraph | _TensorGraph, node: Any) -> str:
+    value, grad = _wire_texts(kind, node)
     label = f'<font color="{_VALUE_COLOR}">{_html(value)}</font>'
-    grad = kind.grad_text(node)
     if grad is not None:
         label += f'<br/><font color="{_GRAD_COLOR}">{_html(grad)}</font>'
     return f"<{label}>"
@@ -199,6 +207,67 @@ def _to_dot(root: Any, max_nodes: int | None = None) -> str:
     lines.append(f"  {ids[id(root)]} -> out [label={_wire_label(kind, root)}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+# ----- graph -> plain data (nodes, wires, values, gradients) ---------------------------
+
+def _array_data(x: Any, max_elements: int) -> dict[str, Any]:
+    """A number or array as JSON-ready data: shape, the first ``max_elements`` entries (flattened, row-major; nan
+    and inf as None) and whether that is all of them."""
+    import numpy as np
+
+    arr = np.asarray(x)
+    flat = arr.reshape(-1)[:max_elements].astype(np.float64)
+    return {"shape": list(arr.shape),
+            "data": [float(v) if math.isfinite(v) else None for v in flat.tolist()],
+            "complete": arr.size <= max_elements}
+
+
+def graph_data(root: Any, max_elements: int = 64) -> dict[str, Any]:
+    """The computational graph that produced ``root`` (a Value or a Tensor) as plain data, from the same walk as
+    ``draw_graph``: for drawing it without Graphviz (the playground draws it with SVG) or inspecting it.
+
+    Returns a JSON-ready dict:
+
+    - ``nodes``: in topological order (inputs first), each ``{"id", "kind", "label", "name"}`` with ``kind`` "input"
+      (a leaf: box) or "op" (a gate: ``label`` is the op, e.g. "mul", "Linear", "ReLU").
+    - ``wires``: one per use of a value, ``{"source", "target", "value", "grad", "value_text", "grad_text"}``;
+      ``target`` is None for the wire leaving ``root``. ``value`` / ``grad`` are ``{"shape", "data", "complete"}``
+      (the first ``max_elements`` entries, flattened; nan/inf as None) and ``grad`` is None before ``backward()``;
+      the texts are the labels ``draw_graph`` puts on the wire.
+    - ``root``: the id of ``root``; ``has_grads``: whether any wire carries a gradient.
+    """
+    kind = _graph_kind(root)
+    order = _topological_order(root, kind.inputs, None)
+    ids = {id(node): f"n{i}" for i, node in enumerate(order)}
+    is_value = isinstance(kind, _ValueGraph)
+
+    def arrays(node: Any) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        if is_value:
+            grad = node.grad if kind.show_grads else None
+            return _array_data(node.data, 1), None if grad is None else _array_data(grad, 1)
+        return _array_data(node.data, max_elements), None if node.grad is None else _array_data(node.grad,
+                                                                                                max_elements)
+
+    def wire(source: Any, target: Any | None) -> dict[str, Any]:
+        value, grad = arrays(source)
+        value_text, grad_text = _wire_texts(kind, source)
+        return {"source": ids[id(source)], "target": None if target is None else ids[id(target)],
+                "value": value, "grad": grad, "value_text": value_text, "grad_text": grad_text}
+
+    nodes = []
+    for node in order:
+        op = kind.op(node)
+        name = kind.name(node)
+        if op is None:
+            label = kind.leaf_label(node) if name is None else str(name)
+            nodes.append({"id": ids[id(node)], "kind": "input", "label": label, "name": name})
+        else:
+            nodes.append({"id": ids[id(node)], "kind": "op", "label": op, "name": name})
+    wires = [wire(parent, node) for node in order for parent in kind.inputs(node)]
+    wires.append(wire(root, None))
+    return {"nodes": nodes, "wires": wires, "root": ids[id(root)],
+            "has_grads": any(w["grad"] is not None for w in wires)}
 
 
 # ----- rendering ----------------------------------------------------------------------
@@ -245,7 +314,9 @@ def draw_graph(root: Any, path: str | Path | None = None, format: str | None = N
         data = _run_dot(dot_text, format)
         result = data.decode("utf-8") if format == "svg" else data
     if path is not None:
-        Path(path).write_bytes(result.encode("utf-8") if isinstance(result, str) else result)
+        from chainrule.utils.atomic import atomic_write_bytes
+
+        atomic_write_bytes(path, result.encode("utf-8") if isinstance(result, str) else result)
     return result
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import zipfile
 
 import numpy as np
@@ -49,12 +50,25 @@ def test_file_is_plain_npz_with_json_metadata(tmp_path):
     model.save(path)
     assert path.exists()
     with np.load(path, allow_pickle=False) as npz:  # readable without pickle
-        meta = json.loads(npz["__metadata__"].tobytes())
-        assert npz["W_"].shape == (18, 3)
-        assert npz["preprocessor.mean"].shape == (18,)
-    assert meta["format"] == "chainrule.classifier" and meta["format_version"] == 1
+        doc = json.loads(npz["__meta__"].tobytes())
+        assert npz["arrays/W_"].shape == (18, 3)
+        assert npz["arrays/preprocessor.mean"].shape == (18,)
+    assert doc["format"] == "chainrule.classifier" and doc["format_version"] == 2
+    meta = doc["state"]
     assert meta["class"] == "LinearSVM" and meta["params"]["reg"] == 0.1
-    assert meta["classes"] == {"storage": "array"} and meta["sample_shape"] == [3, 3, 2]
+    assert meta["classes"] == {"__ndarray__": "classes"} and meta["sample_shape"] == [3, 3, 2]
+
+
+def test_files_of_format_1_still_load():
+    """tests/fixtures/classifier_format1: files written by chainrule 0.1 (format 1), with their predictions then."""
+    from chainrule.data.toy import make_spiral
+
+    folder = Path(__file__).parent / "fixtures" / "classifier_format1"
+    expected = json.loads((folder / "expected.json").read_text())
+    X, _ = make_spiral(n=20, classes=3, seed=0)
+    for name in ("softmax", "mlp"):
+        model = clf.load(folder / f"{name}.npz")
+        np.testing.assert_allclose(model.predict_proba(X[:4]), expected[name], rtol=1e-6)
 
 
 def test_loaded_model_keeps_training_metadata(tmp_path):
@@ -97,33 +111,33 @@ def test_generator_random_state_is_saved_as_none(tmp_path):
 def _rewrite(path, **changes):
     with np.load(path, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
-    meta = json.loads(arrays["__metadata__"].tobytes())
-    meta.update(changes.pop("meta", {}))
-    arrays["__metadata__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    doc = json.loads(arrays["__meta__"].tobytes())
+    doc.update(changes.pop("header", {}))
+    doc["state"].update(changes.pop("state", {}))
+    arrays["__meta__"] = np.frombuffer(json.dumps(doc).encode(), dtype=np.uint8)
     for key, value in changes.items():
         if value is None:
-            arrays.pop(key)
+            arrays.pop(f"arrays/{key}")
         else:
-            arrays[key] = value
+            arrays[f"arrays/{key}"] = value
     with open(path, "wb") as f:
         np.savez(f, **arrays)
 
 
 @pytest.mark.parametrize("changes, message", [
-    ({"meta": {"format_version": 2}}, "format_version 2 is newer than this chainrule understands"),
-    ({"meta": {"class": "RandomForest"}}, "unknown classifier class 'RandomForest'"),
-    ({"meta": {"format": "other"}}, "format is 'other', expected 'chainrule.classifier'"),
+    ({"header": {"format_version": 3}}, "format version 3, newer than this chainrule reads"),
+    ({"state": {"class": "RandomForest"}}, "unknown classifier class 'RandomForest'"),
+    ({"header": {"format": "other"}}, "format is 'other', expected 'chainrule.classifier'"),
     ({"W_": np.zeros((5, 3), dtype=np.float32)}, r"saved W_ \(5, 3\) / b_ \(3,\) do not match 18 features"),
-    ({"W_": None}, "array 'W_' is missing"),
-    ({"__metadata__": np.zeros(3, dtype=np.uint8)}, "metadata is not valid JSON"),
+    ({"__meta__": np.zeros(3, dtype=np.uint8)}, "metadata is not valid JSON"),
 ])
 def test_corrupt_files_are_reported(tmp_path, changes, message):
     path = tmp_path / "m.npz"
     SoftmaxClassifier(iterations=5, random_state=0).fit(X_IMAGES, Y).save(path)
-    if "__metadata__" in changes:
+    if "__meta__" in changes:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-        arrays["__metadata__"] = changes["__metadata__"]
+        arrays["__meta__"] = changes["__meta__"]
         with open(path, "wb") as f:
             np.savez(f, **arrays)
     else:
@@ -132,9 +146,20 @@ def test_corrupt_files_are_reported(tmp_path, changes, message):
         clf.load(path)
 
 
+def test_a_missing_array_is_reported(tmp_path):
+    path = tmp_path / "m.npz"
+    SoftmaxClassifier(iterations=5, random_state=0).fit(X_IMAGES, Y).save(path)
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files if k != "arrays/W_"}
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    with pytest.raises(ValueError, match="refers to array 'arrays/W_', which the archive lacks"):
+        clf.load(path)
+
+
 def test_a_foreign_npz_or_pickled_file_is_refused(tmp_path):
     np.savez(tmp_path / "plain.npz", a=np.zeros(3))
-    with pytest.raises(ValueError, match="no '__metadata__' entry"):
+    with pytest.raises(ValueError, match="not a chainrule classifier file"):
         clf.load(tmp_path / "plain.npz")
     np.savez(tmp_path / "obj.npz", __metadata__=np.array([{"evil": 1}], dtype=object))
     with pytest.raises(ValueError, match="not a chainrule classifier file readable without pickle"):

@@ -295,7 +295,7 @@ def test_flip_augmented_model_saves_only_the_originals(tmp_path):
     knn = KNearestNeighbor(k=2, metric="l1", augment="flip").fit(X, y)
     knn.save(tmp_path / "knn.npz")
     with np.load(tmp_path / "knn.npz") as npz:
-        assert npz["X_fit_"].shape == (8, 12)
+        assert npz["arrays/X_fit_"].shape == (8, 12)
     loaded = KNearestNeighbor.load(tmp_path / "knn.npz")
     np.testing.assert_array_equal(loaded.X_fit_, knn.X_fit_)
     q = RNG.integers(0, 256, (5, 3, 4), dtype=np.uint8)

@@ -211,7 +211,7 @@ def test_a_diverging_run_is_reported():
     ({"reg": -1}, "reg must be a finite number >= 0, got -1"),
     ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
     ({"momentum": 1.0}, r"momentum must be in \[0, 1\), got 1.0"),
-    ({"optimizer": "lbfgs"}, r"optimizer must be one of \['sgd', 'adam'\], got 'lbfgs'"),
+    ({"optimizer": "lbfgs"}, r"optimizer must be one of \['sgd', 'adam', 'adamw', 'rmsprop'\], got 'lbfgs'"),
     ({"schedule": "warm"}, "schedule must be one of"),
     ({"preprocessing": "whiten"}, "preprocessing must be one of"),
     ({"engine": "torch"}, "engine must be one of"),
@@ -299,11 +299,12 @@ def test_flip_with_features_extracts_the_mirror_images_features():
     X[:, :, :5] = 0  # not mirror-symmetric
     model = LinearSVM(features="hog_color", augment="flip")
     rows = check_X(X, model, reset=True, keep_uint8=True)
-    Xp = model._fit_inputs(rows, model._validated())
+    hp = model._validated()
+    Xp = model._fit_inputs(rows, hp, model._fit_input_steps(rows, hp))  # (N, 2, F): each image, then its mirror
     feats = HogColorFeatures().transform
-    np.testing.assert_allclose(Xp[:12], model.preprocessor_.transform(feats(X)), rtol=1e-6)
-    np.testing.assert_allclose(Xp[12:], model.preprocessor_.transform(feats(X[:, :, ::-1])), rtol=1e-6)
-    assert not np.allclose(Xp[:12], Xp[12:])
+    np.testing.assert_allclose(Xp[:, 0], model.preprocessor_.transform(feats(X)), rtol=1e-6)
+    np.testing.assert_allclose(Xp[:, 1], model.preprocessor_.transform(feats(X[:, :, ::-1])), rtol=1e-6)
+    assert not np.allclose(Xp[:, 0], Xp[:, 1])
     fitted = LinearSVM(features="hog_color", augment="flip", iterations=100, random_state=0).fit(X, y)
     assert fitted.W_.shape == (46, 3) and fitted.score(X, y) > 0.9
 

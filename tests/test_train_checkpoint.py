@@ -141,7 +141,7 @@ def test_corrupt_latest_falls_back_with_a_warning(tmp_path):
 
 def test_stale_temp_files_of_dead_writers_are_removed(tmp_path):
     m = CheckpointManager(tmp_path)
-    stale = tmp_path / ".step-00000001.npz.tmp-999999999"  # no such process
+    stale = tmp_path / ".step-00000001.npz.999999999.x1y2.tmp"  # no such process
     stale.write_bytes(b"half a checkpoint")
     m.save({"x": 1}, 2)
     assert not stale.exists()

@@ -382,14 +382,3 @@ def check_choice(estimator: BaseClassifier, name: str, choices: tuple[Any, ...])
     if not any(value is c or (isinstance(value, str) and value == c) for c in choices):
         raise ValueError(f"{type(estimator).__name__}: {name} must be one of {list(choices)}, got {value!r}")
     return value
-
-
-def check_random_state(seed: Any) -> np.random.Generator:
-    """A Generator from None (fresh entropy), an int seed, a Generator, or a legacy RandomState."""
-    if seed is None or isinstance(seed, np.random.Generator):
-        return np.random.default_rng(seed)
-    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
-        return np.random.default_rng(int(seed))
-    if isinstance(seed, np.random.RandomState):
-        return np.random.default_rng(seed.randint(0, 2**31 - 1))
-    raise ValueError(f"random_state must be None, an int, or a numpy Generator/RandomState, got {seed!r}")

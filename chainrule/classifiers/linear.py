@@ -11,14 +11,17 @@ Inputs are images (N, H, W, C) or features (N, D), flattened, optionally replace
 ``hog_cell`` cells + a 10-bin hue histogram) and preprocessed (``preprocessing="standardize"``: per-feature zero
 mean and unit variance, ``"center"``: the mean subtracted, or None); both steps are fitted in ``fit`` and saved with
 the model (``chainrule.classifiers._inputs``, shared with ``MLPClassifier``). W (D, C) and b (C,) are float32
-``chainrule.Tensor`` parameters updated by a ``chainrule.optim`` optimizer under a ``chainrule.optim.schedules``
-learning-rate schedule.
+parameters of an ``nn.Linear(D, C)`` trained by ``chainrule.train.Trainer`` (the same loop as ``MLPClassifier``,
+with the same run-folder hooks and exact resume: ``chainrule.classifiers._training``) over a
+``chainrule.data.DataLoader`` (reshuffled every epoch, the last partial batch of an epoch dropped), with a
+``chainrule.optim`` optimizer and a ``chainrule.optim.schedules.run_schedule`` learning-rate schedule.
 
 The hot loop per step: gather a minibatch, one GEMM for the scores, the fused loss-and-gradient of
-``chainrule.classifiers.losses`` (``engine="numpy"``) and one GEMM for dW, then ``optimizer.step()``. With
-``engine="autograd"`` the same step goes through the autograd graph (``x @ W + b``, ``nn.functional``'s fused
-losses, ``backward()``) instead; both give the same weights (tests check it); numpy is faster: bench/bench_linear.py.
-Predictions are computed in float64 so that they do not depend on how the inputs are batched.
+``chainrule.classifiers.losses`` (``engine="numpy"``, the trainer's ``loss_and_grad``) and one GEMM for dW, then
+``optimizer.step()``. With ``engine="autograd"`` the same step goes through the autograd graph (``x @ W + b``,
+``nn.functional``'s fused losses, ``backward()``) instead; both give the same weights (tests check it); numpy is
+faster: bench/bench_linear.py. Predictions are computed in float64 so that they do not depend on how the inputs
+are batched. ``partial_fit`` runs one epoch per call (see ``chainrule.classifiers._training``).
 """
 
 from __future__ import annotations
@@ -30,16 +33,18 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.classifiers import _training as tr
 from chainrule.classifiers._inputs import (FEATURES, PREPROCESSING, compute_features, fit_preprocessor,
                                            input_state, load_input_state, make_features, preprocess)
-from chainrule.classifiers.base import (BaseClassifier, check_choice, check_int_param, check_random_state,
-                                        check_real_param, check_X, not_fitted_error)
+from chainrule.classifiers.base import (BaseClassifier, check_choice, check_int_param, check_real_param, check_X,
+                                        not_fitted_error)
 from chainrule.classifiers.losses import softmax_loss_vectorized, svm_loss_vectorized
+from chainrule.data.loader import DataLoader
 from chainrule.data.preprocessing import Standardize
+from chainrule.optim.factory import OPTIMIZERS
+from chainrule.optim.schedules import RUN_SCHEDULES, run_schedule
 from chainrule.tensor import Tensor
 
-OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("constant", "cosine", "linear", "step")
 ENGINES = ("numpy", "autograd")
 AUGMENT = (False, "flip")
 
@@ -60,8 +65,8 @@ class LinearClassifier(BaseClassifier):
         loop (the rest: input checks, features and preprocessing).
     """
 
-    def _loss_grad(self, W: np.ndarray, b: np.ndarray, X: np.ndarray, y: np.ndarray,
-                   reg: float) -> tuple[float, np.ndarray, np.ndarray]:
+    def _loss_grad(self, W: np.ndarray, b: np.ndarray, X: np.ndarray, y: np.ndarray, reg: float,
+                   pred: np.ndarray | None = None) -> tuple[float, np.ndarray, np.ndarray]:
         raise NotImplementedError
 
     def _autograd_loss(self, scores: Tensor, y: np.ndarray) -> Tensor:
@@ -79,8 +84,8 @@ class LinearClassifier(BaseClassifier):
             "preprocessing": check_choice(self, "preprocessing", PREPROCESSING),
             "features": check_choice(self, "features", FEATURES),
             "hog_cell": check_int_param(self, "hog_cell", 1),
-            "optimizer": check_choice(self, "optimizer", OPTIMIZERS),
-            "schedule": check_choice(self, "schedule", SCHEDULES),
+            "optimizer": check_choice(self, "optimizer", tuple(OPTIMIZERS)),
+            "schedule": check_choice(self, "schedule", RUN_SCHEDULES),
             "engine": check_choice(self, "engine", ENGINES),
             "augment": check_choice(self, "augment", AUGMENT),
             "iterations": check_int_param(self, "iterations", 1),
@@ -91,13 +96,14 @@ class LinearClassifier(BaseClassifier):
             hp["epochs"] = check_real_param(self, "epochs", 0.0, strict=True)
         return hp
 
+    def _validate_params(self) -> None:
+        self._validated()
+
     # ---- inputs --------------------------------------------------------------------------------------------------
 
-    def _fit_inputs(self, X: np.ndarray, hp: dict[str, Any]) -> np.ndarray:
-        """Fit features_ and preprocessor_ on the validated rows X (N, D) and return the float32 training matrix
-        (N, D'); with features and augment="flip", (2N, D'): the rows of the images, then of their mirror images."""
-        flip = hp["augment"] == "flip"
-        if flip:
+    def _fit_input_steps(self, X: np.ndarray, hp: dict[str, Any]) -> np.ndarray:
+        """Fit features_ and preprocessor_ on the validated rows X (N, D); return the features (N, F)."""
+        if hp["augment"] == "flip":
             self._check_images_for_flip()
             if hp["preprocessing"] == "zca" and hp["features"] is None:  # whitening mixes pixels: no flip map
                 raise ValueError(f"{type(self).__name__}: augment='flip' on raw pixels cannot be combined with "
@@ -105,11 +111,25 @@ class LinearClassifier(BaseClassifier):
         self.features_ = make_features(hp["features"], hp["hog_cell"])
         F = compute_features(self.features_, X, self.sample_shape_)
         self.preprocessor_ = fit_preprocessor(F, hp["preprocessing"])
+        return F
+
+    def _fit_inputs(self, X: np.ndarray, hp: dict[str, Any], F: np.ndarray | None = None) -> np.ndarray:
+        """The float32 training matrix (N, D') of the rows X (N, D) through the fitted steps (``F``: their features,
+        if already computed); with features and augment="flip", (N, 2, D'): each row's features, then those of its
+        mirror image (the loader picks one of the two per sample)."""
+        if F is None:
+            F = compute_features(self.features_, X, self.sample_shape_)
         Xp = preprocess(self.preprocessor_, F)
-        if flip and self.features_ is not None:  # features of the mirrored images: computed once, here
+        if hp["augment"] == "flip" and self.features_ is not None:  # features of the mirrored images: once, here
             mirrored = X.reshape(len(X), *self.sample_shape_)[:, :, ::-1]
-            Xp = np.concatenate([Xp, preprocess(self.preprocessor_, self.features_.transform(mirrored))])
+            Xp = np.stack([Xp, preprocess(self.preprocessor_, self.features_.transform(mirrored))], axis=1)
         return Xp
+
+    def _input_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return input_state(self.features_, self.preprocessor_)
+
+    def _set_input_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        self.features_, self.preprocessor_ = load_input_state(meta, arrays)
 
     def _transform(self, X: Any) -> np.ndarray:
         """Validated X -> the float64 model inputs (N, D') for prediction: features, then preprocessing."""
@@ -138,80 +158,177 @@ class LinearClassifier(BaseClassifier):
         mean = prep.mean_image_.reshape(-1).astype(np.float64)
         return perm, np.ones(1, np.float32), (mean[perm] - mean).astype(np.float32)
 
+    def _loader(self, Xp: np.ndarray, y_index: np.ndarray, hp: dict[str, Any], seed: int) -> DataLoader:
+        """Shuffled minibatches of the model inputs (the last partial batch of an epoch dropped); with
+        augment="flip" a random half of every batch mirrored (raw pixels: in the preprocessed space; features: the
+        mirror images' features)."""
+        batch = min(hp["batch_size"], len(Xp))
+        augment = None
+        if hp["augment"] == "flip":
+            augment = _PickTwin() if Xp.ndim == 3 else _FlipRows(*self._flip_map())
+        return DataLoader(Xp, y_index, batch, shuffle=True, drop_last=True, seed=seed, augment=augment)
+
     # ---- training ------------------------------------------------------------------------------------------------
 
-    def fit(self, X: Any, y: Any) -> "LinearClassifier":
-        """Train W and b on X (N, D) or images (N, H, W, C) with labels y (N,) by minibatch SGD. Returns self."""
+    def fit(self, X: Any, y: Any, *, validation_data: tuple[Any, Any] | None = None, callbacks: Any = (),
+            checkpoints: Any = None, checkpoint_every: int | None = None, resume: Any = None,
+            diagnostics: bool = False) -> "LinearClassifier":
+        """Train W and b on X (N, D) or images (N, H, W, C) with labels y (N,) by minibatch SGD. Returns self.
+
+        ``validation_data=(X_val, y_val)`` is scored after every epoch (the history's val_acc / val_loss); the
+        other keyword arguments are the run-folder hooks of ``chainrule.classifiers._training``.
+        """
         start = time.perf_counter()
         hp = self._validated()
         X = check_X(X, self, reset=True, keep_uint8=True)
         y_index = self._fit_labels(y, len(X))
-        Xp = self._fit_inputs(X, hp)
-        N, D = len(X), Xp.shape[1]
-        C = len(self.classes_)
-        batch = min(hp["batch_size"], N)
-        per_epoch = N // batch
-        iterations = max(1, round(hp["epochs"] * per_epoch)) if "epochs" in hp else hp["iterations"]
-        rng = check_random_state(self.random_state)
-        W = Tensor((hp["init_scale"] * rng.standard_normal((D, C))).astype(np.float32), requires_grad=True)
-        b = Tensor(np.zeros(C, dtype=np.float32), requires_grad=True)
-        optimizer, schedule = _make_optimizer([W, b], hp, iterations)
-        step = self._step_numpy if hp["engine"] == "numpy" else self._step_autograd
-        twin = hp["augment"] == "flip" and self.features_ is not None  # rows N..2N-1 of Xp: the mirror images
-        flip = self._flip_map() if hp["augment"] == "flip" and not twin else None
-        losses = np.empty(iterations, dtype=np.float32)
-        buf = np.empty((batch, D), dtype=np.float32)
-        perm, pos = rng.permutation(N), 0
+        _, loader_seed, model_seed = tr.draw_seeds(self.random_state)
+        if resume is not None:
+            tr.check_resume(self, resume)
+            tr.check_resume_data(self, X, y_index, resume["metadata"])
+            tr.restore_fitted(self, resume["metadata"])
+            Xp = self._fit_inputs(X, hp)
+        else:
+            Xp = self._fit_inputs(X, hp, self._fit_input_steps(X, hp))
+        loader = self._loader(Xp, y_index, hp, loader_seed)
+        del Xp
+        total = max(1, round(hp["epochs"] * len(loader))) if "epochs" in hp else hp["iterations"]
+        model = self._new_model(loader.X.shape[-1], len(self.classes_), hp, model_seed)
+        optimizer = tr.build_optimizer(hp["optimizer"], model.parameters(), hp)
+        val = None if validation_data is None else self._validation_inputs(validation_data)
+        trainer = self._trainer(model, optimizer, loader, hp, val, epochs=-(-total // len(loader)), max_steps=total,
+                                callbacks=callbacks, checkpoints=checkpoints, checkpoint_every=checkpoint_every,
+                                diagnostics=diagnostics)
+        trainer.schedule = run_schedule(hp["schedule"], optimizer, total)
+        if resume is not None:
+            trainer.load_state_dict(resume)
         train_start = time.perf_counter()
-        # A diverging run overflows; instead of a warning per step it stops with one error (checked every step).
-        with np.errstate(over="ignore", invalid="ignore"), _one_blas_thread():
-            for it in range(iterations):
-                if pos + batch > N:  # a new epoch: reshuffle (the last partial batch of an epoch is dropped)
-                    perm, pos = rng.permutation(N), 0
-                idx = perm[pos:pos + batch]
-                pos += batch
-                if twin:  # a random half of the batch from the mirror images
-                    np.take(Xp, idx + N * (rng.random(batch) < 0.5), axis=0, out=buf)
-                else:
-                    np.take(Xp, idx, axis=0, out=buf)
-                if flip is not None:  # mirror a random half of the batch
-                    rows = np.flatnonzero(rng.random(batch) < 0.5)
-                    mirrored = buf[rows][:, flip[0]]
-                    mirrored *= flip[1]
-                    mirrored += flip[2]
-                    buf[rows] = mirrored
-                losses[it] = step(W, b, buf, y_index[idx], hp["reg"])
-                if not math.isfinite(losses[it]):
-                    self._diverged(f"the loss became {losses[it]} at step {it}", hp)
-                optimizer.step()
-                schedule.step()
-        if not (np.isfinite(W.data).all() and np.isfinite(b.data).all()):
-            self._diverged("the weights overflowed in the last step", hp)
-        self.W_ = W.data
-        self.b_ = b.data
-        self.loss_history_ = losses
-        self.n_iter_ = iterations
+        self._run(trainer, hp)
+        self._record(trainer, model)
+        self._partial = tr.PartialFitState(self._arch(hp), loader_seed, optimizer, hp["optimizer"], trainer.epoch,
+                                           model=model)
         end = time.perf_counter()
         self.fit_time_, self.train_time_ = end - start, end - train_start
         return self
+
+    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> "LinearClassifier":
+        """One epoch of minibatch updates on X, y (``N // batch_size`` steps, at least one), continuing the model
+        and optimizer state of earlier calls (or of ``fit``). The first call (or one after a change of
+        ``features``, ``hog_cell``, ``preprocessing`` or ``augment``) initialises the model and fits the input steps
+        on this X; ``classes`` lists every label when y might not hold them all. ``lr``, ``reg``, ``momentum``,
+        ``optimizer`` (a change starts a fresh optimizer state) and ``batch_size`` are read at every call; the
+        learning rate is constant (``schedule``, ``epochs`` and ``iterations`` are fit's). Returns self."""
+        start = time.perf_counter()
+        hp = self._validated()
+        state = getattr(self, "_partial", None)
+        first = not hasattr(self, "W_") or (state is not None and state.arch != self._arch(hp))
+        X = check_X(X, self, reset=first, keep_uint8=True)
+        y_index = tr.partial_labels(self, y, len(X), classes, first)
+        _, loader_seed, model_seed = tr.draw_seeds(self.random_state)
+        if first:
+            Xp = self._fit_inputs(X, hp, self._fit_input_steps(X, hp))
+            model = self._new_model(Xp.shape[-1], len(self.classes_), hp, model_seed)
+            state = self._partial = tr.PartialFitState(self._arch(hp), loader_seed, None, hp["optimizer"],
+                                                       model=model)
+        else:
+            Xp = self._fit_inputs(X, hp)
+            if state is None:  # a loaded model: continue it with a fresh optimizer
+                state = self._partial = tr.PartialFitState(self._arch(hp), loader_seed, None, hp["optimizer"],
+                                                           int(getattr(self, "n_epochs_", 0)))
+            if state.model is None:
+                state.model = self._model_from_weights()
+            model = state.model
+        loader = self._loader(Xp, y_index, hp, state.loader_seed)
+        loader.set_epoch(state.epochs_done)
+        optimizer = state.optimizer_for(model.parameters(), hp)
+        trainer = self._trainer(model, optimizer, loader, hp, None, epochs=1)
+        self._run(trainer, hp)
+        state.epochs_done += 1
+        self._record(trainer, model, append=not first)
+        self.fit_time_ = self.train_time_ = time.perf_counter() - start
+        return self
+
+    def _arch(self, hp: dict[str, Any]) -> tuple[Any, ...]:
+        return (hp["features"], hp["hog_cell"], hp["preprocessing"], hp["augment"])
+
+    def _new_model(self, D: int, C: int, hp: dict[str, Any], seed: int) -> Any:
+        from chainrule import nn
+
+        model = nn.Linear(D, C)
+        rng = np.random.default_rng(seed)
+        model.weight.data[...] = (hp["init_scale"] * rng.standard_normal((D, C))).astype(np.float32)
+        model.bias.data[...] = 0
+        return model
+
+    def _model_from_weights(self) -> Any:
+        """The nn.Linear holding W_ and b_ (the same arrays: training on updates them in place)."""
+        from chainrule import nn
+
+        model = nn.Linear(*self.W_.shape)
+        model.weight.data, model.bias.data = self.W_, self.b_
+        return model
+
+    def _validation_inputs(self, validation_data: Any) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            X_val, y_val = validation_data
+        except (TypeError, ValueError):
+            raise ValueError("validation_data must be a pair (X_val, y_val)") from None
+        X_val = self._transform(X_val).astype(np.float32)
+        return X_val, tr.label_index(self, y_val, len(X_val), "validation_data")
+
+    def _trainer(self, model: Any, optimizer: Any, loader: DataLoader, hp: dict[str, Any], val: Any, *,
+                 epochs: int, max_steps: int | None = None, **hooks: Any) -> Any:
+        from chainrule.nn import functional as F
+        from chainrule.train import Trainer
+
+        numpy_engine = hp["engine"] == "numpy"
+        pred = np.empty(loader.batch_size, dtype=np.int64)
+
+        def loss_and_grad(m: Any, xb: np.ndarray, yb: np.ndarray) -> tuple[float, int]:
+            loss, m.weight.grad, m.bias.grad = self._loss_grad(m.weight.data, m.bias.data, xb, yb, hp["reg"], pred)
+            return loss, int(np.count_nonzero(pred == yb))
+
+        def regularizer(m: Any) -> Tensor:
+            return (m.weight * m.weight).sum() * hp["reg"]
+
+        return Trainer(model, self._autograd_loss, optimizer, loader, val_data=val, epochs=epochs, max_steps=max_steps,
+                       loss_and_grad=loss_and_grad if numpy_engine else None,
+                       regularizer=None if numpy_engine or not hp["reg"] else regularizer,
+                       restore_best=False, **tr.trainer_hooks(self, **hooks))
+
+    def _run(self, trainer: Any, hp: dict[str, Any]) -> None:
+        """``trainer.fit()`` on one BLAS thread; a non-finite loss or weight is an error saying what to change."""
+        from chainrule.train import NonFiniteError
+
+        # A diverging run overflows; instead of a warning per step it stops with one error.
+        with np.errstate(over="ignore", invalid="ignore"), _one_blas_thread():
+            try:
+                trainer.fit()
+            except NonFiniteError as e:
+                self._diverged(str(e).split(";")[0], hp)
+        if not all(np.isfinite(p.data).all() for p in trainer.params):
+            self._diverged("the weights overflowed in the last step", hp)
+
+    def _record(self, trainer: Any, model: Any, append: bool = False) -> None:
+        """Learned attributes from the trainer (appended to those of earlier partial_fit calls with ``append``)."""
+        history = trainer.history
+        losses = history.column("loss").astype(np.float32)
+        curve = tr.epoch_means(history.column("epoch"), history.column("loss"))
+        self.W_, self.b_ = model.weight.data, model.bias.data
+        if append:
+            losses = np.concatenate([self.loss_history_, losses])
+            curve = list(self.loss_curve_) + curve
+        self.loss_history_, self.loss_curve_ = losses, curve
+        self.n_iter_ = self.n_steps_ = int(len(losses))
+        self.n_epochs_ = int(len(curve))
+        self.validation_scores_ = [float(r["val_acc"]) for r in history.epochs if r.get("val_acc") is not None] \
+            or None
 
     def _diverged(self, what: str, hp: dict[str, Any]) -> None:
         raise FloatingPointError(
             f"{type(self).__name__}: training diverged: {what}; lower lr (now {hp['lr']:g}) or use "
             "preprocessing='standardize'"
         )
-
-    def _step_numpy(self, W: Tensor, b: Tensor, X: np.ndarray, y: np.ndarray, reg: float) -> float:
-        loss, W.grad, b.grad = self._loss_grad(W.data, b.data, X, y, reg)
-        return loss
-
-    def _step_autograd(self, W: Tensor, b: Tensor, X: np.ndarray, y: np.ndarray, reg: float) -> float:
-        W.grad = b.grad = None
-        loss = self._autograd_loss(Tensor(X) @ W + b, y)
-        if reg:
-            loss = loss + (W * W).sum() * reg
-        loss.backward()
-        return float(loss.item())
 
     # ---- prediction ----------------------------------------------------------------------------------------------
 
@@ -266,7 +383,8 @@ class LinearClassifier(BaseClassifier):
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         meta, arrays = input_state(self.features_, self.preprocessor_)
         arrays.update({"W_": self.W_, "b_": self.b_, "loss_history_": self.loss_history_})
-        meta.update({"n_iter": int(self.n_iter_), "fit_time": float(self.fit_time_),
+        meta.update({"n_iter": int(self.n_iter_), "loss_curve": list(self.loss_curve_),
+                     "validation_scores": self.validation_scores_, "fit_time": float(self.fit_time_),
                      "train_time": float(self.train_time_)})
         return meta, arrays
 
@@ -279,7 +397,10 @@ class LinearClassifier(BaseClassifier):
             raise ValueError(f"saved W_ {W.shape} / b_ {b.shape} do not match {D} features and {C} classes")
         self.W_, self.b_ = W.astype(np.float32), b.astype(np.float32)
         self.loss_history_ = arrays.get("loss_history_", np.empty(0, dtype=np.float32))
-        self.n_iter_ = int(meta.get("n_iter", len(self.loss_history_)))
+        self.n_iter_ = self.n_steps_ = int(meta.get("n_iter", len(self.loss_history_)))
+        self.loss_curve_ = [float(v) for v in meta.get("loss_curve", [])]  # (not in files of chainrule 0.1)
+        self.n_epochs_ = len(self.loss_curve_)
+        self.validation_scores_ = meta.get("validation_scores")
         self.fit_time_ = float(meta.get("fit_time", 0.0))
         self.train_time_ = float(meta.get("train_time", 0.0))
 
@@ -298,23 +419,27 @@ def _one_blas_thread() -> Any:
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _make_optimizer(params: list[Tensor], hp: dict[str, Any], iterations: int) -> tuple[Any, Any]:
-    from chainrule.optim import SGD, Adam
-    from chainrule.optim.schedules import make_schedule
+class _FlipRows:
+    """DataLoader augment: mirror a random half of a batch of preprocessed pixel rows, z -> z[perm] * scale + shift."""
 
-    if hp["optimizer"] == "sgd":
-        optimizer = SGD(params, lr=hp["lr"], momentum=hp["momentum"])
-    else:
-        optimizer = Adam(params, lr=hp["lr"])
-    name = hp["schedule"]
-    if name == "constant":
-        schedule = make_schedule("constant", optimizer)
-    elif name == "step":  # x0.1 at half and three quarters of the run
-        milestones = sorted({max(1, iterations // 2), max(1, 3 * iterations // 4)})
-        schedule = make_schedule("step", optimizer, milestones=milestones, gamma=0.1)
-    else:
-        schedule = make_schedule(name, optimizer, total_steps=iterations)
-    return optimizer, schedule
+    def __init__(self, perm: np.ndarray, scale: np.ndarray, shift: np.ndarray):
+        self.perm, self.scale, self.shift = perm, scale, shift
+
+    def __call__(self, xb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        xb = np.array(xb, dtype=np.float32)
+        rows = np.flatnonzero(rng.random(len(xb)) < 0.5)
+        mirrored = xb[rows][:, self.perm]
+        mirrored *= self.scale
+        mirrored += self.shift
+        xb[rows] = mirrored
+        return xb
+
+
+class _PickTwin:
+    """DataLoader augment over (B, 2, D') rows (features of each image and of its mirror): one of the two each."""
+
+    def __call__(self, xb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return xb[np.arange(len(xb)), (rng.random(len(xb)) < 0.5).astype(np.int64)]
 
 
 class LinearSVM(LinearClassifier):
@@ -369,8 +494,8 @@ class LinearSVM(LinearClassifier):
         hp["margin"] = check_real_param(self, "margin", 0.0)
         return hp
 
-    def _loss_grad(self, W, b, X, y, reg):
-        return svm_loss_vectorized(W, b, X, y, reg, self.margin)
+    def _loss_grad(self, W, b, X, y, reg, pred=None):
+        return svm_loss_vectorized(W, b, X, y, reg, self.margin, pred)
 
     def _autograd_loss(self, scores: Tensor, y: np.ndarray) -> Tensor:
         from chainrule.nn import functional as F
@@ -405,8 +530,8 @@ class SoftmaxClassifier(LinearClassifier):
         self.engine = engine
         self.random_state = random_state
 
-    def _loss_grad(self, W, b, X, y, reg):
-        return softmax_loss_vectorized(W, b, X, y, reg)
+    def _loss_grad(self, W, b, X, y, reg, pred=None):
+        return softmax_loss_vectorized(W, b, X, y, reg, pred)
 
     def _autograd_loss(self, scores: Tensor, y: np.ndarray) -> Tensor:
         from chainrule.nn import functional as F

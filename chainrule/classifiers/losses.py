@@ -4,7 +4,9 @@ Scores are ``S = X W + b`` for inputs X (N, D), weights W (D, C) and biases b (C
 Every function returns ``(loss, dW, db)``: the mean data loss plus ``reg * sum(W * W)`` (the bias is not
 regularised), and its gradients. The naive versions loop over samples and classes exactly as the lecture derives
 the gradient; the vectorised ones are what ``LinearSVM`` / ``SoftmaxClassifier`` train with (two GEMMs: the scores
-and ``X.T @ dS``). Tests check each pair agrees and both match a numerical gradient.
+and ``X.T @ dS``). Tests check each pair agrees and both match a numerical gradient. The vectorised ones also
+write the predicted class of each sample (the argmax of S) into ``pred`` (N,) when given: the training loop counts
+its running accuracy from it without a third GEMM.
 """
 
 from __future__ import annotations
@@ -51,13 +53,15 @@ def svm_loss_naive(W: np.ndarray, b: np.ndarray, X: np.ndarray, y: np.ndarray, r
 
 
 def svm_loss_vectorized(W: np.ndarray, b: np.ndarray, X: np.ndarray, y: np.ndarray, reg: float,
-                        margin: float = 1.0) -> tuple[float, np.ndarray, np.ndarray]:
+                        margin: float = 1.0, pred: np.ndarray | None = None) -> tuple[float, np.ndarray, np.ndarray]:
     """Multiclass hinge loss, no loops: margins (N, C) at once, then dS = indicator of positive margins with
     -(their count) in the correct-class column; dW = X.T @ dS."""
     N = X.shape[0]
     rows = np.arange(N)
     S = X @ W
     S += b
+    if pred is not None:
+        np.argmax(S, axis=1, out=pred)
     correct = S[rows, y][:, None]
     S -= correct
     S += margin
@@ -106,12 +110,14 @@ def softmax_loss_naive(W: np.ndarray, b: np.ndarray, X: np.ndarray, y: np.ndarra
 
 
 def softmax_loss_vectorized(W: np.ndarray, b: np.ndarray, X: np.ndarray, y: np.ndarray,
-                            reg: float) -> tuple[float, np.ndarray, np.ndarray]:
+                            reg: float, pred: np.ndarray | None = None) -> tuple[float, np.ndarray, np.ndarray]:
     """Softmax cross-entropy, no loops: P = softmax(S) row-wise (N, C), dS = (P - onehot(y)) / N, dW = X.T @ dS."""
     N = X.shape[0]
     rows = np.arange(N)
     S = X @ W
     S += b
+    if pred is not None:
+        np.argmax(S, axis=1, out=pred)
     S -= S.max(axis=1, keepdims=True)
     log_sum = np.log(np.sum(np.exp(S), axis=1, keepdims=True))
     loss = -float(np.sum(S[rows, y] - log_sum[:, 0], dtype=np.float64)) / N

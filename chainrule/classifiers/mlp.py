@@ -45,22 +45,23 @@ from typing import Any, Sequence
 import numpy as np
 
 from chainrule import nn
+from chainrule.classifiers import _training as tr
 from chainrule.classifiers._inputs import (compute_features, fit_preprocessor, input_state, load_input_state,
                                            make_features, preprocess)
-from chainrule.classifiers.base import (BaseClassifier, check_choice, check_int_param, check_random_state,
+from chainrule.classifiers.base import (BaseClassifier, check_choice, check_int_param,
                                         check_real_param, check_X)
 from chainrule.data.augment import FlipCrop
 from chainrule.data.loader import DataLoader
 from chainrule.data.splits import train_val_indices
 from chainrule.data.whitening import ZCAWhiten
 from chainrule.nn import functional as F
-from chainrule.optim import SGD, Adam, AdamW
-from chainrule.optim.schedules import make_schedule
+from chainrule.nn.activations import ACTIVATION_NAMES as ACTIVATIONS
+from chainrule.optim.factory import OPTIMIZERS
+from chainrule.optim.schedules import RUN_SCHEDULES, run_schedule
+from chainrule.utils.seeding import as_generator
 from chainrule.train import BudgetSchedule, TimeBudget, Trainer, predict_scores
 
-ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid", "maxout")
-OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("constant", "cosine", "linear")
+BUDGET_SCHEDULES = ("constant", "cosine", "linear")  # the shapes a time_budget run can anneal over
 NORMS = (None, "batch", "layer")
 PREPROCESSING = ("standardize", "center", "zca", None)
 FEATURES = (None, "hog_color")
@@ -73,9 +74,12 @@ class MLPClassifier(BaseClassifier):
 
     Parameters
     ----------
-    hidden_sizes : widths of the hidden layers, e.g. (100,) for CS231n's two-layer net, (1024, 1024) for a deep one.
-    activation : "relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid" or "maxout" (2 pieces).
-    optimizer : "adam", "adamw" (decoupled weight decay) or "sgd" (with ``momentum``, Nesterov when ``nesterov``).
+    hidden_sizes : widths of the hidden layers, e.g. (100,) for CS231n's two-layer net, (1024, 1024) for a deep one,
+        () for none (a linear softmax classifier trained like the others).
+    activation : one of ``chainrule.nn.activations.ACTIVATION_NAMES``: "relu", "leaky_relu", "elu", "gelu",
+        "gelu_tanh", "tanh", "sigmoid", "identity", or "maxout" (2 pieces).
+    optimizer : "adam", "adamw" (decoupled weight decay), "sgd" (with ``momentum``, Nesterov when ``nesterov``) or
+        "rmsprop" (``chainrule.optim.factory``).
     lr : the base learning rate (the schedule's peak).
     momentum, nesterov : SGD's momentum factor and Nesterov flag (unused by Adam).
     weight_decay : L2 penalty on the weight matrices (added to the gradient; decoupled for "adamw").
@@ -83,9 +87,11 @@ class MLPClassifier(BaseClassifier):
     norm : None, "batch" (BatchNorm1d) or "layer" (LayerNorm) after each hidden Linear.
     batch_size : samples per step (capped at the number of training samples).
     epochs : passes over the training data (an upper bound when ``time_budget`` is set).
-    schedule : "cosine" or "linear" decay to 0 over the run, or "constant".
+    schedule : "cosine" or "linear" decay to 0 over the run, "step" (x0.1 at 1/2 and 3/4), "exponential" (to 1%) or
+        "constant" (``chainrule.optim.schedules.run_schedule``); with ``time_budget``: constant, cosine or linear.
     warmup_epochs : linear warmup over this many epochs (may be fractional) before the schedule.
     label_smoothing : cross-entropy target (1 - eps) onehot + eps / C.
+    clip_grad_norm : rescale the gradients to this joint norm when they exceed it (None: no clipping).
     preprocessing : "standardize", "center", "zca" or None (see the module docstring).
     features : None (raw inputs) or "hog_color" (HOG + hue histogram of images (N, H, W, 3)).
     hog_cell : HOG cell size in pixels for ``features="hog_color"`` (8: 144 HOG features for 32x32 images).
@@ -112,7 +118,7 @@ class MLPClassifier(BaseClassifier):
                  lr: float = 1e-3, momentum: float = 0.9, nesterov: bool = True, weight_decay: float = 1e-4,
                  dropout: float = 0.0, norm: str | None = None, batch_size: int = 200, epochs: int = 50,
                  schedule: str = "cosine", warmup_epochs: float = 0.0, label_smoothing: float = 0.0,
-                 preprocessing: str | None = "standardize", features: str | None = None, hog_cell: int = 8,
+                 clip_grad_norm: float | None = None, preprocessing: str | None = "standardize", features: str | None = None, hog_cell: int = 8,
                  augment: bool | str = False, early_stopping: bool = False, validation_fraction: float = 0.1,
                  n_iter_no_change: int = 10, tol: float = 0.0, time_budget: float | None = None,
                  eval_batch_size: int = 1024, random_state: Any = None, verbose: bool = False):
@@ -130,6 +136,7 @@ class MLPClassifier(BaseClassifier):
         self.schedule = schedule
         self.warmup_epochs = warmup_epochs
         self.label_smoothing = label_smoothing
+        self.clip_grad_norm = clip_grad_norm
         self.preprocessing = preprocessing
         self.features = features
         self.hog_cell = hog_cell
@@ -160,7 +167,7 @@ class MLPClassifier(BaseClassifier):
         hp: dict[str, Any] = {
             "hidden_sizes": tuple(int(s) for s in sizes),
             "activation": check_choice(self, "activation", ACTIVATIONS),
-            "optimizer": check_choice(self, "optimizer", OPTIMIZERS),
+            "optimizer": check_choice(self, "optimizer", tuple(OPTIMIZERS)),
             "lr": check_real_param(self, "lr", 0.0, strict=True),
             "momentum": check_real_param(self, "momentum", 0.0),
             "weight_decay": check_real_param(self, "weight_decay", 0.0),
@@ -168,7 +175,7 @@ class MLPClassifier(BaseClassifier):
             "norm": check_choice(self, "norm", NORMS),
             "batch_size": check_int_param(self, "batch_size", 1),
             "epochs": check_int_param(self, "epochs", 1),
-            "schedule": check_choice(self, "schedule", SCHEDULES),
+            "schedule": check_choice(self, "schedule", RUN_SCHEDULES),
             "warmup_epochs": check_real_param(self, "warmup_epochs", 0.0),
             "label_smoothing": check_real_param(self, "label_smoothing", 0.0),
             "preprocessing": check_choice(self, "preprocessing", PREPROCESSING),
@@ -195,25 +202,45 @@ class MLPClassifier(BaseClassifier):
         hp["validation_fraction"] = fraction
         hp["time_budget"] = (None if self.time_budget is None
                              else check_real_param(self, "time_budget", 0.0, strict=True))
+        hp["clip_grad_norm"] = (None if self.clip_grad_norm is None
+                                else check_real_param(self, "clip_grad_norm", 0.0, strict=True))
+        if hp["time_budget"] is not None and hp["schedule"] not in BUDGET_SCHEDULES:
+            raise ValueError(f"{name}: time_budget anneals schedule {list(BUDGET_SCHEDULES)} over the budget, got "
+                             f"schedule={self.schedule!r}")
         if hp["augment"] is not False and hp["features"] is not None:
             raise ValueError(f"{name}: augment={self.augment!r} transforms images, but features={self.features!r} "
                              "replaces them by feature vectors; use augment=False with features")
         return hp
 
+    def _validate_params(self) -> None:
+        self._validated()
+
     # ---- input pipeline -------------------------------------------------------------------------------------------
 
-    def _fit_inputs(self, X: np.ndarray, hp: dict[str, Any]) -> np.ndarray:
-        """Fit features_ and preprocessor_ on X (N, D); return the float32 model inputs (N, D'), or, when
-        augmenting, X itself (batches are augmented first and preprocessed afterwards, by ``_batch_inputs``) --
-        except under ZCA whitening, whose (D, D) product per batch would cost as much as the first layer: then the
-        images are whitened once here and the whitened images are augmented (see the class docstring).
-        Standardizing centres constant features without dividing them by ~0 (``chainrule.classifiers._inputs``)."""
+    def _fit_input_steps(self, X: np.ndarray, hp: dict[str, Any]) -> np.ndarray:
+        """Fit features_ and preprocessor_ on X (N, D); return the features (N, F) (X itself without features)."""
         self.features_ = make_features(hp["features"], hp["hog_cell"])
-        X = compute_features(self.features_, X, self.sample_shape_)
-        self.preprocessor_ = fit_preprocessor(X, hp["preprocessing"])
+        F = compute_features(self.features_, X, self.sample_shape_)
+        self.preprocessor_ = fit_preprocessor(F, hp["preprocessing"])
+        return F
+
+    def _fit_inputs(self, X: np.ndarray, hp: dict[str, Any], F: np.ndarray | None = None) -> np.ndarray:
+        """The training inputs of X (N, D) through the fitted steps (``F``: its features, if already computed): the
+        float32 model inputs (N, D'), or, when augmenting, X itself (batches are augmented first and preprocessed
+        afterwards, by ``_batch_inputs``) -- except under ZCA whitening, whose (D, D) product per batch would cost as
+        much as the first layer: then the images are whitened once here and the whitened images are augmented (see
+        the class docstring). Standardizing centres constant features without dividing them by ~0
+        (``chainrule.classifiers._inputs``)."""
         if hp["augment"] is not False and not self._whiten_first():
             return X
-        return preprocess(self.preprocessor_, X)
+        return preprocess(self.preprocessor_, compute_features(self.features_, X, self.sample_shape_) if F is None
+                          else F)
+
+    def _input_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return input_state(self.features_, self.preprocessor_)
+
+    def _set_input_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        self.features_, self.preprocessor_ = load_input_state(meta, arrays)
 
     def _whiten_first(self) -> bool:
         """True when training batches are augmented after preprocessing (ZCA), not before."""
@@ -231,62 +258,127 @@ class MLPClassifier(BaseClassifier):
 
     # ---- training -------------------------------------------------------------------------------------------------
 
-    def fit(self, X: Any, y: Any, *, validation_data: tuple[Any, Any] | None = None) -> "MLPClassifier":
+    def fit(self, X: Any, y: Any, *, validation_data: tuple[Any, Any] | None = None, callbacks: Any = (),
+            checkpoints: Any = None, checkpoint_every: int | None = None, resume: Any = None,
+            diagnostics: bool = False) -> "MLPClassifier":
         """Train on X (N, D) or images (N, H, W, C) with labels y (N,). Returns self.
 
         ``validation_data=(X_val, y_val)``, if given, is scored after every epoch (``validation_scores_``) and used
-        for early stopping instead of a held-out part of X.
+        for early stopping instead of a held-out part of X. The other keyword arguments are the run-folder hooks of
+        ``chainrule.classifiers._training`` (callbacks, checkpoints, exact resume, diagnostics).
         """
         start = time.perf_counter()
         hp = self._validated()
         X = check_X(X, self, reset=True, keep_uint8=True)
         y_index = self._fit_labels(y, len(X))
-        if hp["augment"] is not False and len(self.sample_shape_) not in (2, 3):
-            raise ValueError(f"{type(self).__name__}: augment={self.augment!r} needs images (N, H, W[, C]), got "
-                             f"samples of shape {self.sample_shape_}; pass the images unflattened or augment=False")
-        rng = check_random_state(self.random_state)
-        split_seed, loader_seed, model_seed = (int(s) for s in rng.integers(0, 2**62, size=3))
+        self._check_augment(hp)
+        split_seed, loader_seed, model_seed = tr.draw_seeds(self.random_state)
         X_val = y_val = None
         if validation_data is not None:
             X_val, y_val = self._validation_arrays(validation_data)
         elif self.early_stopping:
             train_idx, val_idx = self._split(y_index, hp["validation_fraction"], split_seed)
             X, X_val, y_val, y_index = X[train_idx], X[val_idx], y_index[val_idx], y_index[train_idx]
-        X = self._fit_inputs(X, hp)
+        if resume is not None:
+            tr.check_resume(self, resume)
+            tr.check_resume_data(self, X, y_index, resume["metadata"])
+            tr.restore_fitted(self, resume["metadata"])
+            X = self._fit_inputs(X, hp)
+        else:
+            X = self._fit_inputs(X, hp, self._fit_input_steps(X, hp))
         val = None if X_val is None else (self._inputs(X_val), y_val)
-        self.model_ = nn.MLP([X.shape[1], *hp["hidden_sizes"], len(self.classes_)], activation=hp["activation"],
-                             dropout=hp["dropout"], norm=hp["norm"], seed=model_seed)
+        self.model_ = self._new_model(X.shape[1], hp, model_seed)
         loader = self._loader(X, y_index, hp, loader_seed)
         del X
-        trainer, budget = self._trainer(loader, val, hp)
+        optimizer = tr.build_optimizer(hp["optimizer"], self.model_.parameters(), self._optimizer_options(hp))
+        trainer, budget = self._trainer(loader, optimizer, val, hp, callbacks=callbacks, checkpoints=checkpoints,
+                                        checkpoint_every=checkpoint_every, diagnostics=diagnostics)
+        if resume is not None:
+            trainer.load_state_dict(resume)
         train_start = time.perf_counter()
         trainer.fit()
         self.train_time_ = time.perf_counter() - train_start
         self._record(trainer, len(loader), val)
         if budget is not None and budget.spent:
             self.stop_reason_ = f"time_budget of {budget.seconds:g} s spent after {trainer.step} steps"
+        self._partial = tr.PartialFitState(self._arch(hp), loader_seed, optimizer, hp["optimizer"], trainer.epoch)
         self.fit_time_ = time.perf_counter() - start
         return self
 
-    def _trainer(self, loader: DataLoader, val: tuple[np.ndarray, np.ndarray] | None,
-                 hp: dict[str, Any]) -> tuple[Trainer, TimeBudget | None]:
-        """The Trainer over model_ with its optimizer, schedule and callbacks (and the time budget, if any)."""
-        optimizer = self._optimizer(hp)
+    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> "MLPClassifier":
+        """One epoch of minibatch updates on X, y, continuing the model and optimizer state of earlier calls (or of
+        ``fit``). The first call (or one after a change of an architecture or input parameter: ``hidden_sizes``,
+        ``activation``, ``norm``, ``dropout``, ``features``, ``hog_cell``, ``preprocessing``, ``augment``)
+        initialises the model and fits the input steps on this X; ``classes`` lists every label when y might not hold
+        them all. ``lr``, ``weight_decay``, ``momentum``, ``nesterov``, ``optimizer`` (a change starts a fresh
+        optimizer state) and ``batch_size`` are read at every call; the learning rate is constant (``schedule``,
+        ``warmup_epochs``, ``epochs``, ``time_budget`` and early stopping are fit's). Returns self."""
+        start = time.perf_counter()
+        hp = self._validated()
+        state = getattr(self, "_partial", None)
+        first = not hasattr(self, "model_") or (state is not None and state.arch != self._arch(hp))
+        X = check_X(X, self, reset=first, keep_uint8=True)
+        y_index = tr.partial_labels(self, y, len(X), classes, first)
+        self._check_augment(hp)
+        _, loader_seed, model_seed = tr.draw_seeds(self.random_state)
+        if first:
+            X = self._fit_inputs(X, hp, self._fit_input_steps(X, hp))
+            self.model_ = self._new_model(X.shape[1], hp, model_seed)
+            state = self._partial = tr.PartialFitState(self._arch(hp), loader_seed, None, hp["optimizer"])
+            self.loss_curve_, self.n_steps_ = [], 0
+        else:
+            X = self._fit_inputs(X, hp)
+            if state is None:  # a loaded model: continue it with a fresh optimizer
+                state = self._partial = tr.PartialFitState(self._arch(hp), loader_seed, None, hp["optimizer"],
+                                                           int(self.n_iter_))
+        loader = self._loader(X, y_index, hp, state.loader_seed)
+        loader.set_epoch(state.epochs_done)
+        optimizer = state.optimizer_for(self.model_.parameters(), self._optimizer_options(hp))
+        trainer = Trainer(self.model_, functools.partial(F.cross_entropy, label_smoothing=hp["label_smoothing"]),
+                          optimizer, loader, epochs=1, restore_best=False, eval_batch_size=hp["eval_batch_size"])
+        trainer.fit()
+        state.epochs_done += 1
+        self.loss_curve_ = list(self.loss_curve_) + tr.epoch_means(trainer.history.column("epoch"),
+                                                                   trainer.history.column("loss"))
+        self.n_iter_, self.n_steps_ = len(self.loss_curve_), int(self.n_steps_) + trainer.step
+        self.best_epoch_, self.validation_scores_, self.stop_reason_ = self.n_iter_, None, None
+        self.fit_time_ = self.train_time_ = time.perf_counter() - start
+        return self
+
+    def _arch(self, hp: dict[str, Any]) -> tuple[Any, ...]:
+        return (hp["hidden_sizes"], hp["activation"], hp["norm"], hp["dropout"], hp["features"], hp["hog_cell"],
+                hp["preprocessing"], hp["augment"])
+
+    def _check_augment(self, hp: dict[str, Any]) -> None:
+        if hp["augment"] is not False and len(self.sample_shape_) not in (2, 3):
+            raise ValueError(f"{type(self).__name__}: augment={self.augment!r} needs images (N, H, W[, C]), got "
+                             f"samples of shape {self.sample_shape_}; pass the images unflattened or augment=False")
+
+    def _new_model(self, n_inputs: int, hp: dict[str, Any], seed: int) -> nn.MLP:
+        return nn.MLP([n_inputs, *hp["hidden_sizes"], len(self.classes_)], activation=hp["activation"],
+                      dropout=hp["dropout"], norm=hp["norm"], seed=seed)
+
+    def _optimizer_options(self, hp: dict[str, Any]) -> dict[str, Any]:
+        return {**hp, "nesterov": bool(self.nesterov) and hp["optimizer"] == "sgd"}
+
+    def _trainer(self, loader: DataLoader, optimizer: Any, val: tuple[np.ndarray, np.ndarray] | None,
+                 hp: dict[str, Any], **hooks: Any) -> tuple[Trainer, TimeBudget | None]:
+        """The Trainer over model_ with its schedule and callbacks (and the time budget, if any)."""
         total_steps = hp["epochs"] * len(loader)
         warmup = min(int(round(hp["warmup_epochs"] * len(loader))), total_steps - 1)
         budget = TimeBudget(hp["time_budget"]) if hp["time_budget"] is not None else None
         if budget is not None:
             schedule: Any = BudgetSchedule(optimizer, hp["schedule"], total_steps, warmup, budget)
-        elif hp["schedule"] == "constant":
-            schedule = make_schedule("constant", optimizer, warmup=warmup)
         else:
-            schedule = make_schedule(hp["schedule"], optimizer, warmup=warmup, total_steps=total_steps)
-        callbacks = [cb for cb in (budget, _EpochPrinter() if self.verbose else None) if cb is not None]
+            schedule = run_schedule(hp["schedule"], optimizer, total_steps, warmup=warmup)
+        own = [cb for cb in (budget, _EpochPrinter() if self.verbose else None) if cb is not None]
+        hooks["callbacks"] = [*own, *(hooks.get("callbacks") or ())]
         trainer = Trainer(
             self.model_, functools.partial(F.cross_entropy, label_smoothing=hp["label_smoothing"]), optimizer,
             loader, schedule=schedule, val_data=val, epochs=hp["epochs"],
             early_stopping_patience=hp["n_iter_no_change"] if self.early_stopping and val is not None else None,
-            min_delta=hp["tol"], restore_best=False, eval_batch_size=hp["eval_batch_size"], callbacks=callbacks,
+            min_delta=hp["tol"], restore_best=False, eval_batch_size=hp["eval_batch_size"],
+            clip_grad_norm=hp["clip_grad_norm"], **tr.trainer_hooks(self, **hooks),
         )
         return trainer, budget
 
@@ -296,18 +388,7 @@ class MLPClassifier(BaseClassifier):
         except (TypeError, ValueError):
             raise ValueError("validation_data must be a pair (X_val, y_val)") from None
         X_val = check_X(X_val, self, reset=False, keep_uint8=True)
-        y_val = np.asarray(y_val)
-        if y_val.shape != (len(X_val),):
-            raise ValueError(f"validation_data: y_val has shape {y_val.shape}, expected ({len(X_val)},)")
-        try:
-            index = np.minimum(np.searchsorted(self.classes_, y_val), len(self.classes_) - 1)
-            unknown = np.flatnonzero(self.classes_[index] != y_val)
-        except TypeError:  # labels of another type than the training labels
-            unknown = np.arange(len(y_val))
-        if unknown.size:
-            raise ValueError(f"validation_data: label {y_val[unknown[0]].tolist()!r} at index {unknown[0]} is not "
-                             f"one of the training classes {self.classes_.tolist()}")
-        return X_val, index.astype(np.int64)
+        return X_val, tr.label_index(self, y_val, len(X_val), "validation_data")
 
     def _split(self, y_index: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
         n = len(y_index)
@@ -329,27 +410,12 @@ class MLPClassifier(BaseClassifier):
         return DataLoader(images, y_index, batch, shuffle=True, drop_last=drop_last, seed=seed,
                           augment=FlipCrop(padding=4 if hp["augment"] is True else 0), transform=self._batch_inputs)
 
-    def _optimizer(self, hp: dict[str, Any]) -> Any:
-        """The optimizer over model_'s parameters: weight decay on the weight matrices only."""
-        params = self.model_.parameters()
-        groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": hp["weight_decay"]},
-                  {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
-        groups = [g for g in groups if g["params"]]
-        if hp["optimizer"] == "sgd":
-            return SGD(groups, lr=hp["lr"], momentum=hp["momentum"], nesterov=bool(self.nesterov))
-        cls = AdamW if hp["optimizer"] == "adamw" else Adam
-        return cls(groups, lr=hp["lr"])
-
     def _record(self, trainer: Trainer, steps_per_epoch: int, val: tuple[np.ndarray, np.ndarray] | None) -> None:
         """Learned attributes from the finished trainer; keep the best weights under early stopping."""
         history = trainer.history
-        epochs_of_steps = history.column("epoch").astype(np.int64)
-        losses = history.column("loss")
         self.n_steps_ = int(trainer.step)
-        self.n_iter_ = int(epochs_of_steps.max()) if len(epochs_of_steps) else 0
-        sums = np.bincount(epochs_of_steps, weights=losses, minlength=self.n_iter_ + 1)[1:]
-        counts = np.bincount(epochs_of_steps, minlength=self.n_iter_ + 1)[1:]
-        self.loss_curve_ = (sums / np.maximum(counts, 1)).tolist()
+        self.loss_curve_ = tr.epoch_means(history.column("epoch"), history.column("loss"))
+        self.n_iter_ = len(self.loss_curve_)
         partial = trainer.step > trainer.epoch * steps_per_epoch  # the time budget ran out inside an epoch
         self.best_epoch_ = self.n_iter_
         self.stop_reason_ = trainer.stop_reason

@@ -19,7 +19,8 @@ from .preprocessing import (AppendBias, Compose, Flatten, MeanImage, NotFittedEr
 from .whitening import ZCAWhiten
 from .registry import DATASET_SPECS, get_dataset
 from .splits import Split, kfold, train_val_indices, train_val_split
-from .toy import load_digits, make_spiral, spiral_dataset
+from .toy import (TOY_2D, load_digits, make_2d, make_blobs, make_circles, make_moons, make_spiral, make_xor,
+                  spiral_dataset)
 
 __all__ = [
     "Dataset", "DataError", "UnsafePickleError", "ChecksumError", "CacheWarning",
@@ -28,6 +29,7 @@ __all__ = [
     "load_image_folder", "IMAGE_EXTENSIONS", "parse_image_size", "ImageSizeError",
     "DEFAULT_MAX_IMAGE_BYTES", "DEFAULT_MAX_IMAGE_PIXELS",
     "load_digits", "make_spiral", "spiral_dataset",
+    "make_2d", "TOY_2D", "make_circles", "make_xor", "make_blobs", "make_moons",
     "train_val_split", "train_val_indices", "kfold", "Split",
     "MeanImage", "Standardize", "ZCAWhiten", "Flatten", "AppendBias", "Compose", "NotFittedError",
     "DataLoader",

@@ -10,15 +10,13 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 
+from chainrule.utils.seeding import as_generator
+
 SeedLike = int | np.random.Generator
 
 
 def _rng(seed: SeedLike) -> np.random.Generator:
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-        return np.random.default_rng(int(seed))
-    raise TypeError(f"seed must be an int or numpy.random.Generator, got {type(seed).__name__}")
+    return as_generator(seed, allow_none=False)
 
 
 def _labels(y: np.ndarray, n: int, name: str) -> np.ndarray:

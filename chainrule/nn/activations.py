@@ -1,4 +1,9 @@
-"""Activation layers (stateless wrappers over ``chainrule.nn.functional``) and ``Maxout``, which has weights."""
+"""Activation layers (stateless wrappers over ``chainrule.nn.functional``) and ``Maxout``, which has weights.
+
+``ACTIVATIONS`` is the one table of activations by name (``nn.MLP(activation=...)``, ``MLPClassifier``, the CLI
+and the playground use it); ``ACTIVATION_NAMES`` adds "maxout", which replaces a hidden layer's Linear and
+activation by a ``Maxout`` layer rather than following it.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,9 @@ import numpy as np
 
 from chainrule.nn import functional as F
 from chainrule.nn import init
-from chainrule.nn.linear import as_generator
 from chainrule.nn.module import Module, Parameter
 from chainrule.tensor import Tensor
+from chainrule.utils.seeding import as_generator
 
 
 class Identity(Module):
@@ -116,3 +121,16 @@ class Maxout(Module):
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, pieces={self.pieces}, "
                 f"bias={self.bias is not None}")
+
+
+ACTIVATIONS: dict[str, Any] = {
+    "relu": ReLU,
+    "leaky_relu": LeakyReLU,
+    "elu": ELU,
+    "gelu": GELU,
+    "gelu_tanh": lambda: GELU("tanh"),
+    "tanh": Tanh,
+    "sigmoid": Sigmoid,
+    "identity": Identity,
+}
+ACTIVATION_NAMES: tuple[str, ...] = (*ACTIVATIONS, "maxout")

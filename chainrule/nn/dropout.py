@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from chainrule.nn import functional as F
-from chainrule.nn.linear import as_generator
+from chainrule.utils.seeding import as_generator
 from chainrule.nn.module import Module
 from chainrule.tensor import Tensor
 

@@ -83,7 +83,9 @@ def dropout(x: TensorLike, p: float = 0.5, training: bool = True,
     x = _as_input(x)
     if not training or p == 0.0:
         return x if isinstance(x, Tensor) else Tensor(x)
-    gen = generator if isinstance(generator, np.random.Generator) else np.random.default_rng(generator)
+    from chainrule.utils.seeding import as_generator
+
+    gen = as_generator(generator, name="generator")
     data = _array(x)
     return _drop.Dropout.apply(x, _drop.dropout_mask(data.shape, float(p), gen, data.dtype))
 

@@ -19,6 +19,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from chainrule.utils.seeding import as_generator
+
 __all__ = [
     "calculate_gain", "fans", "uniform", "normal", "xavier_uniform", "xavier_normal", "kaiming_uniform",
     "kaiming_normal", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
@@ -29,11 +31,7 @@ RNG = Any  # np.random.Generator or int seed
 
 
 def _generator(rng: RNG) -> np.random.Generator:
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if isinstance(rng, (int, np.integer, np.random.SeedSequence)) and not isinstance(rng, bool):
-        return np.random.default_rng(rng)
-    raise TypeError(f"expected rng to be a numpy.random.Generator or an int seed, got {type(rng).__name__}")
+    return as_generator(rng, name="rng", allow_none=False)
 
 
 def _float_dtype(dtype: Any) -> np.dtype:

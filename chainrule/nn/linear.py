@@ -11,13 +11,7 @@ from chainrule.nn import functional as F
 from chainrule.nn import init
 from chainrule.nn.module import Module, Parameter
 from chainrule.tensor import Tensor
-
-
-def as_generator(seed: Any) -> np.random.Generator:
-    """A Generator from a seed, a Generator (used as is) or None (fresh OS entropy)."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    return np.random.default_rng(seed)
+from chainrule.utils.seeding import as_generator
 
 
 class Linear(Module):

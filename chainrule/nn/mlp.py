@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from chainrule.nn import init
-from chainrule.nn.activations import ELU, GELU, Identity, LeakyReLU, Maxout, ReLU, Sigmoid, Tanh
+from chainrule.nn.activations import ACTIVATION_NAMES, ACTIVATIONS, Maxout
 from chainrule.nn.dropout import Dropout
-from chainrule.nn.linear import Linear, as_generator
+from chainrule.nn.linear import Linear
 from chainrule.nn.module import Module, Sequential
 from chainrule.nn.normalization import BatchNorm1d, LayerNorm
-
-ACTIVATIONS: dict[str, Callable[[], Module]] = {
-    "relu": ReLU,
-    "leaky_relu": LeakyReLU,
-    "elu": ELU,
-    "gelu": GELU,
-    "gelu_tanh": lambda: GELU("tanh"),
-    "tanh": Tanh,
-    "sigmoid": Sigmoid,
-    "identity": Identity,
-}
-
+from chainrule.utils.seeding import as_generator
 
 class MLP(Sequential):
     """A fully-connected network: ``sizes = [D, H1, ..., C]`` gives len(sizes) - 1 affine layers.
@@ -44,9 +33,8 @@ class MLP(Sequential):
         sizes = [int(s) for s in sizes]
         if len(sizes) < 2 or min(sizes) < 1:
             raise ValueError(f"MLP: expected sizes like [D, H, C] with at least 2 positive entries, got {sizes}")
-        if activation not in ACTIVATIONS and activation != "maxout":
-            raise ValueError(f"MLP: unknown activation {activation!r}; expected one of "
-                             f"{sorted(ACTIVATIONS) + ['maxout']}")
+        if activation not in ACTIVATION_NAMES:
+            raise ValueError(f"MLP: unknown activation {activation!r}; expected one of {list(ACTIVATION_NAMES)}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"MLP: expected dropout in [0, 1), got {dropout}")
         if norm not in (None, "batch", "layer"):

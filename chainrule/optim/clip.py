@@ -50,6 +50,39 @@ def _norm(g: np.ndarray, norm_type: float) -> float:
     return float(np.sum(np.abs(g, dtype=np.float64) ** norm_type)) ** (1.0 / norm_type)
 
 
+def total_grad_norm(params: Iterable[Any] | Any, norm_type: float = 2.0) -> float:
+    """The joint ``norm_type``-norm of all gradients (as if concatenated; ``math.inf``: the largest absolute entry),
+    accumulated without float32 overflow; nan or inf if an entry is. Parameters whose ``.grad`` is None are skipped;
+    with no gradients at all the norm is 0 (``torch.nn.utils.get_total_norm``)."""
+    if isinstance(norm_type, bool) or not isinstance(norm_type, (int, float)) or not norm_type > 0:
+        raise ValueError(f"norm_type must be a positive number or math.inf, got {norm_type!r}")
+    norm_type = float(norm_type)
+    grads = _grads(params)
+    if not grads:
+        return 0.0
+    norms = [_norm(g, norm_type) for g in grads]
+    if any(math.isnan(n) for n in norms):
+        return math.nan
+    if norm_type == math.inf or any(math.isinf(n) for n in norms):
+        return max(norms)
+    # (sum n_i^p)^(1/p), factored by the largest n_i so that n_i^p cannot overflow
+    largest = max(norms)
+    ratios = math.fsum((n / largest) ** norm_type for n in norms) if largest > 0 else 0.0
+    return largest * ratios ** (1.0 / norm_type)
+
+
+def clip_grads_with_norm(params: Iterable[Any] | Any, max_norm: float, total_norm: float) -> None:
+    """Scale all gradients in place by ``max_norm / (total_norm + 1e-6)`` when that is below 1, given their joint
+    norm (``total_grad_norm``), so a caller that already has the norm does not compute it twice
+    (``torch.nn.utils.clip_grads_with_norm_``)."""
+    max_norm = check_real("max_norm", max_norm, low=0.0)
+    coef = max_norm / (total_norm + 1e-6)
+    if coef < 1.0 or math.isnan(coef):
+        with np.errstate(invalid="ignore"):  # inf * 0 = nan when scaling by an infinite norm, as torch does
+            for g in _grads(params):
+                np.multiply(g, coef, out=g, casting="unsafe")
+
+
 def clip_grad_norm(
     params: Iterable[Any] | Any, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False,
 ) -> float:
@@ -64,33 +97,15 @@ def clip_grad_norm(
     otherwise the gradients are scaled by it like PyTorch does (giving nan or zero gradients).
     """
     max_norm = check_real("max_norm", max_norm, low=0.0)
-    if isinstance(norm_type, bool) or not isinstance(norm_type, (int, float)) or not norm_type > 0:
-        raise ValueError(f"norm_type must be a positive number or math.inf, got {norm_type!r}")
-    norm_type = float(norm_type)
-    grads = _grads(params)
-    if not grads:
-        return 0.0
-    norms = [_norm(g, norm_type) for g in grads]
-    if any(math.isnan(n) for n in norms):
-        total = math.nan
-    elif norm_type == math.inf or any(math.isinf(n) for n in norms):
-        total = max(norms)
-    else:  # (sum n_i^p)^(1/p), factored by the largest n_i so that n_i^p cannot overflow
-        largest = max(norms)
-        ratios = math.fsum((n / largest) ** norm_type for n in norms) if largest > 0 else 0.0
-        total = largest * ratios ** (1.0 / norm_type)
-    if not math.isfinite(total):
-        if error_if_nonfinite:
-            raise FloatingPointError(
-                f"the total gradient norm of order {norm_type:g} is {total}, so the gradients cannot be clipped; "
-                "look for an overflowing loss or a too-large learning rate, or pass error_if_nonfinite=False to "
-                "scale by it anyway"
-            )
-    coef = max_norm / (total + 1e-6)
-    if coef < 1.0 or math.isnan(coef):
-        with np.errstate(invalid="ignore"):  # inf * 0 = nan when scaling by an infinite norm, as torch does
-            for g in grads:
-                np.multiply(g, coef, out=g)
+    params = list(params) if not _looks_like_param(params) else [params]
+    total = total_grad_norm(params, norm_type)
+    if not math.isfinite(total) and error_if_nonfinite:
+        raise FloatingPointError(
+            f"the total gradient norm of order {float(norm_type):g} is {total}, so the gradients cannot be clipped; "
+            "look for an overflowing loss or a too-large learning rate, or pass error_if_nonfinite=False to "
+            "scale by it anyway"
+        )
+    clip_grads_with_norm(params, max_norm, total)
     return total
 
 

@@ -157,7 +157,12 @@ class LRSchedule(_Scheduler):
         ax.grid(alpha=0.3)
         fig.tight_layout()
         if path is not None:
-            fig.savefig(path)
+            from pathlib import Path
+
+            from chainrule.utils.atomic import atomic_open
+
+            with atomic_open(path, "wb") as f:
+                fig.savefig(f, format=Path(path).suffix.lstrip(".").lower() or "png")
         return fig
 
 

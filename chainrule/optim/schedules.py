@@ -8,7 +8,9 @@ Scheduler objects wrap the functions. Built over an optimizer they read each gro
 the rate for step 0 at once and a new one at every ``step()``; call ``step()`` after ``optimizer.step()``, once per
 optimizer step (``interval="step"``) or once per epoch (``interval="epoch"``; the step then counts epochs). Without
 an optimizer (``base_lr=...``) they preview a schedule: ``values(n)``, ``plot(n, path)``. ``ReduceOnPlateau``
-lowers the rate when a metric stops improving; ``make_schedule(name, ...)`` builds any of them by name (for a CLI).
+lowers the rate when a metric stops improving; ``make_schedule(name, ...)`` builds any of them by name, and
+``run_schedule(name, optimizer, total_steps)`` builds the schedule of a whole training run by name alone (the
+estimators and the CLI use it; ``RUN_SCHEDULES`` lists the names).
 
 Everything is importable from here; the code lives in three modules of one concept each: the pure functions in
 ``chainrule.optim.lr_functions``, the step-driven scheduler objects in ``chainrule.optim.lr_scheduler``,
@@ -30,7 +32,7 @@ from chainrule.optim.plateau import ReduceOnPlateau
 __all__ = [
     "constant", "step_decay", "exponential", "cosine", "linear", "invsqrt", "linear_warmup",
     "LRSchedule", "ConstantSchedule", "StepSchedule", "ExponentialSchedule", "CosineSchedule", "LinearSchedule",
-    "InvSqrtSchedule", "ReduceOnPlateau", "SCHEDULES", "make_schedule",
+    "InvSqrtSchedule", "ReduceOnPlateau", "SCHEDULES", "make_schedule", "RUN_SCHEDULES", "run_schedule",
 ]
 
 # ---- by name -----------------------------------------------------------------------------------------------
@@ -74,3 +76,34 @@ def make_schedule(name: str, optimizer: Any = None, *, warmup: int = 0, **kwargs
     elif warmup:
         raise ValueError(f"schedule {key!r} does not support warmup, got warmup={warmup!r}")
     return cls(optimizer, **kwargs)
+
+
+# ---- the schedule of a whole run, by name --------------------------------------------------------------------
+
+RUN_SCHEDULES = ("constant", "cosine", "linear", "step", "exponential")
+
+
+def run_schedule(name: str, optimizer: Any, total_steps: int, *, warmup: int = 0) -> _Scheduler:
+    """The learning-rate schedule of a run of ``total_steps`` optimizer steps, by name alone (one of
+    ``RUN_SCHEDULES``), each with ``warmup`` steps of linear warmup:
+
+    - "constant": the base rate throughout;
+    - "cosine" / "linear": decay to 0 at ``total_steps``;
+    - "step": x0.1 at 1/2 and again at 3/4 of the run (milestones ``max(1, T // 2)`` and ``max(1, 3 T // 4)``);
+    - "exponential": x``gamma`` per step with gamma chosen so the rate is 1% of the base rate at the end.
+    """
+    key = name.strip().lower() if isinstance(name, str) else name
+    if key not in RUN_SCHEDULES:
+        close = difflib.get_close_matches(str(name), list(RUN_SCHEDULES), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"unknown run schedule {name!r}{hint}; valid names: {', '.join(RUN_SCHEDULES)}")
+    total_steps = max(int(total_steps), 1)
+    warmup = min(int(warmup), total_steps - 1)
+    if key == "constant":
+        return make_schedule("constant", optimizer, warmup=warmup)
+    if key in ("cosine", "linear"):
+        return make_schedule(key, optimizer, warmup=warmup, total_steps=total_steps)
+    if key == "step":
+        milestones = sorted({max(1, total_steps // 2), max(1, 3 * total_steps // 4)})
+        return make_schedule("step", optimizer, warmup=warmup, milestones=milestones, gamma=0.1)
+    return make_schedule("exponential", optimizer, warmup=warmup, gamma=0.01 ** (1.0 / max(total_steps - warmup, 1)))

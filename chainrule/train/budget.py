@@ -54,6 +54,13 @@ class TimeBudget:
     def on_train_end(self, trainer: Any) -> None:
         self.used, self.start = self.elapsed(), None
 
+    def state_dict(self) -> dict[str, Any]:
+        """The time used so far (saved in trainer checkpoints, so a resumed run has only the rest of the budget)."""
+        return {"seconds": self.seconds, "used": self.elapsed(), "spent": self.spent}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.used, self.spent = float(state["used"]), bool(state["spent"])
+
 
 class BudgetSchedule:
     """A learning-rate schedule over a run that ends at ``total_steps`` or when ``budget`` is spent.

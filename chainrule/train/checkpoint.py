@@ -10,9 +10,10 @@ So any nested mix of dicts (string keys), lists, tuples, strings, numbers, boole
 exactly: ``load_checkpoint(p) == state`` (arrays bit for bit, RNG states as exact Python ints). Object arrays are
 refused: they would need pickle.
 
-Writes are atomic: the archive is written to a temporary file in the same directory, flushed and fsync'ed, then
-moved over the target with ``os.replace`` (and the directory is fsync'ed), so a crash or SIGKILL leaves either the
-old file or the new one, never half of one. Reading checks the zip's CRC of every member, so a truncated or
+The format is ``chainrule.utils.serial``'s (shared with estimator files); ``pack_state`` / ``unpack_state`` are its
+``pack_tree`` / ``unpack_tree``. Writes are atomic (``chainrule.utils.atomic``: a temporary file in the same
+directory, fsync, ``os.replace``, fsync of the directory), so a crash or SIGKILL leaves either the old file or the
+new one, never half of one. Reading checks the zip's CRC of every member, so a truncated or
 corrupted file raises ``CheckpointError`` instead of returning garbage. ``CheckpointManager`` names files
 ``step-00000120.npz``, keeps the newest ``keep_last`` of them plus ``best.npz``, and ``load_latest`` falls back to
 the previous checkpoint with a ``CheckpointWarning`` when the newest one is unreadable.
@@ -20,20 +21,17 @@ the previous checkpoint with a ``CheckpointWarning`` when the newest one is unre
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
-import shutil
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
+from chainrule.utils.atomic import TEMP_SUFFIX, atomic_write_bytes, fsync_dir, remove_stale_temp_files
+from chainrule.utils.serial import FileFormatError, load_tree, pack_tree, save_tree, unpack_tree
 
 FORMAT_VERSION = 1
-_META_KEY = "__meta__"
 _STEP_FILE = re.compile(r"^step-(\d{8,})\.npz$")
 
 logger = logging.getLogger("chainrule.train")
@@ -47,135 +45,26 @@ class CheckpointWarning(UserWarning):
     """A checkpoint was skipped (corrupt or truncated) and an older one used instead."""
 
 
-# ---- the state tree <-> (JSON tree, arrays) ----------------------------------------------------------------
-
-
-def pack_state(tree: Any) -> tuple[Any, dict[str, np.ndarray]]:
-    """Split a nested state into a JSON-able tree and a flat dict of arrays keyed by their path in the tree."""
-    arrays: dict[str, np.ndarray] = {}
-
-    def visit(node: Any, path: str) -> Any:
-        if isinstance(node, np.ndarray):
-            if node.dtype.hasobject:
-                raise TypeError(f"checkpoint state at {path or '/'}: object arrays cannot be stored without pickle")
-            key = path or "root"
-            while key in arrays or key == _META_KEY:
-                key += "_"
-            arrays[key] = node
-            return {"__ndarray__": key}
-        if isinstance(node, Mapping):
-            out = {}
-            for k, v in node.items():
-                if not isinstance(k, str):
-                    raise TypeError(
-                        f"checkpoint state at {path or '/'}: dict keys must be strings, got {k!r} "
-                        f"({type(k).__name__})"
-                    )
-                out[k] = visit(v, f"{path}/{k}" if path else k)
-            return out
-        if isinstance(node, tuple):
-            return {"__tuple__": [visit(v, f"{path}/{i}") for i, v in enumerate(node)]}
-        if isinstance(node, list):
-            return [visit(v, f"{path}/{i}") for i, v in enumerate(node)]
-        if isinstance(node, (np.bool_, bool)):
-            return bool(node)
-        if isinstance(node, np.integer):
-            return int(node)
-        if isinstance(node, np.floating):
-            return float(node)
-        if node is None or isinstance(node, (str, int, float)):
-            return node
-        raise TypeError(
-            f"checkpoint state at {path or '/'}: cannot store a {type(node).__name__}; use arrays, numbers, "
-            "strings, lists and dicts"
-        )
-
-    return visit(tree, ""), arrays
-
-
-def unpack_state(tree: Any, arrays: Mapping[str, np.ndarray]) -> Any:
-    """Inverse of ``pack_state``."""
-    if isinstance(tree, dict):
-        if set(tree) == {"__ndarray__"}:
-            key = tree["__ndarray__"]
-            if key not in arrays:
-                raise CheckpointError(f"checkpoint metadata refers to array {key!r}, which the archive lacks")
-            return arrays[key]
-        if set(tree) == {"__tuple__"}:
-            return tuple(unpack_state(v, arrays) for v in tree["__tuple__"])
-        return {k: unpack_state(v, arrays) for k, v in tree.items()}
-    if isinstance(tree, list):
-        return [unpack_state(v, arrays) for v in tree]
-    return tree
-
-
-# ---- one file --------------------------------------------------------------------------------------------
+# ---- one file (the format is chainrule.utils.serial's) ----------------------------------------------------
 
 
 def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
-    """Write ``state`` (a dict) to ``path`` atomically (temp file, fsync, ``os.replace``). Returns the path."""
+    """Write ``state`` (a dict) to ``path`` atomically (``chainrule.utils.atomic``). Returns the path."""
     path = Path(path)
-    meta, arrays = pack_state(dict(state))
-    doc = json.dumps({"format_version": FORMAT_VERSION, "state": meta}, separators=(",", ":"))
-    arrays[_META_KEY] = np.frombuffer(doc.encode("utf-8"), dtype=np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
+    return save_tree(path, dict(state), format_version=FORMAT_VERSION)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a checkpoint written by ``save_checkpoint``; raise ``CheckpointError`` if it is unreadable."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"no checkpoint file at {path}")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if _META_KEY not in archive.files:
-                raise CheckpointError(
-                    f"{path} is an .npz archive but not a chainrule checkpoint (it has no {_META_KEY} entry)"
-                )
-            doc = json.loads(archive[_META_KEY].tobytes().decode("utf-8"))
-            arrays = {k: archive[k] for k in archive.files if k != _META_KEY}  # reading checks each CRC
-    except CheckpointError:
-        raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path} is corrupt or truncated ({type(e).__name__}: {e})") from e
-    version = doc.get("format_version") if isinstance(doc, dict) else None
-    if not isinstance(version, int):
-        raise CheckpointError(f"{path} has no format version; it is not a chainrule checkpoint")
-    if version > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path} has checkpoint format version {version}, newer than this chainrule reads ({FORMAT_VERSION}); "
-            "upgrade chainrule to load it"
-        )
-    state = unpack_state(doc.get("state"), arrays)
+        _, state = load_tree(path, max_version=FORMAT_VERSION)
+    except FileFormatError as e:
+        raise CheckpointError(str(e).replace("chainrule file", "chainrule checkpoint")
+                              .replace("no chainrule checkpoint at", "no checkpoint file at")) from e
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: the checkpoint's state is not a dict")
     return state
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename durable (POSIX); a no-op where directories cannot be opened (Windows)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # ---- a folder of checkpoints -----------------------------------------------------------------------------
@@ -247,38 +136,22 @@ class CheckpointManager:
         return load_checkpoint(self.best_path)
 
     def _copy_atomic(self, src: Path, dst: Path) -> None:
-        tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
+        """``dst`` becomes a hard link to ``src`` (same bytes, no copy; the step file may be pruned later, the link
+        stays), or an atomic copy where links are not possible."""
+        tmp = dst.with_name(f".{dst.name}.{os.getpid()}.link{TEMP_SUFFIX}")
         tmp.unlink(missing_ok=True)
         try:
-            try:
-                os.link(src, tmp)  # same bytes, no copy; the step file may be pruned later, the link stays
-            except OSError:
-                shutil.copyfile(src, tmp)
-                with open(tmp, "rb+") as f:
-                    os.fsync(f.fileno())
+            os.link(src, tmp)
             os.replace(tmp, dst)
-        except BaseException:
+        except OSError:
             tmp.unlink(missing_ok=True)
-            raise
-        _fsync_dir(dst.parent)
+            atomic_write_bytes(dst, src.read_bytes())
+            return
+        fsync_dir(dst.parent)
 
     def _remove_stale_temp_files(self) -> None:
-        """Temp files left by a process killed mid-write (never a finished checkpoint)."""
-        if not self.directory.is_dir():
-            return
-        for p in self.directory.glob(".*.npz.tmp-*"):
-            pid = p.name.rsplit("-", 1)[-1]
-            if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
-                p.unlink(missing_ok=True)
+        """Temp files left by a process killed mid-write (never a finished checkpoint, never a live writer's)."""
+        remove_stale_temp_files(self.directory, "*.npz")
 
 
-def _process_alive(pid: int) -> bool:
-    if os.name == "nt":  # os.kill(pid, 0) would send CTRL_C_EVENT there
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True
-    return True
+pack_state, unpack_state = pack_tree, unpack_tree

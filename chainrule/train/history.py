@@ -27,6 +27,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from chainrule.utils.atomic import atomic_write_json
+
 STEP_COLUMNS = ("step", "epoch", "loss", "lr", "grad_norm")
 CSV_COLUMNS = ("kind", "epoch", "step", "loss", "lr", "grad_norm", "train_loss", "train_acc", "val_loss", "val_acc",
                "time_s", "samples_per_s")
@@ -211,8 +213,5 @@ def read_metrics_csv(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write JSON atomically (temp file + replace), non-finite numbers as null."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(_clean(obj), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    """Write JSON atomically (``chainrule.utils.atomic``), non-finite numbers as null."""
+    atomic_write_json(path, _clean(obj))

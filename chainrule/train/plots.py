@@ -47,8 +47,11 @@ def _plain(text: Any) -> str:
 
 
 def _save(fig: Any, path: str | os.PathLike) -> str:
+    from chainrule.utils.atomic import atomic_open
+
     fig.tight_layout()
-    fig.savefig(path, format="png", dpi=_DPI)
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=_DPI)
     return str(path)
 
 

@@ -115,7 +115,7 @@ def write_report(path: str | os.PathLike, title: str, *, subtitle: str = "",
     for heading, body in sections:
         parts.append(f"<h2>{html.escape(heading)}</h2>{body}")
     parts.append("</body></html>")
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text("\n".join(parts) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    from chainrule.utils.atomic import atomic_write_text
+
+    atomic_write_text(path, "\n".join(parts) + "\n")
     return path

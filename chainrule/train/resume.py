@@ -3,8 +3,10 @@
 ``trainer_state(trainer)`` holds everything the rest of a run depends on: the parameters training has reached
 (also after ``fit`` put the best ones into the model, with ``restore_best``), the best parameters, the optimizer's
 and the schedule's state, the loader's position inside the epoch, every random generator's state (the model's
-dropout generators, NumPy's and Python's global ones, the augmenter's), the history, the counters, the running
-totals of the current epoch, and the caller's config and metadata. ``load_trainer_state(trainer, state)`` puts it
+dropout generators, NumPy's and Python's global ones), the state of every callback that has a ``state_dict``
+(e.g. ``TimeBudget``'s time used), the history, the counters, the running totals of the current epoch, and the
+caller's config and metadata. (Augmentation draws from generators the data loader derives from its seed, epoch and
+batch index, so the loader's position restores it.) ``load_trainer_state(trainer, state)`` puts it
 into a freshly built trainer, which then continues bit for bit as if never interrupted.
 """
 
@@ -52,7 +54,7 @@ def trainer_state(t: Trainer) -> dict[str, Any]:
         "optimizer": t.optimizer.state_dict(),
         "schedule": t.schedule.state_dict() if t.schedule is not None else None,
         "loader": t.train_loader.state_dict() if hasattr(t.train_loader, "state_dict") else None,
-        "augment": _object_state(t.augment),
+        "callbacks": {type(cb).__name__: cb.state_dict() for cb in t.callbacks if hasattr(cb, "state_dict")},
         "rng": {
             "model": t.model.rng_states() if hasattr(t.model, "rng_states") else {},
             "numpy_global": np.random.get_state(),
@@ -80,7 +82,10 @@ def load_trainer_state(t: Trainer, state: Mapping[str, Any]) -> None:
         t.schedule.load_state_dict(state["schedule"])
     if state.get("loader") is not None:
         t.train_loader.load_state_dict(state["loader"])
-    _load_object_state(t.augment, state.get("augment"))
+    saved_callbacks = state.get("callbacks") or {}
+    for cb in t.callbacks:
+        if hasattr(cb, "load_state_dict") and type(cb).__name__ in saved_callbacks:
+            cb.load_state_dict(saved_callbacks[type(cb).__name__])
     rng = state["rng"]
     if hasattr(t.model, "load_rng_states"):
         t.model.load_rng_states(rng["model"])
@@ -102,32 +107,3 @@ def load_trainer_state(t: Trainer, state: Mapping[str, Any]) -> None:
 
 def _finite_or_none(x: float) -> float | None:
     return x if math.isfinite(x) else None
-
-
-def _generators(obj: Any) -> dict[str, np.random.Generator]:
-    return {k: v for k, v in vars(obj).items() if isinstance(v, np.random.Generator)} if hasattr(obj, "__dict__") \
-        else {}
-
-
-def _object_state(obj: Any) -> Any:
-    """An augmenter's (or any helper's) resumable state: its state_dict(), else its generators' states."""
-    if obj is None:
-        return None
-    if hasattr(obj, "state_dict"):
-        return obj.state_dict()
-    return {"generators": {k: g.bit_generator.state for k, g in _generators(obj).items()}}
-
-
-def _load_object_state(obj: Any, state: Any) -> None:
-    if obj is None or state is None:
-        if (obj is None) != (state is None):
-            raise ValueError("the checkpoint and this trainer disagree on using data augmentation")
-        return
-    if hasattr(obj, "load_state_dict"):
-        obj.load_state_dict(state)
-        return
-    gens = _generators(obj)
-    for k, s in state["generators"].items():
-        if k not in gens:
-            raise ValueError(f"the augmenter has no generator attribute {k!r} saved in the checkpoint")
-        gens[k].bit_generator.state = s

@@ -26,6 +26,7 @@ from typing import Any, Mapping
 
 from chainrule.train.checkpoint import CheckpointManager
 from chainrule.train.history import write_json
+from chainrule.utils.atomic import atomic_write_text
 
 try:  # Python >= 3.11
     import tomllib as _toml
@@ -127,9 +128,7 @@ def write_toml(path: str | os.PathLike, config: Mapping[str, Any], header: str |
     text = dumps_toml(config)
     if header:
         text = "".join(f"# {line}\n" for line in header.splitlines()) + text
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
 
 
 # ---- the folder ------------------------------------------------------------------------------------------

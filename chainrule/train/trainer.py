@@ -4,8 +4,9 @@
                       val_data=(X_val, y_val), epochs=10)
     history = trainer.fit()
 
-One step: forward the batch, loss (+ optional regulariser), backward, check the loss and gradients are finite,
-clip, optimizer step, schedule step, record loss / lr / gradient norm. One epoch: steps over the loader, then
+One step: forward the batch, loss (+ optional regulariser), backward (or, with ``loss_and_grad``, one fused function
+that computes the loss and sets every gradient: the linear classifiers' NumPy step), check the loss and gradients
+are finite, clip, optimizer step, schedule step, record loss / lr / gradient norm. One epoch: steps over the loader, then
 train and validation accuracy, best-parameter tracking, early stopping, optional diagnostics, a checkpoint.
 
 Exact resume: ``state_dict()`` holds everything the rest of the run depends on (parameters, optimizer and
@@ -34,7 +35,8 @@ from chainrule.tensor import Tensor
 from chainrule.train import diagnostics as diag
 from chainrule.train.checkpoint import CheckpointManager
 from chainrule.train.evaluation import num_correct, predict_scores
-from chainrule.train.grads import first_non_finite, grad_norm, input_hint, scale_grads
+from chainrule.optim.clip import clip_grads_with_norm, total_grad_norm
+from chainrule.train.grads import first_non_finite, input_hint
 from chainrule.train.history import History
 from chainrule.train.resume import STATE_KIND, EpochTotals, load_trainer_state, trainer_state
 
@@ -69,9 +71,14 @@ class Trainer:
             running accuracy of the epoch's minibatches (in training mode).
         epochs: number of passes over the training data.
         regularizer: optional ``regularizer(model) -> Tensor`` added to the loss (e.g. reg * sum W^2).
-        augment: optional ``augment(x) -> x`` applied to each training batch; its random state is checkpointed
-            (``state_dict()`` if it has one, else its ``numpy.random.Generator`` attributes).
-        clip_grad_norm: rescale gradients to this joint norm when it is exceeded.
+        loss_and_grad: optional ``loss_and_grad(model, x, y) -> (loss, correct)`` that computes the training loss
+            of a batch (regularisation included) and how many of its samples the model classifies right, and sets
+            the ``.grad`` of every parameter itself, replacing
+            forward + ``loss`` + backward in training steps (``loss`` still scores validation data). The linear
+            classifiers' fused NumPy loss-and-gradient runs this way.
+        max_steps: end training (complete, not paused) after this many optimizer steps, inside an epoch if need
+            be; None: after ``epochs``.
+        clip_grad_norm: rescale gradients to this joint norm when it is exceeded (``chainrule.optim.clip``).
         nan_policy: "raise" (``NonFiniteError``) or "stop" (log it and end training with the parameters of the
             last finite step) when the loss or a gradient is not finite.
         early_stopping_patience: stop after this many epochs without a validation-accuracy gain of more than
@@ -97,7 +104,8 @@ class Trainer:
         train_eval_data: tuple[np.ndarray, np.ndarray] | None = None,
         epochs: int = 10,
         regularizer: Callable[[Any], Tensor] | None = None,
-        augment: Callable[[np.ndarray], np.ndarray] | None = None,
+        loss_and_grad: Callable[[Any, np.ndarray, np.ndarray], tuple[float, int]] | None = None,
+        max_steps: int | None = None,
         clip_grad_norm: float | None = None,
         nan_policy: str = "raise",
         early_stopping_patience: int | None = None,
@@ -121,6 +129,8 @@ class Trainer:
                 raise ValueError("early_stopping_patience needs val_data: early stopping watches validation accuracy")
         if checkpoint_every is not None:
             _check_int("checkpoint_every", checkpoint_every, low=1)
+        if max_steps is not None:
+            _check_int("max_steps", max_steps, low=1)
         if clip_grad_norm is not None and not (clip_grad_norm > 0 and math.isfinite(clip_grad_norm)):
             raise ValueError(f"clip_grad_norm must be a finite number > 0 (or None), got {clip_grad_norm!r}")
         if not min_delta >= 0:
@@ -134,7 +144,8 @@ class Trainer:
         self.train_eval_data = train_eval_data
         self.epochs = epochs
         self.regularizer = regularizer
-        self.augment = augment
+        self.loss_and_grad = loss_and_grad
+        self.max_steps = max_steps
         self.clip_grad_norm = clip_grad_norm
         self.nan_policy = nan_policy
         self.early_stopping_patience = early_stopping_patience
@@ -149,6 +160,7 @@ class Trainer:
         self.callbacks = list(callbacks)
 
         self.named_params = list(model.named_parameters())
+        self.params = [p for _, p in self.named_params]
         self.history = History()
         self.step = 0                      # optimizer steps done
         self.epoch = 0                     # epochs completed
@@ -187,7 +199,7 @@ class Trainer:
             self._training_state = None
         self._call("on_train_begin")
         steps_per_epoch = self._steps_per_epoch = len(self.train_loader)
-        while self.epoch < self.epochs and not self.stop_training:
+        while self.epoch < self.epochs and not self.stop_training and not self.reached_max_steps:
             self._call("on_epoch_begin")
             self.model.train()
             if self.epoch_totals.steps < steps_per_epoch:  # (a run resumed at the end of an epoch has none left)
@@ -198,10 +210,10 @@ class Trainer:
                     self._call("on_step_end")
                     if self.checkpoint_every and self.step % self.checkpoint_every == 0:
                         self.save_checkpoint()
-                    if self.stop_training:
+                    if self.stop_training or self.reached_max_steps:
                         break
             if self.epoch_totals.steps < steps_per_epoch:  # stopped inside the epoch
-                if self.stop_reason is None:  # by a callback: keep a checkpoint to continue from
+                if self.stop_reason is None:  # by a callback or max_steps: keep a checkpoint to continue from
                     self.save_checkpoint()
                 break
             self._end_epoch()
@@ -215,27 +227,33 @@ class Trainer:
 
     def _train_step(self, xb: np.ndarray, yb: np.ndarray) -> None:
         t0 = time.perf_counter()
-        if self.augment is not None:
-            xb = self.augment(xb)
         lr = float(self.optimizer.param_groups[0]["lr"])
         # Overflow / invalid operations end up as inf or nan in the loss or a gradient, which are checked and
         # reported below (naming the step and parameter), so NumPy's own floating-point warnings are muted here.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            scores = self.model(Tensor(xb))
-            loss = self.loss(scores, yb)
-            if self.regularizer is not None:
-                loss = loss + self.regularizer(self.model)
-            loss_value = float(loss.data)
-            if not math.isfinite(loss_value):
-                return self._non_finite(f"the loss is {loss_value}" + input_hint(xb), lr)
-            self.optimizer.zero_grad()
-            loss.backward()
-            norm = grad_norm(self.named_params)
+            if self.loss_and_grad is not None:
+                self.optimizer.zero_grad()
+                loss_value, correct = self.loss_and_grad(self.model, xb, yb)
+                loss_value = float(loss_value)
+                if not math.isfinite(loss_value):
+                    return self._non_finite(f"the loss is {loss_value}" + input_hint(xb), lr)
+            else:
+                scores = self.model(Tensor(xb))
+                loss = self.loss(scores, yb)
+                if self.regularizer is not None:
+                    loss = loss + self.regularizer(self.model)
+                loss_value = float(loss.data)
+                if not math.isfinite(loss_value):
+                    return self._non_finite(f"the loss is {loss_value}" + input_hint(xb), lr)
+                self.optimizer.zero_grad()
+                loss.backward()
+                correct = num_correct(scores.data, yb)
+            norm = total_grad_norm(self.params)
         if not math.isfinite(norm):
             name = first_non_finite(self.named_params)
             return self._non_finite(f"the gradient of parameter {name!r} is not finite (loss {loss_value:.6g})", lr)
         if self.clip_grad_norm is not None and norm > self.clip_grad_norm:
-            scale_grads(self.named_params, self.clip_grad_norm / (norm + 1e-6))
+            clip_grads_with_norm(self.params, self.clip_grad_norm, norm)
         if self.diagnostics:  # update/weight ratios on a sample of the epoch's steps (diagnostics.UpdateRatios)
             self.update_ratios.before_step(self.epoch_totals.steps, self._steps_per_epoch, self.named_params)
         self.optimizer.step()
@@ -245,7 +263,7 @@ class Trainer:
             self.schedule.step()
         self.step += 1
         self.history.log_step(self.step, self.epoch + 1, loss_value, lr, norm)
-        self.epoch_totals.add(loss_value, len(yb), num_correct(scores.data, yb), time.perf_counter() - t0)
+        self.epoch_totals.add(loss_value, len(yb), int(correct), time.perf_counter() - t0)
 
     def _end_epoch(self) -> None:
         e = self.epoch_totals
@@ -298,6 +316,17 @@ class Trainer:
         """Best validation accuracy before this epoch (the bar an epoch has to beat by min_delta)."""
         past = [r["val_acc"] for r in self.history.epochs if r.get("val_acc") is not None]
         return max(past, default=-math.inf)
+
+    @property
+    def reached_max_steps(self) -> bool:
+        return self.max_steps is not None and self.step >= self.max_steps
+
+    @property
+    def finished(self) -> bool:
+        """True when the run is complete: every epoch (or ``max_steps``) done, or stopped early for good (early
+        stopping, a non-finite value), as opposed to paused by a callback or not begun."""
+        return (self.epoch >= self.epochs or self.reached_max_steps
+                or self.stop_reason not in (None, _CALLBACK_STOP))
 
     @property
     def epoch_step(self) -> int:

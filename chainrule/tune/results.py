@@ -118,7 +118,9 @@ class SearchResult:
     def to_csv(self, path: str | Path) -> Path:
         rows = self.rows()
         path = Path(path)
-        with open(path, "w", newline="", encoding="utf-8") as f:
+        from chainrule.utils.atomic import atomic_open
+
+        with atomic_open(path, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["trial"])
             writer.writeheader()
             for row in rows:

@@ -18,12 +18,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from chainrule.utils.atomic import atomic_write_text
 from chainrule.tune.results import best_trial, fit_params
 from chainrule.tune.trial import Trial
 
@@ -42,20 +42,6 @@ class SearchFolderError(ValueError):
 
 class SearchFolderWarning(UserWarning):
     """Something in a search folder was repaired (a cut-off last line of trials.jsonl)."""
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _json_default(v: Any) -> Any:
@@ -101,7 +87,7 @@ class SearchFolder:
         self.trials_path.touch()
 
     def write_config(self, config: Mapping[str, Any]) -> None:
-        _atomic_write(self.config_path, dumps(config, indent=2, sort_keys=False) + "\n")
+        atomic_write_text(self.config_path, dumps(config, indent=2, sort_keys=False) + "\n")
 
     def read_config(self) -> dict[str, Any]:
         if not self.exists():
@@ -156,7 +142,7 @@ class SearchFolder:
         """results.csv and (if any trial succeeded) best.json for a SearchResult."""
         result.to_csv(self.path / self.RESULTS)
         if any(t.ok for t in result.trials):
-            _atomic_write(self.path / self.BEST, dumps(result.summary(), indent=2) + "\n")
+            atomic_write_text(self.path / self.BEST, dumps(result.summary(), indent=2) + "\n")
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -1,0 +1,100 @@
+"""``chainrule playground``: the lectures' live demos in the browser, trained by chainrule (docs/playground.md).
+
+    chainrule playground              # prints http://127.0.0.1:PORT/ (a free port); Ctrl-C stops it
+    chainrule playground --port 8000 --open
+
+Binds the loopback address unless ``--host`` says otherwise (then it warns: the playground has no login). Needs the
+``[playground]`` extra (Starlette, uvicorn, websockets).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import socket
+import sys
+from typing import Any
+
+from chainrule.commands.common import UsageError, say
+
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("playground", parents=[common], help="the interactive 2-D classification demo in a browser",
+                       description="Serve the playground page: 2-D datasets, kNN / linear / MLP classifiers trained "
+                                   "live by chainrule, the decision surface, the network and the computational "
+                                   "graph of a training point. Ctrl-C stops it.")
+    p.add_argument("--port", type=int, default=0, help="port to listen on (default: a free port)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default: 127.0.0.1, this machine only; any other address warns, since "
+                        "anyone who can reach it can use the playground)")
+    p.add_argument("--open", action="store_true", help="open the page in the default web browser")
+    p.set_defaults(func=run)
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (port 0: a free one chosen by the OS), made before the server starts
+    so that the printed URL is the one that answers."""
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port must be in [0, 65535] (0: a free port), got {port}")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as e:
+        raise UsageError(f"--host {host!r} is not an address of this machine: {e.strerror}") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as e:
+        sock.close()
+        raise UsageError(f"cannot listen on {host}:{port}: {e.strerror}; choose another --port (or none, for a "
+                         "free one)") from None
+    sock.listen(128)
+    return sock
+
+
+def _url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from chainrule.playground.server import LOCAL_HOSTS, create_app
+    except ImportError as e:
+        raise RuntimeError(f"the playground needs Starlette, uvicorn and websockets ({e}); install them with: "
+                           "pip install \"chainrule[playground]\"") from None
+    local = is_loopback(args.host)
+    sock = _listen(args.host, args.port)
+    url = _url(sock)
+    if not local:
+        print(f"chainrule playground: warning: listening on {args.host}, not only this machine: anyone who can "
+              "reach this address can use the playground (there is no login)", file=sys.stderr, flush=True)
+    try:  # Ctrl-C at any moment from here on is a clean stop
+        app = create_app(allowed_hosts=LOCAL_HOSTS if local else None)
+        config = uvicorn.Config(app, log_level="warning", access_log=False, ws="auto", lifespan="off",
+                                ws_max_size=1 << 20, timeout_graceful_shutdown=3)
+        say(f"chainrule playground: serving on {url} (Ctrl-C to stop)")
+        if args.open:
+            import webbrowser
+
+            webbrowser.open(url)
+        uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled, once it has shut down
+        pass
+    finally:
+        sock.close()
+    say("chainrule playground: stopped")
+    return 0

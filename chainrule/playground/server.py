@@ -1,0 +1,195 @@
+"""The playground's ASGI app (Starlette): the page, its static files and one WebSocket per browser tab.
+
+    from chainrule.playground import create_app
+    app = create_app()              # serve with uvicorn: uvicorn.run(app, host="127.0.0.1", port=8000)
+
+Each WebSocket gets its own ``Session`` and its own worker thread: every call into the session (messages, training
+slices, frames) runs there, one at a time, so the event loop only moves messages and the page stays responsive
+while a model trains. While a session plays, its worker trains for about ``train_slice`` seconds (at least one
+``partial_fit``), then computes a frame (the network view and the inspected point's graph at most every
+``network_interval`` seconds) and the loop sends it. The session and its thread end when the socket closes.
+
+Safety: the HTTP and WebSocket routes answer only to ``allowed_hosts`` (the loopback names by default, which also
+stops DNS-rebinding pages), a WebSocket whose ``Origin`` is another site is refused, every message is validated
+(``chainrule.playground.protocol``) and a bad one is answered with an error that names the field, the rule and the
+value while the session carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Sequence
+from urllib.parse import urlsplit
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from chainrule.playground.protocol import ProtocolError, parse_message, public_rules
+from chainrule.playground.session import Session
+
+STATIC_DIR = Path(__file__).parent / "static"
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
+        "frame-ancestors 'none'")
+log = logging.getLogger("chainrule.playground")
+
+
+def same_origin(websocket: WebSocket) -> bool:
+    """True when the handshake's Origin is this server (scheme http(s), same host and port as the Host header).
+
+    A missing Origin is allowed: browsers always send one with a WebSocket, so only a non-browser client (a
+    script of the user's own) omits it; "null" (sandboxed frames, local files) and other sites are refused.
+    """
+    origin = websocket.headers.get("origin")
+    if origin is None:
+        return True
+    parts = urlsplit(origin)
+    host = websocket.headers.get("host", "")
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and parts.netloc.lower() == host.lower()
+
+
+class _Connection:
+    """One tab: its session, its worker thread and the task that plays."""
+
+    def __init__(self, websocket: WebSocket, train_slice: float, network_interval: float):
+        self.ws = websocket
+        self.session = Session()
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="playground-session")
+        self.train_slice, self.network_interval = train_slice, network_interval
+        self.send_lock = asyncio.Lock()
+        self.player: asyncio.Task | None = None
+        self._last_network = 0.0
+
+    async def call(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        text = json.dumps(message, allow_nan=False, separators=(",", ":"))
+        async with self.send_lock:
+            await self.ws.send_text(text)
+
+    async def run(self) -> None:
+        await self.send({"type": "hello", "rules": public_rules()})
+        await self.send(await self.call(self.session.points))
+        await self.send(await self.call(self._frame, True))
+        while True:
+            message = await self.ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            raw = message.get("text")
+            await self.handle(raw if raw is not None else message.get("bytes", b""))
+
+    async def handle(self, raw: str | bytes) -> None:
+        try:
+            msg = parse_message(raw, self.session.model)
+        except ProtocolError as e:
+            await self.send(e.to_message())
+            return
+        if msg["type"] in ("play", "pause"):
+            self.session.running = msg["type"] == "play"
+            if self.session.running and (self.player is None or self.player.done()):
+                self.player = asyncio.create_task(self._play())
+            await self.send(self.session.state())
+            return
+        try:
+            changed = await self.call(self.session.apply, msg)
+        except ProtocolError as e:  # a rule that depends on the session (k, labels, indices)
+            await self.send(e.to_message())
+            return
+        except Exception as e:  # a bug must not end the session: say what happened and carry on
+            log.exception("playground: error handling %r", raw[:200])
+            await self.send(_internal_error(e))
+            return
+        if changed == "data":
+            await self.send(await self.call(self.session.points))
+        await self.send(await self.call(self._frame, True))  # every applied message is answered with a frame
+
+    def _frame(self, network: bool | None = None) -> dict[str, Any]:
+        now = time.perf_counter()
+        if network is None:
+            network = now - self._last_network >= self.network_interval
+        if network:
+            self._last_network = now
+        return self.session.frame(network=network)
+
+    def _advance(self) -> dict[str, Any]:
+        if self.session.advance(self.train_slice) == 0:  # nothing to train (kNN, no points) or a stopped run
+            self.session.running = False
+        return self._frame(None if self.session.running else True)
+
+    async def _play(self) -> None:
+        while self.session.running:
+            try:
+                frame = await self.call(self._advance)
+            except Exception as e:  # a bug in a training slice: stop playing and say so; the session lives on
+                log.exception("playground: error while training")
+                self.session.running = False
+                await self.send(_internal_error(e))
+                break
+            await self.send(frame)
+        await self.send(await self.call(self.session.state))  # after the last frame: says it has stopped
+
+    async def close(self) -> None:
+        self.session.running = False
+        if self.player is not None:
+            self.player.cancel()
+            try:
+                await self.player
+            except (asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+                pass
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _internal_error(e: Exception) -> dict[str, Any]:
+    return {"type": "error", "field": "server", "rule": "internal error", "value": "",
+            "message": f"internal error: {type(e).__name__}: {e} (the server log has the details)"}
+
+
+def create_app(allowed_hosts: Sequence[str] | None = LOCAL_HOSTS, *, train_slice: float = 0.02,
+               network_interval: float = 0.2, max_sessions: int = 32) -> Starlette:
+    """The playground app. ``allowed_hosts``: Host header names it answers to (None: any, for a server bound to a
+    non-loopback address); ``train_slice``: seconds of training between frames; ``network_interval``: seconds
+    between network-view and graph updates while playing; ``max_sessions``: open tabs at most."""
+    connections: set[_Connection] = set()
+
+    async def index(request: Request) -> Response:
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-store",
+                                                                "Content-Security-Policy": _CSP})
+
+    async def socket(websocket: WebSocket) -> None:
+        if not same_origin(websocket):
+            log.warning("playground: refused a WebSocket from origin %r", websocket.headers.get("origin"))
+            await websocket.close(code=1008)  # before accept: the handshake fails with 403
+            return
+        if len(connections) >= max_sessions:
+            await websocket.close(code=1013)
+            return
+        await websocket.accept()
+        conn = _Connection(websocket, train_slice, network_interval)
+        connections.add(conn)
+        try:
+            await conn.run()
+        except (WebSocketDisconnect, RuntimeError):  # the tab went away (RuntimeError: a send after it closed)
+            pass
+        finally:
+            connections.discard(conn)
+            await conn.close()
+
+    app = Starlette(
+        routes=[Route("/", index), WebSocketRoute("/ws", socket),
+                Mount("/static", StaticFiles(directory=STATIC_DIR), name="static")],
+        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts or ["*"]))],
+    )
+    app.state.connections = connections
+    return app
