@@ -9,7 +9,7 @@ import time
 import pytest
 
 pytest.importorskip("starlette", reason="the playground needs the [playground] extra (starlette)")
-pytest.importorskip("httpx", reason="Starlette's test client needs httpx")
+pytest.importorskip("starlette.testclient", reason="Starlette's test client needs httpx2 (or httpx)")
 
 from starlette.testclient import TestClient  # noqa: E402
 from starlette.websockets import WebSocketDisconnect  # noqa: E402
