@@ -38,6 +38,7 @@ FIT_KIND = "chainrule.estimator.fit"  # metadata["kind"] of the checkpoints an e
 # (epochs / iterations extend or shorten the run; the schedule is rebuilt for the new length).
 RESUME_MAY_DIFFER = ("epochs", "iterations", "time_budget", "verbose", "eval_batch_size", "n_iter_no_change",
                      "early_stopping", "tol")
+EXTENDING = ("epochs", "iterations", "time_budget")  # a change of these rebuilds the schedule for the new length
 
 
 def draw_seeds(random_state: Any) -> tuple[int, int, int]:
@@ -201,6 +202,15 @@ def label_index(est: BaseClassifier, y: Any, n_samples: int, what: str, hint: st
         raise ValueError(f"{what}: label {labels[unknown[0]].tolist()!r} at index {int(unknown[0])} is not one of "
                          f"the training classes {est.classes_.tolist()}{hint}")
     return index.astype(np.int64)
+
+
+def history_epochs(history_state: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The epoch records of a checkpoint's history (``chainrule.train.History.state_dict()``)."""
+    from chainrule.train.history import History
+
+    history = History()
+    history.load_state_dict(history_state)
+    return history.epochs
 
 
 def epoch_means(epoch_of_step: np.ndarray, losses: np.ndarray) -> list[float]:

@@ -56,12 +56,16 @@ class KNearestNeighbor(BaseClassifier):
         self.chunk_size = chunk_size
         self.augment = augment
 
-    def fit(self, X: Any, y: Any) -> "KNearestNeighbor":
-        """Memorise X (N, D) or images (N, H, W, C) and labels y (N,); prepare the distance engine."""
-        metric = check_choice(self, "metric", METRICS)
-        augment = check_choice(self, "augment", AUGMENT)
+    def _validate_params(self) -> None:
+        check_choice(self, "metric", METRICS)
+        check_choice(self, "augment", AUGMENT)
         self._check_chunk_size()
         check_int_param(self, "k", 1)
+
+    def fit(self, X: Any, y: Any) -> "KNearestNeighbor":
+        """Memorise X (N, D) or images (N, H, W, C) and labels y (N,); prepare the distance engine."""
+        self._validate_params()
+        metric, augment = self.metric, self.augment
         X = check_X(X, self, reset=True, keep_uint8=True)
         y_index = self._fit_labels(y, len(X))
         self._memorise(X, y_index, augment)

@@ -184,7 +184,7 @@ class LinearClassifier(BaseClassifier):
         y_index = self._fit_labels(y, len(X))
         _, loader_seed, model_seed = tr.draw_seeds(self.random_state)
         if resume is not None:
-            tr.check_resume(self, resume)
+            extend = bool(set(tr.check_resume(self, resume)) & set(tr.EXTENDING))
             tr.check_resume_data(self, X, y_index, resume["metadata"])
             tr.restore_fitted(self, resume["metadata"])
             Xp = self._fit_inputs(X, hp)
@@ -201,7 +201,7 @@ class LinearClassifier(BaseClassifier):
                                 diagnostics=diagnostics)
         trainer.schedule = run_schedule(hp["schedule"], optimizer, total)
         if resume is not None:
-            trainer.load_state_dict(resume)
+            trainer.load_state_dict(resume, extend=extend)
         train_start = time.perf_counter()
         self._run(trainer, hp)
         self._record(trainer, model)
@@ -387,6 +387,19 @@ class LinearClassifier(BaseClassifier):
                      "validation_scores": self.validation_scores_, "fit_time": float(self.fit_time_),
                      "train_time": float(self.train_time_)})
         return meta, arrays
+
+    def _set_weights(self, weights: dict[str, np.ndarray], history: dict[str, Any]) -> None:
+        """W_ and b_ from a checkpoint's weights and the learned attributes from its history (labels and input steps
+        are already restored: ``chainrule.classifiers._training.restore_fitted``)."""
+        self.W_, self.b_ = np.array(weights["weight"], np.float32), np.array(weights["bias"], np.float32)
+        steps = history["steps"]
+        self.loss_history_ = np.asarray(steps["loss"], dtype=np.float32)
+        self.loss_curve_ = tr.epoch_means(np.asarray(steps["epoch"]), np.asarray(steps["loss"], dtype=np.float64))
+        self.n_iter_ = self.n_steps_ = len(self.loss_history_)
+        self.n_epochs_ = len(self.loss_curve_)
+        self.validation_scores_ = [float(e["val_acc"]) for e in tr.history_epochs(history)
+                                   if e.get("val_acc") is not None] or None
+        self.fit_time_ = self.train_time_ = 0.0
 
     def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         self.features_, self.preprocessor_ = load_input_state(meta, arrays)

@@ -280,7 +280,7 @@ class MLPClassifier(BaseClassifier):
             train_idx, val_idx = self._split(y_index, hp["validation_fraction"], split_seed)
             X, X_val, y_val, y_index = X[train_idx], X[val_idx], y_index[val_idx], y_index[train_idx]
         if resume is not None:
-            tr.check_resume(self, resume)
+            extend = bool(set(tr.check_resume(self, resume)) & set(tr.EXTENDING))
             tr.check_resume_data(self, X, y_index, resume["metadata"])
             tr.restore_fitted(self, resume["metadata"])
             X = self._fit_inputs(X, hp)
@@ -294,7 +294,7 @@ class MLPClassifier(BaseClassifier):
         trainer, budget = self._trainer(loader, optimizer, val, hp, callbacks=callbacks, checkpoints=checkpoints,
                                         checkpoint_every=checkpoint_every, diagnostics=diagnostics)
         if resume is not None:
-            trainer.load_state_dict(resume)
+            trainer.load_state_dict(resume, extend=extend)
         train_start = time.perf_counter()
         trainer.fit()
         self.train_time_ = time.perf_counter() - train_start
@@ -477,6 +477,20 @@ class MLPClassifier(BaseClassifier):
             "fit_time": self.fit_time_, "train_time": self.train_time_, "stop_reason": self.stop_reason_,
         })
         return meta, arrays
+
+    def _set_weights(self, weights: dict[str, np.ndarray], history: dict[str, Any]) -> None:
+        """model_ from a checkpoint's weights and the learned attributes from its history (labels and input steps
+        are already restored: ``chainrule.classifiers._training.restore_fitted``)."""
+        self.model_ = self._new_model(int(weights["0.weight"].shape[0]), self._validated(), 0)
+        self.model_.load_state_dict(weights)
+        self.model_.eval()
+        steps = history["steps"]
+        self.loss_curve_ = tr.epoch_means(np.asarray(steps["epoch"]), np.asarray(steps["loss"], dtype=np.float64))
+        self.n_iter_, self.n_steps_, self.best_epoch_ = len(self.loss_curve_), len(steps["loss"]), len(self.loss_curve_)
+        self.validation_scores_ = [float(e["val_acc"]) for e in tr.history_epochs(history)
+                                   if e.get("val_acc") is not None] or None
+        self.fit_time_ = self.train_time_ = 0.0
+        self.stop_reason_ = None
 
     def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         self.model_ = nn.MLP(meta["sizes"], activation=meta["activation"], dropout=meta["dropout"],

@@ -379,9 +379,13 @@ class Trainer:
         parameters training has reached, not the restored best ones (``chainrule.train.resume``)."""
         return trainer_state(self)
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore a ``state_dict()`` (e.g. ``load_checkpoint(path)``) into this freshly built trainer."""
-        load_trainer_state(self, state)
+    def load_state_dict(self, state: Mapping[str, Any], extend: bool = False) -> None:
+        """Restore a ``state_dict()`` (e.g. ``load_checkpoint(path)``) into this freshly built trainer.
+
+        ``extend=True`` continues the run with this trainer's own length (``epochs`` / ``max_steps``) and schedule
+        hyperparameters where they differ from the checkpoint's: the schedule is this one, at the step reached (a
+        cosine over more epochs then continues on the longer curve from that step)."""
+        load_trainer_state(self, state, extend=extend)
         self._training_state = None
 
     def training_weights(self) -> dict[str, np.ndarray]:
