@@ -99,7 +99,7 @@ def _resumed_settings(args: argparse.Namespace) -> tuple[dict[str, Any], Any, di
 
 
 def run(args: argparse.Namespace) -> int:
-    from chainrule.tune import SearchFolderError, SpaceError, load_space, search
+    from chainrule.tune import SearchConfig, SearchFolderError, SearchRunner, SpaceError, load_space
 
     if args.resume:
         settings, space, fixed = _resumed_settings(args)
@@ -155,13 +155,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         with usage_errors():
             try:
-                result = search(
-                    factory, space, X, y, strategy=strategy, n_trials=s["trials"], validation=validation,
-                    val_size=val_size, seed=seed, fixed=fixed, budget=budget, eta=s["eta"] or 3, n_jobs=args.jobs,
-                    backend=args.backend, scheduler=args.scheduler, connect_timeout=args.connect_timeout,
-                    run_dir=out, resume=bool(args.resume), on_trial=progress,
+                config = SearchConfig(
+                    strategy=strategy, n_trials=s["trials"], validation=validation, val_size=val_size, seed=seed,
+                    fixed=fixed, budget=budget, eta=s["eta"] or 3,
                     metadata={"data": s["data"], "model": s["model"], "dataset": ds.name, "classes": list(ds.classes),
                               "cli": {k: s.get(k) for k in _RESUMABLE}})
+                runner = SearchRunner(factory, space, config, n_jobs=args.jobs, backend=args.backend,
+                                      scheduler=args.scheduler, connect_timeout=args.connect_timeout, run_dir=out,
+                                      resume=bool(args.resume), on_trial=progress)
+                result = runner.run(X, y)
             except (SpaceError, SearchFolderError) as e:
                 raise ValueError(str(e)) from None
     finally:
