@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     for m in models:
         layer = {**shared, "model": (m, "--models")}
         if m == "knn":
-            layer["select_k"] = (SELECT_K, "compare's k candidates")
+            layer.update(select_k=(SELECT_K, "compare's k candidates"), split_seed=(seed, "--seed"))
         else:
             layer["random_state"] = (seed, "--seed")
             for key, value in (("epochs", args.epochs), ("features", args.features)):

@@ -50,8 +50,10 @@ class Option:
 RUN_OPTIONS: tuple[Option, ...] = (
     Option("data", "str", None, "dataset: cifar10 | cifar10:PATH | folder:PATH | digits | spiral (default: digits, "
            "offline)"),
-    Option("val_size", "float", 0.1, "validation split carved from the training data (stratified, seeded with "
-           "--seed): a fraction (0.1) or a count (5000)", low=0.0),
+    Option("val_size", "float", 0.1, "validation split carved from the training data (stratified): a fraction "
+           "(0.1) or a count (5000)", low=0.0),
+    Option("split_seed", "int", None, "seed of the validation split (default: the estimator's random_state, "
+           "--seed; 0 for kNN)", low=0),
     Option("out", "str", None, "the run folder (default: runs/<model>-<data>-<timestamp>)"),
     Option("select_k", "ints", None, "kNN only: try these k on the validation split (one distance pass) and train "
            "with the best, e.g. 1,3,5,10,20 (default: off: train with --k)"),

@@ -69,9 +69,10 @@ class Trained:
 
     @property
     def split_seed(self) -> int:
-        """The seed of the run's validation split (``--seed``, i.e. random_state; 0 when it was none)."""
-        seed = self.config.get("random_state")
-        return int(seed) if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) else 0
+        """The seed of the run's validation split (``chainrule.commands.train.split_seed``)."""
+        from chainrule.commands.train import split_seed
+
+        return split_seed(self.config)
 
     def _columns(self) -> np.ndarray:
         return np.asarray(self.estimator.classes_).astype(np.int64)

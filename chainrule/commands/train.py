@@ -153,7 +153,9 @@ class RunResult:
 
 
 def split_seed(config: Mapping[str, Any]) -> int:
-    """The validation split's seed: the run's random_state (``--seed``), or 0 when that is none."""
+    """The validation split's seed: ``split_seed``, else the estimator's random_state (``--seed``), else 0."""
+    if config.get("split_seed") is not None:
+        return int(config["split_seed"])
     seed = config.get("random_state")
     return int(seed) if isinstance(seed, int) and not isinstance(seed, bool) else 0
 
