@@ -24,6 +24,7 @@ the model ``fit`` trains in ``E`` epochs.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -39,6 +40,20 @@ FIT_KIND = "chainrule.estimator.fit"  # metadata["kind"] of the checkpoints an e
 RESUME_MAY_DIFFER = ("epochs", "iterations", "time_budget", "verbose", "eval_batch_size", "n_iter_no_change",
                      "early_stopping", "tol")
 EXTENDING = ("epochs", "iterations", "time_budget")  # a change of these rebuilds the schedule for the new length
+
+
+def one_blas_thread() -> Any:
+    """Limit BLAS to one thread for a linear model's SGD loop, when threadpoolctl is installed (else change nothing).
+
+    The loop's GEMMs are skinny ((256, 3072) x (3072, 10)): a second thread saves little on an idle machine, and
+    on a busy one OpenBLAS's threads wait on each other: measured 3 ms/step with one thread against 18 ms/step
+    with two on this project's 2 shared cores (bench/bench_linear.py).
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - depends on the environment
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def draw_seeds(random_state: Any) -> tuple[int, int, int]:
