@@ -45,6 +45,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                    "(with a larger --epochs: extend a finished run)")
     p.add_argument("--from-search", metavar="RUN", help="train the best configuration of a `chainrule tune` search "
                    "(its data, model, seed and every parameter of its best trial; --config and flags still win)")
+    p.add_argument("--dry-run", action="store_true", help="check the configuration (and that the data path exists), "
+                   "print the config.toml it resolves to, and stop: nothing is loaded, trained or written")
     p.set_defaults(func=run)
 
 
@@ -66,6 +68,13 @@ def run(args: argparse.Namespace) -> int:
         return _resume(args, layers)
     config = cfgmod.resolve(*layers)
     config["data"] = data_spec(config["data"])
+    if args.dry_run:
+        from chainrule.commands.common import check_spec
+        from chainrule.train import dumps_toml
+
+        check_spec(config["data"])
+        say(dumps_toml(cfgmod.to_toml(config)).rstrip())
+        return 0
     out = Path(config["out"]) if config["out"] else Path("runs") / default_run_name(config["model"], config["data"])
     folder = RunFolder(out)
     if folder.exists() or (folder.checkpoint_dir.is_dir() and any(folder.checkpoint_dir.iterdir())):
