@@ -8,6 +8,7 @@
 - ``isolated_cache``: ``$CHAINRULE_DATA`` pointed at a fresh folder, so decoded-data caches never leak between tests.
 - ``chainrule_process``: run ``python -m chainrule ...`` (or ``python -c CODE ...``) as a real child process in a
   folder, with this checkout importable; returns the ``CompletedProcess``.
+- ``tune_data``: the small blob data set the tune tests search on.
 - ``digits_split``: the digits dataset split like ``chainrule train`` splits it (val_size 0.1, seed 0).
 """
 
@@ -71,6 +72,12 @@ def run_chainrule(args: Sequence[str], cwd: Path, timeout: float = 300) -> subpr
 @pytest.fixture
 def chainrule_process() -> Callable[..., subprocess.CompletedProcess]:
     return run_chainrule
+
+
+@pytest.fixture(scope="session")
+def tune_data():
+    """The tune tests' data: 3 classes x 20 blobs in 4-D (``make_blobs(20, 4, 3, seed=1, spread=1.5)``)."""
+    return make_blobs(n_per_class=20, d=4, classes=3, seed=1, spread=1.5)
 
 
 @pytest.fixture(scope="session")

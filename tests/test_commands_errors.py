@@ -1,18 +1,13 @@
 """Errors are one line with the right exit code: 2 for usage errors, 1 for failures; --debug adds the traceback."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from chainrule.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["--data", "digits", "--epochs", "1", "--batch-size", "256", "-q"]
 
 
@@ -155,10 +150,8 @@ def test_help_version_and_no_command(capsys):
     assert "--batch-size" in out and "--resume" in out and "--config" in out
 
 
-def test_real_process_exit_codes():
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    r = subprocess.run([sys.executable, "-m", "chainrule", "train", "--lr", "-1"], capture_output=True, text=True,
-                       env=env, timeout=60)
+def test_real_process_exit_codes(chainrule_process, tmp_path):
+    r = chainrule_process(["train", "--lr", "-1"], tmp_path, timeout=60)
     assert r.returncode == 2
     assert r.stderr.strip() == "chainrule train: error: MLPClassifier: lr must be a finite number > 0, got -1.0"
     assert r.stdout == ""
