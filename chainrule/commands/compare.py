@@ -7,8 +7,8 @@ Rows: the "random search over W" baseline of lecture 3 (the best of N random lin
 loss), kNN (k chosen on validation among 1, 3, 5, 10, 20: ``chainrule train --select-k``), a linear SVM, a
 softmax classifier and an MLP: each ``chainrule.classifiers`` estimator with its defaults (and the few flags
 below), trained by ``chainrule train``'s ``train_run`` on the same train / validation split. Each model gets a
-full run folder under the comparison folder; the top-level report.html compares accuracy, training time and
-prediction time.
+full run folder under the comparison folder (without step checkpoints: a comparison is not resumed); the top-level
+report.html compares accuracy, training time and prediction time.
 """
 
 from __future__ import annotations
@@ -139,7 +139,8 @@ def run(args: argparse.Namespace) -> int:
             bar.set(bar.n)  # (redraw with the new name)
             # Each model's messages say which model they are about; its per-epoch lines only with --verbose.
             with log_context(LABELS[m], quiet_info=True):
-                result = train_run(configs[m], RunFolder(out / m), progress=not args.quiet, data=data)
+                result = train_run(configs[m], RunFolder(out / m), progress=not args.quiet, data=data,
+                                   checkpoints=False)
             bar.update()
             results[m] = result
             s = result.summary

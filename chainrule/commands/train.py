@@ -179,10 +179,13 @@ class _Recorder:
 
 
 def train_run(config: Mapping[str, Any], folder: Any, progress: bool = True,
-              resume_state: Mapping[str, Any] | None = None, data: Data | None = None) -> RunResult:
+              resume_state: Mapping[str, Any] | None = None, data: Data | None = None,
+              checkpoints: bool = True) -> RunResult:
     """Train ``config`` (resolved) into run folder ``folder`` (a ``RunFolder``); everything the CLI writes, written.
 
-    ``data`` (already split) skips loading; ``resume_state`` (a checkpoint) continues that fit exactly.
+    ``data`` (already split) skips loading; ``resume_state`` (a checkpoint) continues that fit exactly;
+    ``checkpoints=False`` writes no step checkpoints (``compare``, whose runs are not resumed: an epoch-end
+    checkpoint costs more than an epoch of a linear model on digits).
     """
     import chainrule
 
@@ -202,7 +205,7 @@ def train_run(config: Mapping[str, Any], folder: Any, progress: bool = True,
         if config["model"] == "knn":
             history, fit_time, y_pred, predict_time = _fit_knn(estimator, config, folder, data)
         else:
-            history, fit_time = _fit(estimator, config, folder, data, progress, resume_state, info)
+            history, fit_time = _fit(estimator, config, folder, data, progress, resume_state, info, checkpoints)
     except UsageError:
         if created and not any(folder.checkpoint_dir.iterdir()):  # refused before training: leave nothing behind
             shutil.rmtree(folder.path, ignore_errors=True)
@@ -231,7 +234,7 @@ def train_run(config: Mapping[str, Any], folder: Any, progress: bool = True,
 
 
 def _fit(est: Any, config: Mapping[str, Any], folder: Any, data: Data, progress: bool,
-         resume_state: Mapping[str, Any] | None, info: dict[str, Any]) -> tuple[Any, float]:
+         resume_state: Mapping[str, Any] | None, info: dict[str, Any], checkpoints: bool) -> tuple[Any, float]:
     """``est.fit`` with the run-folder hooks; a diverged run writes its summary and report, then fails (exit 1)."""
     from chainrule.train import MetricsWriter, ProgressBar
 
@@ -242,7 +245,7 @@ def _fit(est: Any, config: Mapping[str, Any], folder: Any, data: Data, progress:
             try:
                 est.fit(data.X_train, data.y_train, validation_data=(data.X_val, data.y_val),
                         callbacks=[writer, ProgressBar(enabled=progress), recorder],
-                        checkpoints=folder.checkpoints(config["keep_checkpoints"]),
+                        checkpoints=folder.checkpoints(config["keep_checkpoints"]) if checkpoints else None,
                         checkpoint_every=config["checkpoint_every"] or None, resume=resume_state,
                         diagnostics=config["diagnostics"])
             except FloatingPointError as e:  # not a usage error: report it below
