@@ -11,8 +11,8 @@ checkpoint, so a resumed run has the whole past.
 - ``metrics.jsonl``: the same rows as JSON objects, one per line, epoch rows with their diagnostics too.
   Non-finite numbers are written as ``null``.
 
-When a run resumes from a checkpoint the writer rewrites both files from the checkpoint's history, so rows
-logged after that checkpoint by the killed process do not appear twice.
+When a run resumes from a checkpoint the writer rewrites both files from the checkpoint's history (atomically),
+so rows logged after that checkpoint by the killed process do not appear twice; new rows are appended.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from chainrule.utils.atomic import atomic_write_json
+from chainrule.utils.atomic import atomic_write_json, atomic_write_text
 
 STEP_COLUMNS = ("step", "epoch", "loss", "lr", "grad_norm")
 CSV_COLUMNS = ("kind", "epoch", "step", "loss", "lr", "grad_norm", "train_loss", "train_acc", "val_loss", "val_acc",
@@ -140,11 +140,11 @@ class MetricsWriter:
     # ---- callback hooks ----
 
     def on_train_begin(self, trainer: Any) -> None:
-        """(Re)write both files from the trainer's history (empty for a fresh run, the past for a resumed one)."""
+        """(Re)write both files from the trainer's history (empty for a fresh run, the past for a resumed one), each
+        atomically (``chainrule.utils.atomic``); then rows are appended (and flushed at every epoch end)."""
         self.close()
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._csv = open(self.csv_path, "w", newline="", encoding="utf-8")
-        self._jsonl = open(self.jsonl_path, "w", encoding="utf-8")
+        self._csv, self._jsonl = io.StringIO(), io.StringIO()
         self._csv.write(",".join(CSV_COLUMNS) + "\n")
         self._written_steps = self._written_epochs = 0
         # Interleave in training order: an epoch's row follows its last step.
@@ -160,7 +160,10 @@ class MetricsWriter:
             self._write_step(row)
         self._written_steps = history.num_steps
         self._written_epochs = len(history.epochs)
-        self.flush()
+        atomic_write_text(self.csv_path, self._csv.getvalue())
+        atomic_write_text(self.jsonl_path, self._jsonl.getvalue())
+        self._csv = open(self.csv_path, "a", newline="", encoding="utf-8")
+        self._jsonl = open(self.jsonl_path, "a", encoding="utf-8")
 
     def on_step_end(self, trainer: Any) -> None:
         history = trainer.history
