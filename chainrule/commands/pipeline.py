@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from chainrule.commands.common import UsageError
+from chainrule.commands.common import UsageError, usage_errors
 
 __all__ = ["Trained", "load_trained", "estimator_from_checkpoint", "input_spec", "OldRunFormatError"]
 
@@ -184,14 +184,8 @@ def _read_config(folder: Any) -> dict[str, Any]:
     if table.get("format") > cfgmod.RUN_FORMAT:
         raise RuntimeError(f"{folder.path} has run-folder format {table['format']}, newer than this chainrule reads "
                            f"({cfgmod.RUN_FORMAT}); upgrade chainrule")
-    with _usage(f"{folder.config_path}: "):
+    with usage_errors(f"{folder.config_path}: "):
         return cfgmod.resolve(cfgmod.from_table(table, str(folder.config_path)))
-
-
-def _usage(prefix: str) -> Any:
-    from chainrule.commands.common import usage_errors
-
-    return usage_errors(prefix)
 
 
 def _summary_facts(folder: Any, est: Any) -> tuple[tuple[str, ...], dict[str, Any]]:

@@ -27,7 +27,7 @@ from chainrule.commands import config as cfgmod
 from chainrule.commands import params as P
 from chainrule.commands.common import Data, UsageError, data_spec, say, split_data, usage_errors
 from chainrule.commands.outputs import history_plots, model_plots, per_class_accuracy, write_run_report
-from chainrule.commands.pipeline import LABELS, OldRunFormatError, Trained, input_spec
+from chainrule.commands.pipeline import OldRunFormatError, Trained, input_spec
 
 logger = logging.getLogger("chainrule")
 
@@ -374,4 +374,4 @@ def _plot_k(folder: Any, accs: Mapping[str, float], metric: str) -> tuple[str, P
     return "Validation accuracy for each k", path
 
 
-__all__ = ["train_run", "RunResult", "split_seed", "LABELS"]
+__all__ = ["train_run", "RunResult", "split_seed"]
