@@ -355,7 +355,7 @@ class Trainer:
             self.model.train()
         lrs = self.history.steps["lr"]
         decayed = bool(lrs) and lrs[-1] < 0.5 * max(lrs)
-        for w in diag.warnings_for(out, lr_decayed=decayed, epoch=self.epoch):
+        for w in diag.warnings_for(out, lr_decayed=decayed, epoch=self.epoch, step=self.step):
             logger.warning("diagnostics, epoch %d: %s", self.epoch, w)
         self.update_ratios.reset()
         return out
