@@ -142,7 +142,7 @@ def _headline(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
     if summary.get("best_epoch"):
         out.append(("best epoch", f"{summary['best_epoch']} of {summary.get('epochs_completed')}"))
     if summary.get("knn_k"):
-        out.append(("k (chosen on validation)", str(summary["knn_k"])))
+        out.append(("k (chosen on validation)" if summary.get("val_acc_by_k") else "k", str(summary["knn_k"])))
     if summary.get("num_train") is not None:
         out.append(("training / validation samples", f"{summary['num_train']:,} / {summary.get('num_val', 0):,}"))
     if summary.get("train_time_s") is not None:
@@ -158,7 +158,8 @@ def write_run_report(run: RunFolder, summary: Mapping[str, Any], config: Mapping
     """``report.html``: the headline numbers, then every picture (curves, confusion matrix, per-class accuracy,
     example images, learned templates, ...), then the tables (summary, per class, epochs, diagnostics, config)."""
     keys = ("model", "data", "dataset", "num_train", "num_val", "num_features", "num_parameters", "epochs_completed",
-            "steps", "best_epoch", "best_val_acc", "val_acc", "final_train_acc", "final_val_acc", "knn_k",
+            "steps", "best_epoch", "best_val_acc", "model_epoch", "val_acc", "final_train_acc", "final_val_acc",
+            "knn_k",
             "train_time_s", "train_samples_per_s", "predict_time_s", "predict_samples_per_s", "wall_time_s",
             "stop_reason")
     sections = [("Summary", key_value_table({k: summary.get(k) for k in keys}))]
