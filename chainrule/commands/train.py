@@ -145,7 +145,7 @@ def _report(result: "RunResult") -> int:
         say(f"{s['model']} ({s['num_parameters']:,} parameters): {s['epochs_completed']} epochs, {s['steps']} steps "
             f"in {s['train_time_s']:.1f} s{rate}")
     best = (f" (best epoch {s['best_epoch']}: {100 * s['best_val_acc']:.2f}%)"
-            if s.get("best_epoch") and s.get("best_val_acc") is not None and s["best_val_acc"] != s["val_acc"]
+            if s.get("best_epoch") and s.get("best_val_acc") is not None and s["best_val_acc"] > s["val_acc"]
             else "")
     say(f"validation accuracy: {100 * s['val_acc']:.2f}%{best}")
     say(f"report: {result.folder.report_path}")
