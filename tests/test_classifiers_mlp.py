@@ -5,7 +5,6 @@ test_train_trainer.py, the flip-and-crop augmentation in test_data_augment.py.)"
 
 from __future__ import annotations
 
-import contextlib
 import math
 import warnings
 
@@ -24,18 +23,7 @@ from chainrule.tensor import Tensor
 from chainrule.train import NonFiniteError
 
 
-@pytest.fixture(autouse=True)
-def one_blas_thread():
-    """One BLAS thread: these GEMMs are tiny, and on a busy 2-core machine OpenBLAS's second thread waits for a core
-    and makes every step many times slower."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # threadpoolctl comes with scikit-learn; without it, run as configured
-        limit = contextlib.nullcontext()
-    else:
-        limit = threadpool_limits(limits=1, user_api="blas")
-    with limit:
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")  # tests/conftest.py
 
 
 def blobs(n=300, d=10, classes=3, spread=1.0, seed=0):

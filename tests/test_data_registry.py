@@ -10,9 +10,7 @@ from chainrule.data import (DataError, Dataset, get_dataset, load_digits, make_s
                             spiral_dataset)
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("CHAINRULE_DATA", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("isolated_cache")  # tests/conftest.py
 
 
 def cs231n_spiral(n, k, noise, rng):

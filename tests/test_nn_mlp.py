@@ -1,7 +1,6 @@
 """MLP construction, initialisation and reproducibility, and the done-when test: a 2-hidden-layer MLP trained with
 each optimizer reaches >= 95% training accuracy on the 3-class spiral in well under a second or two."""
 
-import contextlib
 import time
 
 import numpy as np
@@ -12,18 +11,7 @@ from chainrule import nn
 from chainrule.optim import SGD, Adam, RMSProp
 
 
-@pytest.fixture(autouse=True)
-def one_blas_thread():
-    """Train on one BLAS thread: these GEMMs are tiny, and on a busy 2-core machine OpenBLAS's second thread waits
-    for a core and makes each step ~100x slower (measured: 0.5 ms vs 50 ms per step)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # threadpoolctl comes with scikit-learn; without it, run as configured
-        limit = contextlib.nullcontext()
-    else:
-        limit = threadpool_limits(limits=1, user_api="blas")
-    with limit:
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")  # tests/conftest.py
 
 
 def spiral(n=100, classes=3, seed=0):

@@ -235,6 +235,31 @@ def test_time_budget_stops_the_trainer_and_stays_spent_across_fit_calls():
         TimeBudget(0)
 
 
+def test_time_budget_does_not_count_the_epoch_end_work(monkeypatch):
+    """Validation, diagnostics and checkpoints at an epoch's end do not spend the budget (a fake clock: each step
+    takes 1 s, each epoch's end 100 s)."""
+    from chainrule.train import budget as budget_module
+
+    clock = [0.0]
+    monkeypatch.setattr(budget_module.time, "perf_counter", lambda: clock[0])
+
+    class Ticker:
+        def on_step_end(self, trainer):
+            clock[0] += 1.0
+
+        def on_epoch_end(self, trainer):
+            clock[0] += 100.0
+
+    budget = TimeBudget(1000.0)
+    t = _trainer(epochs=3, callbacks=[Ticker(), budget])
+    t.fit()
+    assert t.epoch == 3 and budget.used == t.step and not budget.spent
+    budget2 = TimeBudget(t.step / 3 + 0.5)  # a bit more than one epoch of steps: stops early in epoch 2
+    t2 = _trainer(epochs=3, callbacks=[Ticker(), budget2])
+    t2.fit()
+    assert budget2.spent and t2.epoch == 1 and t2.step == len(t2.train_loader) + 1
+
+
 def test_budget_schedule_anneals_over_the_budget_or_the_steps():
     opt = SGD([nn.Parameter(np.zeros(2, np.float32))], lr=0.1)
     budget = TimeBudget(100.0)

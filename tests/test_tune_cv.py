@@ -8,9 +8,9 @@ from chainrule.tune import Diverged, cross_validate, make_folds
 from tune_toys import ToyKNN, ToySoftmax, blobs
 
 
-@pytest.fixture(scope="module")
-def data():
-    return blobs(n_per_class=20, n_classes=3, dim=4, seed=1, spread=1.5)
+@pytest.fixture
+def data(tune_data):
+    return tune_data
 
 
 def test_folds_are_chainrule_data_kfold_with_the_same_seed(data):

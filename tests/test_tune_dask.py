@@ -20,9 +20,9 @@ def cluster():
         yield c
 
 
-@pytest.fixture(scope="module")
-def data():
-    return blobs(n_per_class=20, n_classes=3, dim=4, seed=1, spread=1.5)
+@pytest.fixture
+def data(tune_data):
+    return tune_data
 
 
 def _summary(result):

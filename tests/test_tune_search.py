@@ -22,9 +22,9 @@ from tune_toys import Failing, ToyKNN, ToySoftmax, blobs
 TESTS = Path(__file__).resolve().parent
 
 
-@pytest.fixture(scope="module")
-def data():
-    return blobs(n_per_class=20, n_classes=3, dim=4, seed=1, spread=1.5)
+@pytest.fixture
+def data(tune_data):
+    return tune_data
 
 
 def _summary(result):
@@ -342,3 +342,34 @@ def test_resume_after_sigkill_in_a_fresh_process(tmp_path):
     fresh = search(ToyKNN, {"k": list(range(1, 13))}, X, y, strategy="grid", n_jobs=1)
     by_trial = {t["trial"]: t["score"] for t in trials}
     assert [by_trial[t.trial] for t in fresh.trials] == [t.score for t in fresh.trials]
+
+
+# ---- the search as a config object and a runner ----------------------------------------------------------------
+
+
+def test_search_is_a_config_and_a_runner(data, tmp_path):
+    from chainrule.tune import SearchConfig, SearchRunner
+
+    X, y = data
+    space = {"lr": loguniform(1e-3, 1.0)}
+    config = SearchConfig(strategy="random", n_trials=3, seed=2, fixed={"epochs": 5})
+    by_parts = SearchRunner(ToySoftmax, space, config, n_jobs=1, run_dir=tmp_path / "s", plots=False).run(X, y)
+    by_call = search(ToySoftmax, space, X, y, strategy="random", n_trials=3, seed=2, fixed={"epochs": 5}, n_jobs=1)
+    assert _summary(by_parts) == _summary(by_call)
+    saved = json.loads((tmp_path / "s" / "search.json").read_text())
+    assert saved["strategy"] == "random" and saved["seed"] == 2 and saved["fixed"] == {"epochs": 5}
+    with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) \['n_trial'\]; the search takes strategy"):
+        search(ToySoftmax, space, X, y, n_trial=3)
+
+
+def test_chainrule_estimators_get_the_divergence_callback_through_fit(data):
+    """MLPClassifier's fit takes trainer callbacks: an exploding loss stops the fit at that step, not at the end."""
+    from chainrule.classifiers.mlp import MLPClassifier
+
+    X, y = data
+    result = search(MLPClassifier, {"lr": [50.0]}, X * 100, y, fixed={"epochs": 30, "optimizer": "sgd",
+                                                                       "momentum": 0.0, "nesterov": False,
+                                                                       "preprocessing": None, "batch_size": 8},
+                    n_jobs=1, trap_fp=False, explode_factor=3.0)
+    trial = result.trials[0]
+    assert trial.status == "diverged" and "loss exploded to" in trial.message and "at step 1," in trial.message

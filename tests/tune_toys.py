@@ -101,10 +101,8 @@ class Failing(_Params):
 
 def blobs(n_per_class: int = 30, n_classes: int = 3, dim: int = 4, seed: int = 0,
           spread: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """(N, dim) float32 Gaussian blobs around random centres, (N,) int64 labels, shuffled."""
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(0, 2.0, size=(n_classes, dim))
-    X = np.concatenate([c + spread * rng.standard_normal((n_per_class, dim)) for c in centres]).astype(np.float32)
-    y = np.repeat(np.arange(n_classes), n_per_class).astype(np.int64)
-    order = rng.permutation(len(y))
-    return X[order], y[order]
+    """(N, dim) float32 Gaussian blobs around random centres, (N,) int64 labels, shuffled (``conftest.make_blobs``)."""
+    from conftest import make_blobs
+
+    X, y = make_blobs(n_per_class=n_per_class, d=dim, classes=n_classes, seed=seed, spread=spread)
+    return X, y.astype(np.int64)

@@ -36,8 +36,6 @@ class MKL:
     lib: ctypes.CDLL
     sgemm: object
     dgemm: object
-    saxpby: object
-    daxpby: object
 
     def num_threads(self) -> int:
         return int(self.lib.MKL_Get_Max_Threads())
@@ -102,12 +100,7 @@ def _declare(lib: ctypes.CDLL, path: str) -> MKL:
         fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, int_t, int_t, int_t,
                        real, ptr, int_t, ptr, int_t, real, ptr, int_t]
         fn.restype = None
-    for name, real in (("cblas_saxpby", ctypes.c_float), ("cblas_daxpby", ctypes.c_double)):
-        fn = getattr(lib, name)
-        fn.argtypes = [int_t, real, ptr, int_t, real, ptr, int_t]  # n, alpha, x, incx, beta, y, incy
-        fn.restype = None
     buf = ctypes.create_string_buffer(256)
     lib.MKL_Get_Version_String(buf, ctypes.c_int(len(buf)))
     version = buf.value.decode(errors="replace").strip()
-    return MKL(path, version, 64 if layer == _INTERFACE_ILP64 else 32, lib, lib.cblas_sgemm, lib.cblas_dgemm,
-               lib.cblas_saxpby, lib.cblas_daxpby)
+    return MKL(path, version, 64 if layer == _INTERFACE_ILP64 else 32, lib, lib.cblas_sgemm, lib.cblas_dgemm)

@@ -26,6 +26,25 @@ _STEPS = {"Standardize": Standardize, "MeanImage": MeanImage, "ZCAWhiten": ZCAWh
 Preprocessor = Union[Standardize, MeanImage, ZCAWhiten]
 
 
+class InputSteps:
+    """The fitted input steps of an estimator: ``features_`` and ``preprocessor_`` (for ``MLPClassifier`` and the
+    linear models), fitted on the training rows, saved with the model and in checkpoints."""
+
+    def _fit_input_steps(self, X: np.ndarray, hp: dict[str, Any]) -> np.ndarray:
+        """Fit features_ and preprocessor_ on the validated rows X (N, D); return the features (N, F) (X itself
+        without features)."""
+        self.features_ = make_features(hp["features"], hp["hog_cell"])
+        F = compute_features(self.features_, X, self.sample_shape_)  # type: ignore[attr-defined]
+        self.preprocessor_ = fit_preprocessor(F, hp["preprocessing"])
+        return F
+
+    def _input_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return input_state(self.features_, self.preprocessor_)
+
+    def _set_input_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        self.features_, self.preprocessor_ = load_input_state(meta, arrays)
+
+
 def make_features(kind: str | None, cell: int) -> HogColorFeatures | None:
     """The feature step for ``features=kind`` (None: the raw inputs are the features)."""
     return HogColorFeatures(cell=cell) if kind == "hog_color" else None

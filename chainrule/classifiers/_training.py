@@ -24,6 +24,7 @@ the model ``fit`` trains in ``E`` epochs.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -38,6 +39,21 @@ FIT_KIND = "chainrule.estimator.fit"  # metadata["kind"] of the checkpoints an e
 # (epochs / iterations extend or shorten the run; the schedule is rebuilt for the new length).
 RESUME_MAY_DIFFER = ("epochs", "iterations", "time_budget", "verbose", "eval_batch_size", "n_iter_no_change",
                      "early_stopping", "tol")
+EXTENDING = ("epochs", "iterations", "time_budget")  # a change of these rebuilds the schedule for the new length
+
+
+def one_blas_thread() -> Any:
+    """Limit BLAS to one thread for a linear model's SGD loop, when threadpoolctl is installed (else change nothing).
+
+    The loop's GEMMs are skinny ((256, 3072) x (3072, 10)): a second thread saves little on an idle machine, and
+    on a busy one OpenBLAS's threads wait on each other: measured 3 ms/step with one thread against 18 ms/step
+    with two on this project's 2 shared cores (bench/bench_linear.py).
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - depends on the environment
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def draw_seeds(random_state: Any) -> tuple[int, int, int]:
@@ -201,6 +217,15 @@ def label_index(est: BaseClassifier, y: Any, n_samples: int, what: str, hint: st
         raise ValueError(f"{what}: label {labels[unknown[0]].tolist()!r} at index {int(unknown[0])} is not one of "
                          f"the training classes {est.classes_.tolist()}{hint}")
     return index.astype(np.int64)
+
+
+def history_epochs(history_state: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The epoch records of a checkpoint's history (``chainrule.train.History.state_dict()``)."""
+    from chainrule.train.history import History
+
+    history = History()
+    history.load_state_dict(history_state)
+    return history.epochs
 
 
 def epoch_means(epoch_of_step: np.ndarray, losses: np.ndarray) -> list[float]:

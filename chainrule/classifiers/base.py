@@ -321,6 +321,10 @@ class BaseClassifier:
     def predict(self, X: Any) -> np.ndarray:  # pragma: no cover - every subclass overrides
         raise NotImplementedError
 
+    def _validate_params(self) -> None:
+        """Check every hyperparameter (ValueError naming the rule and the value) without fitting: what ``fit``
+        checks first, for front ends (the CLI) that must refuse bad settings before they write anything."""
+
     def score(self, X: Any, y: Any) -> float:
         """Mean accuracy of ``predict(X)`` against the labels ``y``."""
         pred = self.predict(X)
@@ -380,5 +384,10 @@ def check_choice(estimator: BaseClassifier, name: str, choices: tuple[Any, ...])
     """The hyperparameter ``name``, which must be one of ``choices``."""
     value = getattr(estimator, name)
     if not any(value is c or (isinstance(value, str) and value == c) for c in choices):
-        raise ValueError(f"{type(estimator).__name__}: {name} must be one of {list(choices)}, got {value!r}")
+        import difflib
+
+        words = [c for c in choices if isinstance(c, str)]
+        close = difflib.get_close_matches(value, words, n=1) if isinstance(value, str) else []
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"{type(estimator).__name__}: {name} must be one of {list(choices)}, got {value!r}{hint}")
     return value

@@ -21,6 +21,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from chainrule.classifiers._flip import mirror_rows
 from chainrule.classifiers.base import BaseClassifier, check_choice, check_int_param, check_X
 from chainrule.classifiers.distances import METRICS, NeighborIndex
 
@@ -56,12 +57,16 @@ class KNearestNeighbor(BaseClassifier):
         self.chunk_size = chunk_size
         self.augment = augment
 
-    def fit(self, X: Any, y: Any) -> "KNearestNeighbor":
-        """Memorise X (N, D) or images (N, H, W, C) and labels y (N,); prepare the distance engine."""
-        metric = check_choice(self, "metric", METRICS)
-        augment = check_choice(self, "augment", AUGMENT)
+    def _validate_params(self) -> None:
+        check_choice(self, "metric", METRICS)
+        check_choice(self, "augment", AUGMENT)
         self._check_chunk_size()
         check_int_param(self, "k", 1)
+
+    def fit(self, X: Any, y: Any) -> "KNearestNeighbor":
+        """Memorise X (N, D) or images (N, H, W, C) and labels y (N,); prepare the distance engine."""
+        self._validate_params()
+        metric, augment = self.metric, self.augment
         X = check_X(X, self, reset=True, keep_uint8=True)
         y_index = self._fit_labels(y, len(X))
         self._memorise(X, y_index, augment)
@@ -72,21 +77,11 @@ class KNearestNeighbor(BaseClassifier):
         """Set X_fit_, y_fit_, n_train_ and n_samples_fit_ from the N training rows (adding mirrors if asked)."""
         self.n_train_ = len(X)
         if augment == "flip":
-            X = np.concatenate([X, self._mirror(X)])
+            X = np.concatenate([X, mirror_rows(X, self.sample_shape_, type(self).__name__)])
             y_index = np.concatenate([y_index, y_index])
         self.X_fit_ = X
         self.y_fit_ = y_index
         self.n_samples_fit_ = len(X)
-
-    def _mirror(self, X: np.ndarray) -> np.ndarray:
-        """(N, D) rows of images of ``sample_shape_`` (H, W[, C]) -> the rows of the left-right mirrored images."""
-        shape = self.sample_shape_
-        if len(shape) not in (2, 3):
-            raise ValueError(
-                f"{type(self).__name__}: augment='flip' mirrors images, so X must be (N, H, W) or (N, H, W, C); got "
-                f"samples of shape {shape}: pass images, or use augment=False for feature vectors"
-            )
-        return np.ascontiguousarray(X.reshape(len(X), *shape)[:, :, ::-1]).reshape(len(X), -1)
 
     def _check_chunk_size(self) -> None:
         if self.chunk_size != "auto":

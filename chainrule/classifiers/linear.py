@@ -26,7 +26,6 @@ are batched. ``partial_fit`` runs one epoch per call (see ``chainrule.classifier
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from typing import Any
@@ -34,13 +33,12 @@ from typing import Any
 import numpy as np
 
 from chainrule.classifiers import _training as tr
-from chainrule.classifiers._inputs import (FEATURES, PREPROCESSING, compute_features, fit_preprocessor,
-                                           input_state, load_input_state, make_features, preprocess)
+from chainrule.classifiers._flip import FlipRows, PickTwin, check_images, flip_map
+from chainrule.classifiers._inputs import FEATURES, PREPROCESSING, InputSteps, compute_features, preprocess
 from chainrule.classifiers.base import (BaseClassifier, check_choice, check_int_param, check_real_param, check_X,
                                         not_fitted_error)
 from chainrule.classifiers.losses import softmax_loss_vectorized, svm_loss_vectorized
 from chainrule.data.loader import DataLoader
-from chainrule.data.preprocessing import Standardize
 from chainrule.optim.factory import OPTIMIZERS
 from chainrule.optim.schedules import RUN_SCHEDULES, run_schedule
 from chainrule.tensor import Tensor
@@ -49,7 +47,7 @@ ENGINES = ("numpy", "autograd")
 AUGMENT = (False, "flip")
 
 
-class LinearClassifier(BaseClassifier):
+class LinearClassifier(InputSteps, BaseClassifier):
     """Shared training and prediction of ``LinearSVM`` and ``SoftmaxClassifier`` (which define the loss).
 
     Attributes (after ``fit``)
@@ -101,17 +99,12 @@ class LinearClassifier(BaseClassifier):
 
     # ---- inputs --------------------------------------------------------------------------------------------------
 
-    def _fit_input_steps(self, X: np.ndarray, hp: dict[str, Any]) -> np.ndarray:
-        """Fit features_ and preprocessor_ on the validated rows X (N, D); return the features (N, F)."""
+    def _check_inputs(self, hp: dict[str, Any]) -> None:
         if hp["augment"] == "flip":
-            self._check_images_for_flip()
+            check_images(self.sample_shape_, type(self).__name__)
             if hp["preprocessing"] == "zca" and hp["features"] is None:  # whitening mixes pixels: no flip map
                 raise ValueError(f"{type(self).__name__}: augment='flip' on raw pixels cannot be combined with "
                                  "preprocessing='zca'; use preprocessing='standardize' or augment=False")
-        self.features_ = make_features(hp["features"], hp["hog_cell"])
-        F = compute_features(self.features_, X, self.sample_shape_)
-        self.preprocessor_ = fit_preprocessor(F, hp["preprocessing"])
-        return F
 
     def _fit_inputs(self, X: np.ndarray, hp: dict[str, Any], F: np.ndarray | None = None) -> np.ndarray:
         """The float32 training matrix (N, D') of the rows X (N, D) through the fitted steps (``F``: their features,
@@ -125,38 +118,16 @@ class LinearClassifier(BaseClassifier):
             Xp = np.stack([Xp, preprocess(self.preprocessor_, self.features_.transform(mirrored))], axis=1)
         return Xp
 
-    def _input_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        return input_state(self.features_, self.preprocessor_)
-
-    def _set_input_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        self.features_, self.preprocessor_ = load_input_state(meta, arrays)
-
     def _transform(self, X: Any) -> np.ndarray:
         """Validated X -> the float64 model inputs (N, D') for prediction: features, then preprocessing."""
         self._check_is_fitted()
         X = check_X(X, self, reset=False, keep_uint8=True)
         return preprocess(self.preprocessor_, compute_features(self.features_, X, self.sample_shape_), np.float64)
 
-    def _check_images_for_flip(self) -> None:
-        if len(self.sample_shape_) not in (2, 3):
-            raise ValueError(
-                f"{type(self).__name__}: augment='flip' mirrors images, so X must be (N, H, W) or (N, H, W, C); got "
-                f"samples of shape {self.sample_shape_}"
-            )
-
     def _flip_map(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(perm, scale, shift) with flip(z) = z[:, perm] * scale + shift: a horizontal mirror of the images, in the
-        preprocessed space (exactly what preprocessing the mirrored image gives). Raw inputs only (no features)."""
-        self._check_images_for_flip()
-        perm = np.arange(self.n_features_in_).reshape(self.sample_shape_)[:, ::-1].reshape(-1)
-        prep = self.preprocessor_
-        if prep is None:
-            return perm, np.ones(1, np.float32), np.zeros(1, np.float32)
-        if isinstance(prep, Standardize):
-            mean, std = prep.mean_.astype(np.float64), prep.std_.astype(np.float64)
-            return perm, (std[perm] / std).astype(np.float32), ((mean[perm] - mean) / std).astype(np.float32)
-        mean = prep.mean_image_.reshape(-1).astype(np.float64)
-        return perm, np.ones(1, np.float32), (mean[perm] - mean).astype(np.float32)
+        """``chainrule.classifiers._flip.flip_map`` of the fitted preprocessing (raw inputs only, no features)."""
+        check_images(self.sample_shape_, type(self).__name__)
+        return flip_map(self.preprocessor_, self.sample_shape_)
 
     def _loader(self, Xp: np.ndarray, y_index: np.ndarray, hp: dict[str, Any], seed: int) -> DataLoader:
         """Shuffled minibatches of the model inputs (the last partial batch of an epoch dropped); with
@@ -165,7 +136,7 @@ class LinearClassifier(BaseClassifier):
         batch = min(hp["batch_size"], len(Xp))
         augment = None
         if hp["augment"] == "flip":
-            augment = _PickTwin() if Xp.ndim == 3 else _FlipRows(*self._flip_map())
+            augment = PickTwin() if Xp.ndim == 3 else FlipRows(*self._flip_map())
         return DataLoader(Xp, y_index, batch, shuffle=True, drop_last=True, seed=seed, augment=augment)
 
     # ---- training ------------------------------------------------------------------------------------------------
@@ -184,11 +155,12 @@ class LinearClassifier(BaseClassifier):
         y_index = self._fit_labels(y, len(X))
         _, loader_seed, model_seed = tr.draw_seeds(self.random_state)
         if resume is not None:
-            tr.check_resume(self, resume)
+            extend = bool(set(tr.check_resume(self, resume)) & set(tr.EXTENDING))
             tr.check_resume_data(self, X, y_index, resume["metadata"])
             tr.restore_fitted(self, resume["metadata"])
             Xp = self._fit_inputs(X, hp)
         else:
+            self._check_inputs(hp)
             Xp = self._fit_inputs(X, hp, self._fit_input_steps(X, hp))
         loader = self._loader(Xp, y_index, hp, loader_seed)
         del Xp
@@ -201,7 +173,7 @@ class LinearClassifier(BaseClassifier):
                                 diagnostics=diagnostics)
         trainer.schedule = run_schedule(hp["schedule"], optimizer, total)
         if resume is not None:
-            trainer.load_state_dict(resume)
+            trainer.load_state_dict(resume, extend=extend)
         train_start = time.perf_counter()
         self._run(trainer, hp)
         self._record(trainer, model)
@@ -226,6 +198,7 @@ class LinearClassifier(BaseClassifier):
         y_index = tr.partial_labels(self, y, len(X), classes, first)
         _, loader_seed, model_seed = tr.draw_seeds(self.random_state)
         if first:
+            self._check_inputs(hp)
             Xp = self._fit_inputs(X, hp, self._fit_input_steps(X, hp))
             model = self._new_model(Xp.shape[-1], len(self.classes_), hp, model_seed)
             state = self._partial = tr.PartialFitState(self._arch(hp), loader_seed, None, hp["optimizer"],
@@ -301,7 +274,7 @@ class LinearClassifier(BaseClassifier):
         from chainrule.train import NonFiniteError
 
         # A diverging run overflows; instead of a warning per step it stops with one error.
-        with np.errstate(over="ignore", invalid="ignore"), _one_blas_thread():
+        with np.errstate(over="ignore", invalid="ignore"), tr.one_blas_thread():
             try:
                 trainer.fit()
             except NonFiniteError as e:
@@ -381,15 +354,28 @@ class LinearClassifier(BaseClassifier):
     # ---- persistence ---------------------------------------------------------------------------------------------
 
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        meta, arrays = input_state(self.features_, self.preprocessor_)
+        meta, arrays = self._input_state()
         arrays.update({"W_": self.W_, "b_": self.b_, "loss_history_": self.loss_history_})
         meta.update({"n_iter": int(self.n_iter_), "loss_curve": list(self.loss_curve_),
                      "validation_scores": self.validation_scores_, "fit_time": float(self.fit_time_),
                      "train_time": float(self.train_time_)})
         return meta, arrays
 
+    def _set_weights(self, weights: dict[str, np.ndarray], history: dict[str, Any]) -> None:
+        """W_ and b_ from a checkpoint's weights and the learned attributes from its history (labels and input steps
+        are already restored: ``chainrule.classifiers._training.restore_fitted``)."""
+        self.W_, self.b_ = np.array(weights["weight"], np.float32), np.array(weights["bias"], np.float32)
+        steps = history["steps"]
+        self.loss_history_ = np.asarray(steps["loss"], dtype=np.float32)
+        self.loss_curve_ = tr.epoch_means(np.asarray(steps["epoch"]), np.asarray(steps["loss"], dtype=np.float64))
+        self.n_iter_ = self.n_steps_ = len(self.loss_history_)
+        self.n_epochs_ = len(self.loss_curve_)
+        self.validation_scores_ = [float(e["val_acc"]) for e in tr.history_epochs(history)
+                                   if e.get("val_acc") is not None] or None
+        self.fit_time_ = self.train_time_ = 0.0
+
     def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        self.features_, self.preprocessor_ = load_input_state(meta, arrays)
+        self._set_input_state(meta, arrays)
         D = self.n_features_in_ if self.features_ is None else self.features_.n_features_out(self.sample_shape_)
         W, b = arrays["W_"], arrays["b_"]
         C = len(self.classes_)
@@ -403,43 +389,6 @@ class LinearClassifier(BaseClassifier):
         self.validation_scores_ = meta.get("validation_scores")
         self.fit_time_ = float(meta.get("fit_time", 0.0))
         self.train_time_ = float(meta.get("train_time", 0.0))
-
-
-def _one_blas_thread() -> Any:
-    """Limit BLAS to one thread for the SGD loop, when threadpoolctl is installed (else change nothing).
-
-    The loop's GEMMs are skinny ((256, 3072) x (3072, 10)): a second thread saves little on an idle machine, and
-    on a busy one OpenBLAS's threads wait on each other: measured 3 ms/step with one thread against 18 ms/step
-    with two on this project's 2 shared cores (bench/bench_linear.py).
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - depends on the environment
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
-
-
-class _FlipRows:
-    """DataLoader augment: mirror a random half of a batch of preprocessed pixel rows, z -> z[perm] * scale + shift."""
-
-    def __init__(self, perm: np.ndarray, scale: np.ndarray, shift: np.ndarray):
-        self.perm, self.scale, self.shift = perm, scale, shift
-
-    def __call__(self, xb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        xb = np.array(xb, dtype=np.float32)
-        rows = np.flatnonzero(rng.random(len(xb)) < 0.5)
-        mirrored = xb[rows][:, self.perm]
-        mirrored *= self.scale
-        mirrored += self.shift
-        xb[rows] = mirrored
-        return xb
-
-
-class _PickTwin:
-    """DataLoader augment over (B, 2, D') rows (features of each image and of its mirror): one of the two each."""
-
-    def __call__(self, xb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return xb[np.arange(len(xb)), (rng.random(len(xb)) < 0.5).astype(np.int64)]
 
 
 class LinearSVM(LinearClassifier):

@@ -46,8 +46,7 @@ import numpy as np
 
 from chainrule import nn
 from chainrule.classifiers import _training as tr
-from chainrule.classifiers._inputs import (compute_features, fit_preprocessor, input_state, load_input_state,
-                                           make_features, preprocess)
+from chainrule.classifiers._inputs import InputSteps, compute_features, preprocess
 from chainrule.classifiers.base import (BaseClassifier, check_choice, check_int_param,
                                         check_real_param, check_X)
 from chainrule.data.augment import FlipCrop
@@ -69,7 +68,7 @@ AUGMENT = (False, True, "flip")
 _PREDICT_CHUNK = 4096  # samples transformed and scored at a time in predict: bounds the float32 temporaries
 
 
-class MLPClassifier(BaseClassifier):
+class MLPClassifier(InputSteps, BaseClassifier):
     """Multi-layer perceptron classifier: inputs -> [Linear -> norm -> activation -> dropout] x H -> Linear -> softmax.
 
     Parameters
@@ -217,13 +216,6 @@ class MLPClassifier(BaseClassifier):
 
     # ---- input pipeline -------------------------------------------------------------------------------------------
 
-    def _fit_input_steps(self, X: np.ndarray, hp: dict[str, Any]) -> np.ndarray:
-        """Fit features_ and preprocessor_ on X (N, D); return the features (N, F) (X itself without features)."""
-        self.features_ = make_features(hp["features"], hp["hog_cell"])
-        F = compute_features(self.features_, X, self.sample_shape_)
-        self.preprocessor_ = fit_preprocessor(F, hp["preprocessing"])
-        return F
-
     def _fit_inputs(self, X: np.ndarray, hp: dict[str, Any], F: np.ndarray | None = None) -> np.ndarray:
         """The training inputs of X (N, D) through the fitted steps (``F``: its features, if already computed): the
         float32 model inputs (N, D'), or, when augmenting, X itself (batches are augmented first and preprocessed
@@ -235,12 +227,6 @@ class MLPClassifier(BaseClassifier):
             return X
         return preprocess(self.preprocessor_, compute_features(self.features_, X, self.sample_shape_) if F is None
                           else F)
-
-    def _input_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        return input_state(self.features_, self.preprocessor_)
-
-    def _set_input_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        self.features_, self.preprocessor_ = load_input_state(meta, arrays)
 
     def _whiten_first(self) -> bool:
         """True when training batches are augmented after preprocessing (ZCA), not before."""
@@ -280,7 +266,7 @@ class MLPClassifier(BaseClassifier):
             train_idx, val_idx = self._split(y_index, hp["validation_fraction"], split_seed)
             X, X_val, y_val, y_index = X[train_idx], X[val_idx], y_index[val_idx], y_index[train_idx]
         if resume is not None:
-            tr.check_resume(self, resume)
+            extend = bool(set(tr.check_resume(self, resume)) & set(tr.EXTENDING))
             tr.check_resume_data(self, X, y_index, resume["metadata"])
             tr.restore_fitted(self, resume["metadata"])
             X = self._fit_inputs(X, hp)
@@ -294,7 +280,7 @@ class MLPClassifier(BaseClassifier):
         trainer, budget = self._trainer(loader, optimizer, val, hp, callbacks=callbacks, checkpoints=checkpoints,
                                         checkpoint_every=checkpoint_every, diagnostics=diagnostics)
         if resume is not None:
-            trainer.load_state_dict(resume)
+            trainer.load_state_dict(resume, extend=extend)
         train_start = time.perf_counter()
         trainer.fit()
         self.train_time_ = time.perf_counter() - train_start
@@ -467,7 +453,7 @@ class MLPClassifier(BaseClassifier):
     # ---- persistence ----------------------------------------------------------------------------------------------
 
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        meta, arrays = input_state(self.features_, self.preprocessor_)  # "features", "preprocessor", preprocessor.*
+        meta, arrays = self._input_state()  # "features", "preprocessor", preprocessor.*
         arrays.update({f"model.{k}": v for k, v in self.model_.state_dict().items()})
         meta.update({
             "sizes": list(self.model_.sizes), "activation": self.model_.activation, "norm": self.model_.norm,
@@ -478,12 +464,26 @@ class MLPClassifier(BaseClassifier):
         })
         return meta, arrays
 
+    def _set_weights(self, weights: dict[str, np.ndarray], history: dict[str, Any]) -> None:
+        """model_ from a checkpoint's weights and the learned attributes from its history (labels and input steps
+        are already restored: ``chainrule.classifiers._training.restore_fitted``)."""
+        self.model_ = self._new_model(int(weights["0.weight"].shape[0]), self._validated(), 0)
+        self.model_.load_state_dict(weights)
+        self.model_.eval()
+        steps = history["steps"]
+        self.loss_curve_ = tr.epoch_means(np.asarray(steps["epoch"]), np.asarray(steps["loss"], dtype=np.float64))
+        self.n_iter_, self.n_steps_, self.best_epoch_ = len(self.loss_curve_), len(steps["loss"]), len(self.loss_curve_)
+        self.validation_scores_ = [float(e["val_acc"]) for e in tr.history_epochs(history)
+                                   if e.get("val_acc") is not None] or None
+        self.fit_time_ = self.train_time_ = 0.0
+        self.stop_reason_ = None
+
     def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         self.model_ = nn.MLP(meta["sizes"], activation=meta["activation"], dropout=meta["dropout"],
                              norm=meta["norm"], seed=0)
         self.model_.load_state_dict({k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")})
         self.model_.eval()
-        self.features_, self.preprocessor_ = load_input_state(meta, arrays)
+        self._set_input_state(meta, arrays)
         self.loss_curve_ = [float(v) for v in meta["loss_curve"]]
         self.validation_scores_ = meta["validation_scores"]
         self.best_epoch_, self.n_iter_, self.n_steps_ = meta["best_epoch"], meta["n_iter"], meta["n_steps"]

@@ -4,9 +4,11 @@
     chainrule compare --data cifar10:../shared/data/cifar10-train-jpeg.tar.gz --epochs 10
 
 Rows: the "random search over W" baseline of lecture 3 (the best of N random linear classifiers by training
-loss), kNN (k chosen on validation), a linear SVM, a softmax classifier and an MLP, each trained with the
-defaults of ``chainrule train`` on the same train / validation split. Each model gets a full run folder under the
-comparison folder; the top-level report.html compares accuracy, training time and prediction time.
+loss), kNN (k chosen on validation among 1, 3, 5, 10, 20: ``chainrule train --select-k``), a linear SVM, a
+softmax classifier and an MLP: each ``chainrule.classifiers`` estimator with its defaults (and the few flags
+below), trained by ``chainrule train``'s ``train_run`` on the same train / validation split. Each model gets a
+full run folder under the comparison folder (without step checkpoints: a comparison is not resumed); the top-level
+report.html compares accuracy, training time and prediction time.
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.utils.atomic import atomic_open
+
 from chainrule.commands import config as cfgmod
 from chainrule.commands.common import UsageError, data_spec, log_context, say, split_data, usage_errors
-from chainrule.commands.pipeline import Pipeline, input_spec
 
 logger = logging.getLogger("chainrule")
 
-MODELS = ("knn", "svm", "softmax", "mlp")
+MODELS = cfgmod.MODELS
+SELECT_K = [1, 3, 5, 10, 20]
 LABELS = {"random": "random search over W", "knn": "k-nearest neighbour", "svm": "linear SVM",
           "softmax": "softmax classifier", "mlp": "MLP (two-layer net)"}
 
@@ -39,11 +43,13 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="dataset spec (default: digits, offline)")
     p.add_argument("--models", default=",".join(MODELS),
                    help=f"which models, comma-separated (default: {','.join(MODELS)})")
-    p.add_argument("--epochs", type=int, default=None, help="epochs of the SVM, softmax and MLP (default: 20)")
-    p.add_argument("--hidden", default=None, help="hidden sizes of the MLP (default: 100)")
-    p.add_argument("--features", choices=("raw", "hog+color"), default="raw", help="default: raw")
-    p.add_argument("--val-size", type=float, default=0.1, help="validation fraction or count (default: 0.1)")
-    p.add_argument("--seed", type=int, default=0, help="default: 0")
+    p.add_argument("--epochs", default=None, help="epochs of the SVM, softmax and MLP (default: each estimator's: "
+                   "1,500 steps for the linear models, 50 epochs for the MLP)")
+    p.add_argument("--hidden", default=None, help="hidden_sizes of the MLP (default: 100)")
+    p.add_argument("--features", default=None, help="features of every model but kNN: none (raw pixels, the "
+                   "default) or hog_color")
+    p.add_argument("--val-size", default=None, help="validation fraction or count (default: 0.1)")
+    p.add_argument("--seed", default=None, help="random_state of every model and the split's seed (default: 0)")
     p.add_argument("--random-tries", type=int, default=1000,
                    help="random weight matrices tried by the random-search baseline (default: 1000; 0: skip it)")
     p.add_argument("--out", metavar="DIR", help="folder (default: runs/compare-<data>-<timestamp>)")
@@ -91,24 +97,31 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--models must list some of {', '.join(MODELS)}; got {args.models!r}")
     if args.random_tries < 0:
         raise UsageError(f"--random-tries must be >= 0, got {args.random_tries}")
-    if args.epochs is not None and args.epochs < 1:
-        raise UsageError(f"--epochs must be >= 1, got {args.epochs}")
     spec = data_spec(args.data)
-    base = {"data": spec, "seed": cfgmod.coerce("seed", args.seed, "flag"),
-            "val_size": cfgmod.coerce("val_size", args.val_size, "flag"), "features": args.features}
-    if args.epochs is not None:
-        base["epochs"] = args.epochs
+    try:
+        seed = 0 if args.seed is None else int(args.seed)
+    except ValueError:
+        raise UsageError(f"--seed must be an integer, got {args.seed!r}") from None
+    shared = {k: (v, f"--{k.replace('_', '-')}") for k, v in (("data", spec), ("val_size", args.val_size))
+              if v is not None}
     configs = {}
     for m in models:
-        layer = dict(base, model=m)
+        layer = {**shared, "model": (m, "--models")}
+        if m == "knn":
+            layer.update(select_k=(SELECT_K, "compare's k candidates"), split_seed=(seed, "--seed"))
+        else:
+            layer["random_state"] = (seed, "--seed")
+            for key, value in (("epochs", args.epochs), ("features", args.features)):
+                if value is not None:
+                    layer[key] = (value, f"--{key}")
         if m == "mlp" and args.hidden is not None:
-            layer["hidden"] = cfgmod.coerce("hidden", args.hidden, "flag")
+            layer["hidden_sizes"] = (args.hidden, "--hidden")
         configs[m] = cfgmod.resolve(layer)
     out = Path(args.out) if args.out else Path("runs") / default_run_name("compare", spec)
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"{out} exists and is not empty; choose another --out")
     t_start = time.perf_counter()
-    data = split_data(spec, base["val_size"], base["seed"])
+    data = split_data(spec, configs[models[0]]["val_size"], seed)
     logger.info("comparing %s on %s: %d training / %d validation samples", ", ".join(models), data.name,
                 len(data.X_train), len(data.X_val))
     out.mkdir(parents=True, exist_ok=True)
@@ -116,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     results: dict[str, Any] = {}
     if args.random_tries:
         with log_context(LABELS["random"]):
-            rows.append(_random_row(configs[models[0]] | {"model": "softmax"}, data, args.random_tries, args.seed))
+            rows.append(_random_row(args.features, data, args.random_tries, seed))
     from chainrule.progress import Progress
 
     with Progress(len(models), "compare", "models", enabled=not args.quiet, delay=0.0, log_every=0,
@@ -126,21 +139,16 @@ def run(args: argparse.Namespace) -> int:
             bar.set(bar.n)  # (redraw with the new name)
             # Each model's messages say which model they are about; its per-epoch lines only with --verbose.
             with log_context(LABELS[m], quiet_info=True):
-                try:
-                    result = train_run(configs[m], RunFolder(out / m), progress=not args.quiet, data=data)
-                except RuntimeError as e:
-                    if m == "knn" and "chainrule.classifiers" in str(e):
-                        logger.warning("skipping kNN: %s", e)
-                        continue
-                    raise
+                result = train_run(configs[m], RunFolder(out / m), progress=not args.quiet, data=data,
+                                   checkpoints=False)
             bar.update()
             results[m] = result
             s = result.summary
             row = {"model": LABELS[m], "key": m, "val_acc": s["val_acc"], "train_time_s": s["train_time_s"],
                    "predict_time_s": s["predict_time_s"], "predict_samples_per_s": s.get("predict_samples_per_s"),
                    "parameters": s.get("num_parameters"),
-                   "notes": (f"k={s['knn_k']} ({s['metric']})" if m == "knn" else
-                             f"{s['epochs_completed']} epochs, best epoch {s['best_epoch']}"),
+                   "notes": (f"k={s['knn_k']} ({s['metric']}), chosen on validation" if m == "knn" else
+                             f"{s['epochs_completed']} epochs, {s['steps']} steps"),
                    "report": f"{m}/report.html"}
             rows.append(row)
             timing = (f"predict {row['predict_time_s']:.2f} s" if m == "knn" else f"{row['train_time_s']:.2f} s")
@@ -154,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
                     train_times=[r["train_time_s"] for r in rows],
                     title=f"Validation accuracy on {spec} ({len(data.X_val)} samples)")
     columns = ["model", "val_acc", "train_time_s", "predict_time_s", "predict_samples_per_s", "parameters", "notes"]
-    with open(out / "comparison.csv", "w", newline="", encoding="utf-8") as f:
+    with atomic_open(out / "comparison.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
@@ -169,11 +177,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _random_row(config: dict[str, Any], data: Any, tries: int, seed: int) -> dict[str, Any]:
-    pipe = Pipeline(config, input_spec(data.X_train), data.classes)
-    with usage_errors():
-        X_train = pipe.fit_transform(data.X_train)
-        X_val = pipe.transform(data.X_val)
+def _random_row(features: str | None, data: Any, tries: int, seed: int) -> dict[str, Any]:
+    """The random-search baseline on the linear models' inputs: the same features, standardised."""
+    from chainrule.classifiers._inputs import compute_features, fit_preprocessor, make_features, preprocess
+
+    with usage_errors("--features: "):
+        steps = make_features(None if features in (None, "none") else features, 8)
+        shape = data.X_train.shape[1:]
+        F_train = compute_features(steps, data.X_train.reshape(len(data.X_train), -1), shape)
+        F_val = compute_features(steps, data.X_val.reshape(len(data.X_val), -1), shape)
+    prep = fit_preprocessor(F_train, "standardize")
+    X_train, X_val = preprocess(prep, F_train), preprocess(prep, F_val)
     t0 = time.perf_counter()
     W, loss = random_search(X_train, data.y_train, len(data.classes), tries, seed)
     train_time = time.perf_counter() - t0

@@ -1,8 +1,17 @@
-"""The training configuration: every setting of ``chainrule train``, its type, default and help, in one table.
+"""The configuration of a ``chainrule train`` run: the model, its estimator's parameters, and the run settings.
 
-A resolved configuration is built as  defaults (per model) < ``--config file.toml`` < command-line flags,
-validated (types, choices, ranges; errors are usage errors naming the key), and written to the run's
-``config.toml``. Resuming compares the saved configuration with the requested one and names the keys that differ.
+A run configuration is one flat table (what ``--config run.toml`` holds and what ``config.toml`` records)::
+
+    model = "mlp"                              # which estimator: knn | svm | softmax | mlp
+    data = "folder:../shared/data/cifar10-train-jpeg.tar.gz"
+    val_size = 5000                            # run settings: RUN_OPTIONS below
+    hidden_sizes = [1024, 1024]                # the estimator's own parameters (chainrule.commands.params)
+    preprocessing = "zca"
+    ...
+
+It is resolved as  defaults (the estimator's, plus ``params.CLI_DEFAULTS``) < ``--from-search`` < ``--config`` <
+command-line flags, each value converted to its parameter's type and the whole set checked by the estimator
+before anything is written. Keys may use ``-`` for ``_`` and the short names of ``params.ALIASES``.
 """
 
 from __future__ import annotations
@@ -13,23 +22,24 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from chainrule.commands import params as P
 from chainrule.commands.common import UsageError, parse_int_list
 
-MODELS = ("knn", "svm", "softmax", "mlp")
-OPTIMIZERS = ("sgd", "nesterov", "rmsprop", "adam", "adamw")
-SCHEDULES = ("constant", "step", "exponential", "cosine", "linear", "invsqrt", "plateau")
-ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "gelu_tanh", "tanh", "sigmoid", "maxout")
+MODELS = tuple(P.MODEL_CLASSES)
+RUN_FORMAT = 2  # config.toml's "format"; chainrule 0.1's run folders have none (format 1)
+# Keys written into config.toml for information; ignored when it is read back.
+INFO_KEYS = ("chainrule_version", "command", "format", "run_name", "estimator")
 
 
 @dataclass(frozen=True)
 class Option:
+    """A run setting (not an estimator parameter)."""
+
     key: str
-    kind: str                      # "int" "float" "str" "bool" "ints"
+    kind: str                      # "str" "int" "float" "bool" "ints"
     default: Any
     help: str
-    choices: tuple[str, ...] | None = None
     low: float | None = None       # inclusive lower bound for numbers
-    high: float | None = None      # exclusive upper bound
     resume_may_differ: bool = False
 
     @property
@@ -37,81 +47,114 @@ class Option:
         return "--" + self.key.replace("_", "-")
 
 
-OPTIONS: tuple[Option, ...] = (
+RUN_OPTIONS: tuple[Option, ...] = (
     Option("data", "str", None, "dataset: cifar10 | cifar10:PATH | folder:PATH | digits | spiral (default: digits, "
            "offline)"),
-    Option("model", "str", "mlp", "classifier", choices=MODELS),
-    Option("hidden", "ints", [100], "hidden layer sizes of the MLP, e.g. 1024,1024"),
-    Option("activation", "str", "relu", "hidden-layer activation (mlp)", choices=ACTIVATIONS),
-    Option("dropout", "float", 0.0, "dropout probability after each hidden layer (mlp)", low=0.0, high=1.0),
-    Option("norm", "str", "none", "normalisation after each hidden affine layer (mlp)",
-           choices=("none", "batch", "layer")),
-    Option("optimizer", "str", None, "update rule (default: adam for mlp, sgd with momentum for svm/softmax)",
-           choices=OPTIMIZERS),
-    Option("lr", "float", None, "learning rate (default depends on the model)", low=0.0),
-    Option("momentum", "float", 0.9, "momentum of sgd and nesterov (0: vanilla SGD)", low=0.0, high=1.0),
-    Option("weight_decay", "float", 0.0, "decoupled weight decay (adamw) or L2 in the update (others)", low=0.0),
-    Option("schedule", "str", "cosine", "learning-rate schedule over the whole run", choices=SCHEDULES),
-    Option("warmup", "int", 0, "linear warmup steps", low=0),
-    Option("min_lr", "float", 0.0, "floor of the cosine schedule / end of the linear one", low=0.0),
-    Option("epochs", "int", None, "passes over the training data (default depends on the model)", low=1),
-    Option("batch_size", "int", None, "minibatch size (default depends on the model)", low=1),
-    Option("reg", "float", None, "L2 regularisation strength: loss += reg * sum(W**2) over weight matrices",
-           low=0.0),
-    Option("features", "str", "raw", "inputs: raw pixels, or HOG + colour-histogram features",
-           choices=("raw", "hog+color")),
-    Option("preprocess", "str", "standardize", "input normalisation fitted on the training split",
-           choices=("standardize", "mean", "none")),
-    Option("augment", "bool", False, "random flips and padded crops of training images"),
-    Option("val_size", "float", 0.1, "validation split: a fraction (0.1) or a count (5000)", low=0.0),
-    Option("seed", "int", 0, "seed of the split, initialisation, shuffling, dropout and augmentation", low=0),
-    Option("k", "ints", [1, 3, 5, 10, 20], "kNN: candidate k values; the best on validation is kept"),
-    Option("metric", "str", "l2", "kNN distance", choices=("l2", "l1")),
-    Option("clip_grad", "float", 0.0, "clip the gradient norm to this value (0: off)", low=0.0),
-    Option("early_stopping", "int", 0, "stop after this many epochs without validation gain (0: off)", low=0),
-    Option("min_delta", "float", 0.0, "validation-accuracy gain that counts for early stopping", low=0.0),
-    Option("nan_policy", "str", "stop", "on a non-finite loss or gradient: stop (keep the run, exit 1) or raise",
-           choices=("stop", "raise")),
+    Option("val_size", "float", 0.1, "validation split carved from the training data (stratified): a fraction "
+           "(0.1) or a count (5000)", low=0.0),
+    Option("split_seed", "int", None, "seed of the validation split (default: the estimator's random_state, "
+           "--seed; 0 for kNN)", low=0),
+    Option("out", "str", None, "the run folder (default: runs/<model>-<data>-<timestamp>)"),
+    Option("select_k", "ints", None, "kNN only: try these k on the validation split (one distance pass) and train "
+           "with the best, e.g. 1,3,5,10,20 (default: off: train with --k)"),
     Option("checkpoint_every", "int", 0, "also checkpoint every N steps (0: at epoch ends only)", low=0,
            resume_may_differ=True),
-    Option("keep_checkpoints", "int", 3, "step checkpoints to keep (plus best.npz)", low=1, resume_may_differ=True),
+    Option("keep_checkpoints", "int", 3, "step checkpoints to keep", low=1, resume_may_differ=True),
     Option("diagnostics", "bool", True, "per-epoch weight/gradient norms, update ratios, dead ReLUs",
            resume_may_differ=True),
 )
-OPTION_BY_KEY = {o.key: o for o in OPTIONS}
-
-# Defaults that depend on the model (tuned so that `chainrule compare` on digits runs in well under a minute,
-# and that are sensible starting points on CIFAR-10).
-MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "mlp": {"optimizer": "adam", "lr": 1e-3, "epochs": 20, "batch_size": 64, "reg": 1e-4},
-    "softmax": {"optimizer": "sgd", "lr": 1e-2, "epochs": 20, "batch_size": 64, "reg": 5e-2},
-    "svm": {"optimizer": "sgd", "lr": 1e-2, "epochs": 20, "batch_size": 64, "reg": 5e-2},
-    "knn": {"optimizer": "adam", "lr": 0.0, "epochs": 1, "batch_size": 1, "reg": 0.0},
-}
+RUN_BY_KEY = {o.key: o for o in RUN_OPTIONS}
 
 
-def add_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
-    """One flag per option; every default is None so that "given on the command line" can be told apart."""
-    for o in OPTIONS:
-        if o.key in skip:
-            continue
-        default_text = "" if o.default is None else f" (default: {_show(o.default)})"
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--model``, one flag per run setting and one per estimator parameter (with ``params.ALIASES``); every
+    default is None so that "given on the command line" can be told apart."""
+    parser.add_argument("--model", default=None, metavar="|".join(MODELS),
+                        help="the estimator: knn (KNearestNeighbor), svm (LinearSVM), softmax (SoftmaxClassifier), "
+                             "mlp (MLPClassifier) (default: mlp)")
+    run = parser.add_argument_group("run settings")
+    for o in RUN_OPTIONS:
+        default_text = "" if o.default is None else f" (default: {str(o.default).lower()})"
         if o.kind == "bool":
-            parser.add_argument(o.flag, dest=o.key, action=argparse.BooleanOptionalAction, default=None,
-                                help=o.help + default_text)
+            run.add_argument(o.flag, dest=o.key, action=argparse.BooleanOptionalAction, default=None,
+                             help=o.help + default_text)
         else:
-            metavar = "|".join(o.choices) if o.choices else o.key.upper()
-            parser.add_argument(o.flag, dest=o.key, default=None, metavar=metavar, help=o.help + default_text)
+            run.add_argument(o.flag, dest=o.key, default=None, metavar=o.key.upper(), help=o.help + default_text)
+    est = parser.add_argument_group(
+        "estimator parameters", "the estimators' own parameters (chainrule.classifiers; [the models that have each, "
+        "with their defaults]); short names: " + ", ".join(f"--{a} = --{n.replace('_', '-')}"
+                                                          for a, n in P.ALIASES.items()))
+    aliases = {name: alias for alias, name in P.ALIASES.items()}
+    for name in (n for n in P.all_parameters() if n not in P.NOT_FLAGS):
+        flags = [f"--{name.replace('_', '-')}"] + ([f"--{aliases[name]}"] if name in aliases else [])
+        est.add_argument(*flags, dest=f"param:{name}", default=None, metavar="VALUE", help=P.flag_help(name))
 
 
-def _show(v: Any) -> str:
-    return ",".join(map(str, v)) if isinstance(v, list) else str(v)
+def from_flags(args: argparse.Namespace) -> dict[str, tuple[Any, str]]:
+    """{key: (raw value, where)} of the settings and parameters given on the command line."""
+    out: dict[str, tuple[Any, str]] = {}
+    if getattr(args, "model", None) is not None:
+        out["model"] = (args.model, "--model")
+    for o in RUN_OPTIONS:
+        if getattr(args, o.key, None) is not None:
+            out[o.key] = (getattr(args, o.key), o.flag)
+    aliases = {name: alias for alias, name in P.ALIASES.items()}
+    for name in (n for n in P.all_parameters() if n not in P.NOT_FLAGS):
+        value = getattr(args, f"param:{name}", None)
+        if value is not None:
+            out[name] = (value, f"--{name.replace('_', '-')}" + (f"/--{aliases[name]}" if name in aliases else ""))
+    return out
 
 
-def coerce(key: str, value: Any, source: str) -> Any:
-    """Convert and check one value (from a flag string or a TOML value) for option ``key``."""
-    o = OPTION_BY_KEY[key]
-    where = f"{o.flag}" if source == "flag" else f"{key} (in {source})"
+def from_table(table: Mapping[str, Any], source: str) -> dict[str, tuple[Any, str]]:
+    """{key: (value, where)} of a TOML table (``--config``, a saved config.toml, a search's best configuration);
+    unknown keys are usage errors with a suggestion."""
+    known = ["model", *RUN_BY_KEY, *P.all_parameters(), *P.ALIASES]
+    out: dict[str, tuple[Any, str]] = {}
+    for raw_key, value in table.items():
+        key = str(raw_key).replace("-", "_")
+        if key in INFO_KEYS:
+            continue
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UsageError(f"unknown setting {raw_key!r} in {source}{hint}; valid keys: model, "
+                             f"{', '.join(RUN_BY_KEY)} and the estimator parameters {', '.join(P.all_parameters())}")
+        name = P.canonical(key)
+        out[name] = (value, f"{raw_key} (in {source})" if raw_key == name else f"{raw_key} = {name} (in {source})")
+    return out
+
+
+def resolve(*layers: Mapping[str, tuple[Any, str]]) -> dict[str, Any]:
+    """The run configuration from layers (later wins): ``model``, every run setting and every parameter of the
+    model's estimator, converted and checked (the estimator validates its parameters). A usage error names the key
+    and the layer it came from."""
+    merged: dict[str, tuple[Any, str]] = {}
+    for layer in layers:
+        merged.update(layer)
+    model_value, where = merged.pop("model", ("mlp", "the default"))
+    model = str(model_value).strip().lower()
+    if model not in MODELS:
+        close = difflib.get_close_matches(model, MODELS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UsageError(f"--model must be one of {', '.join(MODELS)}; got {model_value!r}{hint}")
+    config: dict[str, Any] = {"model": model}
+    for o in RUN_OPTIONS:
+        value, where = merged.pop(o.key, (o.default, "the default"))
+        config[o.key] = o.default if value is None else _run_value(o, value, where)
+    P.check_names(model, merged, "--model " + model)
+    params = P.defaults(model)
+    for name, (value, where) in merged.items():
+        params[name] = P.coerce(model, name, value, where)
+    _check_run(config)
+    P.build(model, params)  # the estimator checks its parameters: usage errors before anything is written
+    if config["select_k"] is not None and model != "knn":
+        raise UsageError(f"--select-k chooses a kNN's k; --model {model} has no k")
+    config.update(params)
+    return config
+
+
+def _run_value(o: Option, value: Any, where: str) -> Any:
     if o.kind == "ints":
         return parse_int_list(value, where)
     if o.kind == "bool":
@@ -123,98 +166,69 @@ def coerce(key: str, value: Any, source: str) -> Any:
     if o.kind == "str":
         if not isinstance(value, str):
             raise UsageError(f"{where} must be a string, got {value!r}")
-        text = value.strip()
-        if o.choices:
-            text = text.lower()
-            if text not in o.choices:
-                close = difflib.get_close_matches(text, o.choices, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise UsageError(f"{where} must be one of {', '.join(o.choices)}; got {value!r}{hint}")
-        return text
-    # numbers
+        return value.strip()
     try:
         if isinstance(value, bool):
             raise ValueError
-        number: float | int = int(value) if o.kind == "int" else float(value)
-        if o.kind == "int" and isinstance(value, float) and not value.is_integer():
-            raise ValueError
+        number: float | int = float(value)
+        if o.kind == "int":
+            if not number.is_integer():
+                raise ValueError
+            number = int(number)
     except (TypeError, ValueError):
-        kind = "an integer" if o.kind == "int" else "a number"
-        raise UsageError(f"{where} must be {kind}, got {value!r}") from None
-    if o.kind == "float" and not math.isfinite(number):
-        raise UsageError(f"{where} must be finite, got {value!r}")
-    if o.low is not None and number < o.low:
-        raise UsageError(f"{where} must be >= {o.low:g}, got {value!r}")
-    if o.high is not None and number >= o.high:
-        raise UsageError(f"{where} must be < {o.high:g}, got {value!r}")
+        raise UsageError(f"{where} must be {'an integer' if o.kind == 'int' else 'a number'}, got {value!r}") \
+            from None
+    if not math.isfinite(number) or (o.low is not None and number < o.low):
+        raise UsageError(f"{where} must be a finite number >= {o.low:g}, got {value!r}")
     return number
 
 
-def from_file(table: Mapping[str, Any], source: str) -> dict[str, Any]:
-    """Options from a TOML table (keys with '_' or '-'); unknown keys are usage errors with suggestions."""
-    out = {}
-    for raw_key, value in table.items():
-        key = str(raw_key).replace("-", "_")
-        if key in ("chainrule_version", "command", "run_name"):  # written into config.toml for information
-            continue
-        if key not in OPTION_BY_KEY:
-            close = difflib.get_close_matches(key, list(OPTION_BY_KEY), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise UsageError(f"unknown setting {raw_key!r} in {source}{hint}; valid settings: "
-                             f"{', '.join(OPTION_BY_KEY)}")
-        out[key] = coerce(key, value, source)
+def _check_run(config: dict[str, Any]) -> None:
+    val = config["val_size"]
+    if val >= 1 and not float(val).is_integer():
+        raise UsageError(f"--val-size must be a fraction in (0, 1) or a whole count, got {val}")
+    if val >= 1:
+        config["val_size"] = int(val)
+    if val == 0:
+        raise UsageError("--val-size must be > 0: the validation split scores every epoch (and picks k with "
+                         "--select-k)")
+
+
+def params_of(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The estimator parameters of a resolved configuration."""
+    return {name: config[name] for name in P.signature(config["model"])}
+
+
+def run_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: config[k] for k in ("model", *RUN_BY_KEY)}
+
+
+def to_toml(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The table config.toml holds: run settings, then the estimator's parameters (None as "none")."""
+    out = {"format": RUN_FORMAT, "estimator": P.MODEL_CLASSES[config["model"]]}
+    out.update({k: v for k, v in run_settings(config).items() if v is not None and k != "out"})
+    out.update({k: P.to_toml_value(v) for k, v in params_of(config).items()})
     return out
 
 
-def from_flags(args: argparse.Namespace) -> dict[str, Any]:
-    """Options given explicitly on the command line."""
-    return {o.key: coerce(o.key, getattr(args, o.key), "flag") for o in OPTIONS
-            if getattr(args, o.key, None) is not None}
-
-
-def resolve(*layers: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge layers (later wins) over the defaults, fill model-dependent defaults, check cross-field rules."""
-    merged: dict[str, Any] = {}
-    for layer in layers:
-        merged.update(layer)
-    model = merged.get("model", OPTION_BY_KEY["model"].default)
-    config: dict[str, Any] = {}
-    for o in OPTIONS:
-        if o.key in merged:
-            config[o.key] = merged[o.key]
-        elif o.key in MODEL_DEFAULTS[model]:
-            config[o.key] = MODEL_DEFAULTS[model][o.key]
-        else:
-            config[o.key] = o.default
-    if model in ("svm", "softmax"):
-        config["hidden"] = []
-    if config["val_size"] >= 1 and not float(config["val_size"]).is_integer():
-        raise UsageError(f"--val-size must be a fraction in (0, 1) or a whole count, got {config['val_size']}")
-    if config["val_size"] >= 1:
-        config["val_size"] = int(config["val_size"])
-    if config["val_size"] == 0:
-        raise UsageError("--val-size must be > 0: the validation split picks the best epoch and k")
-    if model == "mlp" and not config["hidden"]:
-        raise UsageError("--hidden is empty for --model mlp; give layer sizes like 100 or 1024,1024 "
-                         "(or use --model softmax for a linear classifier)")
-    if config["augment"] and config["features"] != "raw":
-        raise UsageError("--augment works on raw images; it cannot be combined with --features hog+color")
-    if model != "knn" and config["lr"] <= 0:
-        raise UsageError(f"--lr must be > 0, got {config['lr']}")
-    return config
-
-
-def differing_keys(saved: Mapping[str, Any], requested: Mapping[str, Any]) -> list[str]:
-    """Keys whose values differ between a saved and a requested config (ignoring those allowed to differ)."""
+def differing_keys(saved: Mapping[str, Any], requested: Mapping[str, Any], may_differ: tuple[str, ...] = ()
+                   ) -> list[str]:
+    """Keys whose values differ between a saved and a requested configuration (except the run settings that may
+    change on resume and ``may_differ``)."""
+    keys = [k for k in dict.fromkeys([*saved, *requested]) if k != "out"]
     out = []
-    for o in OPTIONS:
-        if o.resume_may_differ:
+    for k in keys:
+        if k in RUN_BY_KEY and RUN_BY_KEY[k].resume_may_differ or k in may_differ:
             continue
-        a, b = saved.get(o.key), requested.get(o.key)
-        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
-            same = float(a) == float(b)
-        else:
-            same = a == b
+        a, b = (list(v) if isinstance(v, tuple) else v for v in (saved.get(k), requested.get(k)))
+        same = (float(a) == float(b) if isinstance(a, (int, float)) and isinstance(b, (int, float))
+                and not isinstance(a, bool) and not isinstance(b, bool) else a == b)
         if not same:
-            out.append(f"{o.key} (run has {_show(a)!s}, requested {_show(b)!s})")
+            out.append(f"{k} (run has {_show(a)}, requested {_show(b)})")
     return out
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, (list, tuple)):
+        return ",".join(map(str, v)) or "()"
+    return "none" if v is None else str(v)

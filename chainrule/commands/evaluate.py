@@ -31,7 +31,7 @@ logger = logging.getLogger("chainrule")
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("evaluate", parents=[common], help="accuracy and confusion matrix of a trained run",
-                       description="Evaluate a run folder (its best checkpoint) or a checkpoint file on a split; "
+                       description="Evaluate a run folder (its model.npz) or a checkpoint file on a split; "
                                    "print accuracy, per-class accuracy and the confusion matrix and write them "
                                    "to the run folder (eval-<split>.json, plots/confusion-<split>.png).")
     p.add_argument("target", metavar="RUN_OR_CHECKPOINT")
@@ -56,7 +56,9 @@ def _check_fits(pipe: Any, spec: str, sample_shape: tuple[int, ...], classes: tu
 def _select(args: argparse.Namespace, pipe: Any) -> tuple[str, str, np.ndarray, np.ndarray, str]:
     """(spec, split, X, y, what the samples are) for the command line's --data / --split."""
     config = pipe.config
-    own = config["data"]
+    if not config and not args.data:
+        raise UsageError(f"{args.target} is not inside a run folder, so its dataset is unknown; pass --data")
+    own = config.get("data", "")
     spec = args.data
     if not spec:
         spec = own
@@ -65,10 +67,10 @@ def _select(args: argparse.Namespace, pipe: Any) -> tuple[str, str, np.ndarray, 
         if args.split in ("val", "train"):
             raise UsageError(f"--split {args.split} is a split of the run's own dataset ({own}); --data {spec} is "
                              "another dataset, scored whole as a test set (drop --split, or use --split test)")
-        held = load_test_set(spec, seed=config["seed"])
+        held = load_test_set(spec, seed=pipe.split_seed)
         _check_fits(pipe, spec, held.X.shape[1:], held.classes)
         return spec, "test", held.X, held.y, held.description
-    data = split_data(spec, config["val_size"], config["seed"])
+    data = split_data(spec, config.get("val_size", 0.1), pipe.split_seed)
     _check_fits(pipe, spec, data.sample_shape, data.classes)
     split = args.split or ("test" if data.X_test is not None else "val")
     if split == "test":
@@ -78,12 +80,13 @@ def _select(args: argparse.Namespace, pipe: Any) -> tuple[str, str, np.ndarray, 
         return spec, split, data.X_test, data.y_test, f"the test split of {data.name}"
     if split == "val":
         return spec, split, data.X_val, data.y_val, (f"the run's validation split: held out from training, carved "
-                                                     f"from {data.name} with seed {config['seed']}")
+                                                     f"from {data.name} with seed {pipe.split_seed}")
     return spec, split, data.X_train, data.y_train, f"the run's training split of {data.name}"
 
 
 def run(args: argparse.Namespace) -> int:
-    pipe, state, folder, ckpt = load_trained(args.target)
+    pipe = load_trained(args.target)
+    folder, ckpt = pipe.folder, pipe.source
     spec, split, X, y, what = _select(args, pipe)
     t0 = time.perf_counter()
     y_pred = pipe.predict(X)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.commands.common import UsageError, parse_int_list, say, usage_errors
-from chainrule.commands.config import ACTIVATIONS
+from chainrule.nn.activations import ACTIVATION_NAMES as ACTIVATIONS
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -69,27 +69,30 @@ def _update_ratios(history: History) -> dict[str, list[float | None]]:
     return {k: v for k, v in ratios.items() if any(r is not None and r > 0 for r in v)}
 
 
-def _templates(pipe: Any) -> tuple[np.ndarray, list[str] | None, str] | None:
+def _templates(trained: Any) -> tuple[np.ndarray, list[str] | None, str] | None:
     """The learned weights that can be drawn as images: (W (D, K), titles, title), or None.
 
     A linear model's rows of W are its class templates; an MLP's first layer holds one image-sized weight vector
-    per hidden unit. Only raw-pixel image models have weights that look like images.
+    per hidden unit. Only raw-pixel image models have weights that look like images
+    (``chainrule.commands.pipeline.Trained.first_layer_weights``).
     """
-    if pipe.is_knn or pipe.input["kind"] != "image" or pipe.config["features"] != "raw":
+    weights = trained.first_layer_weights() if trained.input["kind"] == "image" else None
+    if weights is None:
         return None
-    W = pipe.model[0].weight.data  # (D, units): first layer
-    if not pipe.config["hidden"]:
-        return W, [str(c) for c in pipe.classes], "Learned weights: one template per class"
+    W, linear = weights  # (D, units): the first layer
+    if linear:
+        return W, [str(c) for c in trained.classes], "Learned weights: one template per class"
     return W, None, f"First-layer weights ({min(W.shape[1], 64)} of {W.shape[1]} hidden units)"
 
 
-def model_plots(run: RunFolder, pipe: Any, X_val_raw: np.ndarray, y_val: np.ndarray, y_pred: np.ndarray,
+def model_plots(run: RunFolder, trained: Any, X_val_raw: np.ndarray, y_val: np.ndarray, y_pred: np.ndarray,
                 X_train_raw: np.ndarray | None = None, y_train: np.ndarray | None = None,
                 title_suffix: str = "") -> list[tuple[str, Path]]:
     """Confusion matrix, accuracy per class, validation images with their labels (image data), learned weights
-    as images (raw-pixel models), decision boundary (2-D inputs)."""
+    as images (raw-pixel models), decision boundary (2-D inputs); ``trained`` is a
+    ``chainrule.commands.pipeline.Trained``."""
     out = []
-    classes = pipe.classes
+    classes = trained.classes
     cm = plots.confusion_matrix(y_val, y_pred, len(classes))
     p = run.plots_dir / "confusion.png"
     plots.plot_confusion(cm, classes, p, title="Confusion matrix (validation)" + title_suffix)
@@ -98,27 +101,25 @@ def model_plots(run: RunFolder, pipe: Any, X_val_raw: np.ndarray, y_val: np.ndar
     plots.plot_per_class(per_class_accuracy(cm, classes), p, title="Accuracy per class (validation)" + title_suffix,
                          overall=float(np.trace(cm) / max(cm.sum(), 1)))
     out.append(("Validation accuracy of each class", p))
-    if pipe.input["kind"] == "image" and np.asarray(X_val_raw).ndim == 4 and len(y_val):
+    if trained.input["kind"] == "image" and np.asarray(X_val_raw).ndim == 4 and len(y_val):
         p = run.plots_dir / "examples.png"
         wrong = int(np.sum(np.asarray(y_val) != np.asarray(y_pred)))
-        plots.plot_examples(X_val_raw, y_val, y_pred, classes, p, max_value=pipe.input.get("max_value"))
+        plots.plot_examples(X_val_raw, y_val, y_pred, classes, p, max_value=trained.input.get("max_value"))
         out.append((f"Validation images, true / predicted label: {wrong} of {len(y_val)} misclassified, mistakes "
                     "shown first (red)", p))
-    templates = _templates(pipe)
+    templates = _templates(trained)
     if templates is not None:
         W, titles, title = templates
         p = run.plots_dir / "weights.png"
-        plots.plot_weights(W, pipe.input["shape"], p, titles=titles, title=title)
+        plots.plot_weights(W, trained.input["shape"], p, titles=titles, title=title)
         out.append(("Learned weights shown as images" + (" (class templates)" if titles else
                                                          " (first layer)"), p))
-    if pipe.input["kind"] == "vector" and pipe.input["shape"] == [2]:
+    if trained.input["kind"] == "vector" and trained.input["shape"] == [2]:
         X = X_train_raw if X_train_raw is not None else X_val_raw
         y = y_train if y_train is not None else y_val
         p = run.plots_dir / "decision_boundary.png"
-        c = pipe.config
-        hidden = ",".join(map(str, c["hidden"])) or "none"
-        desc = f"kNN, k={pipe.knn_k}" if pipe.is_knn else f"{c['model']}, hidden {hidden}, reg {c['reg']:g}"
-        plots.plot_decision_boundary(pipe.predict, X, y, p, classes=classes, title=f"Decision boundary ({desc})")
+        plots.plot_decision_boundary(trained.predict, X, y, p, classes=classes,
+                                     title=f"Decision boundary ({trained.describe()})")
         out.append(("Decision boundary over the input plane (training points)", p))
     return out
 
@@ -141,7 +142,7 @@ def _headline(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
     if summary.get("best_epoch"):
         out.append(("best epoch", f"{summary['best_epoch']} of {summary.get('epochs_completed')}"))
     if summary.get("knn_k"):
-        out.append(("k (chosen on validation)", str(summary["knn_k"])))
+        out.append(("k (chosen on validation)" if summary.get("val_acc_by_k") else "k", str(summary["knn_k"])))
     if summary.get("num_train") is not None:
         out.append(("training / validation samples", f"{summary['num_train']:,} / {summary.get('num_val', 0):,}"))
     if summary.get("train_time_s") is not None:
@@ -157,7 +158,8 @@ def write_run_report(run: RunFolder, summary: Mapping[str, Any], config: Mapping
     """``report.html``: the headline numbers, then every picture (curves, confusion matrix, per-class accuracy,
     example images, learned templates, ...), then the tables (summary, per class, epochs, diagnostics, config)."""
     keys = ("model", "data", "dataset", "num_train", "num_val", "num_features", "num_parameters", "epochs_completed",
-            "steps", "best_epoch", "best_val_acc", "val_acc", "final_train_acc", "final_val_acc", "knn_k",
+            "steps", "best_epoch", "best_val_acc", "model_epoch", "val_acc", "final_train_acc", "final_val_acc",
+            "knn_k",
             "train_time_s", "train_samples_per_s", "predict_time_s", "predict_samples_per_s", "wall_time_s",
             "stop_reason")
     sections = [("Summary", key_value_table({k: summary.get(k) for k in keys}))]

@@ -1,22 +1,45 @@
-"""A trained classifier as the CLI uses it: raw inputs -> features -> preprocessing -> model -> class scores.
+"""A trained run loaded back for ``evaluate`` / ``predict``: the fitted estimator plus what the run recorded.
 
-``Pipeline`` holds the input description (image shape and value range, for ``predict`` on image files), the
-feature extractor (raw pixels or HOG + colour histograms), the preprocessing fitted on the training split
-(``chainrule.data`` steps), and the model: a ``chainrule.nn.MLP`` (a linear classifier is ``MLP([D, C])``
-with the hinge or cross-entropy loss) or a k-nearest-neighbour classifier. ``metadata()`` is what a checkpoint
-stores to rebuild it; ``Pipeline.from_checkpoint(state)`` rebuilds it.
+    trained = load_trained("runs/digits-mlp")          # a run folder, its model.npz, or one of its checkpoints
+    trained.estimator                                   # the chainrule.classifiers estimator, as fit left it
+    trained.predict(X)                                  # class indices (N,) into trained.classes
+    P, what = trained.probabilities(X)                  # (N, C) and what they are (softmax, vote fractions, ...)
+
+A run folder's ``model.npz`` is the fitted estimator (``chainrule.classifiers.load``): the same object the Python
+API returns. A step checkpoint rebuilds the estimator from the checkpoint alone (its parameters, fitted input steps
+and the weights at that step; ``chainrule.classifiers._training``), so a run that is still training or was killed
+can be evaluated. Run folders of chainrule 0.1 (run-folder format 1, with ``--preprocess`` / ``--features raw`` and
+``MLP([D, C])`` linear models) are refused with a message saying so.
 """
 
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
-from chainrule.commands.common import UsageError
+from chainrule.commands.common import UsageError, usage_errors
 
-KNN_KIND = "chainrule.knn"
+__all__ = ["Trained", "load_trained", "estimator_from_checkpoint", "input_spec", "OldRunFormatError"]
+
+LABELS = {"knn": "kNN", "svm": "linear SVM", "softmax": "softmax classifier", "mlp": "MLP"}
+MODEL_OF_CLASS = {"KNearestNeighbor": "knn", "LinearSVM": "svm", "SoftmaxClassifier": "softmax",
+                  "MLPClassifier": "mlp"}
+
+
+class OldRunFormatError(RuntimeError):
+    """A run folder or checkpoint written by chainrule 0.1, whose format this version does not read."""
+
+
+def _old_format(what: str) -> OldRunFormatError:
+    return OldRunFormatError(
+        f"{what} was written by chainrule 0.1 (run-folder format 1: a pipeline of its own, before `chainrule train` "
+        "trained chainrule.classifiers estimators); this version cannot load or resume it. Train it again with "
+        "the estimators' parameter names (see docs/cli.md: e.g. --preprocess mean is now --preprocessing center, "
+        "--features hog+color is --features hog_color)"
+    )
 
 
 def input_spec(X: np.ndarray) -> dict[str, Any]:
@@ -28,222 +51,173 @@ def input_spec(X: np.ndarray) -> dict[str, Any]:
     return {"kind": kind, "shape": list(X.shape[1:]), "dtype": str(X.dtype), "max_value": max_value}
 
 
-def _feature_fns(sample_shape: tuple[int, ...]) -> list[Any]:
-    from functools import partial
+@dataclass
+class Trained:
+    """A fitted estimator and what its run recorded (class names, input description, configuration)."""
 
-    from chainrule.features import color_histogram_hsv, hog
-
-    h = sample_shape[0]
-    cell = 8 if h >= 16 else max(2, h // 2)
-    fns: list[Any] = [partial(hog, cell=cell)]
-    if len(sample_shape) == 3 and sample_shape[2] == 3:
-        fns.append(color_histogram_hsv)
-    return fns
-
-
-class Pipeline:
-    def __init__(self, config: Mapping[str, Any], input_info: Mapping[str, Any], classes: tuple[str, ...]):
-        from chainrule.data import Compose, Flatten, MeanImage, Standardize
-
-        self.config = dict(config)
-        self.input = dict(input_info)
-        self.classes = tuple(classes)
-        if self.config["features"] != "raw" and self.input["kind"] != "image":
-            raise UsageError(f"--features {self.config['features']} needs image data; this dataset has "
-                             f"{self.input['shape']}-dimensional vectors")
-        steps: list[Any] = []
-        if self.config["preprocess"] == "standardize":
-            steps.append(Standardize())
-        elif self.config["preprocess"] == "mean":
-            steps.append(MeanImage())
-        steps.append(Flatten())
-        self.prep = Compose(steps)
-        self.model: Any = None
-        self.knn_k: int | None = None
-        self.knn_y: np.ndarray | None = None  # training labels, indexed by the kNN's neighbour indices
-        self.feature_time_s = 0.0
-
-    # ---- inputs -> features ----
-
-    def features(self, X: np.ndarray) -> np.ndarray:
-        """Raw inputs -> the model's feature space before preprocessing (identity for raw pixels)."""
-        if self.config["features"] == "raw":
-            return X
-        from chainrule.features import extract_features
-
-        t0 = time.perf_counter()
-        out = extract_features(X, _feature_fns(tuple(self.input["shape"])))
-        self.feature_time_s += time.perf_counter() - t0
-        return out
-
-    def fit_transform(self, X: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(self.prep.fit_transform(self.features(X)), dtype=np.float32)
-
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(self.prep.transform(self.features(X)), dtype=np.float32)
-
-    @property
-    def num_features(self) -> int:
-        shape = self.prep.steps[-1].sample_shape_
-        return int(np.prod(shape))
-
-    # ---- models ----
-
-    def build_model(self, num_features: int) -> Any:
-        """The nn model for this config (weights from ``seed``)."""
-        from chainrule import nn
-
-        c = self.config
-        sizes = [num_features, *c["hidden"], len(self.classes)]
-        try:
-            self.model = nn.MLP(sizes, activation=c["activation"], dropout=c["dropout"],
-                                norm=None if c["norm"] == "none" else c["norm"], seed=c["seed"])
-        except ValueError as e:
-            raise UsageError(str(e)) from e
-        return self.model
+    estimator: Any
+    model: str                     # "knn" | "svm" | "softmax" | "mlp"
+    classes: tuple[str, ...]       # names of the classes; predictions are indices into this
+    input: dict[str, Any]          # input_spec of the training data
+    config: dict[str, Any] = field(default_factory=dict)  # the run configuration (config.toml), if any
+    folder: Any = None             # the RunFolder, if the model came from one
+    source: Path | None = None     # the file the estimator was loaded from
 
     @property
     def is_knn(self) -> bool:
-        return self.config["model"] == "knn"
+        return self.model == "knn"
 
-    def scores(self, X: np.ndarray, transformed: bool = False) -> np.ndarray:
-        """(N, C) class scores for raw inputs X (or already transformed ones)."""
-        Xt = X if transformed else self.transform(X)
-        if self.is_knn:
-            return knn_vote_fractions(self.model, self.knn_y, Xt, self.knn_k, len(self.classes))
-        from chainrule.train import predict_scores
+    @property
+    def split_seed(self) -> int:
+        """The seed of the run's validation split (``chainrule.commands.train.split_seed``)."""
+        from chainrule.commands.train import split_seed
 
-        return predict_scores(self.model, Xt)
+        return split_seed(self.config)
+
+    def _columns(self) -> np.ndarray:
+        return np.asarray(self.estimator.classes_).astype(np.int64)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Class indices (N,) of raw inputs X."""
+        return np.asarray(self.estimator.predict(X)).astype(np.int64)
 
     def probabilities(self, X: np.ndarray) -> tuple[np.ndarray, str]:
-        """(N, C) class probabilities and what they are (softmax of scores, or kNN vote fractions)."""
-        s = self.scores(X)
+        """(N, C) class probabilities (columns in ``classes`` order) and what they are."""
+        est = self.estimator
+        if hasattr(est, "predict_proba"):
+            scores = est.predict_proba(X)
+            what = (f"fraction of the k={est.k} nearest training samples in each class" if self.is_knn
+                    else "softmax of the scores")
+        else:  # the SVM
+            s = est.decision_function(X)
+            s = np.stack([-s, s], axis=1) / 2 if s.ndim == 1 else s
+            s = np.exp(s - s.max(axis=1, keepdims=True))
+            scores, what = s / s.sum(axis=1, keepdims=True), "softmax of the SVM scores (not calibrated)"
+        out = np.zeros((len(scores), len(self.classes)))
+        out[:, self._columns()] = scores
+        return out, what
+
+    def first_layer_weights(self) -> tuple[np.ndarray, bool] | None:
+        """(W (D, units), is_linear) of a model that weighs raw pixels (templates for linear models, first-layer
+        units for an MLP); None for kNN and for models on features."""
+        est = self.estimator
+        if self.is_knn or getattr(est, "features_", None) is not None:
+            return None
+        if self.model == "mlp":
+            return est.model_[0].weight.data, len(est.model_.sizes) == 2
+        return est.W_, True
+
+    def describe(self) -> str:
+        """A few words on the model, for plot titles."""
+        p = self.estimator.get_params()
         if self.is_knn:
-            return s, f"fraction of the k={self.knn_k} nearest training samples in each class"
-        z = s - s.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        p /= p.sum(axis=1, keepdims=True)
-        what = "softmax of the SVM scores (not calibrated)" if self.config["model"] == "svm" else "softmax"
-        return p, what
-
-    def predict(self, X: np.ndarray, transformed: bool = False) -> np.ndarray:
-        return self.scores(X, transformed).argmax(axis=1)
-
-    # ---- checkpoints ----
-
-    def metadata(self) -> dict[str, Any]:
-        return {
-            "input": dict(self.input),
-            "classes": list(self.classes),
-            "prep": self.prep.state_dict(),
-            "knn_k": self.knn_k,
-        }
-
-    @classmethod
-    def from_checkpoint(cls, state: Mapping[str, Any], use_best: bool = True) -> "Pipeline":
-        """Rebuild from a trainer or kNN checkpoint (``load_checkpoint`` output)."""
-        kind = state.get("kind")
-        meta = state.get("metadata", {})
-        if kind not in ("chainrule.Trainer", KNN_KIND) or "input" not in meta:
-            raise ValueError(f"this checkpoint (kind {kind!r}) was not written by `chainrule train`; "
-                             "evaluate and predict need a run folder or one of its checkpoints")
-        from chainrule.commands.config import OPTIONS
-
-        config = {o.key: o.default for o in OPTIONS}
-        config.update(state["config"])
-        pipe = cls(config, meta["input"], tuple(meta["classes"]))
-        pipe.prep.load_state_dict(meta["prep"])
-        pipe.knn_k = meta.get("knn_k")
-        if kind == KNN_KIND:
-            pipe.knn_y = np.asarray(state["train_y"])
-            pipe.model = fit_knn(config, pipe.transform(state["train_X"]), pipe.knn_y)
-            return pipe
-        model = pipe.build_model(pipe.num_features)
-        weights = state["best_model"] if use_best and state.get("best_model") is not None else state["model"]
-        try:
-            model.load_state_dict(weights)
-        except ValueError as e:
-            raise ValueError("the checkpoint's weights do not fit the model its config describes: "
-                             + str(e).replace("\n", " ")) from e
-        model.eval()
-        return pipe
+            return f"kNN, k={p['k']}, {p['metric']}"
+        if self.model == "mlp":
+            hidden = ",".join(map(str, p["hidden_sizes"])) or "none"
+            return f"MLP, hidden {hidden}, weight_decay {p['weight_decay']:g}"
+        return f"{LABELS[self.model]}, reg {p['reg']:g}"
 
 
-# ---- kNN ---------------------------------------------------------------------------------------------------
+def estimator_from_checkpoint(state: Mapping[str, Any]) -> Any:
+    """The estimator a fit checkpoint describes, with the weights training had reached at that step."""
+    from chainrule.classifiers import _training as tr
+    from chainrule.commands.params import estimator_class
+
+    if not tr.is_fit_checkpoint(state):
+        raise ValueError("this checkpoint was not written by an estimator's fit (chainrule train)")
+    config = state["config"]
+    model = MODEL_OF_CLASS.get(config.get("estimator"))
+    if model is None:
+        raise ValueError(f"unknown estimator {config.get('estimator')!r} in the checkpoint")
+    est = estimator_class(model)(**config["params"])
+    tr.restore_fitted(est, state["metadata"])
+    est._set_weights(state["model"], state["history"])
+    return est
 
 
-def require_knn() -> Any:
-    """The ``KNearestNeighbor`` class, or RuntimeError saying it is unavailable."""
-    try:
-        from chainrule.classifiers import KNearestNeighbor
-    except ImportError as e:  # pragma: no cover - until chainrule.classifiers exists
-        raise RuntimeError("--model knn needs chainrule.classifiers.KNearestNeighbor, which is not available "
-                           f"in this installation ({e})") from e
-    return KNearestNeighbor
+def load_trained(target: str | Path) -> Trained:
+    """The trained model of a run folder, of its ``model.npz``, or of one of its checkpoint files.
 
-
-def fit_knn(config: Mapping[str, Any], X: np.ndarray, y: np.ndarray) -> Any:
-    return require_knn()(k=1, metric=config["metric"]).fit(X, y)
-
-
-def knn_neighbour_labels(knn: Any, y_train: np.ndarray, X: np.ndarray, k: int) -> np.ndarray:
-    """(N, k) labels of the k nearest training samples of each row of X, nearest first."""
-    _, idx = knn.kneighbors(X, k)
-    return np.asarray(y_train)[np.asarray(idx)]
-
-
-def vote(neighbour_labels: np.ndarray, k: int, num_classes: int) -> np.ndarray:
-    """(N, C) vote counts among the first k neighbours (argmax breaks ties by the smallest label)."""
-    labels = neighbour_labels[:, :k]
-    counts = np.zeros((len(labels), num_classes), dtype=np.int64)
-    np.add.at(counts, (np.repeat(np.arange(len(labels)), labels.shape[1]), labels.ravel()), 1)
-    return counts
-
-
-def knn_vote_fractions(knn: Any, y_train: np.ndarray, X: np.ndarray, k: int | None, num_classes: int) -> np.ndarray:
-    k = int(k or 1)
-    return vote(knn_neighbour_labels(knn, y_train, X, k), k, num_classes) / k
-
-
-# ---- loading a trained run ---------------------------------------------------------------------------------
-
-
-def load_trained(target: str) -> tuple[Pipeline, dict[str, Any], Any, Any]:
-    """(pipeline, checkpoint state, RunFolder or None, checkpoint path) for a run folder or a checkpoint file.
-
-    A run folder gives its ``best.npz`` (best validation accuracy), else its latest step checkpoint (falling
-    back past a corrupt one with a warning).
+    A run folder gives its ``model.npz`` (the estimator as ``fit`` left it), else (training did not finish) its
+    latest readable step checkpoint, with a warning.
     """
-    from pathlib import Path
-
-    from chainrule.train import CheckpointError, RunFolder, load_checkpoint
+    from chainrule.train import RunFolder
 
     path = Path(target)
-    folder = None
     if path.is_dir():
         folder = RunFolder(path)
-        if not folder.checkpoint_dir.is_dir():
-            raise UsageError(f"{target} is not a run folder (it has no checkpoints/ directory)")
-        state = None
-        ckpt = folder.checkpoint_dir / "best.npz"
-        if ckpt.is_file():
-            try:
-                state = load_checkpoint(ckpt)
-            except CheckpointError as e:
-                import warnings
+        if not folder.exists():
+            raise UsageError(f"{target} is not a run folder (it has no config.toml)")
+        config = _read_config(folder)
+        if folder.model_path.is_file():
+            return _from_file(folder.model_path, folder, config)
+        latest = folder.checkpoints().load_latest()
+        if latest is None:
+            raise UsageError(f"{target} holds no trained model yet (no model.npz, no checkpoint)")
+        import warnings
 
-                warnings.warn(f"{e}; using the latest step checkpoint instead", stacklevel=2)
-        if state is None:
-            latest = folder.checkpoints().load_latest()
-            if latest is None:
-                raise UsageError(f"{folder.checkpoint_dir} holds no checkpoint")
-            state, ckpt = latest
-    elif path.is_file():
-        ckpt = path
+        warnings.warn(f"{target} has no model.npz (its training did not finish): using {latest[1].name}",
+                      stacklevel=2)
+        return _from_checkpoint(latest[0], latest[1], folder, config)
+    if not path.is_file():
+        raise UsageError(f"{target} does not exist; give a run folder (runs/NAME), its model.npz or a checkpoint")
+    folder = None
+    parent = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    if (parent / "config.toml").is_file():
+        folder = RunFolder(parent)
+    config = _read_config(folder) if folder is not None else {}
+    from chainrule.train import CheckpointError, load_checkpoint
+
+    try:
         state = load_checkpoint(path)
-        parent = path.parent.parent
-        if path.parent.name == "checkpoints" and (parent / "config.toml").is_file():
-            folder = RunFolder(parent)
-    else:
-        raise UsageError(f"{target} does not exist; give a run folder (runs/NAME) or a checkpoint file")
-    return Pipeline.from_checkpoint(state), state, folder, ckpt
+    except CheckpointError:
+        return _from_file(path, folder, config)  # not a checkpoint: an estimator file, or the error says what
+    return _from_checkpoint(state, path, folder, config)
+
+
+def _read_config(folder: Any) -> dict[str, Any]:
+    from chainrule.commands import config as cfgmod
+
+    table = folder.read_config()
+    if table.get("format") is None:
+        raise _old_format(str(folder.path))
+    if table.get("format") > cfgmod.RUN_FORMAT:
+        raise RuntimeError(f"{folder.path} has run-folder format {table['format']}, newer than this chainrule reads "
+                           f"({cfgmod.RUN_FORMAT}); upgrade chainrule")
+    with usage_errors(f"{folder.config_path}: "):
+        return cfgmod.resolve(cfgmod.from_table(table, str(folder.config_path)))
+
+
+def _summary_facts(folder: Any, est: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
+    summary: dict[str, Any] = {}
+    if folder is not None and folder.summary_path.is_file():
+        summary = folder.read_summary()
+    classes = tuple(summary.get("classes") or (str(c) for c in np.asarray(est.classes_).tolist()))
+    shape = list(est.sample_shape_)
+    default_input = {"kind": "image" if len(shape) == 3 else "vector", "shape": shape, "dtype": "uint8",
+                     "max_value": 255.0}
+    return classes, dict(summary.get("input") or default_input)
+
+
+def _from_file(path: Path, folder: Any, config: dict[str, Any]) -> Trained:
+    import chainrule.classifiers as classifiers
+
+    try:
+        est = classifiers.load(path)
+    except ValueError as e:
+        raise RuntimeError(f"{path} is neither a chainrule checkpoint nor an estimator file: {e}") from e
+    classes, info = _summary_facts(folder, est)
+    return Trained(est, MODEL_OF_CLASS[type(est).__name__], classes, info, config, folder, Path(path))
+
+
+def _from_checkpoint(state: Mapping[str, Any], path: Path, folder: Any, config: dict[str, Any]) -> Trained:
+    meta = state.get("metadata") or {}
+    if state.get("kind") in ("chainrule.Trainer", "chainrule.knn") and "input" in meta:
+        raise _old_format(str(path))
+    try:
+        est = estimator_from_checkpoint(state)
+    except (ValueError, KeyError) as e:
+        raise RuntimeError(f"{path}: {e}; evaluate and predict need a run folder, its model.npz or one of its "
+                           "checkpoints") from e
+    classes, info = _summary_facts(folder, est)
+    return Trained(est, MODEL_OF_CLASS[type(est).__name__], classes, info, config, folder, Path(path))

@@ -57,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     for img in args.images:
         if not Path(img).is_file():
             raise UsageError(f"image {img} does not exist")
-    pipe, state, folder, ckpt = load_trained(args.target)
+    pipe = load_trained(args.target)
+    ckpt = pipe.source
     info = pipe.input
     if info["kind"] != "image":
         raise UsageError(f"this run was trained on {info['shape'][0]}-dimensional vectors, not images; predict "

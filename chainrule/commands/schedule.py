@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.commands.common import UsageError, parse_int_list, say, usage_errors
-from chainrule.commands.config import SCHEDULES
+from chainrule.optim.schedules import SCHEDULES
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -1,15 +1,22 @@
-"""``chainrule train``: train one classifier and write a run folder (see chainrule.train.runfolder).
+"""``chainrule train``: build a ``chainrule.classifiers`` estimator from the configuration, fit it with the run-folder
+callbacks (metrics, checkpoints, progress), write the run folder (see chainrule.train.runfolder).
 
     chainrule train --data digits --model mlp --hidden 100 --epochs 20 --out runs/digits-mlp
-    chainrule train --resume runs/digits-mlp          # continue a stopped or killed run exactly
+    chainrule train --config configs/cifar10-mlp-zca.toml --data folder:../shared/data/cifar10-train-jpeg.tar.gz
+    chainrule train --resume runs/digits-mlp                 # continue a stopped or killed run exactly
+    chainrule train --resume runs/digits-mlp --epochs 40     # extend a finished run
+
+The model a run trains is the one the Python API trains with the same parameters, data and seed:
+``MLPClassifier(**params).fit(X_train, y_train, validation_data=(X_val, y_val))`` (tests check it).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Mapping
@@ -17,13 +24,10 @@ from typing import Any, Mapping
 import numpy as np
 
 from chainrule.commands import config as cfgmod
+from chainrule.commands import params as P
 from chainrule.commands.common import Data, UsageError, data_spec, say, split_data, usage_errors
-from chainrule.commands.outputs import (
-    history_plots, model_plots, per_class_accuracy, write_run_report,
-)
-from chainrule.commands.pipeline import (
-    KNN_KIND, Pipeline, fit_knn, input_spec, knn_neighbour_labels, require_knn, vote,
-)
+from chainrule.commands.outputs import history_plots, model_plots, per_class_accuracy, write_run_report
+from chainrule.commands.pipeline import OldRunFormatError, Trained, input_spec
 
 logger = logging.getLogger("chainrule")
 
@@ -31,15 +35,18 @@ logger = logging.getLogger("chainrule")
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "train", parents=[common], help="train a classifier and write a run folder",
-        description="Train a classifier (kNN, linear SVM, softmax or MLP) and write runs/<name>/ with config.toml, "
-                    "metrics.csv/.jsonl, summary.json, checkpoints/, plots/ and report.html. Every setting can also "
-                    "come from --config file.toml (keys as below, with '_' or '-'); flags win.")
+        description="Train one of chainrule.classifiers' estimators (kNN, linear SVM, softmax or MLP) with its own "
+                    "parameters and write runs/<name>/ with config.toml, model.npz, metrics.csv/.jsonl, "
+                    "summary.json, checkpoints/, plots/ and report.html. Every setting can also come from "
+                    "--config file.toml (keys as below, with '_' or '-'); flags win. See docs/cli.md.")
     cfgmod.add_arguments(p)
     p.add_argument("--config", dest="config_file", metavar="FILE.toml", help="read settings from a TOML file")
-    p.add_argument("--out", metavar="DIR", help="run folder (default: runs/<model>-<data>-<timestamp>)")
-    p.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its latest checkpoint")
+    p.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its latest checkpoint "
+                   "(with a larger --epochs: extend a finished run)")
     p.add_argument("--from-search", metavar="RUN", help="train the best configuration of a `chainrule tune` search "
-                   "(its data, model, seed and best hyperparameters; flags and --config still win)")
+                   "(its data, model, seed and every parameter of its best trial; --config and flags still win)")
+    p.add_argument("--dry-run", action="store_true", help="check the configuration (and that the data path exists), "
+                   "print the config.toml it resolves to, and stop: nothing is loaded, trained or written")
     p.set_defaults(func=run)
 
 
@@ -47,87 +54,101 @@ def run(args: argparse.Namespace) -> int:
     from chainrule.train import RunFolder, load_toml
     from chainrule.train.runfolder import default_run_name
 
-    flags = cfgmod.from_flags(args)
-    file_layer: dict[str, Any] = {}
-    if args.config_file:
-        with usage_errors("--config: "):
-            file_layer = cfgmod.from_file(load_toml(args.config_file), args.config_file)
+    layers = []
     if args.from_search:
         from chainrule.commands.tune import train_settings
 
         with usage_errors("--from-search: "):
-            settings, dropped = train_settings(args.from_search)
-        if dropped:
-            logger.warning("--from-search: `chainrule train` has no setting for %s; using its defaults",
-                           ", ".join(dropped))
-        file_layer = {**cfgmod.from_file(settings, args.from_search), **file_layer}
+            layers.append(cfgmod.from_table(train_settings(args.from_search), args.from_search))
+    if args.config_file:
+        with usage_errors("--config: "):
+            layers.append(cfgmod.from_table(load_toml(args.config_file), args.config_file))
+    layers.append(cfgmod.from_flags(args))
     if args.resume:
-        if args.out and Path(args.out).resolve() != Path(args.resume).resolve():
-            raise UsageError("--out and --resume name different folders; a resumed run stays in its folder")
-        return _resume(args, file_layer, flags)
-    config = cfgmod.resolve(file_layer, flags)
+        return _resume(args, layers)
+    config = cfgmod.resolve(*layers)
     config["data"] = data_spec(config["data"])
-    out = Path(args.out) if args.out else Path("runs") / default_run_name(config["model"], config["data"])
+    if args.dry_run:
+        from chainrule.commands.common import check_spec
+        from chainrule.train import dumps_toml
+
+        check_spec(config["data"])
+        say(dumps_toml(cfgmod.to_toml(config)).rstrip())
+        return 0
+    out = Path(config["out"]) if config["out"] else Path("runs") / default_run_name(config["model"], config["data"])
     folder = RunFolder(out)
     if folder.exists() or (folder.checkpoint_dir.is_dir() and any(folder.checkpoint_dir.iterdir())):
         raise UsageError(f"{out} already holds a run; continue it with --resume {out}, or choose another --out")
-    result = train_run(config, folder, progress=not args.quiet)
-    return _report(result)
+    return _report(train_run(config, folder, progress=not args.quiet))
 
 
-def _resume(args: argparse.Namespace, file_layer: Mapping[str, Any], flags: Mapping[str, Any]) -> int:
+def _resume(args: argparse.Namespace, layers: list[dict[str, Any]]) -> int:
+    from chainrule.classifiers._training import RESUME_MAY_DIFFER, is_fit_checkpoint
     from chainrule.train import CheckpointError, RunFolder
 
     folder = RunFolder(args.resume)
     if not folder.exists():
         raise UsageError(f"cannot resume {args.resume}: it is not a run folder (no config.toml there)")
+    table = folder.read_config()
+    if table.get("format") is None:
+        raise OldRunFormatError(f"cannot resume {args.resume}: it was written by chainrule 0.1 (run-folder format 1), "
+                                "before `chainrule train` trained chainrule.classifiers estimators; train it again "
+                                "with the estimators' parameter names (docs/cli.md)")
     with usage_errors(f"{folder.config_path}: "):
-        saved = cfgmod.resolve(cfgmod.from_file(folder.read_config(), str(folder.config_path)))
-    requested = cfgmod.resolve(saved, file_layer, flags)
-    diff = cfgmod.differing_keys(saved, requested)
+        saved = cfgmod.resolve(cfgmod.from_table(table, str(folder.config_path)))
+    saved["out"] = str(folder.path)
+    requested = cfgmod.resolve(cfgmod.from_table(table, str(folder.config_path)), *layers)
+    if requested["out"] and Path(requested["out"]).resolve() != folder.path.resolve():
+        raise UsageError("--out and --resume name different folders; a resumed run stays in its folder")
+    requested["out"] = str(folder.path)
+    diff = cfgmod.differing_keys(saved, requested, may_differ=RESUME_MAY_DIFFER)
     if diff:
         raise UsageError(f"cannot resume {args.resume} with a different configuration: {'; '.join(diff)}. "
                          "Drop those flags, or start a new run with --out")
-    if requested["model"] == "knn":
-        say(f"{args.resume} is a kNN run: it has no training loop to continue (it is complete)")
+    summary = folder.read_summary() if folder.summary_path.is_file() else {}
+    if summary.get("status") == "complete" and not cfgmod.differing_keys(summary.get("config", {}), requested):
+        what = (f"{summary.get('epochs_completed')} epoch(s), {summary.get('steps')} steps" if requested["model"] != "knn"
+                else "a kNN run has no training loop to continue")
+        say(f"{args.resume} is complete ({what}); nothing to resume. To train longer, resume with a larger --epochs")
         return 0
-    manager = folder.checkpoints(requested["keep_checkpoints"])
-    try:
-        latest = manager.load_latest()
-    except CheckpointError as e:
-        raise RuntimeError(f"cannot resume {args.resume}: {e}") from e
-    if latest is None:  # stopped before its first checkpoint: nothing to continue, so start it over
-        logger.info("%s has no checkpoint yet (it stopped before its first one): training it from the start",
-                    args.resume)
+    latest = None
+    if requested["model"] != "knn":
+        try:
+            latest = folder.checkpoints(requested["keep_checkpoints"]).load_latest()
+        except CheckpointError as e:
+            raise RuntimeError(f"cannot resume {args.resume}: {e}") from e
+    if latest is None:  # stopped before its first checkpoint (or a kNN run): nothing to continue, so start over
+        logger.info("%s has no checkpoint to continue from: training it from the start", args.resume)
         return _report(train_run(requested, folder, progress=not args.quiet))
     state, path = latest
-    ckpt_model = state.get("config", {}).get("model")
-    if state.get("kind") != "chainrule.Trainer" or ckpt_model != requested["model"]:
-        raise RuntimeError(f"{path} is a checkpoint of a {ckpt_model!r} run ({state.get('kind')}), but this run "
-                           f"trains {requested['model']!r}; it cannot be resumed from it")
-    logger.info("resuming %s from %s (step %d, epoch %d of %d)", args.resume, path.name,
-                state["counters"]["step"], state["counters"]["epoch"], requested["epochs"])
-    result = train_run(requested, folder, progress=not args.quiet, resume_state=state)
-    return _report(result)
+    if not is_fit_checkpoint(state):
+        raise RuntimeError(f"{path} was not written by an estimator's fit (kind {state.get('kind')!r}); it cannot be "
+                           "resumed by this version of chainrule")
+    estimator = P.MODEL_CLASSES[requested["model"]]
+    if state["config"].get("estimator") != estimator:
+        raise RuntimeError(f"{path} is a checkpoint of a {state['config'].get('estimator')} fit, but this run trains "
+                           f"a {estimator}; it cannot be resumed from it")
+    c = state["counters"]
+    logger.info("resuming %s from %s (step %d, epoch %d of %s)", args.resume, path.name, c["step"], c["epoch"],
+                requested.get("epochs") or f"{requested.get('iterations')} steps")
+    return _report(train_run(requested, folder, progress=not args.quiet, resume_state=state))
 
 
 def _report(result: "RunResult") -> int:
     s = result.summary
     say(f"run folder: {result.folder.path}")
     if s["model"] == "knn":
-        say(f"kNN ({s['metric']}), k={s['knn_k']} chosen on validation; fit {s['train_time_s']:.2f} s, "
-            f"predict {s['predict_time_s']:.2f} s for {s['num_val']} samples")
+        say(f"kNN ({s['metric']}), k={s['knn_k']}" + (" chosen on validation" if s.get("val_acc_by_k") else "")
+            + f"; fit {s['train_time_s']:.2f} s, predict {s['predict_time_s']:.2f} s for {s['num_val']} samples")
     else:
         rate = f" ({s['train_samples_per_s']:,.0f} samples/s)" if s.get("train_samples_per_s") else ""
         say(f"{s['model']} ({s['num_parameters']:,} parameters): {s['epochs_completed']} epochs, {s['steps']} steps "
             f"in {s['train_time_s']:.1f} s{rate}")
-    say(f"validation accuracy: {100 * s['val_acc']:.2f}%" + (f" (best epoch {s['best_epoch']})"
-                                                             if s.get("best_epoch") else ""))
+    best = (f" (best epoch {s['best_epoch']}: {100 * s['best_val_acc']:.2f}%)"
+            if s.get("best_epoch") and s.get("best_val_acc") is not None and s["best_val_acc"] > s["val_acc"]
+            else "")
+    say(f"validation accuracy: {100 * s['val_acc']:.2f}%{best}")
     say(f"report: {result.folder.report_path}")
-    if s.get("stop_reason") and s["stop_reason"].startswith("non-finite"):
-        what = s["stop_reason"][len("non-finite: "):].split(";")[0]
-        raise RuntimeError(f"training stopped at {what}; the run folder {result.folder.path} holds everything up "
-                           "to the last finite step (lower --lr or set --clip-grad)")
     return 0
 
 
@@ -135,213 +156,222 @@ def _report(result: "RunResult") -> int:
 class RunResult:
     folder: Any
     summary: dict[str, Any]
-    pipeline: Pipeline
+    trained: Trained
     data: Data
     history: Any = None
-    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def split_seed(config: Mapping[str, Any]) -> int:
+    """The validation split's seed: ``split_seed``, else the estimator's random_state (``--seed``), else 0."""
+    if config.get("split_seed") is not None:
+        return int(config["split_seed"])
+    seed = config.get("random_state")
+    return int(seed) if isinstance(seed, int) and not isinstance(seed, bool) else 0
+
+
+class _Recorder:
+    """Trainer callback keeping a reference to the trainer (its history outlives a fit that raises)."""
+
+    trainer: Any = None
+
+    def on_train_begin(self, trainer: Any) -> None:
+        self.trainer = trainer
 
 
 def train_run(config: Mapping[str, Any], folder: Any, progress: bool = True,
-              resume_state: Mapping[str, Any] | None = None, data: Data | None = None) -> RunResult:
-    """Train ``config`` into run folder ``folder`` (a ``RunFolder``); everything the CLI writes, written."""
+              resume_state: Mapping[str, Any] | None = None, data: Data | None = None,
+              checkpoints: bool = True) -> RunResult:
+    """Train ``config`` (resolved) into run folder ``folder`` (a ``RunFolder``); everything the CLI writes, written.
+
+    ``data`` (already split) skips loading; ``resume_state`` (a checkpoint) continues that fit exactly;
+    ``checkpoints=False`` writes no step checkpoints (``compare``, whose runs are not resumed: an epoch-end
+    checkpoint costs more than an epoch of a linear model on digits).
+    """
     import chainrule
 
     t_start = time.perf_counter()
     config = dict(config)
-    if config["model"] == "knn":
-        require_knn()  # fail before anything is written
     if data is None:
-        data = split_data(config["data"], config["val_size"], config["seed"])
-    pipe = Pipeline(config, input_spec(data.X_train), data.classes)
-    with usage_errors():
-        X_train = pipe.fit_transform(data.X_train)
-        X_val = pipe.transform(data.X_val)
+        data = split_data(config["data"], config["val_size"], split_seed(config))
+    estimator = P.build(config["model"], cfgmod.params_of(config))
+    created = not folder.path.exists()
     folder.create()
-    folder.write_config({"command": "train", "chainrule_version": chainrule.__version__, **config})
-    logger.info("%s: %d training / %d validation samples, %d features, %d classes", data.name, len(X_train),
-                len(X_val), X_train.shape[1], len(data.classes))
-    if config["model"] == "knn":
-        result = _train_knn(config, folder, pipe, data, X_train, X_val)
-    else:
-        result = _train_nn(config, folder, pipe, data, X_train, X_val, progress, resume_state)
-    result.summary["wall_time_s"] = time.perf_counter() - t_start
-    if pipe.feature_time_s:
-        result.summary["feature_time_s"] = pipe.feature_time_s
-    folder.write_summary(result.summary)
-    write_run_report(folder, result.summary, config, result.extras["figures"], result.history)
-    return result
+    info = {"classes": list(data.classes), "input": input_spec(data.X_train), "status": "training"}
+    _write_config(folder, config)
+    folder.write_summary({**info, "config": _jsonable(config)})
+    logger.info("%s: %d training / %d validation samples, %d classes; %s(%s)", data.name, len(data.X_train),
+                len(data.X_val), len(data.classes), type(estimator).__name__, _changed_params(config))
+    try:
+        if config["model"] == "knn":
+            history, fit_time, y_pred, predict_time = _fit_knn(estimator, config, folder, data)
+        else:
+            history, fit_time = _fit(estimator, config, folder, data, progress, resume_state, info, checkpoints)
+    except UsageError:
+        if created and not any(folder.checkpoint_dir.iterdir()):  # refused before training: leave nothing behind
+            shutil.rmtree(folder.path, ignore_errors=True)
+        raise
+    estimator.save(folder.model_path)
+    trained = Trained(estimator, config["model"], tuple(data.classes), info["input"], config, folder,
+                      folder.model_path)
+    if config["model"] != "knn":
+        t0 = time.perf_counter()
+        y_pred = trained.predict(data.X_val)
+        predict_time = time.perf_counter() - t0
+    summary = {**_summary(config, folder, data, estimator, y_pred, history), **info, "status": "complete",
+               "train_time_s": fit_time, "predict_time_s": predict_time,
+               "predict_samples_per_s": len(data.X_val) / predict_time if predict_time > 0 else None,
+               "chainrule_version": chainrule.__version__, "config": _jsonable(config)}
+    figures = []
+    if config["model"] == "knn" and summary.get("val_acc_by_k"):
+        figures.append(_plot_k(folder, summary["val_acc_by_k"], config["metric"]))
+    elif config["model"] != "knn":
+        figures += history_plots(folder, history, summary.get("best_epoch"))
+    figures += model_plots(folder, trained, data.X_val, data.y_val, y_pred, data.X_train, data.y_train)
+    summary["wall_time_s"] = time.perf_counter() - t_start
+    folder.write_summary(summary)
+    write_run_report(folder, summary, cfgmod.to_toml(config), figures, history)
+    return RunResult(folder, summary, trained, data, history)
 
 
-def _common_summary(config: Mapping[str, Any], folder: Any, pipe: Pipeline, data: Data, X_train: np.ndarray,
-                    y_pred: np.ndarray) -> dict[str, Any]:
-    import chainrule
+def _fit(est: Any, config: Mapping[str, Any], folder: Any, data: Data, progress: bool,
+         resume_state: Mapping[str, Any] | None, info: dict[str, Any], checkpoints: bool) -> tuple[Any, float]:
+    """``est.fit`` with the run-folder hooks; a diverged run writes its summary and report, then fails (exit 1)."""
+    from chainrule.train import MetricsWriter, ProgressBar
+
+    recorder, writer = _Recorder(), MetricsWriter(folder.path)
+    t0 = time.perf_counter()
+    try:
+        with usage_errors():
+            try:
+                est.fit(data.X_train, data.y_train, validation_data=(data.X_val, data.y_val),
+                        callbacks=[writer, ProgressBar(enabled=progress), recorder],
+                        checkpoints=folder.checkpoints(config["keep_checkpoints"]) if checkpoints else None,
+                        checkpoint_every=config["checkpoint_every"] or None, resume=resume_state,
+                        diagnostics=config["diagnostics"])
+            except FloatingPointError as e:  # not a usage error: report it below
+                raise _Diverged(str(e)) from e
+    except _Diverged as e:
+        writer.close()
+        history = recorder.trainer.history if recorder.trainer is not None else None
+        folder.write_summary({**info, "status": "diverged", "stop_reason": f"non-finite: {e}",
+                              "model": config["model"], "data": config["data"], "config": _jsonable(config)})
+        figures = history_plots(folder, history, None) if history is not None else []
+        write_run_report(folder, {"model": config["model"], "data": config["data"], "stop_reason": str(e)},
+                         cfgmod.to_toml(config), figures, history)
+        raise RuntimeError(f"{e}; the run folder {folder.path} holds the metrics and checkpoints up to the last finite "
+                           "step") from None
+    return recorder.trainer.history, time.perf_counter() - t0
+
+
+class _Diverged(Exception):
+    pass
+
+
+def _fit_knn(est: Any, config: dict[str, Any], folder: Any, data: Data) -> tuple[Any, float, np.ndarray, float]:
+    """Fit the kNN (choosing k on the validation split first with ``select_k``), predict the validation split and
+    log its one "epoch". Returns (history, fit time, validation predictions, their time)."""
+    from chainrule.train import History, MetricsWriter
+
+    ks = sorted(set(config["select_k"] or [est.k]))
+    with usage_errors():
+        if ks[-1] > len(data.X_train):
+            raise UsageError(f"k={ks[-1]} is larger than the training set ({len(data.X_train)} samples)")
+        t0 = time.perf_counter()
+        est.fit(data.X_train, data.y_train)
+        fit_time = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        predictions = est.predict_many(data.X_val, ks)  # one distance pass for every k
+        predict_time = time.perf_counter() - t0
+    accs = {k: float(np.mean(p == data.y_val)) for k, p in predictions.items()}
+    best = max(ks, key=lambda k: (accs[k], -k))
+    record: dict[str, Any] = {"epoch": 1, "step": 0, "time_s": fit_time, "val_acc": accs[best], "knn_k": best,
+                              "samples_per_s": len(data.X_val) / predict_time if predict_time > 0 else None}
+    if config["select_k"]:
+        for k in ks:
+            logger.info("k=%-3d validation accuracy %.4f%s", k, accs[k], "  <- best" if k == best else "")
+        est.set_params(k=best)
+        config["k"] = best
+        _write_config(folder, config)
+        record["val_acc_by_k"] = {str(k): a for k, a in accs.items()}
+    history = History()
+    history.log_epoch(record)
+    writer, holder = MetricsWriter(folder.path), SimpleNamespace(history=history)
+    writer.on_train_begin(holder)
+    writer.on_train_end(holder)
+    return history, fit_time, np.asarray(predictions[best]).astype(np.int64), predict_time
+
+
+def _summary(config: Mapping[str, Any], folder: Any, data: Data, est: Any, y_pred: np.ndarray,
+             history: Any) -> dict[str, Any]:
     from chainrule.train.plots import confusion_matrix
 
     cm = confusion_matrix(data.y_val, y_pred, len(data.classes))
-    return {
-        "run": Path(folder.path).name, "model": config["model"], "data": config["data"], "dataset": data.name,
-        "classes": list(data.classes), "num_train": int(len(data.X_train)), "num_val": int(len(data.X_val)),
-        "num_features": int(X_train.shape[1]), "val_acc": float(np.mean(y_pred == data.y_val)),
+    s: dict[str, Any] = {
+        "run": Path(folder.path).name, "model": config["model"], "estimator": type(est).__name__,
+        "data": config["data"], "dataset": data.name, "num_train": int(len(data.X_train)),
+        "num_val": int(len(data.X_val)), "val_acc": float(np.mean(y_pred == data.y_val)),
         "per_class_val_acc": per_class_accuracy(cm, data.classes), "confusion_matrix": cm.tolist(),
-        "seed": config["seed"], "chainrule_version": chainrule.__version__,
+        "seed": config.get("random_state"),
     }
-
-
-def _train_knn(config: Mapping[str, Any], folder: Any, pipe: Pipeline, data: Data, X_train: np.ndarray,
-               X_val: np.ndarray) -> RunResult:
-    from chainrule.train import History, MetricsWriter, save_checkpoint
-
-    ks = sorted(set(config["k"]))
-    if ks[-1] > len(X_train):
-        raise UsageError(f"--k {ks[-1]} is larger than the training set ({len(X_train)} samples)")
-    t0 = time.perf_counter()
-    pipe.model = fit_knn(config, X_train, data.y_train)
-    pipe.knn_y = data.y_train
-    fit_time = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    labels = knn_neighbour_labels(pipe.model, data.y_train, X_val, ks[-1])  # one distance pass for every k
-    predict_time = time.perf_counter() - t0
-    accs = {k: float(np.mean(vote(labels, k, len(data.classes)).argmax(axis=1) == data.y_val)) for k in ks}
-    best_k = max(ks, key=lambda k: (accs[k], -k))
-    pipe.knn_k = best_k
-    for k in ks:
-        logger.info("k=%-3d validation accuracy %.4f%s", k, accs[k], "  <- best" if k == best_k else "")
-    y_pred = vote(labels, best_k, len(data.classes)).argmax(axis=1)
-    save_checkpoint(folder.checkpoint_dir / "best.npz", {
-        "kind": KNN_KIND, "config": dict(config), "metadata": pipe.metadata(),
-        "train_X": data.X_train, "train_y": data.y_train, "val_acc_by_k": {str(k): a for k, a in accs.items()},
+    if config["model"] == "knn":
+        first = history.epochs[0]
+        s.update(knn_k=est.k, metric=est.metric, num_features=int(est.n_features_in_), num_parameters=0,
+                 epochs_completed=0, steps=0, val_acc_by_k=first.get("val_acc_by_k"))
+        if first.get("val_acc_by_k"):
+            s["best_val_acc"] = max(first["val_acc_by_k"].values())
+        return s
+    epochs = history.epochs
+    vals = [e.get("val_acc") for e in epochs]
+    best = int(np.nanargmax(np.array(vals, dtype=float))) + 1 if any(v is not None for v in vals) else None
+    weights = est.model_.parameters() if config["model"] == "mlp" else [est.W_, est.b_]
+    last = epochs[-1] if epochs else {}
+    train_time = float(last.get("time_s") or 0.0)
+    s.update({
+        "num_features": int(est.model_.sizes[0] if config["model"] == "mlp" else est.W_.shape[0]),
+        "num_parameters": int(sum(np.size(getattr(w, "data", w)) for w in weights)),
+        "epochs_completed": len(epochs), "steps": int(est.n_steps_),
+        "best_epoch": best, "best_val_acc": vals[best - 1] if best else None,
+        "model_epoch": int(getattr(est, "best_epoch_", len(epochs))),
+        "final_train_acc": last.get("train_acc"), "final_val_acc": last.get("val_acc"),
+        "final_val_loss": last.get("val_loss"), "train_loop_time_s": train_time,
+        "train_samples_per_s": (len(data.X_train) * len(epochs) / train_time) if train_time > 0 else None,
+        "stop_reason": getattr(est, "stop_reason_", None),
     })
-    history = History()
-    history.log_epoch({"epoch": 1, "step": 0, "val_acc": accs[best_k], "time_s": fit_time,
-                       "samples_per_s": len(X_val) / predict_time if predict_time > 0 else None,
-                       "knn_k": best_k, "val_acc_by_k": {str(k): a for k, a in accs.items()}})
-    writer = MetricsWriter(folder.path)
-    holder = SimpleNamespace(history=history)
-    writer.on_train_begin(holder)
-    writer.on_train_end(holder)
-    figures = []
-    if len(ks) > 1:
-        p = folder.plots_dir / "knn_k.png"
-        _plot_k(ks, [accs[k] for k in ks], p, config["metric"])
-        figures.append(("Validation accuracy for each k", p))
-    figures += model_plots(folder, pipe, data.X_val, data.y_val, y_pred, data.X_train, data.y_train)
-    summary = _common_summary(config, folder, pipe, data, X_train, y_pred)
-    summary.update({"knn_k": best_k, "metric": config["metric"], "val_acc_by_k": {str(k): a for k, a in accs.items()},
-                    "best_val_acc": accs[best_k], "train_time_s": fit_time, "predict_time_s": predict_time,
-                    "predict_samples_per_s": len(X_val) / predict_time if predict_time > 0 else None,
-                    "num_parameters": 0, "epochs_completed": 0, "steps": 0})
-    return RunResult(folder, summary, pipe, data, history, {"figures": figures})
+    return s
 
 
-def _plot_k(ks: list[int], accs: list[float], path: Path, metric: str) -> None:
+def _write_config(folder: Any, config: Mapping[str, Any]) -> None:
+    import chainrule
+
+    folder.write_config({"command": "train", "chainrule_version": chainrule.__version__, **cfgmod.to_toml(config)})
+
+
+def _jsonable(config: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.items() if k != "out"}
+
+
+def _changed_params(config: Mapping[str, Any]) -> str:
+    from chainrule.commands.params import signature
+
+    own = signature(config["model"])
+    return ", ".join(f"{k}={config[k]!r}" for k in own if config[k] != own[k][1])
+
+
+def _plot_k(folder: Any, accs: Mapping[str, float], metric: str) -> tuple[str, Path]:
     from chainrule.train.plots import _figure, _save
 
+    ks = sorted(int(k) for k in accs)
     fig = _figure(6.0, 3.6)
     ax = fig.add_subplot()
-    ax.plot(ks, [100 * a for a in accs], marker="o")
+    ax.plot(ks, [100 * accs[str(k)] for k in ks], marker="o")
     ax.set_xlabel("k (number of neighbours)")
     ax.set_ylabel("validation accuracy (%)")
     ax.set_title(f"kNN ({metric.upper()} distance): choosing k on the validation split")
     ax.set_xticks(ks)
     ax.grid(alpha=0.3)
+    path = folder.plots_dir / "knn_k.png"
     _save(fig, path)
+    return "Validation accuracy for each k", path
 
 
-def make_optimizer(config: Mapping[str, Any], params: list[Any]) -> Any:
-    from chainrule import optim
-
-    name, lr, wd = config["optimizer"], config["lr"], config["weight_decay"]
-    with usage_errors():
-        if name in ("sgd", "nesterov"):
-            return optim.SGD(params, lr=lr, momentum=config["momentum"], nesterov=name == "nesterov",
-                             weight_decay=wd)
-        if name == "rmsprop":
-            return optim.RMSProp(params, lr=lr, weight_decay=wd)
-        if name == "adam":
-            return optim.Adam(params, lr=lr, weight_decay=wd)
-        return optim.AdamW(params, lr=lr, weight_decay=wd)
-
-
-def make_schedule(config: Mapping[str, Any], optimizer: Any, total_steps: int) -> Any:
-    """The named schedule over the whole run (``total_steps`` optimizer steps)."""
-    from chainrule.optim.schedules import make_schedule as build
-
-    name, warmup = config["schedule"], config["warmup"]
-    kwargs: dict[str, Any] = {}
-    if name == "cosine":
-        kwargs = {"total_steps": total_steps, "min_lr": config["min_lr"]}
-    elif name == "linear":
-        kwargs = {"total_steps": total_steps, "end_lr": config["min_lr"]}
-    elif name == "step":  # x0.1 at 50% and 75% of the run
-        kwargs = {"milestones": sorted({max(1, total_steps // 2), max(2, 3 * total_steps // 4)}), "gamma": 0.1}
-    elif name == "exponential":  # down to 1% of the rate by the end
-        kwargs = {"gamma": 0.01 ** (1.0 / max(total_steps - warmup, 1))}
-    elif name == "plateau":
-        kwargs = {"mode": "max", "factor": 0.5, "patience": 2}
-    with usage_errors("--schedule: "):
-        return build(name, optimizer, warmup=warmup, **kwargs)
-
-
-def _train_nn(config: Mapping[str, Any], folder: Any, pipe: Pipeline, data: Data, X_train: np.ndarray,
-              X_val: np.ndarray, progress: bool, resume_state: Mapping[str, Any] | None) -> RunResult:
-    import chainrule.nn.functional as F
-    from chainrule.data import Augment, DataLoader
-    from chainrule.train import MetricsWriter, ProgressBar, Trainer
-
-    model = pipe.build_model(X_train.shape[1])
-    loss = F.multiclass_hinge if config["model"] == "svm" else F.cross_entropy
-    reg = config["reg"]
-    regularizer = (lambda m: F.l2_penalty(m, reg)) if reg > 0 else None
-    optimizer = make_optimizer(config, model.parameters())
-    with usage_errors():
-        if config["augment"]:
-            if pipe.input["kind"] != "image":
-                raise UsageError("--augment needs image data (flips and crops); this dataset has vectors")
-            pad = max(1, pipe.input["shape"][0] // 8)
-            loader = DataLoader(data.X_train, data.y_train, config["batch_size"], seed=config["seed"],
-                                augment=Augment(flip=True, crop_padding=pad), transform=pipe.prep.transform)
-        else:
-            loader = DataLoader(X_train, data.y_train, config["batch_size"], seed=config["seed"])
-    schedule = make_schedule(config, optimizer, config["epochs"] * len(loader))
-    sub = np.random.default_rng(config["seed"]).permutation(len(X_train))[:1000]
-    trainer = Trainer(
-        model, loss, optimizer, loader, schedule=schedule, val_data=(X_val, data.y_val),
-        train_eval_data=(X_train[np.sort(sub)], data.y_train[np.sort(sub)]), epochs=config["epochs"],
-        regularizer=regularizer, clip_grad_norm=config["clip_grad"] or None, nan_policy=config["nan_policy"],
-        early_stopping_patience=config["early_stopping"] or None, min_delta=config["min_delta"],
-        diagnostics=config["diagnostics"], checkpoints=folder.checkpoints(config["keep_checkpoints"]),
-        checkpoint_every=config["checkpoint_every"] or None, config=config, metadata=pipe.metadata(),
-        callbacks=[MetricsWriter(folder.path), ProgressBar(enabled=progress)],
-    )
-    if resume_state is not None:
-        try:
-            trainer.load_state_dict(resume_state)
-        except (ValueError, KeyError) as e:
-            raise RuntimeError("the checkpoint does not fit this run's model and settings: "
-                               + str(e).replace("\n", " ")) from e
-    logger.info("model: %s", " -> ".join(map(str, [X_train.shape[1], *config["hidden"], len(data.classes)]))
-                + f" ({model.num_parameters():,} parameters), {config['optimizer']} lr {config['lr']:g}, "
-                f"{config['schedule']} schedule, {config['epochs']} epochs of {len(loader)} steps")
-    trainer.fit()
-    # The model now holds the best-validation parameters.
-    t0 = time.perf_counter()
-    y_pred = pipe.predict(X_val, transformed=True)
-    predict_time = time.perf_counter() - t0
-    history = trainer.history
-    last = history.epochs[-1] if history.epochs else {}
-    summary = _common_summary(config, folder, pipe, data, X_train, y_pred)
-    train_time = trainer.train_time_s
-    summary.update({
-        "num_parameters": int(model.num_parameters()), "epochs_completed": trainer.epoch, "steps": trainer.step,
-        "best_epoch": trainer.best_epoch or None,
-        "best_val_acc": trainer.best_val_acc if trainer.best_epoch else None,
-        "final_train_acc": last.get("train_acc"), "final_val_acc": last.get("val_acc"),
-        "final_val_loss": last.get("val_loss"), "train_time_s": train_time,
-        "train_samples_per_s": trainer.samples_seen / train_time if train_time > 0 else None,
-        "predict_time_s": predict_time,
-        "predict_samples_per_s": len(X_val) / predict_time if predict_time > 0 else None,
-        "stop_reason": trainer.stop_reason,
-    })
-    figures = history_plots(folder, history, trainer.best_epoch or None)
-    figures += model_plots(folder, pipe, data.X_val, data.y_val, y_pred, data.X_train, data.y_train)
-    return RunResult(folder, summary, pipe, data, history, {"figures": figures, "trainer": trainer})
+__all__ = ["train_run", "RunResult", "split_seed"]

@@ -20,11 +20,10 @@ from typing import Any
 import numpy as np
 
 from chainrule.commands.common import UsageError, data_spec, load_dataset, say, usage_errors
+from chainrule.commands.params import MODEL_CLASSES, estimator_class
 
 logger = logging.getLogger("chainrule")
 
-MODEL_CLASSES = {"knn": "KNearestNeighbor", "svm": "LinearSVM", "softmax": "SoftmaxClassifier",
-                 "mlp": "MLPClassifier"}
 # Settings stored in search.json's metadata and reused by --resume.
 _RESUMABLE = ("data", "model", "subset", "strategy", "trials", "cv", "val_size", "budget", "eta", "seed")
 
@@ -60,16 +59,6 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", help="run folder (default: runs/tune-<model>-<data>-<timestamp>)")
     p.add_argument("--resume", metavar="RUN", help="continue the search in this folder")
     p.set_defaults(func=run)
-
-
-def estimator_class(model: str) -> Any:
-    name = MODEL_CLASSES[model]
-    try:
-        import chainrule.classifiers as classifiers
-        return getattr(classifiers, name)
-    except (ImportError, AttributeError) as e:
-        raise RuntimeError(f"--model {model} needs chainrule.classifiers.{name}, which is not available in this "
-                           f"installation ({e})") from e
 
 
 def parse_budget(text: str) -> tuple[str, float, float]:
@@ -110,7 +99,7 @@ def _resumed_settings(args: argparse.Namespace) -> tuple[dict[str, Any], Any, di
 
 
 def run(args: argparse.Namespace) -> int:
-    from chainrule.tune import SearchFolderError, SpaceError, load_space, search
+    from chainrule.tune import SearchConfig, SearchFolderError, SearchRunner, SpaceError, load_space
 
     if args.resume:
         settings, space, fixed = _resumed_settings(args)
@@ -166,13 +155,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         with usage_errors():
             try:
-                result = search(
-                    factory, space, X, y, strategy=strategy, n_trials=s["trials"], validation=validation,
-                    val_size=val_size, seed=seed, fixed=fixed, budget=budget, eta=s["eta"] or 3, n_jobs=args.jobs,
-                    backend=args.backend, scheduler=args.scheduler, connect_timeout=args.connect_timeout,
-                    run_dir=out, resume=bool(args.resume), on_trial=progress,
+                config = SearchConfig(
+                    strategy=strategy, n_trials=s["trials"], validation=validation, val_size=val_size, seed=seed,
+                    fixed=fixed, budget=budget, eta=s["eta"] or 3,
                     metadata={"data": s["data"], "model": s["model"], "dataset": ds.name, "classes": list(ds.classes),
                               "cli": {k: s.get(k) for k in _RESUMABLE}})
+                runner = SearchRunner(factory, space, config, n_jobs=args.jobs, backend=args.backend,
+                                      scheduler=args.scheduler, connect_timeout=args.connect_timeout, run_dir=out,
+                                      resume=bool(args.resume), on_trial=progress)
+                result = runner.run(X, y)
             except (SpaceError, SearchFolderError) as e:
                 raise ValueError(str(e)) from None
     finally:
@@ -188,41 +179,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-# Classifier parameter -> `chainrule train` setting, where the names differ.
-_TRAIN_NAMES = {"hidden_sizes": "hidden", "preprocessing": "preprocess"}
-_TRAIN_PREPROCESS = {"standardize": "standardize", "center": "mean", None: "none"}
-_IGNORED = ("random_state", "engine", "chunk_size", "callbacks")  # no effect on what is learned, or set by train
-
-
-def train_settings(run_dir: str | Path) -> tuple[dict[str, Any], list[str]]:
-    """`chainrule train` settings for the best configuration of the search in ``run_dir``.
-
-    Returns (settings, dropped): the data spec, model and seed of the search plus the best hyperparameters under
-    their `chainrule train` names; ``dropped`` lists best parameters that `chainrule train` has no setting for.
-    For ``chainrule train --from-search runs/NAME``: use these as the layer below the command-line flags.
-    """
-    from chainrule.commands.config import OPTION_BY_KEY
+def train_settings(run_dir: str | Path) -> dict[str, Any]:
+    """The `chainrule train` configuration of the best trial of the search in ``run_dir``: its data spec and model,
+    and every estimator argument of that trial (fixed values, searched values, the halving budget) under the
+    estimator's own names, with ``random_state`` the search's seed when the trial left it unset (as the trials
+    did). For ``chainrule train --from-search runs/NAME``: the layer below ``--config`` and the flags."""
+    from chainrule.commands.params import to_toml_value
     from chainrule.tune import load_best
 
     best = load_best(run_dir)
     if best.model not in MODEL_CLASSES or not best.data:
         raise ValueError(f"{run_dir} was not written by `chainrule tune` (no data spec and model in its "
                          "search.json); use chainrule.tune.load_best from Python instead")
-    settings: dict[str, Any] = {"data": best.data, "model": best.model, "seed": best.config.get("seed", 0)}
-    dropped = []
-    for name, value in best.params.items():
-        key = _TRAIN_NAMES.get(name, name)
-        if name == "preprocessing":
-            value = _TRAIN_PREPROCESS.get(value, value)
-        if name == "k":
-            value = [value]  # train's k is the list of candidates it picks from on validation
-        if name in _IGNORED:
-            continue
-        if key in OPTION_BY_KEY:
-            settings[key] = value
-        else:
-            dropped.append(f"{name}={value!r}")
-    return settings, dropped
+    params = dict(best.params)
+    if params.get("random_state") is None:
+        params["random_state"] = int(best.config.get("seed", 0))
+    return {"data": best.data, "model": best.model, **{k: to_toml_value(v) for k, v in params.items()}}
 
 
 def _first_problem(result: Any) -> str:

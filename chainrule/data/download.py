@@ -24,6 +24,8 @@ from pathlib import Path, PurePosixPath
 from typing import Sequence
 from urllib.request import urlopen
 
+from chainrule.utils.atomic import atomic_open
+
 from .dataset import DataError
 
 logger = logging.getLogger(__name__)
@@ -51,32 +53,21 @@ class ChecksumError(ValueError):
 def download_url(url: str, dest: str | os.PathLike, md5: str, timeout: float = 60.0) -> Path:
     """Download ``url`` to ``dest`` and verify its MD5; returns ``dest``.
 
-    The data goes to a temporary file in ``dest``'s folder first; it is renamed to ``dest`` only
-    after the MD5 matches. On any error (network, checksum, KeyboardInterrupt) the temporary
-    file is removed and ``dest`` is left untouched.
+    The data goes to a temporary file in ``dest``'s folder first (``chainrule.utils.atomic``); it
+    is renamed to ``dest`` only after the MD5 matches. On any error (network, checksum,
+    KeyboardInterrupt) the temporary file is removed and ``dest`` is left untouched.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     h = hashlib.md5(usedforsecurity=False)
-    try:
-        logger.info("downloading %s to %s", url, dest)
-        with os.fdopen(fd, "wb") as out, urlopen(url, timeout=timeout) as response:
-            while block := response.read(_CHUNK):
-                h.update(block)
-                out.write(block)
-        if h.hexdigest() != md5:
+    logger.info("downloading %s to %s", url, dest)
+    with atomic_open(dest, "wb", mkdir=True) as out, urlopen(url, timeout=timeout) as response:
+        while block := response.read(_CHUNK):
+            h.update(block)
+            out.write(block)
+        if h.hexdigest() != md5:  # raised inside the block: the temporary file is removed, dest untouched
             raise ChecksumError(f"downloaded {url} has MD5 {h.hexdigest()}, expected {md5}; "
                                 "the download is corrupt or the file changed upstream; nothing "
                                 "was kept, try again")
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
     return dest
 
 

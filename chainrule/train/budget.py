@@ -24,9 +24,11 @@ SHAPES = ("constant", "linear", "cosine")
 class TimeBudget:
     """Trainer callback: stops training once ``seconds`` of training (summed over ``fit`` calls) have passed.
 
-    The clock runs from ``on_train_begin`` to ``on_train_end`` of each ``fit``; ``elapsed()`` is the time used so
-    far and ``spent`` says whether the budget stopped training. A ``fit`` that begins with the budget already
-    spent stops before its first step (raise ``seconds`` to train on).
+    The clock runs from ``on_train_begin`` to ``on_train_end`` of each ``fit``, except between an epoch's last step
+    and the next epoch's start: the epoch-end work (validation, diagnostics, checkpoints) does not spend the budget,
+    so validating every epoch does not cost training steps. ``elapsed()`` is the time used so far and ``spent``
+    says whether the budget stopped training. A ``fit`` that begins with the budget already spent stops before its
+    first step (raise ``seconds`` to train on).
     """
 
     def __init__(self, seconds: float):
@@ -35,24 +37,34 @@ class TimeBudget:
             raise ValueError(f"seconds must be a finite number > 0, got {seconds!r}")
         self.seconds = seconds
         self.used = 0.0                  # seconds of the fit calls that have ended
-        self.start: float | None = None  # perf_counter() at the start of the current fit
+        self.start: float | None = None  # perf_counter() at the start of the current fit (or of its last pause)
+        self.paused: float | None = None  # perf_counter() at an epoch's last step, while its epoch-end work runs
         self.spent = False
 
     def elapsed(self) -> float:
         """Seconds of training so far (the ended fit calls and the current one)."""
-        return self.used + (0.0 if self.start is None else time.perf_counter() - self.start)
+        if self.start is None:
+            return self.used
+        return self.used + ((self.paused if self.paused is not None else time.perf_counter()) - self.start)
 
     def on_train_begin(self, trainer: Any) -> None:
-        self.start = time.perf_counter()
+        self.start, self.paused = time.perf_counter(), None
         if self.used >= self.seconds:
             self.spent = trainer.stop_training = True
+
+    def on_epoch_begin(self, trainer: Any) -> None:
+        if self.paused is not None and self.start is not None:  # skip the time the epoch-end work took
+            self.start += time.perf_counter() - self.paused
+            self.paused = None
 
     def on_step_end(self, trainer: Any) -> None:
         if self.elapsed() >= self.seconds:
             self.spent = trainer.stop_training = True
+        elif trainer.epoch_step >= len(trainer.train_loader):  # the epoch's last step: its end-of-epoch work is next
+            self.paused = time.perf_counter()
 
     def on_train_end(self, trainer: Any) -> None:
-        self.used, self.start = self.elapsed(), None
+        self.used, self.start, self.paused = self.elapsed(), None, None
 
     def state_dict(self) -> dict[str, Any]:
         """The time used so far (saved in trainer checkpoints, so a resumed run has only the rest of the budget)."""

@@ -11,8 +11,8 @@ checkpoint, so a resumed run has the whole past.
 - ``metrics.jsonl``: the same rows as JSON objects, one per line, epoch rows with their diagnostics too.
   Non-finite numbers are written as ``null``.
 
-When a run resumes from a checkpoint the writer rewrites both files from the checkpoint's history, so rows
-logged after that checkpoint by the killed process do not appear twice.
+When a run resumes from a checkpoint the writer rewrites both files from the checkpoint's history (atomically),
+so rows logged after that checkpoint by the killed process do not appear twice; new rows are appended.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from chainrule.utils.atomic import atomic_write_json
+from chainrule.utils.atomic import atomic_write_json, atomic_write_text
 
 STEP_COLUMNS = ("step", "epoch", "loss", "lr", "grad_norm")
 CSV_COLUMNS = ("kind", "epoch", "step", "loss", "lr", "grad_norm", "train_loss", "train_acc", "val_loss", "val_acc",
@@ -40,6 +40,7 @@ class History:
     def __init__(self) -> None:
         self.steps: dict[str, list[float]] = {name: [] for name in STEP_COLUMNS}
         self.epochs: list[dict[str, Any]] = []
+        self._epochs_json: list[str] = []  # each record as JSON, made once: a checkpoint then costs O(1) per record
 
     def log_step(self, step: int, epoch: int, loss: float, lr: float, grad_norm: float) -> None:
         for name, value in zip(STEP_COLUMNS, (step, epoch, loss, lr, grad_norm)):
@@ -47,6 +48,7 @@ class History:
 
     def log_epoch(self, record: Mapping[str, Any]) -> None:
         self.epochs.append(dict(record))
+        self._epochs_json.append(json.dumps(record, default=_json_scalar, separators=(",", ":")))
 
     @property
     def num_steps(self) -> int:
@@ -66,7 +68,8 @@ class History:
         return np.array([_num(e.get(name)) for e in self.epochs], dtype=np.float64)
 
     def state_dict(self) -> dict[str, Any]:
-        """Step columns as arrays (compact and exact in a checkpoint), epoch records as JSON-able dicts."""
+        """Step columns as arrays (compact and exact in a checkpoint), epoch records as one JSON string (numbers
+        round-trip exactly; tuples come back as lists)."""
         return {
             "steps": {
                 "step": np.asarray(self.steps["step"], dtype=np.int64),
@@ -75,7 +78,7 @@ class History:
                 "lr": np.asarray(self.steps["lr"], dtype=np.float64),
                 "grad_norm": np.asarray(self.steps["grad_norm"], dtype=np.float64),
             },
-            "epochs": [dict(e) for e in self.epochs],
+            "epochs_json": "[" + ",".join(self._epochs_json) + "]",
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -84,7 +87,16 @@ class History:
             name: [int(v) if name in ("step", "epoch") else float(v) for v in np.asarray(steps[name]).tolist()]
             for name in STEP_COLUMNS
         }
-        self.epochs = [dict(e) for e in state["epochs"]]
+        epochs = json.loads(state["epochs_json"]) if "epochs_json" in state else state["epochs"]
+        self.epochs = [dict(e) for e in epochs]
+        self._epochs_json = [json.dumps(e, default=_json_scalar, separators=(",", ":")) for e in self.epochs]
+
+
+def _json_scalar(v: Any) -> Any:
+    """NumPy scalars and arrays in an epoch record (diagnostics) as JSON values."""
+    if isinstance(v, (np.generic, np.ndarray)):
+        return v.tolist()
+    raise TypeError(f"an epoch record holds a {type(v).__name__}, which JSON cannot store: {v!r}")
 
 
 def _num(v: Any) -> float:
@@ -128,11 +140,11 @@ class MetricsWriter:
     # ---- callback hooks ----
 
     def on_train_begin(self, trainer: Any) -> None:
-        """(Re)write both files from the trainer's history (empty for a fresh run, the past for a resumed one)."""
+        """(Re)write both files from the trainer's history (empty for a fresh run, the past for a resumed one), each
+        atomically (``chainrule.utils.atomic``); then rows are appended (and flushed at every epoch end)."""
         self.close()
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._csv = open(self.csv_path, "w", newline="", encoding="utf-8")
-        self._jsonl = open(self.jsonl_path, "w", encoding="utf-8")
+        self._csv, self._jsonl = io.StringIO(), io.StringIO()
         self._csv.write(",".join(CSV_COLUMNS) + "\n")
         self._written_steps = self._written_epochs = 0
         # Interleave in training order: an epoch's row follows its last step.
@@ -148,7 +160,10 @@ class MetricsWriter:
             self._write_step(row)
         self._written_steps = history.num_steps
         self._written_epochs = len(history.epochs)
-        self.flush()
+        atomic_write_text(self.csv_path, self._csv.getvalue())
+        atomic_write_text(self.jsonl_path, self._jsonl.getvalue())
+        self._csv = open(self.csv_path, "a", newline="", encoding="utf-8")
+        self._jsonl = open(self.jsonl_path, "a", encoding="utf-8")
 
     def on_step_end(self, trainer: Any) -> None:
         history = trainer.history

@@ -12,6 +12,7 @@ into a freshly built trainer, which then continues bit for bit as if never inter
 
 from __future__ import annotations
 
+import inspect
 import math
 import random
 from typing import TYPE_CHECKING, Any, Mapping
@@ -70,8 +71,9 @@ def trainer_state(t: Trainer) -> dict[str, Any]:
     }
 
 
-def load_trainer_state(t: Trainer, state: Mapping[str, Any]) -> None:
-    """Restore a ``trainer_state`` (e.g. ``load_checkpoint(path)``) into the freshly built trainer ``t``."""
+def load_trainer_state(t: Trainer, state: Mapping[str, Any], extend: bool = False) -> None:
+    """Restore a ``trainer_state`` (e.g. ``load_checkpoint(path)``) into the freshly built trainer ``t``; with
+    ``extend`` the schedule keeps its own hyperparameters (a longer run), else they must match the checkpoint's."""
     if state.get("kind") != STATE_KIND:
         raise ValueError(f"not a trainer checkpoint: its kind is {state.get('kind')!r}, expected {STATE_KIND!r}")
     t.model.load_state_dict(state["model"])
@@ -79,7 +81,10 @@ def load_trainer_state(t: Trainer, state: Mapping[str, Any]) -> None:
     if (state.get("schedule") is None) != (t.schedule is None):
         raise ValueError("the checkpoint and this trainer disagree on having a learning-rate schedule")
     if t.schedule is not None:
-        t.schedule.load_state_dict(state["schedule"])
+        if extend and "strict" in inspect.signature(t.schedule.load_state_dict).parameters:
+            t.schedule.load_state_dict(state["schedule"], strict=False)
+        else:
+            t.schedule.load_state_dict(state["schedule"])
     if state.get("loader") is not None:
         t.train_loader.load_state_dict(state["loader"])
     saved_callbacks = state.get("callbacks") or {}

@@ -1,11 +1,13 @@
 """A run folder: everything one training run leaves behind, in one directory.
 
     runs/<name>/
-        config.toml        the resolved configuration (every setting, the seed, the library version)
+        config.toml        the resolved configuration: the model, the run settings and every parameter of the
+                           estimator (``chainrule.commands.config``), the library version
+        model.npz          the fitted estimator (``chainrule.classifiers.load``), written when training ends
         metrics.csv        one row per step and per epoch (see chainrule.train.history)
         metrics.jsonl      the same rows as JSON lines, epoch rows with diagnostics
         summary.json       final and best accuracies, timings, throughput
-        checkpoints/       step-XXXXXXXX.npz (the last few) and best.npz
+        checkpoints/       step-XXXXXXXX.npz (the last few) and best.npz (the best validation epoch so far)
         plots/             PNG plots
         report.html        one self-contained page with the summary and every plot
 
@@ -151,6 +153,7 @@ class RunFolder:
     metrics_csv = property(lambda self: self.path / "metrics.csv")
     metrics_jsonl = property(lambda self: self.path / "metrics.jsonl")
     summary_path = property(lambda self: self.path / "summary.json")
+    model_path = property(lambda self: self.path / "model.npz")
     report_path = property(lambda self: self.path / "report.html")
     checkpoint_dir = property(lambda self: self.path / "checkpoints")
     plots_dir = property(lambda self: self.path / "plots")

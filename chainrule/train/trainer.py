@@ -355,7 +355,7 @@ class Trainer:
             self.model.train()
         lrs = self.history.steps["lr"]
         decayed = bool(lrs) and lrs[-1] < 0.5 * max(lrs)
-        for w in diag.warnings_for(out, lr_decayed=decayed, epoch=self.epoch):
+        for w in diag.warnings_for(out, lr_decayed=decayed, epoch=self.epoch, step=self.step):
             logger.warning("diagnostics, epoch %d: %s", self.epoch, w)
         self.update_ratios.reset()
         return out
@@ -379,9 +379,13 @@ class Trainer:
         parameters training has reached, not the restored best ones (``chainrule.train.resume``)."""
         return trainer_state(self)
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore a ``state_dict()`` (e.g. ``load_checkpoint(path)``) into this freshly built trainer."""
-        load_trainer_state(self, state)
+    def load_state_dict(self, state: Mapping[str, Any], extend: bool = False) -> None:
+        """Restore a ``state_dict()`` (e.g. ``load_checkpoint(path)``) into this freshly built trainer.
+
+        ``extend=True`` continues the run with this trainer's own length (``epochs`` / ``max_steps``) and schedule
+        hyperparameters where they differ from the checkpoint's: the schedule is this one, at the step reached (a
+        cosine over more epochs then continues on the longer curve from that step)."""
+        load_trainer_state(self, state, extend=extend)
         self._training_state = None
 
     def training_weights(self) -> dict[str, np.ndarray]:

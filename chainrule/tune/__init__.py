@@ -14,14 +14,16 @@ Hyperparameters are chosen on validation folds carved from the training data, ne
 from chainrule.tune.cv import CVResult, check_folds, cross_validate, make_folds
 from chainrule.tune.parallel import SchedulerUnreachableError, run_tasks
 from chainrule.tune.results import NoSuccessfulTrialError, SearchResult
-from chainrule.tune.search import STRATEGIES, Budget, halving_plan, search
+from chainrule.tune.config import STRATEGIES, Budget, SearchConfig, halving_plan
+from chainrule.tune.runner import SearchRunner
+from chainrule.tune.search import search
 from chainrule.tune.space import (Choice, Dimension, LogUniform, RandInt, Space, SpaceError, Uniform, choice,
                                   load_space, loguniform, parse_space, randint, uniform)
 from chainrule.tune.store import BestConfig, SearchFolder, SearchFolderError, load_best
 from chainrule.tune.trial import Diverged, DivergenceCallback, Trial, build_estimator
 
 __all__ = [
-    "search", "cross_validate", "load_best", "STRATEGIES", "Budget", "halving_plan",
+    "search", "SearchConfig", "SearchRunner", "cross_validate", "load_best", "STRATEGIES", "Budget", "halving_plan",
     "SearchResult", "CVResult", "Trial", "BestConfig", "make_folds", "check_folds",
     "Space", "Dimension", "Choice", "Uniform", "LogUniform", "RandInt",
     "choice", "uniform", "loguniform", "randint", "load_space", "parse_space",

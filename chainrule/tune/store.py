@@ -84,7 +84,8 @@ class SearchFolder:
     def create(self, config: Mapping[str, Any]) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         self.write_config(config)
-        self.trials_path.touch()
+        if not self.trials_path.exists():
+            atomic_write_text(self.trials_path, "")
 
     def write_config(self, config: Mapping[str, Any]) -> None:
         atomic_write_text(self.config_path, dumps(config, indent=2, sort_keys=False) + "\n")

@@ -11,8 +11,9 @@ Divergence. A trial whose loss goes non-finite or explodes ends as ``status="div
   ops are written so that a healthy run never overflows; ``trap_fp=False`` turns this off for third-party
   estimators that rely on inf arithmetic.
 - An estimator that raises ``FloatingPointError`` itself (``chainrule.train.NonFiniteError`` is one) has diverged.
-- Estimators that take ``callbacks`` (trainer-based ones) get a ``DivergenceCallback`` that stops the fit at the
-  first step whose loss is non-finite or more than ``explode_factor`` times the first step's loss.
+- Estimators whose ``fit`` takes ``callbacks`` (chainrule's MLP and linear models: trainer callbacks), or that have
+  a ``callbacks`` parameter, get a ``DivergenceCallback`` that stops the fit at the first step whose loss is
+  non-finite or more than ``explode_factor`` times the first step's loss.
 - After fitting, a recorded loss history (``loss_history_`` or ``loss_curve_``) is checked the same way, and a
   non-finite validation score also counts as divergence.
 
@@ -84,6 +85,13 @@ def _accepts_callbacks(est: Any) -> bool:
     try:
         return "callbacks" in est.get_params()
     except Exception:  # noqa: BLE001 - an odd get_params just means "no"
+        return False
+
+
+def _fit_takes_callbacks(est: Any) -> bool:
+    try:
+        return "callbacks" in inspect.signature(est.fit).parameters
+    except (TypeError, ValueError):  # builtins or odd callables: no
         return False
 
 
@@ -162,14 +170,17 @@ def fit_and_score(factory: Any, params: Mapping[str, Any], X: np.ndarray, y: np.
     """
     scorer = get_scorer(scoring)
     est = build_estimator(factory, params, seed)
-    if _accepts_callbacks(est) and "callbacks" not in params:
+    fit_kwargs: dict[str, Any] = {}
+    if _fit_takes_callbacks(est):
+        fit_kwargs["callbacks"] = [DivergenceCallback(explode_factor)]
+    elif _accepts_callbacks(est) and "callbacks" not in params:
         est.set_params(callbacks=[*(est.get_params()["callbacks"] or ()), DivergenceCallback(explode_factor)])
     errstate = dict(over="raise", invalid="raise") if trap_fp else {}
     X_tr, y_tr = X[train_idx], y[train_idx]
     t0 = time.perf_counter()
     try:
         with np.errstate(**errstate):
-            est.fit(X_tr, y_tr)
+            est.fit(X_tr, y_tr, **fit_kwargs)
     except FloatingPointError as e:  # numpy traps, NonFiniteError, Diverged
         raise Diverged(f"while fitting: {e}") from None
     fit_time = time.perf_counter() - t0

@@ -29,6 +29,7 @@ from chainrule.utils.atomic import atomic_write_bytes
 __all__ = ["save_tree", "load_tree", "pack_tree", "unpack_tree", "FileFormatError", "META_KEY"]
 
 META_KEY = "__meta__"
+_PLAIN = (str, int, float, bool, type(None))  # JSON as they are (exact types: not NumPy scalars or subclasses)
 
 
 class FileFormatError(ValueError):
@@ -40,6 +41,11 @@ def pack_tree(tree: Any) -> tuple[Any, dict[str, np.ndarray]]:
     arrays: dict[str, np.ndarray] = {}
 
     def visit(node: Any, path: str) -> Any:
+        kind = type(node)
+        if kind in _PLAIN:
+            return node
+        if kind is list and all(type(v) in _PLAIN for v in node):  # e.g. a random generator's state words
+            return list(node)
         if isinstance(node, np.ndarray):
             if node.dtype.hasobject:
                 raise TypeError(f"state at {path or '/'}: object arrays cannot be stored without pickle")

@@ -1,18 +1,13 @@
 """Errors are one line with the right exit code: 2 for usage errors, 1 for failures; --debug adds the traceback."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from chainrule.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["--data", "digits", "--epochs", "1", "--batch-size", "256", "-q"]
 
 
@@ -27,15 +22,21 @@ def _err(capsys):
     (["train", "--data", "imagenet"], "unknown dataset spec 'imagenet'; expected one of cifar10, cifar10:PATH"),
     (["train", "--data", "folder:/no/such/dir"],
      "dataset path '/no/such/dir' (from --data folder:/no/such/dir) does not exist"),
-    (["train", "--lr", "-1"], "--lr must be >= 0, got '-1'"),
+    (["train", "--lr", "-1"], "MLPClassifier: lr must be a finite number > 0, got -1.0"),
+    (["train", "--model", "svm", "--reg", "-1"], "LinearSVM: reg must be a finite number >= 0, got -1.0"),
     (["train", "--lr", "fast"], "--lr must be a number, got 'fast'"),
     (["train", "--model", "cnn"], "--model must be one of knn, svm, softmax, mlp; got 'cnn'"),
     (["train", "--optimizer", "adma"], "did you mean 'adam'?"),
-    (["train", "--hidden", "100,x"], "--hidden must be a comma-separated list of integers"),
-    (["train", "--epochs", "0"], "--epochs must be >= 1, got '0'"),
-    (["train", "--dropout", "1.5"], "--dropout must be < 1, got '1.5'"),
-    (["train", "--model", "mlp", "--hidden", "none"], "--hidden is empty for --model mlp"),
-    (["train", "--features", "hog+color", "--augment"], "--augment works on raw images"),
+    (["train", "--hidden", "100,x"], "--hidden-sizes/--hidden must be a comma-separated list of integers"),
+    (["train", "--hidden", "100.7"], "--hidden-sizes/--hidden must be whole numbers, got 100.7 in '100.7'"),
+    (["train", "--batch-size", "2.5"], "--batch-size must be a whole number, got 2.5"),
+    (["train", "--epochs", "0"], "MLPClassifier: epochs must be an integer >= 1, got 0"),
+    (["train", "--dropout", "1.5"], r"MLPClassifier: dropout must be in [0, 1), got 1.5"),
+    (["train", "--model", "svm", "--hidden", "10"],
+     "--model svm: hidden_sizes (a parameter of MLPClassifier) is not a parameter of LinearSVM (--model svm)"),
+    (["train", "--features", "hog_color", "--augment", "true"], "use augment=False with features"),
+    (["train", "--preprocessing", "mean"], "preprocessing must be one of ['standardize', 'center', 'zca', None]"),
+    (["train", "--model", "mlp", "--select-k", "1,3"], "--select-k chooses a kNN's k; --model mlp has no k"),
     (["train", "--bogus"], "unrecognized arguments: --bogus"),
     (["evaluate", "/no/such/run"], "/no/such/run does not exist"),
     (["schedule", "cosine", "--steps", "0"], "--steps must be >= 1"),
@@ -79,7 +80,7 @@ def test_resume_with_a_different_config_names_the_keys(two_runs, capsys):
     assert main(["train", "--resume", str(two_runs / "mlp"), "--lr", "0.5", "--hidden", "20", "-q"]) == 2
     line = _err(capsys)
     assert "different configuration" in line and "lr (run has 0.001, requested 0.5)" in line
-    assert "hidden (run has 8, requested 20)" in line
+    assert "hidden_sizes (run has 8, requested 20)" in line
     # Settings that do not change the arithmetic may differ.
     assert main(["train", "--resume", str(two_runs / "mlp"), "--keep-checkpoints", "5", "-q"]) == 0
 
@@ -89,10 +90,11 @@ def test_checkpoint_from_another_model_is_refused(two_runs, tmp_path, capsys):
     shutil.copytree(two_runs / "mlp", run)
     svm_ckpt = sorted((two_runs / "svm" / "checkpoints").glob("step-*"))[-1]
     shutil.copy(svm_ckpt, run / "checkpoints" / "step-99999999.npz")
+    (run / "summary.json").unlink()  # as if killed before the end
     capsys.readouterr()
     assert main(["train", "--resume", str(run), "-q"]) == 1
     line = _err(capsys)
-    assert "step-99999999.npz is a checkpoint of a 'svm' run" in line and "trains 'mlp'" in line
+    assert "step-99999999.npz is a checkpoint of a LinearSVM fit, but this run trains a MLPClassifier" in line
 
 
 def test_existing_run_folder_is_not_overwritten(two_runs, capsys):
@@ -109,7 +111,7 @@ def test_evaluate_errors(two_runs, tmp_path, capsys):
     assert "trained on inputs of shape (8, 8, 1), but --data spiral has (2,)" in _err(capsys)
     np.savez(tmp_path / "foreign.npz", w=np.zeros(3))
     assert main(["evaluate", str(tmp_path / "foreign.npz"), "-q"]) == 1
-    assert "not a chainrule checkpoint" in _err(capsys)
+    assert "foreign.npz is neither a chainrule checkpoint nor an estimator file" in _err(capsys)
     broken = tmp_path / "broken.npz"
     broken.write_bytes(b"PK\x03\x04 truncated")
     assert main(["evaluate", str(broken), "-q"]) == 1
@@ -118,15 +120,17 @@ def test_evaluate_errors(two_runs, tmp_path, capsys):
     assert "image" in _err(capsys)
 
 
-def test_non_finite_training_stops_writes_outputs_and_exits_1(tmp_path, capsys):
+@pytest.mark.parametrize("model", ["softmax", "mlp"])
+def test_non_finite_training_writes_outputs_and_exits_1(tmp_path, capsys, model):
     run = tmp_path / "nan"
-    assert main(["train", *QUICK, "--model", "softmax", "--lr", "1e30", "--out", str(run)]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    # The trainer's warning (a log line, shown even with -q) and then the one-line error.
-    assert len(err) == 2 and err[0].startswith("stopping: step 2 (epoch 1): the loss is inf")
-    assert err[1].startswith("chainrule train: error: training stopped at step 2 (epoch 1): the loss is inf")
+    assert main(["train", *QUICK, "--model", model, "--lr", "1e30", "--out", str(run)]) == 1
+    line = _err(capsys)
+    assert line.startswith("chainrule train: error: ") and "(epoch 1): the loss is" in line
+    assert f"the run folder {run} holds the metrics and checkpoints up to the last finite step" in line
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["stop_reason"].startswith("non-finite") and (run / "report.html").is_file()
+    assert summary["status"] == "diverged" and summary["stop_reason"].startswith("non-finite")
+    assert (run / "report.html").is_file() and (run / "metrics.csv").is_file()
+    assert not (run / "model.npz").exists()
 
 
 def test_debug_shows_the_traceback(capsys):
@@ -146,11 +150,10 @@ def test_help_version_and_no_command(capsys):
     assert "--batch-size" in out and "--resume" in out and "--config" in out
 
 
-def test_real_process_exit_codes():
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    r = subprocess.run([sys.executable, "-m", "chainrule", "train", "--lr", "-1"], capture_output=True, text=True,
-                       env=env, timeout=60)
-    assert r.returncode == 2 and r.stderr.strip() == "chainrule train: error: --lr must be >= 0, got '-1'"
+def test_real_process_exit_codes(chainrule_process, tmp_path):
+    r = chainrule_process(["train", "--lr", "-1"], tmp_path, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.strip() == "chainrule train: error: MLPClassifier: lr must be a finite number > 0, got -1.0"
     assert r.stdout == ""
 
 
@@ -161,9 +164,10 @@ def test_resume_without_any_checkpoint_starts_the_run_over(two_runs, tmp_path, c
     shutil.copytree(two_runs / "mlp", run)
     for p in (run / "checkpoints").iterdir():  # as if killed before its first checkpoint
         p.unlink()
+    (run / "summary.json").unlink()
     capsys.readouterr()
     assert main(["train", "--resume", str(run)]) == 0
-    assert "has no checkpoint yet" in capsys.readouterr().err
+    assert "has no checkpoint to continue from: training it from the start" in capsys.readouterr().err
     final = sorted((two_runs / "mlp" / "checkpoints").glob("step-*"))[-1].name
     a = load_checkpoint(two_runs / "mlp" / "checkpoints" / final)["model"]
     b = load_checkpoint(run / "checkpoints" / final)["model"]

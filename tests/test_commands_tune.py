@@ -45,9 +45,9 @@ def test_random_search_then_resume_with_more_trials(tmp_path, capsys):
     best = load_best(run)
     assert best.data == "digits" and best.model == "softmax"
     assert set(best.params) == {"lr", "reg", "epochs", "batch_size"} and best.params["epochs"] == 2
-    settings, dropped = train_settings(run)  # what `chainrule train --from-search` uses
-    assert settings == {"data": "digits", "model": "softmax", "seed": 0, "epochs": 2, "batch_size": 128,
-                        "lr": best.params["lr"], "reg": best.params["reg"]} and dropped == []
+    settings = train_settings(run)  # what `chainrule train --from-search` uses: the estimator's own names
+    assert settings == {"data": "digits", "model": "softmax", "random_state": 0, "epochs": 2, "batch_size": 128,
+                        "lr": best.params["lr"], "reg": best.params["reg"]}
 
     rc = main(["tune", "--resume", str(run), "--trials", "5", "--jobs", "1", "-q"])
     out = capsys.readouterr().out
@@ -130,10 +130,57 @@ def test_train_from_search_uses_the_best_configuration(tmp_path, capsys):
     capsys.readouterr()
     assert main(["train", "--from-search", str(search), "--out", str(run), "-q"]) == 0
     config = (run / "config.toml").read_text()
-    assert 'model = "softmax"' in config and 'data = "digits"' in config and "epochs = 2" in config
+    assert 'model = "softmax"' in config and 'data = "digits"' in config and "\nepochs = 2.0\n" in config
     assert f"lr = {best.params['lr']!r}" in config
     # flags still win over the search's values
     run2 = tmp_path / "runs" / "retrain2"
     assert main(["train", "--from-search", str(search), "--epochs", "1", "--out", str(run2), "-q"]) == 0
-    assert "epochs = 1" in (run2 / "config.toml").read_text()
+    assert "\nepochs = 1.0\n" in (run2 / "config.toml").read_text()
     assert main(["train", "--from-search", str(tmp_path / "nope"), "--out", str(tmp_path / "x"), "-q"]) == 2
+
+
+def _rgb_folder(root, n=12, size=16):
+    """An image folder of 3 classes of RGB PNGs (red, green, blue-ish noise, with a bright left edge so mirror images
+    differ): what HOG + colour features and flips need."""
+    from PIL import Image
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(("red", "green", "blue")):
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            img = rng.integers(0, 80, (size, size, 3), dtype=np.uint8)
+            img[..., c] += 150
+            img[:, :3] = 255
+            Image.fromarray(img).save(root / name / f"{i}.png")
+    return root
+
+
+@pytest.mark.parametrize("model, space, expect", [
+    ("softmax", '[space]\nfeatures = ["hog_color"]\npreprocessing = ["zca"]\naugment = ["flip"]\n'
+                'lr = [0.01, 0.1]\n[fixed]\nepochs = 2\nhog_cell = 4\n',
+     {"features": "hog_color", "preprocessing": "zca", "augment": "flip", "hog_cell": 4}),
+    ("mlp", '[space]\npreprocessing = ["zca"]\naugment = ["flip"]\nhidden_sizes = [[8], [4, 4]]\n'
+            'norm = ["layer"]\n[fixed]\nepochs = 2\nbatch_size = 16\n',
+     {"preprocessing": "zca", "augment": "flip", "norm": "layer"}),
+])
+def test_from_search_carries_every_searched_parameter(model, space, expect, tmp_path, isolated_cache):
+    """hog_color features, zca preprocessing and flip augmentation (and list- or None-valued parameters) go from
+    the search's best trial into `chainrule train` unchanged, under the estimator's names."""
+    import tomllib
+
+    import chainrule.classifiers as classifiers
+
+    data = f"folder:{_rgb_folder(tmp_path / 'images')}"
+    search = tmp_path / "search"
+    assert main(["tune", "--data", data, "--model", model, "--space", _space(tmp_path, space), "--strategy", "grid",
+                 "--jobs", "1", "--out", str(search), "-q"]) == 0
+    best = load_best(search)
+    assert all(best.params[k] == v for k, v in expect.items())
+    run = tmp_path / "retrain"
+    assert main(["train", "--from-search", str(search), "--out", str(run), "-q"]) == 0
+    config = tomllib.loads((run / "config.toml").read_text())
+    fitted = classifiers.load(run / "model.npz").get_params()
+    for name, value in best.params.items():
+        assert config[name] == value and fitted[name] == value, name
+    assert config["random_state"] == 0 and config["data"] == data

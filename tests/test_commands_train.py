@@ -1,4 +1,5 @@
-"""`chainrule train / evaluate / predict` end to end on tiny data, checking every file of the run folder."""
+"""`chainrule train / evaluate / predict` end to end on tiny data, checking every file of the run folder; resuming a
+finished run, extending it; kNN with --select-k; config-file layers."""
 
 import base64
 import csv
@@ -9,6 +10,7 @@ import tomllib
 import numpy as np
 import pytest
 
+import chainrule.classifiers as classifiers
 from chainrule.cli import main
 from chainrule.train import load_checkpoint, read_metrics_csv
 
@@ -31,11 +33,12 @@ def _png_ok(path):
 def test_run_folder_has_every_file_and_each_is_valid(digits_run):
     run = digits_run
     names = sorted(p.name for p in run.iterdir())
-    assert names == ["checkpoints", "config.toml", "metrics.csv", "metrics.jsonl", "plots", "report.html",
-                     "summary.json"]
+    assert names == ["checkpoints", "config.toml", "metrics.csv", "metrics.jsonl", "model.npz", "plots",
+                     "report.html", "summary.json"]
     config = tomllib.loads((run / "config.toml").read_text())
-    assert config["seed"] == 3 and config["hidden"] == [16] and config["data"] == "digits"
+    assert config["random_state"] == 3 and config["hidden_sizes"] == [16] and config["data"] == "digits"
     assert config["chainrule_version"] and config["epochs"] == 2 and config["dropout"] == 0.1
+    assert config["format"] == 2 and config["estimator"] == "MLPClassifier" and config["norm"] == "none"
 
     rows = read_metrics_csv(run / "metrics.csv")
     steps = [r for r in rows if r["kind"] == "step"]
@@ -50,15 +53,22 @@ def test_run_folder_has_every_file_and_each_is_valid(digits_run):
     assert len(jl) == len(rows) and jl[-1]["kind"] == "epoch" and "diagnostics" in jl[-1]
 
     summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["estimator"] == "MLPClassifier"
     assert summary["epochs_completed"] == 2 and summary["steps"] == 26 and summary["num_val"] == 180
-    assert 0 < summary["val_acc"] <= 1 and summary["best_val_acc"] == max(r["val_acc"] for r in epochs)
+    assert summary["val_acc"] == epochs[-1]["val_acc"]  # the model is the last epoch's, as fit leaves it
+    assert summary["best_val_acc"] == max(r["val_acc"] for r in epochs)
     assert summary["train_samples_per_s"] > 0 and summary["wall_time_s"] > 0
     assert np.sum(summary["confusion_matrix"]) == 180 and set(summary["per_class_val_acc"]) == set("0123456789")
 
+    model = classifiers.load(run / "model.npz")  # the fitted estimator, loadable from Python
+    assert type(model).__name__ == "MLPClassifier" and model.get_params()["hidden_sizes"] == [16]
+    assert model.n_steps_ == 26 and model.random_state == 3
+
     ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())
-    assert ckpts == ["best.npz", "step-00000013.npz", "step-00000026.npz"]
+    assert ckpts[-2:] == ["step-00000013.npz", "step-00000026.npz"] and len(ckpts) in (2, 3)  # (+ best.npz)
     state = load_checkpoint(run / "checkpoints" / "step-00000026.npz")
-    assert state["counters"]["step"] == 26 and state["config"]["seed"] == 3
+    assert state["counters"]["step"] == 26 and state["config"]["params"]["random_state"] == 3
+    assert state["config"]["estimator"] == "MLPClassifier" and state["metadata"]["kind"] == "chainrule.estimator.fit"
     assert state["loader"]["epoch"] == 2 and state["rng"]["model"]  # the dropout generator is in there
 
     plots = sorted(p.name for p in (run / "plots").iterdir())
@@ -78,7 +88,7 @@ def test_evaluate_prints_and_writes_results(digits_run, capsys):
     out = capsys.readouterr().out
     acc = float(re.search(r"accuracy: ([\d.]+)%", out).group(1))
     summary = json.loads((digits_run / "summary.json").read_text())
-    assert acc == pytest.approx(100 * summary["val_acc"], abs=0.01)  # the best checkpoint, the same split
+    assert acc == pytest.approx(100 * summary["val_acc"], abs=0.01)  # model.npz, the same split
     assert "per-class accuracy" in out and "<- predicted" in out
     result = json.loads((digits_run / "eval-val.json").read_text())
     assert result["num_samples"] == 180 and np.sum(result["confusion_matrix"]) == 180
@@ -108,17 +118,45 @@ def test_predict_top3_on_image_files(digits_run, tmp_path, capsys):
     assert sum(top10) == pytest.approx(100, abs=0.05) and top10 == sorted(top10, reverse=True)
 
 
-def test_resume_of_a_finished_run_changes_nothing(digits_run, capsys):
+def test_resume_of_a_finished_run_says_it_is_complete(digits_run, capsys):
     before = (digits_run / "checkpoints" / "step-00000026.npz").read_bytes()
+    capsys.readouterr()
     assert main(["train", "--resume", str(digits_run), "-q"]) == 0
+    assert "is complete (2 epoch(s), 26 steps); nothing to resume" in capsys.readouterr().out
     assert (digits_run / "checkpoints" / "step-00000026.npz").read_bytes() == before
     assert len(read_metrics_csv(digits_run / "metrics.csv")) == 28
 
 
+def test_a_finished_run_is_extended_by_a_larger_epochs(tmp_path, capsys):
+    """--resume RUN --epochs N continues from the last step with the schedule rebuilt for N epochs: the cosine of
+    the longer run from that step on (docs/cli.md), and the extended run says so in config.toml."""
+    run = tmp_path / "ext"
+    args = ["--data", "digits", "--hidden", "8", "--batch-size", "256", "--schedule", "cosine", "--no-diagnostics",
+            "-q"]
+    assert main(["train", *args, "--epochs", "2", "--out", str(run)]) == 0
+    assert main(["train", "--resume", str(run), "--epochs", "4", "-q"]) == 0
+    rows = read_metrics_csv(run / "metrics.csv")
+    steps = [r for r in rows if r["kind"] == "step"]
+    assert [r["epoch"] for r in rows if r["kind"] == "epoch"] == [1, 2, 3, 4] and len(steps) == 4 * 7
+    lr = [r["lr"] for r in steps]
+    from chainrule.optim.schedules import cosine
+
+    # Steps 15..28 follow the 4-epoch cosine (28 steps) at their step numbers; steps 1..14 the 2-epoch one.
+    assert lr[14:] == pytest.approx([cosine(s, 1e-3, 28) for s in range(14, 28)], rel=1e-6)
+    assert lr[:14] == pytest.approx([cosine(s, 1e-3, 14) for s in range(14)], rel=1e-6)
+    assert tomllib.loads((run / "config.toml").read_text())["epochs"] == 4
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["epochs_completed"] == 4 and summary["steps"] == 28 and summary["status"] == "complete"
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "-q"]) == 0
+    assert "is complete (4 epoch(s), 28 steps)" in capsys.readouterr().out
+
+
 def test_spiral_run_draws_the_decision_boundary(tmp_path, capsys):
     run = tmp_path / "spiral"
-    assert main(["train", "--data", "spiral", "--model", "mlp", "--hidden", "50", "--reg", "1e-3", "--lr", "0.02",
-                 "--epochs", "40", "--batch-size", "64", "--no-diagnostics", "--out", str(run), "-q"]) == 0
+    assert main(["train", "--data", "spiral", "--model", "mlp", "--hidden", "50", "--weight-decay", "1e-3",
+                 "--lr", "0.02", "--epochs", "40", "--batch-size", "64", "--no-diagnostics", "--out", str(run),
+                 "-q"]) == 0
     assert _png_ok(run / "plots" / "decision_boundary.png")
     assert not (run / "plots" / "weights.png").exists()  # 2-D points are not images
     summary = json.loads((run / "summary.json").read_text())
@@ -133,10 +171,11 @@ def test_linear_svm_shows_one_template_per_class_and_config_file_layers(tmp_path
     assert main(["train", "--config", str(cfg), "--lr", "0.01", "--out", str(run), "-q"]) == 0
     config = tomllib.loads((run / "config.toml").read_text())
     assert config["model"] == "svm" and config["lr"] == 0.01 and config["batch_size"] == 256  # flags win
-    assert config["data"] == "digits" and config["hidden"] == [] and config["optimizer"] == "sgd"
+    assert config["data"] == "digits" and config["random_state"] == 4 and config["optimizer"] == "sgd"
+    assert "hidden_sizes" not in config and config["reg"] == 0.1 and config["margin"] == 1.0  # LinearSVM's own
     assert _png_ok(run / "plots" / "weights.png")
-    state = load_checkpoint(run / "checkpoints" / "best.npz")
-    assert state["model"]["0.weight"].shape == (64, 10)
+    model = classifiers.load(run / "model.npz")
+    assert type(model).__name__ == "LinearSVM" and model.W_.shape == (64, 10) and model.n_steps_ == 1617 // 256
 
 
 def test_default_data_is_announced(tmp_path, capsys):
@@ -149,14 +188,16 @@ def test_default_data_is_announced(tmp_path, capsys):
 
 def test_knn_run_chooses_k_on_validation_then_evaluates_and_predicts(tmp_path, capsys):
     run = tmp_path / "knn"
-    assert main(["train", "--model", "knn", "--k", "1,3,7", "--metric", "l1", "--out", str(run), "-q"]) == 0
+    assert main(["train", "--model", "knn", "--select-k", "1,3,7", "--metric", "l1", "--out", str(run), "-q"]) == 0
     summary = json.loads((run / "summary.json").read_text())
     accs = {int(k): v for k, v in summary["val_acc_by_k"].items()}
     assert set(accs) == {1, 3, 7} and summary["knn_k"] == max(accs, key=lambda k: (accs[k], -k))
     assert summary["val_acc"] == accs[summary["knn_k"]] > 0.9
+    config = tomllib.loads((run / "config.toml").read_text())
+    assert config["k"] == summary["knn_k"] and config["select_k"] == [1, 3, 7] and config["metric"] == "l1"
     assert sorted(p.name for p in (run / "plots").iterdir()) == ["confusion.png", "examples.png", "knn_k.png",
                                                                  "per_class.png"]
-    assert [p.name for p in (run / "checkpoints").iterdir()] == ["best.npz"]
+    assert classifiers.load(run / "model.npz").k == summary["knn_k"]
     assert read_metrics_csv(run / "metrics.csv")[0]["val_acc"] == summary["val_acc"]
     capsys.readouterr()
     assert main(["evaluate", str(run), "-q"]) == 0
@@ -169,4 +210,4 @@ def test_knn_run_chooses_k_on_validation_then_evaluates_and_predicts(tmp_path, c
     assert main(["predict", str(run), str(img), "-q"]) == 0
     assert "fraction of the k=" in capsys.readouterr().out
     assert main(["train", "--resume", str(run), "-q"]) == 0
-    assert "no training loop to continue" in capsys.readouterr().out
+    assert "a kNN run has no training loop to continue" in capsys.readouterr().out

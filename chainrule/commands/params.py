@@ -1,0 +1,245 @@
+"""The estimators' parameters as command-line flags and config-file keys: one table, generated from the estimators.
+
+``chainrule train --model NAME`` trains ``MODELS[NAME]`` (a ``chainrule.classifiers`` estimator) with parameters
+under the estimator's own names and values: every ``__init__`` parameter of any of the four estimators is a flag
+(``--hidden-sizes``, ``--lr``, ``--weight-decay``, ``--preprocessing``, ...) and a ``--config`` key
+(``hidden_sizes = [100]``), parsed by the type in the estimator's signature and checked by the estimator itself
+(``_validate_params``) before anything is written. ``ALIASES`` is the one table of short names the CLI adds.
+
+Values: numbers, ``true`` / ``false``, strings, comma-separated integers for ``hidden_sizes`` (``1024,1024``;
+``""`` or ``none`` for no hidden layer), and ``none`` for a parameter that may be None (TOML has no null).
+Integer parameters refuse non-integral numbers (``hidden_sizes = [100.7]`` is an error naming the key and value).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import numbers
+import re
+from functools import lru_cache
+from typing import Any
+
+from chainrule.commands.common import UsageError
+
+MODEL_CLASSES = {"knn": "KNearestNeighbor", "svm": "LinearSVM", "softmax": "SoftmaxClassifier",
+                 "mlp": "MLPClassifier"}
+# The CLI's short names for estimator parameters (each also works as a --config key).
+ALIASES = {"hidden": "hidden_sizes", "seed": "random_state"}
+# Defaults of the command line that differ from the estimators': a run is reproducible unless asked otherwise.
+CLI_DEFAULTS = {"random_state": 0}
+# Estimator parameters that are config keys but not flags: the CLI's own -v / -q and progress bar stand in for
+# MLPClassifier's verbose.
+NOT_FLAGS = ("verbose",)
+_TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
+
+
+def estimator_class(model: str) -> type:
+    """The estimator class of ``--model model``."""
+    import chainrule.classifiers as classifiers
+
+    return getattr(classifiers, MODEL_CLASSES[model])
+
+
+@lru_cache(maxsize=None)
+def signature(model: str) -> dict[str, tuple[frozenset[str], Any]]:
+    """{parameter: (kinds, estimator default)} of ``model``'s estimator; kinds from its annotation: "int",
+    "float", "bool", "str", "None", "ints" (a sequence of ints)."""
+    out = {}
+    for p in inspect.signature(estimator_class(model).__init__).parameters.values():
+        if p.name == "self":
+            continue
+        out[p.name] = (_kinds(str(p.annotation)), p.default)
+    return out
+
+
+def _kinds(annotation: str) -> frozenset[str]:
+    kinds = set()
+    for atom in (a.strip() for a in annotation.split("|")):
+        if atom.startswith(("Sequence[int]", "tuple[int", "list[int]")):
+            kinds.add("ints")
+        elif atom == "Any":  # random_state: an int seed or None from the command line
+            kinds.update(("int", "None"))
+        else:
+            kinds.add(atom)
+    return frozenset(kinds)
+
+
+def defaults(model: str) -> dict[str, Any]:
+    """The parameters a ``--model model`` run starts from: the estimator's defaults and ``CLI_DEFAULTS``."""
+    return {name: CLI_DEFAULTS.get(name, default) for name, (_, default) in signature(model).items()}
+
+
+def all_parameters() -> dict[str, list[str]]:
+    """{parameter: [models that have it]} over every model, in a stable order."""
+    out: dict[str, list[str]] = {}
+    for model in MODEL_CLASSES:
+        for name in signature(model):
+            out.setdefault(name, []).append(model)
+    return out
+
+
+def canonical(key: str) -> str:
+    """A flag or config key ("hidden", "batch-size") as the estimator parameter name it stands for."""
+    key = key.replace("-", "_")
+    return ALIASES.get(key, key)
+
+
+# ---- values -----------------------------------------------------------------------------------------------------
+
+
+def coerce(model: str, name: str, value: Any, where: str) -> Any:
+    """``value`` (a flag's text or a TOML value) as the type of ``model``'s parameter ``name``; UsageError naming
+    ``where`` otherwise. Ranges and choices are the estimator's to check (``check_params``)."""
+    kinds = signature(model)[name][0]
+    if value is None:
+        if "None" in kinds:
+            return None
+        raise UsageError(f"{where} cannot be none; give {_describe(kinds)}")
+    if isinstance(value, str):
+        return _from_text(kinds, value.strip(), where)
+    if isinstance(value, bool):
+        if "bool" in kinds:
+            return value
+        raise UsageError(f"{where} must be {_describe(kinds)}, got {value!r}")
+    if isinstance(value, numbers.Number):
+        return _number(kinds, value, where)
+    if isinstance(value, (list, tuple)):
+        if "ints" not in kinds:
+            raise UsageError(f"{where} must be {_describe(kinds)}, got the list {list(value)!r}")
+        return tuple(_whole(v, where, value) for v in value)
+    raise UsageError(f"{where} must be {_describe(kinds)}, got {value!r}")
+
+
+def _from_text(kinds: frozenset[str], text: str, where: str) -> Any:
+    low = text.lower()
+    if low == "none" and "None" in kinds:
+        return None
+    if "ints" in kinds:
+        if low in ("", "none", "[]", "()"):
+            return ()
+        out = []
+        for part in (p.strip() for p in text.strip("[]()").split(",")):
+            try:
+                number: Any = int(part)
+            except ValueError:
+                try:
+                    number = float(part)
+                except ValueError:
+                    raise UsageError(f"{where} must be a comma-separated list of integers like 1024,1024, got "
+                                     f"{text!r}") from None
+            out.append(_whole(number, where, text))
+        return tuple(out)
+    if "bool" in kinds and low in _TRUE + _FALSE:
+        return low in _TRUE
+    if "int" in kinds or "float" in kinds:
+        try:
+            number = float(text)
+        except ValueError:
+            if "str" not in kinds:
+                raise UsageError(f"{where} must be {_describe(kinds)}, got {text!r}") from None
+        else:
+            return _number(kinds, int(text) if re.fullmatch(r"[-+]?\d+", text) else number, where)
+    if "str" in kinds:
+        return low  # every name the estimators take is lower case
+    raise UsageError(f"{where} must be {_describe(kinds)}, got {text!r}")
+
+
+def _number(kinds: frozenset[str], value: Any, where: str) -> Any:
+    if isinstance(value, numbers.Integral):
+        if "int" in kinds:
+            return int(value)
+        if "float" in kinds:
+            return float(value)
+    elif "float" in kinds:
+        return float(value)
+    elif "int" in kinds:
+        return _whole(value, where, value)
+    raise UsageError(f"{where} must be {_describe(kinds)}, got {value!r}")
+
+
+def _whole(v: Any, where: str, whole: Any) -> int:
+    """An integer from an int or an integral float; UsageError for 100.7, true, "x"."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(float(v)) \
+            or float(v) != int(v):
+        shown = list(whole) if isinstance(whole, tuple) else whole
+        raise UsageError(f"{where} must be whole numbers, got {v!r} in {shown!r}"
+                         if isinstance(whole, (list, tuple, str)) else f"{where} must be a whole number, got {v!r}")
+    return int(v)
+
+
+def _describe(kinds: frozenset[str]) -> str:
+    names = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a name",
+             "ints": "a list of integers", "None": "none"}
+    return " or ".join(names[k] for k in ("ints", "int", "float", "bool", "str", "None") if k in kinds)
+
+
+# ---- checking a whole parameter set -----------------------------------------------------------------------------
+
+
+def build(model: str, params: dict[str, Any]) -> Any:
+    """The estimator of ``model`` with ``params``, its parameters checked by the estimator (UsageError with its
+    message when one is invalid)."""
+    est = estimator_class(model)(**params)
+    try:
+        est._validate_params()
+    except (ValueError, TypeError) as e:
+        raise UsageError(str(e)) from e
+    return est
+
+
+def check_names(model: str, keys: Any, where: str) -> None:
+    """Every key must be a parameter of ``model``'s estimator: a usage error names the others and the valid ones."""
+    own = signature(model)
+    bad = [k for k in keys if k not in own]
+    if bad:
+        others = {k: [m for m in all_parameters().get(k, [])] for k in bad}
+        parts = [f"{k} (a parameter of {', '.join(MODEL_CLASSES[m] for m in others[k])})" if others[k] else k
+                 for k in bad]
+        raise UsageError(f"{where}: {', '.join(parts)} {'is' if len(bad) == 1 else 'are'} not "
+                         f"{'a parameter' if len(bad) == 1 else 'parameters'} of {MODEL_CLASSES[model]} "
+                         f"(--model {model}); its parameters: {', '.join(own)}")
+
+
+def to_toml_value(value: Any) -> Any:
+    """A parameter value as TOML can hold it: None as "none", tuples as lists."""
+    if value is None:
+        return "none"
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+# ---- help texts -------------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=None)
+def descriptions() -> dict[str, str]:
+    """{parameter: first sentence of its description} from the estimators' docstrings (numpydoc "name : text")."""
+    out: dict[str, str] = {}
+    for model in reversed(MODEL_CLASSES):  # the MLP's words first, then the linear models', then kNN's
+        doc = inspect.getdoc(estimator_class(model)) or ""
+        section = doc.split("Parameters", 1)[1] if "Parameters" in doc else ""
+        section = re.split(r"\n\s*\n\s*Attributes", section)[0]
+        for m in re.finditer(r"^(\w+(?:, \w+)*) : (.*?)(?=^\w+(?:, \w+)* : |\Z)", section, re.S | re.M):
+            text = " ".join(m.group(2).split())
+            for name in m.group(1).split(", "):
+                out.setdefault(name, text)
+    return out
+
+
+def flag_help(name: str) -> str:
+    models = all_parameters()[name]
+    text = descriptions().get(name, "")
+    shown = []
+    for m in models:
+        d = defaults(m)[name]
+        shown.append(f"{m} {_show(d)}")
+    text = f"{text} [{'; '.join(shown)}]" if text else f"[{'; '.join(shown)}]"
+    return text.replace("%", "%%")  # argparse formats help strings with %
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, tuple):
+        return ",".join(map(str, v)) or "()"
+    return str(v).lower() if isinstance(v, bool) or v is None else str(v)
