@@ -101,14 +101,14 @@ def test_train_regularise_click_and_screenshot(page, tmp_path):
     assert s["model"] == "mlp" and s["error"] is None
 
     control("play").click()
-    s = wait_for(d, lambda s: (s["test_accuracy"] or 0) >= 0.9, 40, "test accuracy >= 90%")
+    s = wait_for(d, lambda s: (s["test_accuracy"] or 0) >= 0.9, 120, "test accuracy >= 90%")
     assert s["running"] and s["step"] > 0 and s["loss"] is not None
     assert s["has_network"]
     rough_fit = d.execute_script("return window.playground.surfaceRoughness()")
 
     Select(control("lambda")).select_by_value("0.1")  # applies to the running model
     start_epoch = state(d)["epoch"]
-    wait_for(d, lambda s: s["epoch"] >= start_epoch + 15, 40, "15 more epochs with λ = 0.1")
+    wait_for(d, lambda s: s["epoch"] >= start_epoch + 15, 120, "15 more epochs with λ = 0.1")
     rough_reg = d.execute_script("return window.playground.surfaceRoughness()")
     assert rough_reg < 0.8 * rough_fit, (rough_fit, rough_reg)
 
@@ -132,7 +132,7 @@ def test_train_regularise_click_and_screenshot(page, tmp_path):
     control("reset").click()
     wait_for(d, lambda s: s["step"] == 0 and not s["running"], 10, "the reset")
     control("play").click()
-    wait_for(d, lambda s: (s["test_accuracy"] or 0) >= 0.9, 40, "test accuracy >= 90% with λ = 0.01")
+    wait_for(d, lambda s: (s["test_accuracy"] or 0) >= 0.9, 120, "test accuracy >= 90% with λ = 0.01")
     control("play").click()
     wait_for(d, lambda s: not s["running"], 10, "pause")
     control("inspect-mode").click()

@@ -6,6 +6,8 @@ import re
 import socket
 import urllib.request
 
+import signal
+import time
 import pytest
 from playground_proc import start_playground, stop_playground
 
@@ -65,6 +67,17 @@ def test_a_non_loopback_host_warns():
 def test_ctrl_c_right_after_start_is_a_clean_stop_too():
     proc, _ = start_playground()
     out, err = stop_playground(proc)  # SIGINT as soon as the URL is printed, maybe before uvicorn is up
+    assert proc.returncode == 0, err
+    assert "stopped" in out and "Traceback" not in err
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.002, 0.02])
+def test_sigterm_during_startup_is_a_clean_stop(delay):
+    """SIGTERM (as from a process manager) stops it like Ctrl-C, also in the moments before the server is up."""
+    proc, _ = start_playground()
+    time.sleep(delay)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "stopped" in out and "Traceback" not in err
 

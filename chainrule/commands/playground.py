@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import signal
 import socket
 import sys
 from typing import Any
@@ -82,19 +83,28 @@ def run(args: argparse.Namespace) -> int:
     if not local:
         print(f"chainrule playground: warning: listening on {args.host}, not only this machine: anyone who can "
               "reach this address can use the playground (there is no login)", file=sys.stderr, flush=True)
-    try:  # Ctrl-C at any moment from here on is a clean stop
-        app = create_app(allowed_hosts=LOCAL_HOSTS if local else None)
-        config = uvicorn.Config(app, log_level="warning", access_log=False, ws="auto", lifespan="off",
-                                ws_max_size=1 << 20, timeout_graceful_shutdown=3)
+    app = create_app(allowed_hosts=LOCAL_HOSTS if local else None)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, ws="auto", lifespan="off",
+                            ws_max_size=1 << 20, timeout_graceful_shutdown=3)
+    server = uvicorn.Server(config)
+
+    def stop(signum: int, frame: Any) -> None:
+        # Ctrl-C (or SIGTERM) before uvicorn has installed its own handlers, or after it has restored ours: ask the
+        # server to stop at its first tick. Without this, a Ctrl-C during startup was turned by asyncio into a
+        # cancellation that uvicorn's startup could swallow, and the server then ran on.
+        server.should_exit = True
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
         say(f"chainrule playground: serving on {url} (Ctrl-C to stop)")
         if args.open:
             import webbrowser
 
             webbrowser.open(url)
-        uvicorn.Server(config).run(sockets=[sock])
-    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled, once it has shut down
-        pass
+        server.run(sockets=[sock])
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         sock.close()
     say("chainrule playground: stopped")
     return 0
