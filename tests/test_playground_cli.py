@@ -3,11 +3,11 @@ non-loopback --host, and stops cleanly on Ctrl-C (SIGINT), open socket and all."
 
 import json
 import re
+import signal
 import socket
+import time
 import urllib.request
 
-import signal
-import time
 import pytest
 from playground_proc import start_playground, stop_playground
 
