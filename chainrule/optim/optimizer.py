@@ -8,8 +8,9 @@ from a group are taken from the constructor's keyword arguments, as in ``torch.o
                {"params": model.head.parameters(), "lr": 1e-3}], lr=1e-2, momentum=0.9)
 
 A parameter is anything with a floating-point NumPy array in ``.data`` and ``None`` or a same-shaped array in
-``.grad`` (``chainrule.Tensor``, ``chainrule.nn.Parameter``). ``step()`` updates ``p.data`` in place and skips
-parameters whose ``.grad`` is None. Per-parameter state (moment estimates, step counts) lives in
+``.grad`` (``chainrule.Tensor``, ``chainrule.nn.Parameter``). ``step()`` updates ``p.data`` in place, bumps the
+version counter of each Tensor it updates (so a graph recorded before the step refuses to backpropagate with the
+new values) and skips parameters whose ``.grad`` is None. Per-parameter state (moment estimates, step counts) lives in
 ``optimizer.state[p]``, as arrays of the parameter's dtype, created at the parameter's first update.
 
 Checkpoint format (``state_dict()``), storable as one ``.npz`` plus one JSON document without pickle::
@@ -35,7 +36,9 @@ from typing import Any, Callable, ClassVar, Iterable, Mapping
 
 import numpy as np
 
+from chainrule.engine import bump
 from chainrule.function import enable_grad
+from chainrule.tensor import Tensor
 
 
 class Optimizer:
@@ -162,6 +165,8 @@ class Optimizer:
                 if state is None:
                     state = self.state[p] = {}
                 self._update(x, g, state, hp)
+                if isinstance(p, Tensor):
+                    bump(p)
         return loss
 
     def _step_options(self, group: Mapping[str, Any]) -> dict[str, Any]:
