@@ -50,6 +50,7 @@ class Optimizer:
     """
 
     option_names: ClassVar[tuple[str, ...]] = ()
+    checkpoint_name: ClassVar[str | None] = None  # the "type" in state_dict(); None: the class name
 
     def __init__(self, params: Iterable[Any], defaults: Mapping[str, Any]):
         self.defaults = self._check_options(dict(defaults), where="")
@@ -211,7 +212,10 @@ class Optimizer:
                     else:
                         state[f"{index}.{name}"] = np.asarray(value, dtype=np.int64)
                 index += 1
-        return {"type": type(self).__name__, "param_groups": groups, "state": state}
+        return {"type": self._checkpoint_type(), "param_groups": groups, "state": state}
+
+    def _checkpoint_type(self) -> str:
+        return self.checkpoint_name or type(self).__name__
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore options and state saved by ``state_dict()`` (possibly after an npz + JSON round trip).
@@ -222,7 +226,7 @@ class Optimizer:
         missing = [k for k in ("type", "param_groups", "state") if k not in state_dict]
         if missing:
             raise ValueError(f"optimizer state_dict lacks key(s) {missing}; expected the output of state_dict()")
-        if state_dict["type"] != type(self).__name__:
+        if state_dict["type"] != self._checkpoint_type():
             raise ValueError(
                 f"state_dict was saved by a {state_dict['type']} optimizer; cannot load it into {type(self).__name__}"
             )
