@@ -42,6 +42,7 @@ from typing import Any, Callable, TypeVar
 import numpy as np
 
 from chainrule.engine import CLOCK as _CLOCK
+from chainrule.engine import counter as _counter
 from chainrule.engine import grad_mode as _grad_mode
 from chainrule.tensor import Tensor
 
@@ -89,17 +90,15 @@ class Function:
 
     # The engine's fields live in slots, so a node that stores nothing else needs no instance dict (less
     # allocation and less work for Python's garbage collector per op); ``ctx.anything = ...`` still works.
-    # For the version check (chainrule.engine): the forward's input arrays and output array, the output's version
-    # counter and the in-place clock when the node was recorded.
-    __slots__ = ("parents", "needs_input_grad", "_saved", "_retained", "_inputs", "_out", "_out_vc", "_clock",
-                 "__dict__")
+    # For the version check (chainrule.engine): the forward's output array, its version counter (None until one is
+    # needed) and the in-place clock when the node was recorded.
+    __slots__ = ("parents", "needs_input_grad", "_saved", "_retained", "_out", "_out_vc", "_clock", "__dict__")
     parents: tuple[Tensor | None, ...]
     needs_input_grad: tuple[bool, ...]
     _saved: tuple[Any, ...] | None
     _retained: Any
-    _inputs: list[Any]
     _out: np.ndarray
-    _out_vc: list[int]
+    _out_vc: list[int] | None
     _clock: int
 
     @staticmethod
@@ -130,7 +129,7 @@ class Function:
         Only floating-point outputs are recorded (an integer or boolean result has no gradient). An output that
         is an input Tensor's array, or a NumPy view of it, shares that tensor's version counter.
         """
-        ctx = cls.__new__(cls)
+        ctx = _new(cls)
         ctx._saved = ()
         ctx._retained = None
         arrays = []
@@ -147,23 +146,34 @@ class Function:
                 parents.append(None)
         ctx.needs_input_grad = tuple(needs)
         out = cls.forward(ctx, *arrays, **kwargs)
-        if type(out) is not np.ndarray:
+        if type(out) is not _ndarray:
             out = np.asarray(out)
-        vc = _view_counter(out, parents) if out.base is not None or (arrays and out is arrays[0]) else [0, 0]
+        vc = None if out.base is None and not (arrays and out is arrays[0]) else _view_counter(out, parents)
         if _grad_mode.enabled and True in needs and out.dtype.kind == "f":
             ctx.parents = tuple(parents)
-            ctx._inputs = arrays
             ctx._out = out
             ctx._out_vc = vc
             ctx._clock = _CLOCK[0]
-            return Tensor._from_op(out, ctx, vc)
-        return Tensor._from_op(out, None, vc)
+        else:
+            ctx = None
+        t = _new(Tensor)  # Tensor._from_op, inlined: this is the hot path of every op
+        t.data = out
+        t.grad = None
+        t._ctx = ctx
+        t.name = None
+        t._vc = vc
+        t.requires_grad = ctx is not None
+        return t
 
 
-def _view_counter(out: np.ndarray, parents: list[Tensor | None]) -> list[int]:
-    """The version counter of the input tensor whose memory ``out`` is or views (a new one if there is none)."""
+_new = object.__new__
+_ndarray = np.ndarray
+
+
+def _view_counter(out: np.ndarray, parents: list[Tensor | None]) -> list[int] | None:
+    """The version counter of the input tensor whose memory ``out`` is or views (None, a fresh one, if none)."""
     base = out.base
     for p in parents:
         if p is not None and (p.data is out or base is not None and (p.data is base or p.data.base is base)):
-            return p._vc
-    return [0, 0]
+            return _counter(p)
+    return None

@@ -30,7 +30,8 @@ class Tensor(InPlaceMethods):
     version counter (``chainrule.tensor(t)`` copies).
     """
 
-    # _vc: the version counter [version, clock at the last in-place change], one list shared by a tensor and its views
+    # _vc: the version counter [version, clock at the last in-place change], one list shared by a tensor and its
+    # views; None until needed (chainrule.engine.counter)
     __slots__ = ("data", "grad", "requires_grad", "_ctx", "name", "_vc", "__weakref__")
     __array_priority__ = 1000  # ndarray <op> Tensor defers to Tensor's reflected operators
 
@@ -50,14 +51,14 @@ class Tensor(InPlaceMethods):
         self.grad: np.ndarray | None = None
         self._ctx = None
         self.name = name
-        self._vc = source._vc if source is not None and arr is source.data else [0, 0]
+        self._vc = engine.counter(source) if source is not None and arr is source.data else None
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
 
     @classmethod
-    def _from_op(cls, data: np.ndarray, ctx: Any, vc: list[int]) -> "Tensor":
-        """Fast constructor used by ``Function.apply`` (no validation); ``vc`` is the version counter."""
+    def _from_op(cls, data: np.ndarray, ctx: Any, vc: list[int] | None) -> "Tensor":
+        """Fast constructor (no validation; ``Function.apply`` inlines it); ``vc`` is the version counter."""
         t = Tensor.__new__(Tensor)
         t.data = data
         t.grad = None
@@ -168,7 +169,7 @@ class Tensor(InPlaceMethods):
     @property
     def _version(self) -> int:
         """How many times the data was changed in place through the library (PyTorch's ``t._version``)."""
-        return self._vc[0]
+        return 0 if self._vc is None else self._vc[0]
 
     def item(self) -> Any:
         return self.data.item()
@@ -181,7 +182,7 @@ class Tensor(InPlaceMethods):
 
     def detach(self) -> "Tensor":
         """The same data (and version counter), cut from the graph."""
-        return Tensor._from_op(self.data, None, self._vc)
+        return Tensor._from_op(self.data, None, engine.counter(self))
 
     def astype(self, dtype: Any) -> "Tensor":
         """A differentiable dtype conversion (float32 <-> float64); the tensor itself if it has that dtype."""
@@ -216,50 +217,52 @@ class Tensor(InPlaceMethods):
         return repr_svg(self)
 
     # ---- operators and methods: thin wrappers over chainrule.ops ------------------------------------------
+    # (the elementwise ones call their Function directly, ``_ops.Mul.apply`` being what ``ops.mul`` does, one
+    # Python call less per op on the hot path)
 
     def __add__(self, other: Any) -> "Tensor":
-        return _ops.add(self, other)
+        return _ops.Add.apply(self, other)
 
     def __radd__(self, other: Any) -> "Tensor":
-        return _ops.add(other, self)
+        return _ops.Add.apply(other, self)
 
     def __sub__(self, other: Any) -> "Tensor":
-        return _ops.sub(self, other)
+        return _ops.Sub.apply(self, other)
 
     def __rsub__(self, other: Any) -> "Tensor":
-        return _ops.sub(other, self)
+        return _ops.Sub.apply(other, self)
 
     def __mul__(self, other: Any) -> "Tensor":
-        return _ops.mul(self, other)
+        return _ops.Mul.apply(self, other)
 
     def __rmul__(self, other: Any) -> "Tensor":
-        return _ops.mul(other, self)
+        return _ops.Mul.apply(other, self)
 
     def __truediv__(self, other: Any) -> "Tensor":
-        return _ops.div(self, other)
+        return _ops.Div.apply(self, other)
 
     def __rtruediv__(self, other: Any) -> "Tensor":
-        return _ops.div(other, self)
+        return _ops.Div.apply(other, self)
 
     def __pow__(self, other: Any) -> "Tensor":
-        return _ops.pow(self, other)
+        return _ops.Pow.apply(self, other)
 
     def __rpow__(self, other: Any) -> "Tensor":
-        return _ops.pow(other, self)
+        return _ops.Pow.apply(other, self)
 
     def __matmul__(self, other: Any) -> "Tensor":
-        return _ops.matmul(self, other)
+        return _ops.MatMul.apply(self, other)
 
     def __rmatmul__(self, other: Any) -> "Tensor":
-        return _ops.matmul(other, self)
+        return _ops.MatMul.apply(other, self)
 
     matmul = __matmul__
 
     def __neg__(self) -> "Tensor":
-        return _ops.neg(self)
+        return _ops.Neg.apply(self)
 
     def __abs__(self) -> "Tensor":
-        return _ops.abs(self)
+        return _ops.Abs.apply(self)
 
     def __getitem__(self, index: Any) -> "Tensor":
         return _ops.getitem(self, index)
@@ -280,25 +283,25 @@ class Tensor(InPlaceMethods):
     __hash__ = object.__hash__
 
     def exp(self) -> "Tensor":
-        return _ops.exp(self)
+        return _ops.Exp.apply(self)
 
     def log(self) -> "Tensor":
-        return _ops.log(self)
+        return _ops.Log.apply(self)
 
     def sqrt(self) -> "Tensor":
-        return _ops.sqrt(self)
+        return _ops.Sqrt.apply(self)
 
     def abs(self) -> "Tensor":
-        return _ops.abs(self)
+        return _ops.Abs.apply(self)
 
     def tanh(self) -> "Tensor":
-        return _ops.tanh(self)
+        return _ops.Tanh.apply(self)
 
     def sigmoid(self) -> "Tensor":
-        return _ops.sigmoid(self)
+        return _ops.Sigmoid.apply(self)
 
     def relu(self) -> "Tensor":
-        return _ops.relu(self)
+        return _ops.Relu.apply(self)
 
     def clip(self, min: Any = None, max: Any = None) -> "Tensor":
         return _ops.clip(self, min, max)

@@ -214,3 +214,15 @@ def test_a_change_through_data_by_hand_is_not_seen_documented() -> None:
     y.backward()
     np.testing.assert_array_equal(w.grad, [12.0, 27.0])  # 3 w^2 at the new values
     assert w._version == 0
+
+
+def test_in_place_change_then_replacing_the_array_is_not_seen_documented() -> None:
+    """The documented gap (docs/engine.md, chainrule.engine): the check compares saved arrays with the tensor's
+    current array, so an in-place change followed by t.data = other escapes it."""
+    w = leaf([1.0, 2.0])
+    y = (w**3).sum()
+    with no_grad():
+        w.add_(1.0)  # the saved array is now [2, 3]...
+    w.data = np.array([5.0, 5.0])  # ...and w no longer holds it
+    y.backward()
+    np.testing.assert_array_equal(w.grad, [12.0, 27.0])

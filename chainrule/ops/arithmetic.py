@@ -14,27 +14,30 @@ from chainrule.function import Function
 from chainrule.ops._util import promote, shape_of, unbroadcast
 
 _FLOAT = np.dtype(np.float32)
+_ndarray = np.ndarray
 
 
 class Add(Function):
     @staticmethod
     def forward(ctx, a, b):
-        if type(a) is not np.ndarray or type(b) is not np.ndarray or a.dtype is not b.dtype:
+        if type(a) is not _ndarray or type(b) is not _ndarray or a.dtype is not b.dtype:
             a, b = promote(a, b)
         ctx.a_shape, ctx.b_shape = shape_of(a), shape_of(b)
         return a + b
 
     @staticmethod
     def backward(ctx, grad):
-        ga = unbroadcast(grad, ctx.a_shape) if ctx.needs_input_grad[0] else None
-        gb = unbroadcast(grad, ctx.b_shape) if ctx.needs_input_grad[1] else None
+        need_a, need_b = ctx.needs_input_grad
+        shape = grad.shape  # (unbroadcast is called only where broadcasting happened: this is a hot path)
+        ga = (grad if ctx.a_shape == shape else unbroadcast(grad, ctx.a_shape)) if need_a else None
+        gb = (grad if ctx.b_shape == shape else unbroadcast(grad, ctx.b_shape)) if need_b else None
         return ga, gb
 
 
 class Sub(Function):
     @staticmethod
     def forward(ctx, a, b):
-        if type(a) is not np.ndarray or type(b) is not np.ndarray or a.dtype is not b.dtype:
+        if type(a) is not _ndarray or type(b) is not _ndarray or a.dtype is not b.dtype:
             a, b = promote(a, b)
         ctx.a_shape, ctx.b_shape = shape_of(a), shape_of(b)
         return a - b
@@ -49,7 +52,7 @@ class Sub(Function):
 class Mul(Function):
     @staticmethod
     def forward(ctx, a, b):
-        if type(a) is not np.ndarray or type(b) is not np.ndarray or a.dtype is not b.dtype:
+        if type(a) is not _ndarray or type(b) is not _ndarray or a.dtype is not b.dtype:
             a, b = promote(a, b)
         ctx.save_for_backward(a, b)
         return a * b
@@ -57,8 +60,16 @@ class Mul(Function):
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved_tensors
-        ga = unbroadcast(grad * b, a.shape) if ctx.needs_input_grad[0] else None  # a needs grad: it is an array
-        gb = unbroadcast(grad * a, b.shape) if ctx.needs_input_grad[1] else None
+        need_a, need_b = ctx.needs_input_grad
+        ga = gb = None
+        if need_a:  # a needs a gradient, so it is a Tensor's array (not a number)
+            ga = grad * b
+            if ga.shape != a.shape:
+                ga = unbroadcast(ga, a.shape)
+        if need_b:
+            gb = grad * a
+            if gb.shape != b.shape:
+                gb = unbroadcast(gb, b.shape)
         return ga, gb
 
 

@@ -15,6 +15,7 @@ from chainrule.function import Function
 from chainrule.ops._util import cast, promote, result_dtype, unbroadcast
 
 _FLOAT = np.dtype(np.float32)
+_ndarray = np.ndarray
 
 
 def _floating(x: Any) -> np.ndarray:
@@ -28,7 +29,7 @@ def _floating(x: Any) -> np.ndarray:
 class Exp(Function):
     @staticmethod
     def forward(ctx, x):
-        if type(x) is not np.ndarray or x.dtype.kind != "f":
+        if type(x) is not _ndarray or x.dtype.kind != "f":
             x = _floating(x)
         out = np.exp(x)
         ctx.save_for_backward(out)
@@ -43,7 +44,7 @@ class Exp(Function):
 class Log(Function):
     @staticmethod
     def forward(ctx, x):
-        if type(x) is not np.ndarray or x.dtype.kind != "f":
+        if type(x) is not _ndarray or x.dtype.kind != "f":
             x = _floating(x)
         ctx.save_for_backward(x)
         return np.log(x)
@@ -57,7 +58,7 @@ class Log(Function):
 class Sqrt(Function):
     @staticmethod
     def forward(ctx, x):
-        if type(x) is not np.ndarray or x.dtype.kind != "f":
+        if type(x) is not _ndarray or x.dtype.kind != "f":
             x = _floating(x)
         out = np.sqrt(x)
         ctx.save_for_backward(out)
@@ -86,7 +87,7 @@ class Abs(Function):
 class Tanh(Function):
     @staticmethod
     def forward(ctx, x):
-        if type(x) is not np.ndarray or x.dtype.kind != "f":
+        if type(x) is not _ndarray or x.dtype.kind != "f":
             x = _floating(x)
         out = np.tanh(x)
         ctx.save_for_backward(out)
@@ -108,7 +109,7 @@ def stable_sigmoid(x: np.ndarray) -> np.ndarray:
 class Sigmoid(Function):
     @staticmethod
     def forward(ctx, x):
-        if type(x) is not np.ndarray or x.dtype.kind != "f":
+        if type(x) is not _ndarray or x.dtype.kind != "f":
             x = _floating(x)
         out = stable_sigmoid(x)
         ctx.save_for_backward(out)
