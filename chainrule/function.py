@@ -24,31 +24,29 @@ return new arrays or views, never an array it keeps (a saved or cached one): the
 array as a leaf's ``.grad`` and add into it later. A ``None`` gradient counts as zero.
 
 The ``ctx`` object *is* the graph node: an instance of the Function subclass holding its parents (the input
-Tensors), ``needs_input_grad`` and the saved arrays. It never references its output, so graphs hold no reference
-cycles and are freed by reference counting alone.
+Tensors), ``needs_input_grad`` and the saved arrays. It never references its output Tensor, so graphs hold no
+reference cycles and are freed by reference counting alone.
+
+Saved arrays and in-place changes: save the input arrays themselves (or views of them) when backward needs their
+values; the engine then checks that they were not changed in place between forward and backward (see
+``chainrule.engine``) and raises naming your op if they were. An output that is a view of an input (a reshape, a
+slice) shares that input's version counter, as PyTorch's views do. Mixed dtypes are your op's choice; the engine
+casts each returned gradient to its input's dtype.
 """
 
 from __future__ import annotations
 
 import functools
-import threading
 from typing import Any, Callable, TypeVar
 
 import numpy as np
 
+from chainrule.engine import CLOCK as _CLOCK
+from chainrule.engine import counter as _counter
+from chainrule.engine import grad_mode as _grad_mode
 from chainrule.tensor import Tensor
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class _GradMode(threading.local):
-    """Whether ops record the graph, per thread (as in PyTorch): a ``no_grad`` block in one thread (say, a
-    prediction) must not switch recording off for training running in another."""
-
-    enabled = True
-
-
-_grad_mode = _GradMode()
 
 
 def is_grad_enabled() -> bool:
@@ -92,11 +90,16 @@ class Function:
 
     # The engine's fields live in slots, so a node that stores nothing else needs no instance dict (less
     # allocation and less work for Python's garbage collector per op); ``ctx.anything = ...`` still works.
-    __slots__ = ("parents", "needs_input_grad", "_saved", "_retained", "__dict__")
+    # For the version check (chainrule.engine): the forward's output array, its version counter (None until one is
+    # needed) and the in-place clock when the node was recorded.
+    __slots__ = ("parents", "needs_input_grad", "_saved", "_retained", "_out", "_out_vc", "_clock", "__dict__")
     parents: tuple[Tensor | None, ...]
     needs_input_grad: tuple[bool, ...]
     _saved: tuple[Any, ...] | None
     _retained: Any
+    _out: np.ndarray
+    _out_vc: list[int] | None
+    _clock: int
 
     @staticmethod
     def forward(ctx: "Function", *args: Any, **kwargs: Any) -> np.ndarray:
@@ -123,9 +126,10 @@ class Function:
     def apply(cls, *args: Any, **kwargs: Any) -> Tensor:
         """Run ``forward`` on the arrays of ``args`` and, if any input requires grad, record a node.
 
-        Only floating-point outputs are recorded (an integer or boolean result has no gradient).
+        Only floating-point outputs are recorded (an integer or boolean result has no gradient). An output that
+        is an input Tensor's array, or a NumPy view of it, shares that tensor's version counter.
         """
-        ctx = cls.__new__(cls)
+        ctx = _new(cls)
         ctx._saved = ()
         ctx._retained = None
         arrays = []
@@ -142,9 +146,34 @@ class Function:
                 parents.append(None)
         ctx.needs_input_grad = tuple(needs)
         out = cls.forward(ctx, *arrays, **kwargs)
-        if type(out) is not np.ndarray:
+        if type(out) is not _ndarray:
             out = np.asarray(out)
+        vc = None if out.base is None and not (arrays and out is arrays[0]) else _view_counter(out, parents)
         if _grad_mode.enabled and True in needs and out.dtype.kind == "f":
             ctx.parents = tuple(parents)
-            return Tensor._from_op(out, ctx)
-        return Tensor._from_op(out, None)
+            ctx._out = out
+            ctx._out_vc = vc
+            ctx._clock = _CLOCK[0]
+        else:
+            ctx = None
+        t = _new(Tensor)  # Tensor._from_op, inlined: this is the hot path of every op
+        t.data = out
+        t.grad = None
+        t._ctx = ctx
+        t.name = None
+        t._vc = vc
+        t.requires_grad = ctx is not None
+        return t
+
+
+_new = object.__new__
+_ndarray = np.ndarray
+
+
+def _view_counter(out: np.ndarray, parents: list[Tensor | None]) -> list[int] | None:
+    """The version counter of the input tensor whose memory ``out`` is or views (None, a fresh one, if none)."""
+    base = out.base
+    for p in parents:
+        if p is not None and (p.data is out or base is not None and (p.data is base or p.data.base is base)):
+            return _counter(p)
+    return None

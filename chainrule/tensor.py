@@ -1,31 +1,44 @@
-"""``Tensor``: a NumPy array that remembers how it was computed, and the backward engine.
+"""``Tensor``: a NumPy array that remembers how it was computed.
 
-Backpropagation is the recursive application of the chain rule along the computational graph: walk the nodes in
-reverse topological order, and at each node multiply the upstream gradient by the node's local gradient
-(``Function.backward``). The ops themselves live in ``chainrule.ops``; this file is only the engine.
+A Tensor holds ``data`` (the array), ``grad`` and, if an op made it, ``_ctx``: the op's node on the graph.
+``backward`` hands the graph to ``chainrule.engine``, which walks it in reverse topological order multiplying each
+upstream gradient by the node's local gradient (``Function.backward``). The ops live in ``chainrule.ops``; the
+methods and operators below are thin wrappers over them, under NumPy's names and, where PyTorch users look for
+another, PyTorch's too (``docs/engine.md`` has the table).
+
+In-place changes go through methods that bump the tensor's version counter (``chainrule.inplace``), so that backward
+refuses a graph whose saved values changed after the forward pass. A change made by hand through ``t.data[...]``
+is invisible to the counter, as with PyTorch's ``.data``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from chainrule import engine
+from chainrule.inplace import InPlaceMethods
 
-class Tensor:
+
+class Tensor(InPlaceMethods):
     """An n-dimensional array on the autograd graph.
 
     ``data`` is the NumPy array (shared, not copied, when you pass one); ``grad`` is ``None`` or an array of the same
     shape and dtype. Python floats and lists of floats become float32 (the training default); NumPy arrays keep
-    their dtype. Only floating-point tensors can require grad.
+    their dtype. Only floating-point tensors can require grad. ``Tensor(t)`` of a Tensor shares its data and its
+    version counter (``chainrule.tensor(t)`` copies).
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "name", "__weakref__")
+    # _vc: the version counter [version, clock at the last in-place change], one list shared by a tensor and its
+    # views; None until needed (chainrule.engine.counter)
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "name", "_vc", "__weakref__")
     __array_priority__ = 1000  # ndarray <op> Tensor defers to Tensor's reflected operators
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None, name: str | None = None):
+        source = None
         if isinstance(data, Tensor):
-            data = data.data
+            source, data = data, data.data
         if dtype is not None:
             arr = np.asarray(data, dtype=dtype)
         elif isinstance(data, np.ndarray):
@@ -38,18 +51,20 @@ class Tensor:
         self.grad: np.ndarray | None = None
         self._ctx = None
         self.name = name
+        self._vc = engine.counter(source) if source is not None and arr is source.data else None
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
 
     @classmethod
-    def _from_op(cls, data: np.ndarray, ctx: Any) -> "Tensor":
-        """Fast constructor used by ``Function.apply`` (no validation)."""
+    def _from_op(cls, data: np.ndarray, ctx: Any, vc: list[int] | None) -> "Tensor":
+        """Fast constructor (no validation; ``Function.apply`` inlines it); ``vc`` is the version counter."""
         t = Tensor.__new__(Tensor)
         t.data = data
         t.grad = None
         t._ctx = ctx
         t.name = None
+        t._vc = vc
         t.requires_grad = ctx is not None
         return t
 
@@ -63,13 +78,14 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         return self
 
-    # ---- the backward engine -------------------------------------------------------------------------------
+    # ---- backward ------------------------------------------------------------------------------------------
 
     def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) * grad into the ``.grad`` of every leaf that requires grad.
 
         ``grad`` defaults to 1 for a single-element tensor. The saved arrays of the graph are released afterwards
-        unless ``retain_graph=True``.
+        unless ``retain_graph=True``. Raises before computing anything if an array the graph saved was changed in
+        place since the forward pass (see ``chainrule.engine``).
         """
         if not self.requires_grad:
             raise RuntimeError(
@@ -90,19 +106,7 @@ class Tensor:
         if self._ctx is None:
             self._accumulate(grad, owned=False)
             return
-        grads = {self._ctx: grad}
-        for node in reversed(_topological_order(self._ctx)):
-            g = grads.pop(node, None)
-            if g is None:  # every gradient sent to this node was None: nothing flows through it (nor is released)
-                continue
-            if node._saved is None:
-                raise RuntimeError(
-                    f"backward: the graph through {type(node).__name__} was already released by an earlier "
-                    "backward(); call backward(retain_graph=True) the first time to backpropagate twice"
-                )
-            _backward_node(node, g, grads)
-            if not retain_graph:
-                node._saved = None
+        engine.run_backward(self._ctx, grad, retain_graph)
 
     def _accumulate(self, g: np.ndarray, owned: bool) -> None:
         """Add ``g`` into ``self.grad``; ``owned`` says nothing else references ``g``, so it can be kept as is."""
@@ -140,8 +144,18 @@ class Tensor:
         return self.data.ndim
 
     @property
-    def size(self) -> int:
+    def size(self) -> "_Size":
+        """The number of elements, as NumPy's ``a.size``; called, ``t.size()`` is the shape and ``t.size(d)`` one
+        dimension, as PyTorch's."""
+        return _Size(self.data)
+
+    def numel(self) -> int:
+        """The number of elements (PyTorch's name for ``size``)."""
         return self.data.size
+
+    def dim(self) -> int:
+        """The number of dimensions (PyTorch's name for ``ndim``)."""
+        return self.data.ndim
 
     @property
     def is_leaf(self) -> bool:
@@ -152,19 +166,35 @@ class Tensor:
         """The node that produced this tensor (None for leaves)."""
         return self._ctx
 
+    @property
+    def _version(self) -> int:
+        """How many times the data was changed in place through the library (PyTorch's ``t._version``)."""
+        return 0 if self._vc is None else self._vc[0]
+
     def item(self) -> Any:
         return self.data.item()
 
     def numpy(self) -> np.ndarray:
         return self.data
 
+    def tolist(self) -> Any:
+        return self.data.tolist()
+
     def detach(self) -> "Tensor":
-        """The same data, cut from the graph."""
-        return Tensor._from_op(self.data, None)
+        """The same data (and version counter), cut from the graph."""
+        return Tensor._from_op(self.data, None, engine.counter(self))
 
     def astype(self, dtype: Any) -> "Tensor":
-        """A differentiable dtype conversion (float32 <-> float64)."""
-        return _ops.astype(self, dtype)
+        """A differentiable dtype conversion (float32 <-> float64); the tensor itself if it has that dtype."""
+        return self if self.data.dtype == dtype else _ops.astype(self, dtype)
+
+    def float(self) -> "Tensor":
+        """``astype(np.float32)`` (PyTorch's name)."""
+        return self.astype(np.float32)
+
+    def double(self) -> "Tensor":
+        """``astype(np.float64)`` (PyTorch's name)."""
+        return self.astype(np.float64)
 
     def __len__(self) -> int:
         return len(self.data)
@@ -187,48 +217,52 @@ class Tensor:
         return repr_svg(self)
 
     # ---- operators and methods: thin wrappers over chainrule.ops ------------------------------------------
+    # (the elementwise ones call their Function directly, ``_ops.Mul.apply`` being what ``ops.mul`` does, one
+    # Python call less per op on the hot path)
 
     def __add__(self, other: Any) -> "Tensor":
-        return _ops.add(self, other)
+        return _ops.Add.apply(self, other)
 
     def __radd__(self, other: Any) -> "Tensor":
-        return _ops.add(other, self)
+        return _ops.Add.apply(other, self)
 
     def __sub__(self, other: Any) -> "Tensor":
-        return _ops.sub(self, other)
+        return _ops.Sub.apply(self, other)
 
     def __rsub__(self, other: Any) -> "Tensor":
-        return _ops.sub(other, self)
+        return _ops.Sub.apply(other, self)
 
     def __mul__(self, other: Any) -> "Tensor":
-        return _ops.mul(self, other)
+        return _ops.Mul.apply(self, other)
 
     def __rmul__(self, other: Any) -> "Tensor":
-        return _ops.mul(other, self)
+        return _ops.Mul.apply(other, self)
 
     def __truediv__(self, other: Any) -> "Tensor":
-        return _ops.div(self, other)
+        return _ops.Div.apply(self, other)
 
     def __rtruediv__(self, other: Any) -> "Tensor":
-        return _ops.div(other, self)
+        return _ops.Div.apply(other, self)
 
     def __pow__(self, other: Any) -> "Tensor":
-        return _ops.pow(self, other)
+        return _ops.Pow.apply(self, other)
 
     def __rpow__(self, other: Any) -> "Tensor":
-        return _ops.pow(other, self)
+        return _ops.Pow.apply(other, self)
 
     def __matmul__(self, other: Any) -> "Tensor":
-        return _ops.matmul(self, other)
+        return _ops.MatMul.apply(self, other)
 
     def __rmatmul__(self, other: Any) -> "Tensor":
-        return _ops.matmul(other, self)
+        return _ops.MatMul.apply(other, self)
+
+    matmul = __matmul__
 
     def __neg__(self) -> "Tensor":
-        return _ops.neg(self)
+        return _ops.Neg.apply(self)
 
     def __abs__(self) -> "Tensor":
-        return _ops.abs(self)
+        return _ops.Abs.apply(self)
 
     def __getitem__(self, index: Any) -> "Tensor":
         return _ops.getitem(self, index)
@@ -249,52 +283,102 @@ class Tensor:
     __hash__ = object.__hash__
 
     def exp(self) -> "Tensor":
-        return _ops.exp(self)
+        return _ops.Exp.apply(self)
 
     def log(self) -> "Tensor":
-        return _ops.log(self)
+        return _ops.Log.apply(self)
 
     def sqrt(self) -> "Tensor":
-        return _ops.sqrt(self)
+        return _ops.Sqrt.apply(self)
 
     def abs(self) -> "Tensor":
-        return _ops.abs(self)
+        return _ops.Abs.apply(self)
 
     def tanh(self) -> "Tensor":
-        return _ops.tanh(self)
+        return _ops.Tanh.apply(self)
 
     def sigmoid(self) -> "Tensor":
-        return _ops.sigmoid(self)
+        return _ops.Sigmoid.apply(self)
 
     def relu(self) -> "Tensor":
-        return _ops.relu(self)
+        return _ops.Relu.apply(self)
 
     def clip(self, min: Any = None, max: Any = None) -> "Tensor":
         return _ops.clip(self, min, max)
 
-    def sum(self, axis: Any = None, keepdims: bool = False) -> "Tensor":
-        return _ops.sum(self, axis, keepdims)
+    clamp = clip
 
-    def mean(self, axis: Any = None, keepdims: bool = False) -> "Tensor":
-        return _ops.mean(self, axis, keepdims)
+    # Reductions take NumPy's axis= / keepdims= or PyTorch's dim= / keepdim= (see chainrule.ops).
+    def sum(self, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
+            keepdim: bool | None = None) -> "Tensor":
+        return _ops.sum(self, axis, keepdims, dim=dim, keepdim=keepdim)
 
-    def max(self, axis: Any = None, keepdims: bool = False) -> "Tensor":
-        return _ops.max(self, axis, keepdims)
+    def mean(self, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
+             keepdim: bool | None = None) -> "Tensor":
+        return _ops.mean(self, axis, keepdims, dim=dim, keepdim=keepdim)
 
-    def min(self, axis: Any = None, keepdims: bool = False) -> "Tensor":
-        return _ops.min(self, axis, keepdims)
+    def max(self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: bool | None = None) -> Any:
+        """The maximum over ``axis`` (NumPy); with PyTorch's ``dim=``, PyTorch's ``(values, indices)``."""
+        return _ops.max(self, axis, keepdims, dim=dim, keepdim=keepdim)
 
-    def var(self, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> "Tensor":
-        return _ops.var(self, axis, keepdims, ddof)
+    def min(self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: bool | None = None) -> Any:
+        """The minimum over ``axis`` (NumPy); with PyTorch's ``dim=``, PyTorch's ``(values, indices)``."""
+        return _ops.min(self, axis, keepdims, dim=dim, keepdim=keepdim)
+
+    def amax(self, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
+             keepdim: bool | None = None) -> "Tensor":
+        return _ops.amax(self, axis, keepdims, dim=dim, keepdim=keepdim)
+
+    def amin(self, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
+             keepdim: bool | None = None) -> "Tensor":
+        return _ops.amin(self, axis, keepdims, dim=dim, keepdim=keepdim)
+
+    def argmax(self, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
+               keepdim: bool | None = None) -> "Tensor":
+        """Indices of the maxima (an int64 tensor, off the graph)."""
+        return _ops.argmax(self, axis, keepdims, dim=dim, keepdim=keepdim)
+
+    def argmin(self, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
+               keepdim: bool | None = None) -> "Tensor":
+        """Indices of the minima (an int64 tensor, off the graph)."""
+        return _ops.argmin(self, axis, keepdims, dim=dim, keepdim=keepdim)
+
+    def var(self, axis: Any = None, keepdims: bool = False, ddof: int = 0, *, dim: Any = None,
+            keepdim: bool | None = None, correction: int | None = None) -> "Tensor":
+        return _ops.var(self, axis, keepdims, ddof, dim=dim, keepdim=keepdim, correction=correction)
+
+    def logsumexp(self, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
+                  keepdim: bool | None = None) -> "Tensor":
+        return _ops.logsumexp(self, axis, keepdims, dim=dim, keepdim=keepdim)
+
+    def softmax(self, axis: int = -1, *, dim: int | None = None) -> "Tensor":
+        return _ops.softmax(self, axis, dim=dim)
+
+    def log_softmax(self, axis: int = -1, *, dim: int | None = None) -> "Tensor":
+        return _ops.log_softmax(self, axis, dim=dim)
 
     def reshape(self, *shape: Any) -> "Tensor":
-        return _ops.reshape(self, shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape)
+        return _ops.reshape(self, _varargs(shape))
+
+    def view(self, *shape: Any) -> "Tensor":
+        """``reshape`` that never copies, as PyTorch's ``view``: raises where the memory layout needs a copy."""
+        out = _ops.reshape(self, _varargs(shape))
+        if out.data.size and not np.shares_memory(out.data, self.data):
+            raise ValueError(
+                f"view: a tensor of shape {self.shape} with strides {self.data.strides} cannot be viewed as shape "
+                f"{out.shape} without copying; use reshape() (which copies when it must)"
+            )
+        return out
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> "Tensor":
+        """Merge the axes ``start_dim`` .. ``end_dim`` into one (PyTorch's ``flatten``; all axes by default)."""
+        return _ops.flatten(self, start_dim, end_dim)
 
     def transpose(self, *axes: Any) -> "Tensor":
         return _ops.transpose(self, axes[0] if len(axes) == 1 and not isinstance(axes[0], int) else (axes or None))
 
     def permute(self, *axes: Any) -> "Tensor":
-        return _ops.permute(self, axes[0] if len(axes) == 1 and not isinstance(axes[0], int) else axes)
+        return _ops.permute(self, _varargs(axes))
 
     @property
     def T(self) -> "Tensor":
@@ -303,89 +387,43 @@ class Tensor:
     def broadcast_to(self, shape: tuple[int, ...]) -> "Tensor":
         return _ops.broadcast_to(self, shape)
 
-    def squeeze(self, axis: Any = None) -> "Tensor":
-        return _ops.squeeze(self, axis)
+    def squeeze(self, axis: Any = None, *, dim: Any = None) -> "Tensor":
+        return _ops.squeeze(self, axis, dim=dim)
 
-    def unsqueeze(self, axis: int) -> "Tensor":
-        return _ops.unsqueeze(self, axis)
+    def unsqueeze(self, axis: int | None = None, *, dim: int | None = None) -> "Tensor":
+        return _ops.unsqueeze(self, axis, dim=dim)
 
-    def softmax(self, axis: int = -1) -> "Tensor":
-        return _ops.softmax(self, axis)
 
-    def log_softmax(self, axis: int = -1) -> "Tensor":
-        return _ops.log_softmax(self, axis)
+class _Size(int):
+    """``Tensor.size``: the number of elements (an int, as NumPy's), callable as PyTorch's ``size()``."""
 
-    def logsumexp(self, axis: Any = None, keepdims: bool = False) -> "Tensor":
-        return _ops.logsumexp(self, axis, keepdims)
+    def __new__(cls, data: np.ndarray) -> "_Size":
+        self = super().__new__(cls, data.size)
+        self._shape = data.shape
+        return self
+
+    def __call__(self, dim: int | None = None) -> Any:
+        if dim is None:
+            return self._shape
+        if not -len(self._shape) <= dim < len(self._shape):
+            raise IndexError(f"size: dimension {dim} is out of range for a tensor of shape {self._shape}")
+        return self._shape[dim]
+
+
+class ValuesIndices(NamedTuple):
+    """What PyTorch's ``max(dim=...)`` / ``min(dim=...)`` return: the values (on the graph) and their indices."""
+
+    values: Tensor
+    indices: Tensor
+
+
+def _varargs(args: tuple) -> Any:
+    """``f(2, 3)`` and ``f((2, 3))`` alike: the one tuple or list argument, or the arguments."""
+    return args[0] if len(args) == 1 and not isinstance(args[0], (int, np.integer)) else args
 
 
 def _data(x: Any) -> Any:
     return x.data if isinstance(x, Tensor) else x
-
-
-def _backward_node(node: Any, g: np.ndarray, grads: dict) -> None:
-    """Run one node's backward with upstream gradient ``g``: accumulate into leaves, pass the rest on in ``grads``."""
-    retained = node._retained
-    if retained is not None and retained() is not None:
-        retained()._accumulate(g, owned=False)
-    in_grads = type(node).backward(node, g)
-    if type(in_grads) is not tuple:
-        in_grads = (in_grads,)
-    parents = node.parents
-    if len(in_grads) != len(parents):
-        raise RuntimeError(
-            f"{type(node).__name__}.backward returned {len(in_grads)} gradients for "
-            f"{len(parents)} forward arguments; return one per argument (None if not differentiable)"
-        )
-    for i, parent in enumerate(parents):
-        pg = in_grads[i]
-        if pg is None or parent is None or not parent.requires_grad:
-            continue
-        if getattr(pg, "shape", None) != parent.data.shape:
-            what = f"shape {pg.shape}" if hasattr(pg, "shape") else f"a {type(pg).__name__}"
-            raise RuntimeError(
-                f"{type(node).__name__}.backward returned {what} as the gradient of argument {i}, which has "
-                f"shape {parent.data.shape}; return a NumPy array of the input's shape"
-            )
-        ctx = parent._ctx
-        if ctx is None:
-            # A leaf may keep pg itself (no copy) only if no one else can see it: not a view, not the upstream
-            # gradient, not returned for another argument too. Later accumulation is in place.
-            owned = pg.base is None and pg is not g and _count_identical(pg, in_grads) == 1
-            parent._accumulate(pg, owned)
-        else:
-            prev = grads.get(ctx)
-            grads[ctx] = pg if prev is None else prev + pg
-
-
-def _count_identical(x: Any, items: tuple) -> int:
-    n = 0
-    for item in items:
-        if item is x:
-            n += 1
-    return n
-
-
-def _topological_order(root: Any) -> list[Any]:
-    """Nodes reachable from ``root``, each once, every node after the nodes it depends on (iterative DFS).
-
-    A node is pushed once to be expanded (its parents' nodes pushed above it) and once more, marked done, to be
-    emitted after all of them; in a DAG a parent is never both expanded and unfinished when met again.
-    """
-    order = []
-    visited = set()
-    stack = [(root, False)]
-    while stack:
-        node, done = stack.pop()
-        if done:
-            order.append(node)
-        elif node not in visited:
-            visited.add(node)
-            stack.append((node, True))
-            for parent in node.parents:
-                if parent is not None and parent._ctx is not None and parent._ctx not in visited:
-                    stack.append((parent._ctx, False))
-    return order
 
 
 from chainrule import ops as _ops  # noqa: E402  (ops import Tensor; imported last to break the cycle)

@@ -17,7 +17,7 @@ pytest.importorskip("sklearn")
 
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
-from chainrule.classifiers import KNearestNeighbor, LinearSVM, SoftmaxClassifier  # noqa: E402
+from chainrule.classifiers import KNearestNeighbor, LinearSVM, MLPClassifier, SoftmaxClassifier  # noqa: E402
 
 
 with warnings.catch_warnings():
@@ -31,6 +31,8 @@ with warnings.catch_warnings():
         # fewer SGD steps than the default 1,500 keep the ~50 fits per estimator quick; the checks' blobs need few
         LinearSVM(iterations=300),
         SoftmaxClassifier(iterations=300),
+        # a small net and few epochs keep its ~50 fits quick; the checks' data sets are tiny
+        MLPClassifier(hidden_sizes=(16,), epochs=20, batch_size=32, lr=1e-2),
     ])
 
 
@@ -58,3 +60,24 @@ def test_scikit_learn_tools_use_the_protocol_without_warnings():
         assert len(cross_val_score(knn, X, y, cv=3)) == 3
         assert GridSearchCV(knn, {"k": [1, 3]}, cv=3).fit(X, y).best_params_["k"] in (1, 3)
         assert 0.0 <= make_pipeline(StandardScaler(), knn).fit(X, y).score(X, y) <= 1.0
+
+
+def test_data_conversion_warning_is_scikit_learns_under_python_W_ignore() -> None:
+    """scikit-learn's check_supervised_y_2d re-enables only *its* DataConversionWarning ("always" for that class):
+    with every other warning ignored, chainrule's must be a subclass of it to be seen."""
+    import subprocess
+    import sys
+
+    code = (
+        "import warnings, numpy as np\n"
+        "from sklearn.exceptions import DataConversionWarning as SK\n"
+        "from sklearn.utils.estimator_checks import check_supervised_y_2d\n"
+        "from chainrule.classifiers import DataConversionWarning, SoftmaxClassifier\n"
+        "from chainrule.classifiers.base import data_conversion_warning\n"
+        "assert issubclass(data_conversion_warning(), SK) and issubclass(data_conversion_warning(), "
+        "DataConversionWarning)\n"
+        "check_supervised_y_2d('SoftmaxClassifier', SoftmaxClassifier(iterations=50))\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

@@ -4,7 +4,6 @@ configs/cifar10-mlp-zca.toml is bench/bench_mlp.py's best_zca recipe, parameter 
 
 import importlib.util
 import json
-import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,11 @@ from chainrule.classifiers import KNearestNeighbor, LinearSVM, SoftmaxClassifier
 from chainrule.classifiers.mlp import MLPClassifier
 from chainrule.cli import main
 from chainrule.commands.common import split_data
+
+try:  # Python >= 3.11
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the tomli backport (a dependency there)
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 

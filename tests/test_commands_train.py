@@ -5,7 +5,6 @@ import base64
 import csv
 import json
 import re
-import tomllib
 
 import numpy as np
 import pytest
@@ -13,6 +12,11 @@ import pytest
 import chainrule.classifiers as classifiers
 from chainrule.cli import main
 from chainrule.train import load_checkpoint, read_metrics_csv
+
+try:  # Python >= 3.11
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the tomli backport (a dependency there)
+    import tomli as tomllib
 
 PNG = b"\x89PNG\r\n\x1a\n"
 TINY = ["--data", "digits", "--model", "mlp", "--hidden", "16", "--epochs", "2", "--batch-size", "128", "-q"]

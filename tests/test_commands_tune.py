@@ -167,7 +167,10 @@ def _rgb_folder(root, n=12, size=16):
 def test_from_search_carries_every_searched_parameter(model, space, expect, tmp_path, isolated_cache):
     """hog_color features, zca preprocessing and flip augmentation (and list- or None-valued parameters) go from
     the search's best trial into `chainrule train` unchanged, under the estimator's names."""
-    import tomllib
+    try:  # Python >= 3.11
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: the tomli backport (a dependency there)
+        import tomli as tomllib
 
     import chainrule.classifiers as classifiers
 

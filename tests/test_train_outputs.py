@@ -2,7 +2,6 @@
 
 import json
 import math
-import tomllib
 from types import SimpleNamespace
 
 import numpy as np
@@ -13,6 +12,11 @@ from chainrule.train import History, MetricsWriter, dumps_toml, read_metrics_csv
 from chainrule.train import diagnostics as diag
 from chainrule.train import plots
 from chainrule.train.report import html_table, write_report
+
+try:  # Python >= 3.11
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the tomli backport (a dependency there)
+    import tomli as tomllib
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -56,7 +56,27 @@ def not_fitted_error(message: str) -> NotFittedError:
 
 
 class DataConversionWarning(UserWarning):
-    """The input had to be converted (e.g. a column vector y of shape (N, 1) was flattened)."""
+    """The input had to be converted (e.g. a column vector y of shape (N, 1) was flattened).
+
+    Issued as ``data_conversion_warning()``'s class: when scikit-learn is loaded, a subclass of scikit-learn's
+    ``DataConversionWarning`` too, so its warning filters (and estimator checks) see it.
+    """
+
+
+def data_conversion_warning() -> type[DataConversionWarning]:
+    """The category to warn with: DataConversionWarning, also scikit-learn's when scikit-learn is already imported
+    (chainrule does not import it for this), as ``not_fitted_error`` does for NotFittedError."""
+    import sys
+
+    sk = sys.modules.get("sklearn.exceptions")
+    if sk is None:
+        return DataConversionWarning
+    cls = _COMBINED.get(sk.DataConversionWarning)
+    if cls is None:
+        cls = _COMBINED[sk.DataConversionWarning] = type(
+            "DataConversionWarning", (DataConversionWarning, sk.DataConversionWarning),
+            {"__module__": __name__, "__doc__": DataConversionWarning.__doc__})
+    return cls
 
 
 # ---- X ----------------------------------------------------------------------------------------------------------
@@ -179,7 +199,7 @@ def check_y(y: Any, n_samples: int, estimator: "BaseClassifier") -> tuple[np.nda
     if arr.ndim == 2 and arr.shape[1] == 1:
         warnings.warn(
             "A column-vector y was passed when a 1d array was expected. Please change the shape of y to "
-            "(n_samples,), for example using ravel().", DataConversionWarning, stacklevel=3,
+            "(n_samples,), for example using ravel().", data_conversion_warning(), stacklevel=3,
         )
         arr = arr[:, 0]
     if arr.ndim != 1:

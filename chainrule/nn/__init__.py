@@ -11,7 +11,7 @@
     (2, 100)
 """
 
-from chainrule.nn import functional, init
+from chainrule.nn import functional, init, utils
 from chainrule.nn.activations import ELU, GELU, Identity, LeakyReLU, Maxout, ReLU, Sigmoid, Tanh
 from chainrule.nn.dropout import Dropout
 from chainrule.nn.linear import Linear
@@ -19,11 +19,13 @@ from chainrule.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, Mu
 from chainrule.nn.mlp import MLP
 from chainrule.nn.module import IncompatibleKeys, Module, Parameter, Sequential
 from chainrule.nn.normalization import BatchNorm1d, LayerNorm
+from chainrule.nn.shape import Flatten
+from chainrule.nn.softmax import LogSoftmax, Softmax
 
 __all__ = [
-    "functional", "init",
+    "functional", "init", "utils",
     "Module", "Parameter", "Sequential", "IncompatibleKeys",
-    "Linear", "MLP", "Dropout", "BatchNorm1d", "LayerNorm",
+    "Linear", "MLP", "Dropout", "BatchNorm1d", "LayerNorm", "Flatten", "Softmax", "LogSoftmax",
     "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "ELU", "GELU", "Maxout",
     "CrossEntropyLoss", "MultiClassHingeLoss", "MSELoss", "BCEWithLogitsLoss",
 ]

@@ -77,7 +77,7 @@ def dropout(x: TensorLike, p: float = 0.5, training: bool = True,
             generator: np.random.Generator | int | None = None) -> Tensor:
     """Inverted dropout: zero each element with probability ``p`` and scale the rest by 1/(1-p) (training); the
     identity when ``training`` is False or p == 0. ``generator`` (a Generator or seed) makes the mask reproducible;
-    None draws from fresh OS entropy."""
+    None draws from the global generator after ``chainrule.manual_seed``, else from fresh OS entropy."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: expected p in [0, 1], got {p}")
     x = _as_input(x)

@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 
+from chainrule.engine import bump
 from chainrule.tensor import Tensor
 
 
@@ -257,7 +258,8 @@ class Module:
     def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> IncompatibleKeys:
         """Copy arrays from ``state_dict`` into this module's parameters and buffers (cast to their dtypes).
 
-        Shapes must match. With ``strict=True`` the keys must match exactly too. Every problem is reported in one
+        Parameters are overwritten in place (their version counters are bumped, see ``chainrule.engine``). Shapes
+        must match. With ``strict=True`` the keys must match exactly too. Every problem is reported in one
         ``ValueError`` listing the missing keys, unexpected keys and shape mismatches, and nothing is loaded.
         Returns ``IncompatibleKeys(missing_keys, unexpected_keys)``.
         """
@@ -293,6 +295,7 @@ class Module:
                 p = m._parameters[attr]
                 if p.data.flags.writeable:
                     np.copyto(p.data, value, casting="unsafe")
+                    bump(p)  # a graph recorded before the load must not backpropagate with the loaded values
                 else:
                     p.data = np.array(value, dtype=p.data.dtype)
             else:

@@ -1,16 +1,36 @@
-"""Elementwise functions: exp, log, sqrt, abs, tanh, sigmoid, relu, maximum/minimum, clip, where, astype."""
+"""Elementwise functions: exp, log, sqrt, abs, tanh, sigmoid, relu, maximum/minimum, clip, where, astype.
+
+The functions with floating results (exp, log, sqrt, tanh, sigmoid) compute integer inputs in float32, and the
+ops with two or three operands (maximum, minimum, clip, where) promote them as the arithmetic does
+(``chainrule.ops._util.promote``), as PyTorch does.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
 from chainrule.function import Function
-from chainrule.ops._util import unbroadcast
+from chainrule.ops._util import cast, promote, result_dtype, unbroadcast
+
+_FLOAT = np.dtype(np.float32)
+_ndarray = np.ndarray
+
+
+def _floating(x: Any) -> np.ndarray:
+    """``x`` itself if it is a floating-point array, an integer or boolean one in float32 (PyTorch's default)."""
+    if type(x) is np.ndarray and x.dtype.kind == "f":
+        return x
+    x = np.asarray(x)
+    return x if x.dtype.kind in "fc" else x.astype(_FLOAT)
 
 
 class Exp(Function):
     @staticmethod
     def forward(ctx, x):
+        if type(x) is not _ndarray or x.dtype.kind != "f":
+            x = _floating(x)
         out = np.exp(x)
         ctx.save_for_backward(out)
         return out
@@ -24,6 +44,8 @@ class Exp(Function):
 class Log(Function):
     @staticmethod
     def forward(ctx, x):
+        if type(x) is not _ndarray or x.dtype.kind != "f":
+            x = _floating(x)
         ctx.save_for_backward(x)
         return np.log(x)
 
@@ -36,6 +58,8 @@ class Log(Function):
 class Sqrt(Function):
     @staticmethod
     def forward(ctx, x):
+        if type(x) is not _ndarray or x.dtype.kind != "f":
+            x = _floating(x)
         out = np.sqrt(x)
         ctx.save_for_backward(out)
         return out
@@ -63,6 +87,8 @@ class Abs(Function):
 class Tanh(Function):
     @staticmethod
     def forward(ctx, x):
+        if type(x) is not _ndarray or x.dtype.kind != "f":
+            x = _floating(x)
         out = np.tanh(x)
         ctx.save_for_backward(out)
         return out
@@ -83,6 +109,8 @@ def stable_sigmoid(x: np.ndarray) -> np.ndarray:
 class Sigmoid(Function):
     @staticmethod
     def forward(ctx, x):
+        if type(x) is not _ndarray or x.dtype.kind != "f":
+            x = _floating(x)
         out = stable_sigmoid(x)
         ctx.save_for_backward(out)
         return out
@@ -109,9 +137,11 @@ class Relu(Function):
         return grad * (out > 0)
 
 
-def _share(wins: np.ndarray, ties: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """1 where the first input wins, 0.5 on ties, 0 elsewhere, in the gradient's dtype."""
-    share = np.asarray(wins, dtype=dtype)
+def _share(loses: np.ndarray, ties: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """The share of the gradient an input of the max (min) gate gets: 0 where it loses, 0.5 on ties, else 1.
+
+    Where a comparison is false both ways (a NaN), both inputs get the whole gradient, as in PyTorch."""
+    share = np.asarray(~loses, dtype=dtype)
     return np.where(ties, share.dtype.type(0.5), share)
 
 
@@ -120,15 +150,16 @@ class Maximum(Function):
 
     @staticmethod
     def forward(ctx, a, b):
+        a, b = promote(a, b)
         ctx.save_for_backward(a, b)
         return np.maximum(a, b)
 
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved_tensors
-        share_a = _share(a > b, a == b, grad.dtype)
-        ga = unbroadcast(grad * share_a, np.shape(a)) if ctx.needs_input_grad[0] else None
-        gb = unbroadcast(grad * (1 - share_a), np.shape(b)) if ctx.needs_input_grad[1] else None
+        ties = a == b
+        ga = unbroadcast(grad * _share(a < b, ties, grad.dtype), np.shape(a)) if ctx.needs_input_grad[0] else None
+        gb = unbroadcast(grad * _share(a > b, ties, grad.dtype), np.shape(b)) if ctx.needs_input_grad[1] else None
         return ga, gb
 
 
@@ -137,38 +168,51 @@ class Minimum(Function):
 
     @staticmethod
     def forward(ctx, a, b):
+        a, b = promote(a, b)
         ctx.save_for_backward(a, b)
         return np.minimum(a, b)
 
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved_tensors
-        share_a = _share(a < b, a == b, grad.dtype)
-        ga = unbroadcast(grad * share_a, np.shape(a)) if ctx.needs_input_grad[0] else None
-        gb = unbroadcast(grad * (1 - share_a), np.shape(b)) if ctx.needs_input_grad[1] else None
+        ties = a == b
+        ga = unbroadcast(grad * _share(a > b, ties, grad.dtype), np.shape(a)) if ctx.needs_input_grad[0] else None
+        gb = unbroadcast(grad * _share(a < b, ties, grad.dtype), np.shape(b)) if ctx.needs_input_grad[1] else None
         return ga, gb
 
 
 class Clip(Function):
-    """x limited to [lo, hi] (either may be None); the gradient passes where lo <= x <= hi."""
+    """x limited to [lo, hi]; either bound may be None, a number or a tensor (broadcast against x).
+
+    The gradient passes to x where lo <= x <= hi, and to a tensor bound where it is active (x < lo for lo, x > hi
+    for hi), as PyTorch's clamp. ``lo > hi`` anywhere raises: the result would not depend on x at all there.
+    """
 
     @staticmethod
     def forward(ctx, x, lo=None, hi=None):
-        if lo is not None and hi is not None and np.any(np.asarray(lo) > np.asarray(hi)):
+        if lo is None and hi is None:
+            raise ValueError("clip: pass min, max or both")
+        dtype = result_dtype(x, lo, hi)
+        x = cast(x, dtype)
+        lo = None if lo is None else cast(lo, dtype)
+        hi = None if hi is None else cast(hi, dtype)
+        if lo is not None and hi is not None and np.any(lo > hi):
             raise ValueError(f"clip: expected min <= max, got min={lo}, max={hi}")
-        ctx.save_for_backward(x)
-        ctx.lo, ctx.hi = lo, hi
+        ctx.save_for_backward(x, lo, hi)
         return np.clip(x, lo, hi)
 
     @staticmethod
     def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
+        x, lo, hi = ctx.saved_tensors
         inside = np.ones(x.shape, dtype=bool)
-        if ctx.lo is not None:
-            inside &= x >= ctx.lo
-        if ctx.hi is not None:
-            inside &= x <= ctx.hi
-        return grad * inside, None, None
+        if lo is not None:
+            inside &= x >= lo
+        if hi is not None:
+            inside &= x <= hi
+        gx = grad * inside if ctx.needs_input_grad[0] else None
+        glo = unbroadcast(grad * (x < lo), np.shape(lo)) if ctx.needs_input_grad[1] else None
+        ghi = unbroadcast(grad * (x > hi), np.shape(hi)) if ctx.needs_input_grad[2] else None
+        return gx, glo, ghi
 
 
 class Where(Function):
@@ -176,6 +220,7 @@ class Where(Function):
 
     @staticmethod
     def forward(ctx, condition, a, b):
+        a, b = promote(a, b)
         condition = np.asarray(condition, dtype=bool)
         ctx.save_for_backward(condition)
         ctx.a_shape, ctx.b_shape = np.shape(a), np.shape(b)

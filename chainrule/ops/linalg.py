@@ -3,8 +3,10 @@
 The local gradients are the lecture's matmul rules: dL/da = dL/dy b^T and dL/db = a^T dL/dy (for batches, the same
 per matrix, summed over broadcast batch axes). No Jacobian is ever formed.
 
-2-D products, forward and backward, go through ``chainrule.backend.gemm`` (the one BLAS a training step uses; the
-backward's transposes are BLAS flags on views, not copies); 1-D and batched operands use ``np.matmul``.
+Operands of different dtypes are promoted as for the elementwise ops (``chainrule.ops._util.promote``; PyTorch
+refuses them instead). 2-D products, forward and backward, go through ``chainrule.backend.gemm`` (the one BLAS a
+training step uses; the backward's transposes are BLAS flags on views, not copies); 1-D and batched operands use
+``np.matmul``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import numpy as np
 
 from chainrule.backend import gemm
 from chainrule.function import Function
-from chainrule.ops._util import unbroadcast
+from chainrule.ops._util import promote, unbroadcast
 
 
 def _check_shapes(a: np.ndarray, b: np.ndarray) -> None:
@@ -28,7 +30,7 @@ def _check_shapes(a: np.ndarray, b: np.ndarray) -> None:
 class MatMul(Function):
     @staticmethod
     def forward(ctx, a, b):
-        a, b = np.asarray(a), np.asarray(b)
+        a, b = promote(np.asarray(a), np.asarray(b))  # PyTorch refuses mixed dtypes; chainrule promotes as for +, *
         _check_shapes(a, b)
         ctx.save_for_backward(a, b)
         return gemm(a, b) if a.ndim == 2 and b.ndim == 2 else np.matmul(a, b)

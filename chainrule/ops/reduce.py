@@ -1,11 +1,16 @@
-"""Reductions over ``axis`` (None, int or tuple) with ``keepdims``: sum, mean, max, min, var."""
+"""Reductions over ``axis`` (None, int or tuple) with ``keepdims``: sum, mean, max, min, var.
+
+A 0-d tensor can be reduced over axis 0 (or -1), which gives its value, as in PyTorch. Empty tensors reduce like
+NumPy's: the sum of no values is 0, the mean NaN, and max/min refuse an empty reduced axis (there is no maximum of
+no values; PyTorch refuses too) but reduce the non-empty axes of an empty tensor to an empty result.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from chainrule.function import Function
-from chainrule.ops._util import expand_reduced, normalize_axes
+from chainrule.ops._util import expand_reduced, normalize_axes, reduces_nothing
 
 
 def _count(shape: tuple[int, ...], axes: tuple[int, ...] | None) -> int:
@@ -44,9 +49,12 @@ class _Extremum(Function):
 
     @classmethod
     def _forward(cls, ctx, x, axis, keepdims):
-        ctx.axes = normalize_axes(cls.__name__.lower(), axis, x.ndim)
-        if x.size == 0:
-            raise ValueError(f"{cls.__name__.lower()}: cannot reduce an empty tensor of shape {x.shape}")
+        op = cls.__name__.lower()
+        ctx.axes = normalize_axes(op, axis, x.ndim)
+        if x.size == 0 and reduces_nothing(x.shape, ctx.axes):
+            which = "all axes" if ctx.axes is None else f"axis {axis}"
+            raise ValueError(f"{op}: cannot reduce {which} of a tensor of shape {x.shape}: the reduced axis is empty, "
+                             f"and the {op}imum of no values is undefined; reduce over a non-empty axis")
         ctx.keepdims = keepdims
         out = cls.reduce(x, axis=ctx.axes, keepdims=True)
         ctx.save_for_backward(x, out)
@@ -77,14 +85,21 @@ class Min(_Extremum):
 
 
 class Var(Function):
-    """Variance with ``ddof`` (0: population, 1: sample); d var / dx = 2 (x - mean) / (n - ddof)."""
+    """Variance with ``ddof`` (0: population, the default, as NumPy's; 1: sample, PyTorch's default, which PyTorch
+    calls ``correction``); d var / dx = 2 (x - mean) / (n - ddof).
+
+    Each reduction needs more than ``ddof`` values: with n - ddof <= 0 the variance is undefined (0 / 0, or a
+    division by a negative count), and chainrule raises ValueError where PyTorch and NumPy return nan or inf with a
+    warning.
+    """
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False, ddof=0):
         ctx.axes = normalize_axes("var", axis, x.ndim)
         n = _count(x.shape, ctx.axes)
         if n - ddof <= 0:
-            raise ValueError(f"var: need more than ddof={ddof} elements per reduction, got {n}")
+            raise ValueError(f"var: each reduction needs more than ddof={ddof} values (n - ddof > 0), got n={n}; "
+                             "the variance of so few values is undefined")
         ctx.keepdims, ctx.scale = keepdims, 2.0 / (n - ddof)
         ctx.save_for_backward(x - x.mean(axis=ctx.axes, keepdims=True))
         return x.var(axis=ctx.axes, keepdims=keepdims, ddof=ddof)

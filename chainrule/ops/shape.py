@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.function import Function
-from chainrule.ops._util import normalize_axes, unbroadcast
+from chainrule.ops._util import cast, normalize_axes, result_dtype, unbroadcast
 
 
 class Reshape(Function):
@@ -76,6 +76,9 @@ class Unsqueeze(Function):
     @staticmethod
     def forward(ctx, x, axis):
         ctx.shape = x.shape
+        if not -x.ndim - 1 <= axis <= x.ndim:
+            raise ValueError(f"unsqueeze: axis {axis} is out of range for a tensor with {x.ndim} dimensions "
+                             f"(valid: [{-x.ndim - 1}, {x.ndim}])")
         return np.expand_dims(x, axis)
 
     @staticmethod
@@ -108,30 +111,41 @@ class GetItem(Function):
 
 
 class Concatenate(Function):
+    """Join along ``axis``; ``axis=None`` flattens every input first, as NumPy does. Mixed dtypes are promoted."""
+
     @staticmethod
     def forward(ctx, *arrays, axis=0):
-        ctx.axis = axis
+        dtype = result_dtype(*arrays)
+        arrays = [cast(a, dtype) for a in arrays]
+        ctx.axis, ctx.shapes = axis, [a.shape for a in arrays]
         try:
             out = np.concatenate(arrays, axis=axis)
         except ValueError as err:
             shapes = ", ".join(str(np.shape(a)) for a in arrays)
             raise ValueError(f"concatenate: shapes {shapes} must match except along axis {axis}: {err}") from None
-        ctx.sizes = [a.shape[axis] for a in arrays]  # after the check: a bad axis or ndim fails above, clearly
+        # after the check: a bad axis or ndim fails above, clearly
+        ctx.sizes = [a.size if axis is None else a.shape[axis] for a in arrays]
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        return tuple(np.split(grad, np.cumsum(ctx.sizes)[:-1], axis=ctx.axis))
+        pieces = np.split(grad, np.cumsum(ctx.sizes)[:-1], axis=0 if ctx.axis is None else ctx.axis)
+        if ctx.axis is None:
+            pieces = [p.reshape(shape) for p, shape in zip(pieces, ctx.shapes)]
+        return tuple(pieces)
 
 
 class Stack(Function):
+    """Join along a new ``axis``; mixed dtypes are promoted."""
+
     @staticmethod
     def forward(ctx, *arrays, axis=0):
-        shapes = {a.shape for a in arrays}
+        shapes = {np.shape(a) for a in arrays}
         if len(shapes) != 1:
             raise ValueError(f"stack: all inputs must have the same shape, got {sorted(shapes)}")
+        dtype = result_dtype(*arrays)
         ctx.axis, ctx.n = axis, len(arrays)
-        return np.stack(arrays, axis=axis)
+        return np.stack([cast(a, dtype) for a in arrays], axis=axis)
 
     @staticmethod
     def backward(ctx, grad):

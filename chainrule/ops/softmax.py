@@ -1,11 +1,15 @@
-"""softmax, log_softmax and logsumexp along an axis, stable for any finite input (shifted by the max)."""
+"""softmax, log_softmax and logsumexp along an axis, stable for any finite input (shifted by the max).
+
+At the edges they give PyTorch's values: logsumexp of a row of -inf is -inf, with a +inf entry +inf, and over an
+empty axis -inf (the log of an empty sum); softmax and log_softmax of an empty axis are empty.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from chainrule.function import Function
-from chainrule.ops._util import expand_reduced, normalize_axes
+from chainrule.ops._util import expand_reduced, normalize_axes, reduces_nothing
 
 
 def _shift_and_log_sum(x: np.ndarray, axes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -30,6 +34,9 @@ class Softmax(Function):
     @staticmethod
     def forward(ctx, x, axis=-1):
         ctx.axis = axis
+        if x.size == 0:  # nothing to normalise (np.max refuses an empty axis)
+            ctx.save_for_backward(x)
+            return np.array(x, copy=True)
         with np.errstate(under="ignore"):  # tiny probabilities round to 0, which is right
             e = np.exp(x - np.max(x, axis=axis, keepdims=True))
             out = e / e.sum(axis=axis, keepdims=True)
@@ -48,6 +55,9 @@ class LogSoftmax(Function):
     @staticmethod
     def forward(ctx, x, axis=-1):
         ctx.axis = axis
+        if x.size == 0:
+            ctx.save_for_backward(x)
+            return np.array(x, copy=True)
         _, shifted, log_sum = _shift_and_log_sum(x, axis)
         out = shifted - log_sum
         ctx.save_for_backward(out)
@@ -61,11 +71,22 @@ class LogSoftmax(Function):
 
 
 class LogSumExp(Function):
+    """log(sum(exp(x))) over ``axis``: the max m is taken out first, except where m is infinite (then 0 is, as in
+    PyTorch): a row of -inf gives log(0) = -inf instead of -inf - -inf = nan, and a +inf entry gives +inf."""
+
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
         ctx.axes = normalize_axes("logsumexp", axis, x.ndim)
         ctx.keepdims = keepdims
-        m, shifted, log_sum = _shift_and_log_sum(x, ctx.axes)
+        if x.size == 0 and reduces_nothing(x.shape, ctx.axes):
+            log_sum = np.full(np.sum(x, axis=ctx.axes, keepdims=True).shape, -np.inf, dtype=x.dtype)
+            ctx.save_for_backward(x, log_sum)
+            return log_sum if keepdims else np.squeeze(log_sum, axis=ctx.axes)
+        m = np.max(x, axis=ctx.axes, keepdims=True)
+        m = np.where(np.isinf(m), 0, m).astype(x.dtype, copy=False)
+        shifted = x - m
+        with np.errstate(under="ignore", divide="ignore"):  # exp underflows to 0 and log(0) = -inf: both right
+            log_sum = np.log(np.sum(np.exp(shifted), axis=ctx.axes, keepdims=True))
         ctx.save_for_backward(shifted, log_sum)
         out = m + log_sum
         return out if keepdims else np.squeeze(out, axis=ctx.axes)
@@ -74,5 +95,5 @@ class LogSumExp(Function):
     def backward(ctx, grad):
         shifted, log_sum = ctx.saved_tensors
         g = expand_reduced(grad, ctx.axes, ctx.keepdims)
-        with np.errstate(under="ignore"):
+        with np.errstate(under="ignore", invalid="ignore"):  # nan where the result is infinite, as in PyTorch
             return g * np.exp(shifted - log_sum)  # g times the softmax

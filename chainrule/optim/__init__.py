@@ -14,13 +14,17 @@
         sched.step()
 
 Update rules follow ``torch.optim``'s documented equations (see each class); updates are in place on ``p.data``.
+PyTorch's names work too: ``RMSprop`` (with PyTorch's argument order), ``lr_scheduler.StepLR``,
+``lr_scheduler.CosineAnnealingLR`` and ``lr_scheduler.ReduceLROnPlateau`` (with PyTorch's arguments and
+semantics); see docs/engine.md for the table.
 """
 
-from chainrule.optim import schedules
+from chainrule.optim import lr_scheduler, schedules
 from chainrule.optim.adam import Adam, AdamW
 from chainrule.optim.clip import clip_grad_norm, clip_grad_value
 from chainrule.optim.optimizer import Optimizer
-from chainrule.optim.rmsprop import RMSProp
+from chainrule.optim.rmsprop import RMSProp, RMSprop
 from chainrule.optim.sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "RMSProp", "Adam", "AdamW", "clip_grad_norm", "clip_grad_value", "schedules"]
+__all__ = ["Optimizer", "SGD", "RMSProp", "RMSprop", "Adam", "AdamW", "clip_grad_norm", "clip_grad_value", "schedules",
+           "lr_scheduler"]

@@ -6,6 +6,9 @@ once per epoch (``interval="epoch"``; the step then counts epochs). Without an o
 preview a schedule: ``values(n)``, ``plot(n, path)``. Each ``LRSchedule`` wraps one pure function of
 ``chainrule.optim.lr_functions``; ``state_dict()`` / ``load_state_dict()`` resume exactly. ``ReduceOnPlateau``
 (``chainrule.optim.plateau``) shares the ``_Scheduler`` base; import them all from ``chainrule.optim.schedules``.
+
+PyTorch's names, with PyTorch's arguments and semantics, are at the end: ``StepLR`` and ``CosineAnnealingLR`` (over
+the same pure functions) and ``ReduceLROnPlateau`` (``ReduceOnPlateau``, importable from here as in PyTorch).
 """
 
 from __future__ import annotations
@@ -247,3 +250,60 @@ class InvSqrtSchedule(LRSchedule):
     def lr(self, step: float, base_lr: float) -> float:
         return invsqrt(step, base_lr, self.timescale, self.warmup_steps)
 
+
+
+# ---- PyTorch's names (torch.optim.lr_scheduler), with its arguments and semantics ---------------------------------
+
+
+def _check_last_epoch(last_epoch: Any) -> None:
+    if last_epoch != -1:
+        raise ValueError(f"last_epoch={last_epoch!r}: only a fresh start (-1) is supported; to resume, build the "
+                         "scheduler and call load_state_dict() with its saved state_dict()")
+
+
+class StepLR(LRSchedule):
+    """``torch.optim.lr_scheduler.StepLR``: each group's rate times ``gamma`` every ``step_size`` steps (epochs),
+    ``base_lr * gamma ** (step // step_size)``, i.e. ``exponential`` of the step counted in units of step_size."""
+
+    config_names = ("step_size", "gamma", "interval")
+
+    def __init__(self, optimizer: Any, step_size: int, gamma: float = 0.1, last_epoch: int = -1, *,
+                 interval: str = "epoch"):
+        _check_last_epoch(last_epoch)
+        self.step_size = _check_count("step_size", step_size, low=1)
+        self.gamma = _check_positive("gamma", gamma)
+        super().__init__(optimizer, interval=interval)
+
+    def lr(self, step: float, base_lr: float) -> float:
+        return exponential(step // self.step_size, base_lr, self.gamma)
+
+
+class CosineAnnealingLR(LRSchedule):
+    """``torch.optim.lr_scheduler.CosineAnnealingLR``: half a cosine from each group's rate down to ``eta_min`` over
+    ``T_max`` steps (epochs) and, as in PyTorch, back up over the next T_max (a period of 2 T_max).
+
+    ``CosineSchedule`` (``cosine``) is the same curve up to ``total_steps`` but then stays at its floor, which is
+    what a run that ends there wants; this one repeats: step t gives ``cosine`` at t folded into [0, T_max].
+    """
+
+    config_names = ("T_max", "eta_min", "interval")
+
+    def __init__(self, optimizer: Any, T_max: int, eta_min: float = 0.0, last_epoch: int = -1, *,
+                 interval: str = "epoch"):
+        _check_last_epoch(last_epoch)
+        self.T_max = _check_count("T_max", T_max, low=1)
+        self.eta_min = _check_lr("eta_min", eta_min)
+        super().__init__(optimizer, interval=interval)
+
+    def lr(self, step: float, base_lr: float) -> float:
+        t = step % (2 * self.T_max)
+        return cosine(min(t, 2 * self.T_max - t), base_lr, self.T_max, self.eta_min)
+
+
+def __getattr__(name: str) -> Any:
+    # ReduceLROnPlateau lives in chainrule.optim.plateau, which imports this module: resolved on first use
+    if name == "ReduceLROnPlateau":
+        from chainrule.optim.plateau import ReduceLROnPlateau
+
+        return ReduceLROnPlateau
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

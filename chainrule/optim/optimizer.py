@@ -8,8 +8,9 @@ from a group are taken from the constructor's keyword arguments, as in ``torch.o
                {"params": model.head.parameters(), "lr": 1e-3}], lr=1e-2, momentum=0.9)
 
 A parameter is anything with a floating-point NumPy array in ``.data`` and ``None`` or a same-shaped array in
-``.grad`` (``chainrule.Tensor``, ``chainrule.nn.Parameter``). ``step()`` updates ``p.data`` in place and skips
-parameters whose ``.grad`` is None. Per-parameter state (moment estimates, step counts) lives in
+``.grad`` (``chainrule.Tensor``, ``chainrule.nn.Parameter``). ``step()`` updates ``p.data`` in place, bumps the
+version counter of each Tensor it updates (so a graph recorded before the step refuses to backpropagate with the
+new values) and skips parameters whose ``.grad`` is None. Per-parameter state (moment estimates, step counts) lives in
 ``optimizer.state[p]``, as arrays of the parameter's dtype, created at the parameter's first update.
 
 Checkpoint format (``state_dict()``), storable as one ``.npz`` plus one JSON document without pickle::
@@ -35,7 +36,9 @@ from typing import Any, Callable, ClassVar, Iterable, Mapping
 
 import numpy as np
 
+from chainrule.engine import bump
 from chainrule.function import enable_grad
+from chainrule.tensor import Tensor
 
 
 class Optimizer:
@@ -47,6 +50,7 @@ class Optimizer:
     """
 
     option_names: ClassVar[tuple[str, ...]] = ()
+    checkpoint_name: ClassVar[str | None] = None  # the "type" in state_dict(); None: the class name
 
     def __init__(self, params: Iterable[Any], defaults: Mapping[str, Any]):
         self.defaults = self._check_options(dict(defaults), where="")
@@ -162,6 +166,8 @@ class Optimizer:
                 if state is None:
                     state = self.state[p] = {}
                 self._update(x, g, state, hp)
+                if isinstance(p, Tensor):
+                    bump(p)
         return loss
 
     def _step_options(self, group: Mapping[str, Any]) -> dict[str, Any]:
@@ -206,7 +212,10 @@ class Optimizer:
                     else:
                         state[f"{index}.{name}"] = np.asarray(value, dtype=np.int64)
                 index += 1
-        return {"type": type(self).__name__, "param_groups": groups, "state": state}
+        return {"type": self._checkpoint_type(), "param_groups": groups, "state": state}
+
+    def _checkpoint_type(self) -> str:
+        return self.checkpoint_name or type(self).__name__
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore options and state saved by ``state_dict()`` (possibly after an npz + JSON round trip).
@@ -217,7 +226,7 @@ class Optimizer:
         missing = [k for k in ("type", "param_groups", "state") if k not in state_dict]
         if missing:
             raise ValueError(f"optimizer state_dict lacks key(s) {missing}; expected the output of state_dict()")
-        if state_dict["type"] != type(self).__name__:
+        if state_dict["type"] != self._checkpoint_type():
             raise ValueError(
                 f"state_dict was saved by a {state_dict['type']} optimizer; cannot load it into {type(self).__name__}"
             )

@@ -4,7 +4,7 @@ the step count)."""
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from chainrule.optim.lr_functions import _check_count, _check_lr, _check_positive
 from chainrule.optim.lr_scheduler import _Scheduler
@@ -18,15 +18,17 @@ class ReduceOnPlateau(_Scheduler):
     (``threshold_mode="rel"``) or ``best - threshold`` (``"abs"``); mirrored for ``"max"``. After more than
     ``patience`` calls without improvement each group's rate becomes ``max(lr * factor, min_lr)`` (changes
     smaller than ``eps`` are skipped), then ``cooldown`` calls pass before bad calls count again. This is
-    ``torch.optim.lr_scheduler.ReduceLROnPlateau``'s rule. No warmup: the rate starts at the base rate.
+    ``torch.optim.lr_scheduler.ReduceLROnPlateau``'s rule (``ReduceLROnPlateau`` below is PyTorch's name and
+    argument order). ``min_lr`` is one floor or a list of one per group. No warmup: the rate starts at the base rate.
     """
 
     config_names = ("mode", "factor", "patience", "threshold", "threshold_mode", "cooldown", "min_lr", "eps",
                     "interval")
 
     def __init__(self, optimizer: Any = None, *, mode: str = "min", factor: float = 0.1, patience: int = 10,
-                 threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0, min_lr: float = 0.0,
-                 eps: float = 1e-8, base_lr: float | None = None, interval: str = "epoch"):
+                 threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0,
+                 min_lr: float | Sequence[float] = 0.0, eps: float = 1e-8, base_lr: float | None = None,
+                 interval: str = "epoch"):
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' (a loss) or 'max' (an accuracy), got {mode!r}")
         if threshold_mode not in ("rel", "abs"):
@@ -38,9 +40,15 @@ class ReduceOnPlateau(_Scheduler):
         self.patience = _check_count("patience", patience)
         self.cooldown = _check_count("cooldown", cooldown)
         self.threshold = _check_lr("threshold", threshold)
-        self.min_lr = _check_lr("min_lr", min_lr)
+        if isinstance(min_lr, (list, tuple)):
+            self.min_lr: float | tuple[float, ...] = tuple(_check_lr(f"min_lr[{i}]", v) for i, v in enumerate(min_lr))
+        else:
+            self.min_lr = _check_lr("min_lr", min_lr)
         self.eps = _check_lr("eps", eps)
         super().__init__(optimizer, base_lr, 0, interval)
+        if isinstance(self.min_lr, tuple) and len(self.min_lr) != len(self.base_lrs):
+            raise ValueError(f"min_lr has {len(self.min_lr)} values for {len(self.base_lrs)} param group(s); "
+                             "pass one number or one per group")
         self.best = math.inf if mode == "min" else -math.inf
         self.num_bad = 0
         self.cooldown_counter = 0
@@ -67,8 +75,9 @@ class ReduceOnPlateau(_Scheduler):
             self.num_bad = 0
         if self.num_bad > self.patience:
             lrs = []
-            for lr in self._last_lr:
-                new = max(lr * self.factor, self.min_lr)
+            floors = self.min_lr if isinstance(self.min_lr, tuple) else [self.min_lr] * len(self._last_lr)
+            for lr, floor in zip(self._last_lr, floors):
+                new = max(lr * self.factor, floor)
                 lrs.append(new if lr - new > self.eps else lr)
             self._set(lrs)
             self.cooldown_counter = self.cooldown
@@ -90,3 +99,14 @@ class ReduceOnPlateau(_Scheduler):
         self.num_bad = _check_count("num_bad", state_dict["num_bad"])
         self.cooldown_counter = _check_count("cooldown_counter", state_dict["cooldown_counter"])
         self._set(lrs)
+
+
+class ReduceLROnPlateau(ReduceOnPlateau):
+    """``torch.optim.lr_scheduler.ReduceLROnPlateau``: ``ReduceOnPlateau`` with PyTorch's positional argument order
+    (optimizer, mode, factor, patience, threshold, threshold_mode, cooldown, min_lr, eps); ``step(metrics)``."""
+
+    def __init__(self, optimizer: Any, mode: str = "min", factor: float = 0.1, patience: int = 10,
+                 threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0,
+                 min_lr: float | Sequence[float] = 0.0, eps: float = 1e-8):
+        super().__init__(optimizer, mode=mode, factor=factor, patience=patience, threshold=threshold,
+                         threshold_mode=threshold_mode, cooldown=cooldown, min_lr=min_lr, eps=eps)

@@ -102,3 +102,21 @@ class RMSProp(Optimizer):
         else:
             np.multiply(w, lr, out=w)
         np.subtract(x, w, out=x)
+
+
+class RMSprop(RMSProp):
+    """``torch.optim.RMSprop``: the same optimizer under PyTorch's name, argument order and default ``lr=0.01``.
+
+    PyTorch's order is (params, lr, alpha, eps, weight_decay, momentum, centered): weight_decay comes before
+    momentum, unlike ``RMSProp``'s, so a positional call means what it means in PyTorch. Checkpoints are
+    interchangeable with ``RMSProp``'s.
+    """
+
+    checkpoint_name = "RMSProp"
+
+    def __init__(
+        self, params: Iterable[Any], lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+        weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False,
+    ):
+        super().__init__(params, lr=lr, alpha=alpha, eps=eps, momentum=momentum, centered=centered,
+                         weight_decay=weight_decay)

@@ -35,11 +35,15 @@ import difflib
 import itertools
 import math
 import re
-import tomllib
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
+
+try:  # Python >= 3.11
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10: the tomli backport (a dependency there)
+    import tomli as tomllib  # type: ignore[no-redef]
 
 __all__ = ["Dimension", "Choice", "Uniform", "LogUniform", "RandInt", "choice", "uniform", "loguniform",
            "randint", "Space", "SpaceError", "as_dimension", "load_space", "parse_space", "check_names"]

@@ -3,7 +3,8 @@ splits, toy data, dropout).
 
     rng = as_generator(0)                       # a fresh Generator seeded with 0
     rng = as_generator(existing_generator)      # the same object: draws continue its stream
-    rng = as_generator(None)                    # fresh OS entropy (unless allow_none=False)
+    rng = as_generator(None)                    # fresh OS entropy, or drawn from the global generator after
+                                                # chainrule.manual_seed (unless allow_none=False)
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ def as_generator(seed: SeedLike, *, name: str = "seed", allow_none: bool = True)
     if seed is None:
         if not allow_none:
             raise TypeError(f"{name} must be a numpy Generator or an int seed, got None")
-        return np.random.default_rng()
+        from chainrule.creation import generator_for  # None: the global generator after chainrule.manual_seed
+
+        return generator_for(None)
     if isinstance(seed, numbers.Integral) and not isinstance(seed, (bool, np.bool_)):
         if seed < 0:
             raise ValueError(f"{name} must be a non-negative int, got {seed!r}")

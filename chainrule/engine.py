@@ -1,0 +1,192 @@
+"""The backward engine: walk the graph in reverse topological order, upstream gradient times local gradient.
+
+``run_backward(root, grad, retain_graph)`` is what ``Tensor.backward`` calls once it has checked its arguments:
+
+1. order the nodes reachable from ``root`` (each after every node it depends on);
+2. check, for every node, that the arrays it saved for backward still hold the values of the forward pass
+   (``check_versions``), so a graph that an in-place change made stale raises before any gradient is computed;
+3. visit the nodes from the root down: each node's ``backward`` turns the gradient of its output into gradients of
+   its inputs, which are summed per node ("the copy gate adds") or accumulated into the leaves' ``.grad``.
+
+Version counters. Every Tensor has one, ``t._vc = [version, clock]`` (made on first need by ``counter``; None
+until then, which reads as version 0): ``version`` counts its in-place changes and ``clock`` is the value of the
+global ``CLOCK`` at the last one. A view (reshape, transpose, basic indexing,
+``detach``...) shares the list of the tensor it views, so changing either is seen through both. ``bump`` is the one
+function every in-place path calls (the in-place Tensor methods, optimizer steps, ``Module.load_state_dict``). A node
+records ``CLOCK`` when it is created (``ctx._clock``); while no in-place change has happened since, checking it
+costs one integer comparison. Otherwise ``stale_input`` looks at each tensor whose counter moved after the node was
+recorded and asks whether one of the saved arrays overlaps that tensor's memory (``np.may_share_memory``).
+
+One case is not seen: an in-place change of a tensor followed by replacing its array (``t.data = other``, as
+``Module.to`` does) before the backward of a graph recorded earlier; the node then compares its saved arrays with the
+new array. Keeping every node's input arrays to close that gap cost ~5% of the per-op time, mostly in Python's
+garbage collector (the extra list per node), for a sequence no training loop produces.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+_ndarray = np.ndarray
+CLOCK = [0]  # the number of in-place changes of any tensor so far (a list, so that other modules share it)
+
+
+class _GradMode(threading.local):
+    """Whether ops record the graph, per thread (as in PyTorch): False inside ``no_grad()`` (``chainrule.function``
+    has the context managers); a ``no_grad`` block in one thread must not switch recording off in another."""
+
+    enabled = True
+
+
+grad_mode = _GradMode()
+
+
+def counter(t: Any) -> list[int]:
+    """Tensor ``t``'s version counter, made on first need: most tensors never need one (no view of them is taken,
+    nothing changes them), so an op's output starts with ``_vc = None``, read as version 0. A counter made for an
+    op's output is also handed to the node that produced it, which checks it if it saved that array."""
+    vc = t._vc
+    if vc is None:
+        vc = t._vc = [0, 0]
+        if t._ctx is not None:
+            t._ctx._out_vc = vc
+    return vc
+
+
+def bump(t: Any) -> None:
+    """Record an in-place change of the data of Tensor ``t`` (and of every view sharing its counter)."""
+    CLOCK[0] += 1
+    vc = counter(t)
+    vc[0] += 1
+    vc[1] = CLOCK[0]
+
+
+def run_backward(root: Any, grad: np.ndarray, retain_graph: bool) -> None:
+    """Backpropagate ``grad`` (the gradient of ``root``'s output, already of its shape and dtype) from node ``root``."""
+    order = topological_order(root)
+    check_versions(order)  # before any gradient is computed: no wrong number reaches a .grad
+    grads = {root: grad}
+    for node in reversed(order):
+        g = grads.pop(node, None)
+        if g is None:  # every gradient sent to this node was None: nothing flows through it (nor is released)
+            continue
+        if node._saved is None:
+            raise RuntimeError(
+                f"backward: the graph through {type(node).__name__} was already released by an earlier "
+                "backward(); call backward(retain_graph=True) the first time to backpropagate twice"
+            )
+        _backward_node(node, g, grads)
+        if not retain_graph:
+            node._saved = None
+
+
+def check_versions(order: list[Any]) -> None:
+    """Raise if a node's saved arrays were changed in place after the node was recorded (see the module doc)."""
+    now = CLOCK[0]
+    for node in order:
+        if node._clock != now and node._saved:
+            problem = stale_input(node)
+            if problem is not None:
+                raise RuntimeError(_stale_message(node, *problem))
+
+
+def stale_input(node: Any) -> tuple[str, Any] | None:
+    """(which argument, its version counter) of the first tensor, input or output of ``node``, that was changed in
+    place after ``node`` was recorded while an array ``node`` saved shares its memory; None if there is none."""
+    t0 = node._clock
+    saved = [s for s in node._saved if isinstance(s, np.ndarray)]
+    for i, parent in enumerate(node.parents):
+        vc = None if parent is None else parent._vc
+        if vc is not None and vc[1] > t0 and any(np.may_share_memory(s, parent.data) for s in saved):
+            return f"input {i} (a {parent.data.dtype} tensor of shape {parent.data.shape})", vc
+    vc = node._out_vc
+    if vc is not None and vc[1] > t0 and any(np.may_share_memory(s, node._out) for s in saved):
+        return f"output (a {node._out.dtype} tensor of shape {node._out.shape})", vc
+    return None
+
+
+def _stale_message(node: Any, which: str, vc: list[int]) -> str:
+    op = type(node).__name__
+    return (
+        f"backward: {op} saved its {which} for the backward pass, and that tensor was modified in place after "
+        f"{op} was computed (it is now at version {vc[0]}), so the gradient would be computed from the new values. "
+        "In-place changes are optimizer steps, in-place methods (add_, mul_, zero_, copy_, t[...] = ...) and "
+        "load_state_dict. Fix: call backward() before the change (e.g. before optimizer.step()), or run the "
+        "forward pass again after it."
+    )
+
+
+def _backward_node(node: Any, g: np.ndarray, grads: dict) -> None:
+    """Run one node's backward with upstream gradient ``g``: accumulate into leaves, pass the rest on in ``grads``."""
+    retained = node._retained
+    if retained is not None and retained() is not None:
+        retained()._accumulate(g, owned=False)
+    in_grads = type(node).backward(node, g)
+    if type(in_grads) is not tuple:
+        in_grads = (in_grads,)
+    parents = node.parents
+    if len(in_grads) != len(parents):
+        raise RuntimeError(
+            f"{type(node).__name__}.backward returned {len(in_grads)} gradients for "
+            f"{len(parents)} forward arguments; return one per argument (None if not differentiable)"
+        )
+    for parent, pg in zip(parents, in_grads):
+        if pg is None or parent is None or not parent.requires_grad:
+            continue
+        data = parent.data
+        if type(pg) is not _ndarray or pg.shape != data.shape or pg.dtype is not data.dtype:
+            pg = _conform(node, parents.index(parent), pg, data)
+        ctx = parent._ctx
+        if ctx is None:
+            # A leaf may keep pg itself (no copy) only if no one else can see it: not a view, not the upstream
+            # gradient, not returned for another argument too. Later accumulation is in place.
+            owned = pg.base is None and pg is not g and _count_identical(pg, in_grads) == 1
+            parent._accumulate(pg, owned)
+        else:
+            prev = grads.get(ctx)
+            grads[ctx] = pg if prev is None else prev + pg
+
+
+def _conform(node: Any, i: int, pg: Any, data: np.ndarray) -> np.ndarray:
+    """The gradient ``pg`` of argument ``i`` as an array of the input's shape and dtype (as PyTorch's engine casts a
+    gradient to its input's dtype: a float32 input of a float64 op gets a float32 gradient); a wrong shape raises."""
+    if getattr(pg, "shape", None) != data.shape:
+        what = f"shape {pg.shape}" if hasattr(pg, "shape") else f"a {type(pg).__name__}"
+        raise RuntimeError(
+            f"{type(node).__name__}.backward returned {what} as the gradient of argument {i}, which has "
+            f"shape {data.shape}; return a NumPy array of the input's shape"
+        )
+    return np.asarray(pg, dtype=data.dtype)
+
+
+def _count_identical(x: Any, items: tuple) -> int:
+    n = 0
+    for item in items:
+        if item is x:
+            n += 1
+    return n
+
+
+def topological_order(root: Any) -> list[Any]:
+    """Nodes reachable from ``root``, each once, every node after the nodes it depends on (iterative DFS).
+
+    A node is pushed once to be expanded (its parents' nodes pushed above it) and once more, marked done, to be
+    emitted after all of them; in a DAG a parent is never both expanded and unfinished when met again.
+    """
+    order = []
+    visited = set()
+    stack = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+        elif node not in visited:
+            visited.add(node)
+            stack.append((node, True))
+            for parent in node.parents:
+                if parent is not None and parent._ctx is not None and parent._ctx not in visited:
+                    stack.append((parent._ctx, False))
+    return order
