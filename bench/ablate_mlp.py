@@ -287,6 +287,28 @@ def fused_bench(repeats: int = 30) -> None:
           f"{new:6.2f} ms ({now / new:.1f}x); load {os.getloadavg()[0]:.2f}")
 
 
+def table(path: str) -> None:
+    """Markdown rows of the ablation table from a JSON-lines file of runs (``--out``)."""
+    print("| tag | change from the baseline | split | epochs | acc | + flip TTA | best EMA (+TTA) | samples/s | "
+          "GEMM | load before -> after | date |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |")
+    for line in Path(path).read_text().splitlines():
+        r = json.loads(line)
+        if r.get("failed"):
+            print(f"| {r['tag']} | failed | | | | | | | | | |")
+            continue
+        emas = {k: v for k, v in r.items() if k.startswith("acc_ema_") and not k.endswith("_tta")}
+        ema = "-"
+        if emas:
+            k = max(emas, key=emas.get)
+            ema = f"{100 * emas[k]:.2f} ({100 * r[k + '_tta']:.2f}) @{k[8:]}"
+        change = json.dumps({k: v for k, v in r["config"].items() if k not in ("bf16", "ema")}) or "{}"
+        gemm = r["gemm"] + (" bf16" if r["precision"] == "medium" else "")
+        print(f"| {r['tag']} | `{change}` | {r['split']} ({r['n_train']:,} train) | {r['epochs']} | "
+              f"{100 * r['acc']:.2f} | {100 * r['acc_tta']:.2f} | {ema} | {r['samples_per_s']:,.0f} | {gemm}, "
+              f"{r['threads']} thr | {r['load'][0]:.1f} -> {r['load'][1]:.1f} | {r['date']} |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=20)
@@ -297,12 +319,16 @@ def main() -> None:
     p.add_argument("--augment-bench", action="store_true")
     p.add_argument("--fused-bench", action="store_true")
     p.add_argument("--out", help="append the JSON line to this file too")
+    p.add_argument("--table", metavar="JSONL", help="print the markdown ablation rows of a file of runs, and exit")
     args = p.parse_args()
     if args.augment_bench:
         augment_bench()
         return
     if args.fused_bench:
         fused_bench()
+        return
+    if args.table:
+        table(args.table)
         return
     overrides = json.loads(args.config)
     unknown = set(overrides) - set(DEFAULTS)
