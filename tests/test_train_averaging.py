@@ -17,19 +17,25 @@ def _model():
     return nn.MLP([4, 5, 3], norm="batch", seed=0)
 
 
-def test_update_follows_the_formula_with_warmup():
+def test_average_is_the_decay_weighted_mean_of_the_states_seen():
     model = _model()
     ema = EMA(model, decay=0.9)
     w = model.state_dict()["0.weight"]
-    expected = w.astype(np.float64)
+    np.testing.assert_array_equal(ema.state_dict()["0.weight"], w)  # no update yet: the model's own state
     rng = np.random.default_rng(0)
-    for t in range(30):
+    seen = []
+    for _ in range(30):
         model[0].weight.data[...] = rng.standard_normal(w.shape)
+        seen.append(model[0].weight.data.astype(np.float64))
         ema.update()
-        d = min(0.9, (1 + t) / (10 + t))
-        expected = d * expected + (1 - d) * model[0].weight.data
+    weights = 0.9 ** np.arange(len(seen))[::-1]  # the newest state weighs 1, the one before 0.9, ...
+    expected = np.tensordot(weights, np.array(seen), axes=1) / weights.sum()
     np.testing.assert_allclose(ema.state_dict()["0.weight"], expected, rtol=1e-5, atol=1e-6)
     assert ema.num_updates == 30
+    other = EMA(model, decay=0.5)
+    other.update()
+    other.update()
+    assert not np.allclose(other.state_dict()["0.weight"], ema.state_dict()["0.weight"])  # the decay matters
 
 
 def test_buffers_are_averaged_and_integer_buffers_copied():
@@ -50,12 +56,13 @@ def test_swapped_evaluates_the_average_and_restores():
     model = _model()
     ema = EMA(model, decay=0.99)
     trained = model.state_dict()
+    ema.update()
     model[0].weight.data[...] += 1.0
-    ema.update()  # warm-up: d = 1/10, the average moves only a tenth of the way
+    ema.update()  # mean of (w, w + 1) weighted (0.99, 1): w + 1 / 1.99
     after = model.state_dict()
     with ema.swapped() as m:
         assert m is model
-        np.testing.assert_allclose(model[0].weight.data, trained["0.weight"] + 0.9, rtol=1e-5)
+        np.testing.assert_allclose(model[0].weight.data, trained["0.weight"] + 1 / 1.99, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(model[0].weight.data, after["0.weight"])
 
 

@@ -5,13 +5,15 @@
     with ema.swapped():                            # evaluate with the averaged weights, then restore
         scores = predict_scores(model, X_val)
 
-After every optimizer step, ``avg <- decay * avg + (1 - decay) * value`` for every float parameter and buffer (batch
+After every optimizer step, ``raw <- decay * raw + (1 - decay) * value`` for every float parameter and buffer (batch
 norm's running mean and variance too, so the averaged weights are evaluated with statistics averaged alike; integer
-buffers such as ``num_batches_tracked`` are copied). The effective decay is warmed up as in TensorFlow's
-``ExponentialMovingAverage(num_updates=...)``: ``min(decay, (1 + t) / (10 + t))`` at update t, so early averages are
-not dominated by the random initialisation. ``every`` updates only every k-th step (with decay ** k, the same time
-constant), which divides the cost -- one pass over the parameters, ~4 MB x 2 reads + 1 write for the
-3072-1024-1024-10 net -- by k.
+buffers such as ``num_batches_tracked`` are copied), starting from ``raw = 0``; the average is the bias-corrected
+``raw / (1 - decay ** t)`` after t updates (as Adam corrects its moments): exactly the mean of the states seen, each
+weighted by ``decay ** age``, so the initial weights never dominate and the decay means what it says. (TensorFlow's
+``num_updates`` warm-up, ``min(decay, (1 + t) / (10 + t))``, caps the decay at ~0.996 for the first 2,500 updates,
+which made 0.999 and 0.9995 give identical averages in 15-epoch runs.) ``every`` updates only every k-th step with
+decay ** k (the same time constant), which divides the cost -- one pass over the parameters, ~17 MB read twice and
+written once for the 3072-1024-1024-10 net -- by k.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ class EMA:
         self.model, self.decay, self.every = model, float(decay), int(every)
         self.num_updates = 0
         self._steps = 0
-        self.shadow: dict[str, np.ndarray] = {k: np.array(v, copy=True) for k, v in model.state_dict().items()}
+        self._raw: dict[str, np.ndarray] = {k: (np.zeros_like(v) if v.dtype.kind == "f" else np.array(v, copy=True))
+                                            for k, v in model.state_dict().items()}
 
     def _live(self) -> dict[str, np.ndarray]:
         """The model's own arrays (not copies), by state-dict key."""
@@ -46,29 +49,31 @@ class EMA:
         self._steps += 1
         if self._steps % self.every:
             return
-        t = self.num_updates
-        d = min(self.decay, (1.0 + t) / (10.0 + t)) ** self.every
+        d = self.decay ** self.every
         for name, value in self._live().items():
-            avg = self.shadow[name]
-            if avg.dtype.kind == "f":
-                avg *= d
-                avg += (1.0 - d) * value
+            raw = self._raw[name]
+            if raw.dtype.kind == "f":
+                raw *= d
+                raw += (1.0 - d) * value
             else:
-                avg[...] = value
+                raw[...] = value
         self.num_updates += 1
 
     def on_step_end(self, trainer: Any) -> None:  # Trainer callback
         self.update()
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """The averaged state, loadable with ``model.load_state_dict``."""
-        return {k: v.copy() for k, v in self.shadow.items()}
+        """The averaged state (bias-corrected; the model's own state before any update), for ``load_state_dict``."""
+        if self.num_updates == 0:
+            return {k: np.array(v, copy=True) for k, v in self.model.state_dict().items()}
+        correction = 1.0 - (self.decay ** self.every) ** self.num_updates
+        return {k: (v / correction).astype(v.dtype) if v.dtype.kind == "f" else v.copy() for k, v in self._raw.items()}
 
     @contextlib.contextmanager
     def swapped(self) -> Iterator[Any]:
         """Inside the block the model holds the averaged state; the trained state is restored afterwards."""
         saved = {k: np.array(v, copy=True) for k, v in self.model.state_dict().items()}
-        self.model.load_state_dict(self.shadow)
+        self.model.load_state_dict(self.state_dict())
         try:
             yield self.model
         finally:
