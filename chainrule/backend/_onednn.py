@@ -64,13 +64,12 @@ def _check(status: int, what: str) -> None:
 class _Plan:
     """The primitives of one problem (shapes, strides, precision) and the memory objects they run on.
 
-    float32: one matmul on the caller's arrays. bfloat16: two reorders (float32 -> bfloat16, into scratch buffers
-    of this plan laid out like the operands) and a bfloat16 x bfloat16 -> float32 matmul.
+    float32: one matmul on the caller's arrays. bfloat16: two reorders (float32 -> bfloat16, into the two shared
+    scratch buffers, laid out like the operands) and a bfloat16 x bfloat16 -> float32 matmul.
     """
 
     steps: list  # [(primitive, args array)] in execution order
-    handles: list  # [(memory object, which operand: 0 a, 1 b, 2 out)] whose data handle is the caller's array
-    scratch: list  # bfloat16 buffers the plan owns (kept alive here)
+    handles: list  # [(memory object, which: 0 a, 1 b, 2 out, 3 / 4 scratch for a / b)], set before every run
 
 
 @dataclass
@@ -82,6 +81,9 @@ class OneDNN:
     stream: ctypes.c_void_p
     omp: Any = None  # GNU OpenMP (libgomp), oneDNN's thread pool in the onednn-cpu-gomp wheel, or None
     cache: OrderedDict = field(default_factory=OrderedDict)
+    # bfloat16 copies of the two operands, shared by all plans (they run one at a time, under the lock) and grown to
+    # the largest operand seen: one step's scratch is two buffers, not two per distinct product
+    scratch: list = field(default_factory=lambda: [np.empty(0, np.uint16), np.empty(0, np.uint16)])
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def matmul(self, a: np.ndarray, shape_a: tuple[int, int], strides_a: tuple[int, int], b: np.ndarray,
@@ -103,7 +105,7 @@ class OneDNN:
                     self._destroy(self.cache.popitem(last=False)[1])
             else:
                 self.cache.move_to_end(key)
-            arrays = (a, b, out)
+            arrays = (a, b, out, *self.scratch)
             for mem, which in plan.handles:
                 _check(lib.dnnl_memory_set_data_handle(mem, ctypes.c_void_p(arrays[which].ctypes.data)),
                        "set_data_handle")
@@ -148,21 +150,22 @@ class OneDNN:
         lib = self.lib
         f32 = [self._desc(shape, strides, _F32) for shape, strides in layouts]
         mds = list(f32)
-        plan = _Plan([], [], [])
+        plan = _Plan([], [])
         try:
             f32_mems = [self._memory(md, None) for md in f32]
-            plan.handles = [(m, i) for i, m in enumerate(f32_mems)]
+            plan.handles += [(m, i) for i, m in enumerate(f32_mems)]
             operands, operand_mds = f32_mems[:2], f32[:2]
             if precision == "bfloat16":
                 operands, operand_mds = [], []
                 for i, (shape, strides) in enumerate(layouts[:2]):
                     # dense scratch in the operand's own memory order, so the reorder reads and writes in sequence
                     col_major = strides[0] < strides[1]
-                    buf = np.empty(shape[::-1] if col_major else shape, dtype=np.uint16)
+                    if self.scratch[i].size < shape[0] * shape[1]:
+                        self.scratch[i] = np.empty(shape[0] * shape[1], dtype=np.uint16)
                     md = self._desc(shape, (1, shape[0]) if col_major else (shape[1], 1), _BF16)
                     mds.append(md)
-                    mem = self._memory(md, buf.ctypes.data)
-                    plan.scratch.append((buf, mem))
+                    mem = self._memory(md, None)
+                    plan.handles.append((mem, 3 + i))
                     prim = self._primitive(lib.dnnl_reorder_primitive_desc_create, f32[i], self.engine, md,
                                            self.engine, None)
                     plan.steps.append((prim, _args((_ARG_SRC, f32_mems[i]), (_ARG_DST, mem))))
@@ -184,8 +187,6 @@ class OneDNN:
         for prim, _ in plan.steps:
             self.lib.dnnl_primitive_destroy(prim)
         for mem, _ in plan.handles:
-            self.lib.dnnl_memory_destroy(mem)
-        for _, mem in plan.scratch:
             self.lib.dnnl_memory_destroy(mem)
 
     def isa(self) -> str:
