@@ -87,3 +87,12 @@ def test_errors_name_the_rule(kwargs, match):
         random_affine(_images(), np.random.default_rng(0), **kwargs)
     with pytest.raises(ValueError, match=r"expects images of shape \(N, H, W, C\)"):
         random_affine(np.ones((3, 4)), np.random.default_rng(0))
+
+
+@pytest.mark.skipif(warp._affine_kernel is None, reason="numba not installed (or CHAINRULE_NO_NUMBA set)")
+def test_kernel_and_numpy_paths_give_the_same_warps(monkeypatch):
+    x = _images(n=7, h=12, w=9)
+    fast = random_affine(x, np.random.default_rng(4), degrees=15, scale=0.2, shear=0.2, translate=3, flip=True)
+    monkeypatch.setattr(warp, "_USE_NUMBA", False)
+    slow = random_affine(x, np.random.default_rng(4), degrees=15, scale=0.2, shear=0.2, translate=3, flip=True)
+    np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-5)

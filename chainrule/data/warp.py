@@ -18,10 +18,11 @@ warp is the identity (tested), and a pure shift by whole pixels equals a padded 
 Random numbers are drawn in a fixed order (theta, s, shear, tx, ty, flip: one ``rng.uniform``/``rng.random`` call
 each, per batch), so equal generator states give equal batches -- what ``DataLoader`` needs for exact resumes.
 
-Sampling runs in a compiled kernel when numba is installed (``pip install numba``; ``CHAINRULE_NO_NUMBA=1`` turns
-it off), else in NumPy (``_bilinear_numpy``: the readable reference, tested equal). Per batch of 256 32x32x3 float32
-images the NumPy version costs ~80 ms (four fancy-index gathers of 262,144 rows; more than a bf16 training step), the
-kernel well under 1 ms plus the per-image maps (``bench/ablate_mlp.py --augment-bench``).
+Maps and sampling run in one compiled kernel when numba is installed (``pip install numba``;
+``CHAINRULE_NO_NUMBA=1`` turns it off), else in NumPy (``_bilinear_numpy``: the readable reference, tested equal).
+Per batch of 256 32x32x3 float32 images the NumPy version costs ~80 ms (four fancy-index gathers of 262,144 rows;
+more than a bf16 training step), the kernel about as much as ``FlipCrop`` (``bench/ablate_mlp.py
+--augment-bench``).
 """
 
 from __future__ import annotations
@@ -58,20 +59,20 @@ def random_affine(images: np.ndarray, rng: np.random.Generator, degrees: float =
     ty = rng.uniform(-translate, translate, n)
     mirror = np.where(rng.random(n) < 0.5, -1.0, 1.0) if flip else np.ones(n)
     cos, sin = np.cos(theta) / s, np.sin(theta) / s
-    # A = R(theta) @ [[1, sh], [0, 1]] / s, applied to (mirror * x, y)
-    a00, a01 = cos * mirror, (cos * sh - sin)
-    a10, a11 = sin * mirror, (sin * sh + cos)
     cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
-    xs = (np.arange(w, dtype=np.float32) - cx)[None, None, :]
-    ys = (np.arange(h, dtype=np.float32) - cy)[None, :, None]
-    col = lambda v: v.astype(np.float32)[:, None, None]  # noqa: E731  (N,) -> (N, 1, 1)
-    src_x = col(a00) * xs + col(a01) * ys + col(cx + tx)  # (N, H, W)
-    src_y = col(a10) * xs + col(a11) * ys + col(cy + ty)
+    # src = A (p - c) + c + t with A = R(theta) @ [[1, sh], [0, 1]] / s applied to (mirror * x, y): per image
+    # (a00, a01, a10, a11, bx, by), src_x = a00 x + a01 y + bx on centred output coordinates x, y
+    maps = np.stack([cos * mirror, cos * sh - sin, sin * mirror, sin * sh + cos, cx + tx, cy + ty], axis=1)
     if _USE_NUMBA:
         flat = images.reshape(n, h, w, -1)
         out = np.empty(flat.shape, dtype=np.float32)
-        _bilinear_kernel(np.ascontiguousarray(flat, dtype=np.float32), src_x, src_y, np.float32(fill), out)
+        _affine_kernel(np.ascontiguousarray(flat, dtype=np.float32), maps.astype(np.float64), np.float32(fill), out)
         return out.reshape(images.shape)
+    xs = (np.arange(w, dtype=np.float64) - cx)[None, None, :]
+    ys = (np.arange(h, dtype=np.float64) - cy)[None, :, None]
+    m = [maps[:, j, None, None] for j in range(6)]
+    src_x = (m[0] * xs + m[1] * ys + m[4]).astype(np.float32)  # (N, H, W)
+    src_y = (m[2] * xs + m[3] * ys + m[5]).astype(np.float32)
     return _bilinear_numpy(images, src_x, src_y, fill)
 
 
@@ -129,7 +130,29 @@ def _bilinear_loops(images, src_x, src_y, fill, out):  # pragma: no cover - comp
                     out[i, r, q, ch] = acc
 
 
-_bilinear_kernel = njit(cache=True, nogil=True)(_bilinear_loops) if _USE_NUMBA else None
+def _affine_loops(images, maps, fill, out):  # pragma: no cover - compiled by numba
+    """``random_affine``'s sampling with the source positions computed per pixel from ``maps`` (N, 6)."""
+    n, h, w = images.shape[0], images.shape[1], images.shape[2]
+    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
+    src_x = np.empty((1, h, w), dtype=np.float32)
+    src_y = np.empty((1, h, w), dtype=np.float32)
+    for i in range(n):
+        a00, a01, a10, a11, bx, by = maps[i, 0], maps[i, 1], maps[i, 2], maps[i, 3], maps[i, 4], maps[i, 5]
+        for r in range(h):
+            y = r - cy
+            for q in range(w):
+                x = q - cx
+                src_x[0, r, q] = a00 * x + a01 * y + bx
+                src_y[0, r, q] = a10 * x + a11 * y + by
+        _bilinear_loops(images[i:i + 1], src_x, src_y, fill, out[i:i + 1])
+
+
+if _USE_NUMBA:
+    _bilinear_loops = njit(cache=True, nogil=True)(_bilinear_loops)
+    _affine_kernel = njit(cache=True, nogil=True)(_affine_loops)
+    _bilinear_kernel = _bilinear_loops
+else:  # pragma: no cover
+    _affine_kernel = _bilinear_kernel = None
 
 
 class RandomAffine:
