@@ -21,6 +21,7 @@ decay per step to 0 over the run.
     python bench/ablate_mlp.py --epochs 20 --config '{"bf16": true}' --tag bf16   # one row, JSON to stdout
     python bench/ablate_mlp.py --augment-bench                                  # warp vs FlipCrop per batch
     python bench/ablate_mlp.py --fused-bench                                    # backend.fused vs code in use
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python bench/ablate_mlp.py --loop-bench   # whole steps, 3 variants
 
 Every run prints one JSON line: config, split, epochs, validation accuracy (plain, with EMA weights, with test-time
 flips), training time, samples/s, load average before and after, date.
@@ -287,6 +288,67 @@ def fused_bench(repeats: int = 30) -> None:
           f"{new:6.2f} ms ({now / new:.1f}x); load {os.getloadavg()[0]:.2f}")
 
 
+def loop_bench(turns: int = 8, steps: int = 10) -> None:
+    """Whole training steps of the baseline loop (batch gather + FlipCrop + flatten, forward, backward, Nesterov
+    SGD with weight decay) in three variants, in one process, taking turns: float32 on the numpy GEMM; bf16 products
+    on oneDNN; bf16 plus the single-pass kernels of ``chainrule.backend.fused`` for the batch and the update."""
+    from chainrule import backend, nn
+    from chainrule.backend import fused
+    from chainrule.data.augment import FlipCrop
+    from chainrule.nn import functional as F
+    from chainrule.optim import SGD
+    from chainrule.tensor import Tensor
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20000, 32, 32, 3)).astype(np.float32)
+    y = rng.integers(0, 10, len(X))
+    model = nn.MLP([3072, 1024, 1024, 10], norm="batch", seed=0)
+    ps = model.parameters()
+    wds = [1e-3 if p.ndim >= 2 else 0.0 for p in ps]
+    opt = SGD([{"params": [p for p in ps if p.ndim >= 2], "weight_decay": 1e-3},
+               {"params": [p for p in ps if p.ndim < 2], "weight_decay": 0.0}], lr=1e-3, momentum=0.9, nesterov=True)
+    flipcrop = FlipCrop(4)
+
+    def step(fast: bool) -> None:
+        idx = rng.integers(0, len(X), 256)
+        if fast:
+            xb = fused.gather_flip_crop(X, idx, rng)
+        else:
+            xb = np.ascontiguousarray(flipcrop(X[idx], rng).reshape(256, -1))
+        loss = F.cross_entropy(model(Tensor(xb)), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        if fast and opt.state:
+            for p, wd in zip(ps, wds):
+                fused.sgd_nesterov_update(p.data, p.grad, opt.state[p]["momentum_buffer"], 1e-3, 0.9, wd)
+        else:
+            opt.step()
+
+    variants = {"float32 (numpy GEMM)": ("numpy", "highest", False), "bf16 (onednn)": ("onednn", "medium", False),
+                "bf16 + fused batch and SGD": ("onednn", "medium", True)}
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    load0 = os.getloadavg()[0]
+    for t in range(turns):
+        for name in (list(variants) if t % 2 == 0 else list(variants)[::-1]):
+            gemm, precision, fast = variants[name]
+            backend.set_float32_matmul_precision("highest")
+            backend.select(gemm)
+            backend.set_float32_matmul_precision(precision)
+            step(fast)  # warm (first turn: plans, kernels)
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                step(fast)
+            times[name].append((time.perf_counter() - t0) / steps * 1e3)
+    backend.set_float32_matmul_precision("highest")
+    base = float(np.median(times["float32 (numpy GEMM)"]))
+    print(f"# training loop steps, MLP 3072-1024-1024-10 + batch norm, N=256, threads "
+          f"{os.environ.get('OMP_NUM_THREADS', 'default')}; median of {turns} turns x {steps} steps; load "
+          f"{load0:.2f} -> {os.getloadavg()[0]:.2f}")
+    for name, ts in times.items():
+        ms = float(np.median(ts))
+        print(f"{name:<30} {ms:7.1f} ms/step  {256e3 / ms:7,.0f} samples/s  {base / ms:5.2f}x float32")
+
+
 def table(path: str) -> None:
     """Markdown rows of the ablation table from a JSON-lines file of runs (``--out``)."""
     print("| tag | change from the baseline | split | epochs | acc | + flip TTA | best EMA (+TTA) | samples/s | "
@@ -318,6 +380,7 @@ def main() -> None:
     p.add_argument("--verbose", action="store_true")
     p.add_argument("--augment-bench", action="store_true")
     p.add_argument("--fused-bench", action="store_true")
+    p.add_argument("--loop-bench", action="store_true", help="whole steps: fp32 vs bf16 vs bf16 + fused kernels")
     p.add_argument("--out", help="append the JSON line to this file too")
     p.add_argument("--table", metavar="JSONL", help="print the markdown ablation rows of a file of runs, and exit")
     args = p.parse_args()
@@ -329,6 +392,9 @@ def main() -> None:
         return
     if args.table:
         table(args.table)
+        return
+    if args.loop_bench:
+        loop_bench()
         return
     overrides = json.loads(args.config)
     unknown = set(overrides) - set(DEFAULTS)
