@@ -52,7 +52,7 @@ DEFAULTS = dict(
     zca_eps=1.0,
     augment="flipcrop",        # "flipcrop" (the estimator's), "affine", "none"
     crop=4,                    # flipcrop padding, or affine translate (pixels)
-    degrees=0.0, scale=0.0, shear=0.0,  # affine ranges
+    degrees=0.0, scale=0.0, shear=0.0, nearest=False,  # affine ranges; nearest-pixel sampling instead of bilinear
     ema=[],                    # EMA decays of parameters and buffers, each scored (acc_ema_<decay>); [] off
     ema_every=1,
     bf16=False,                # GEMMs on oneDNN with bfloat16 products (fp32 master weights)
@@ -167,7 +167,7 @@ def run(cfg: dict, epochs: int, final: bool, verbose: bool) -> dict:
     if cfg["augment"] == "flipcrop":
         aug = FlipCrop(cfg["crop"])
     elif cfg["augment"] == "affine":
-        aug = RandomAffine(cfg["degrees"], cfg["scale"], cfg["shear"], cfg["crop"], flip=True)
+        aug = RandomAffine(cfg["degrees"], cfg["scale"], cfg["shear"], cfg["crop"], flip=True, nearest=cfg["nearest"])
     else:
         aug = None
     flatten = lambda b: np.ascontiguousarray(b.reshape(len(b), -1), dtype=np.float32)  # noqa: E731

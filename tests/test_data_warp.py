@@ -93,6 +93,16 @@ def test_errors_name_the_rule(kwargs, match):
 def test_kernel_and_numpy_paths_give_the_same_warps(monkeypatch):
     x = _images(n=7, h=12, w=9)
     fast = random_affine(x, np.random.default_rng(4), degrees=15, scale=0.2, shear=0.2, translate=3, flip=True)
+    fast_nn = random_affine(x, np.random.default_rng(4), degrees=15, translate=3, flip=True, nearest=True)
     monkeypatch.setattr(warp, "_USE_NUMBA", False)
     slow = random_affine(x, np.random.default_rng(4), degrees=15, scale=0.2, shear=0.2, translate=3, flip=True)
     np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-5)
+    slow_nn = random_affine(x, np.random.default_rng(4), degrees=15, translate=3, flip=True, nearest=True)
+    np.testing.assert_allclose(fast_nn, slow_nn, rtol=1e-5, atol=1e-5)
+
+
+def test_nearest_copies_pixels_without_blending():
+    x = _images(n=8)
+    out = random_affine(x, np.random.default_rng(5), degrees=20, scale=0.2, translate=2.5, nearest=True)
+    values = set(np.round(x, 5).ravel().tolist()) | {0.0}
+    assert set(np.round(out, 5).ravel().tolist()) <= values  # every output value is an input pixel or the fill

@@ -40,8 +40,13 @@ _USE_NUMBA = njit is not None and os.environ.get("CHAINRULE_NO_NUMBA", "") in ("
 
 
 def random_affine(images: np.ndarray, rng: np.random.Generator, degrees: float = 0.0, scale: float = 0.0,
-                  shear: float = 0.0, translate: float = 0.0, flip: bool = False, fill: float = 0.0) -> np.ndarray:
-    """Warp each image of ``images`` (N, H, W[, C]) by its own random affine map; returns float32 (N, H, W[, C])."""
+                  shear: float = 0.0, translate: float = 0.0, flip: bool = False, fill: float = 0.0,
+                  nearest: bool = False) -> np.ndarray:
+    """Warp each image of ``images`` (N, H, W[, C]) by its own random affine map; returns float32 (N, H, W[, C]).
+
+    ``nearest`` samples the nearest source pixel instead of interpolating: no low-pass blur (bilinear sampling at a
+    sub-pixel position averages neighbours, which training images then have and test images do not), at the cost of
+    jagged edges."""
     images = np.asarray(images)
     if images.ndim not in (3, 4):
         raise ValueError(f"random_affine expects images of shape (N, H, W, C) or (N, H, W), got {images.shape}")
@@ -66,13 +71,16 @@ def random_affine(images: np.ndarray, rng: np.random.Generator, degrees: float =
     if _USE_NUMBA:
         flat = images.reshape(n, h, w, -1)
         out = np.empty(flat.shape, dtype=np.float32)
-        _affine_kernel(np.ascontiguousarray(flat, dtype=np.float32), maps.astype(np.float64), np.float32(fill), out)
+        _affine_kernel(np.ascontiguousarray(flat, dtype=np.float32), maps.astype(np.float64), np.float32(fill),
+                       bool(nearest), out)
         return out.reshape(images.shape)
     xs = (np.arange(w, dtype=np.float64) - cx)[None, None, :]
     ys = (np.arange(h, dtype=np.float64) - cy)[None, :, None]
     m = [maps[:, j, None, None] for j in range(6)]
     src_x = (m[0] * xs + m[1] * ys + m[4]).astype(np.float32)  # (N, H, W)
     src_y = (m[2] * xs + m[3] * ys + m[5]).astype(np.float32)
+    if nearest:  # bilinear weights at whole-pixel positions copy one pixel
+        src_x, src_y = np.floor(src_x + 0.5), np.floor(src_y + 0.5)
     return _bilinear_numpy(images, src_x, src_y, fill)
 
 
@@ -130,7 +138,7 @@ def _bilinear_loops(images, src_x, src_y, fill, out):  # pragma: no cover - comp
                     out[i, r, q, ch] = acc
 
 
-def _affine_loops(images, maps, fill, out):  # pragma: no cover - compiled by numba
+def _affine_loops(images, maps, fill, nearest, out):  # pragma: no cover - compiled by numba
     """``random_affine``'s sampling with the source positions computed per pixel from ``maps`` (N, 6)."""
     n, h, w = images.shape[0], images.shape[1], images.shape[2]
     cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
@@ -142,8 +150,12 @@ def _affine_loops(images, maps, fill, out):  # pragma: no cover - compiled by nu
             y = r - cy
             for q in range(w):
                 x = q - cx
-                src_x[0, r, q] = a00 * x + a01 * y + bx
-                src_y[0, r, q] = a10 * x + a11 * y + by
+                fx = np.float32(a00 * x + a01 * y + bx)
+                fy = np.float32(a10 * x + a11 * y + by)
+                if nearest:
+                    fx, fy = np.floor(fx + np.float32(0.5)), np.floor(fy + np.float32(0.5))
+                src_x[0, r, q] = fx
+                src_y[0, r, q] = fy
         _bilinear_loops(images[i:i + 1], src_x, src_y, fill, out[i:i + 1])
 
 
@@ -159,14 +171,14 @@ class RandomAffine:
     """``random_affine`` with fixed ranges, as a ``DataLoader`` augmentation: ``aug(images, rng)``."""
 
     def __init__(self, degrees: float = 0.0, scale: float = 0.0, shear: float = 0.0, translate: float = 0.0,
-                 flip: bool = True, fill: float = 0.0):
+                 flip: bool = True, fill: float = 0.0, nearest: bool = False):
         self.degrees, self.scale, self.shear, self.translate = degrees, scale, shear, translate
-        self.flip, self.fill = flip, fill
+        self.flip, self.fill, self.nearest = flip, fill, nearest
 
     def __call__(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return random_affine(images, rng, self.degrees, self.scale, self.shear, self.translate, self.flip,
-                             self.fill)
+                             self.fill, self.nearest)
 
     def __repr__(self) -> str:
         return (f"RandomAffine(degrees={self.degrees}, scale={self.scale}, shear={self.shear}, "
-                f"translate={self.translate}, flip={self.flip}, fill={self.fill})")
+                f"translate={self.translate}, flip={self.flip}, fill={self.fill}, nearest={self.nearest})")
