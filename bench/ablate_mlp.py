@@ -57,6 +57,7 @@ DEFAULTS = dict(
     ema_every=1,
     bf16=False,                # GEMMs on oneDNN with bfloat16 products (fp32 master weights)
     seed=0,
+    eval_every=0,              # > 0: also score val every k epochs (the "curve" of the result; not used to select)
 )
 
 
@@ -174,6 +175,13 @@ def run(cfg: dict, epochs: int, final: bool, verbose: bool) -> dict:
     loader = DataLoader(Xtr, ytr, cfg["batch_size"], shuffle=True, drop_last=True, seed=cfg["seed"] + 1,
                         augment=aug, transform=flatten)
     emas = [EMA(model, d, cfg["ema_every"]) for d in cfg["ema"]]
+
+    def accuracy(flip_avg: bool) -> float:
+        s = predict_scores(model, Xte.reshape(len(Xte), -1))
+        if flip_avg:
+            s = s + predict_scores(model, np.ascontiguousarray(Xte[:, :, ::-1]).reshape(len(Xte), -1))
+        return float(np.mean(s.argmax(1) == yte))
+
     mix_rng = np.random.default_rng(cfg["seed"] + 2)
     total = epochs * len(loader)
     warm = int(round(cfg["warmup_epochs"] * len(loader)))
@@ -207,23 +215,26 @@ def run(cfg: dict, epochs: int, final: bool, verbose: bool) -> dict:
             losses.append(float(loss.data))
             step += 1
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "s": time.perf_counter() - te})
+        if cfg["eval_every"] and (epoch + 1) % cfg["eval_every"] == 0 and epoch + 1 < epochs:
+            te = time.perf_counter()
+            history[-1]["acc_tta"] = accuracy(True)
+            for ema in emas:
+                with ema.swapped():
+                    history[-1][f"acc_ema_{ema.decay:g}_tta"] = accuracy(True)
+            t0 += time.perf_counter() - te  # scoring is not training time
         if verbose:
+            extra = "".join(f" {k} {v:.4f}" for k, v in history[-1].items() if k.startswith("acc"))
             print(f"# epoch {epoch + 1} loss {history[-1]['loss']:.4f} {history[-1]['s']:.1f}s "
-                  f"load {os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)
+                  f"load {os.getloadavg()[0]:.2f}{extra}", file=sys.stderr, flush=True)
     train_s = time.perf_counter() - t0
-
-    def accuracy(flip_avg: bool) -> float:
-        s = predict_scores(model, Xte.reshape(len(Xte), -1))
-        if flip_avg:
-            s = s + predict_scores(model, np.ascontiguousarray(Xte[:, :, ::-1]).reshape(len(Xte), -1))
-        return float(np.mean(s.argmax(1) == yte))
 
     result = {"acc": accuracy(False), "acc_tta": accuracy(True)}
     for ema in emas:
         with ema.swapped():
             result.update({f"acc_ema_{ema.decay:g}": accuracy(False), f"acc_ema_{ema.decay:g}_tta": accuracy(True)})
     samples = step * cfg["batch_size"]
-    return dict(result, split="holdout" if final else "val", n_train=len(train_idx), epochs=epochs,
+    curve = [h for h in history if any(k.startswith("acc") for k in h)]
+    return dict(result, split="holdout" if final else "val", n_train=len(train_idx), epochs=epochs, curve=curve,
                 train_s=train_s, prep_s=prep_s, samples_per_s=samples / train_s, final_loss=history[-1]["loss"],
                 load=[load0, os.getloadavg()[0]], date=time.strftime("%Y-%m-%d %H:%M"),
                 gemm=backend.info()["gemm"], precision=backend.info()["float32_matmul_precision"],
