@@ -1,4 +1,4 @@
-"""GEMM throughput of the matrix products in the two benchmark training steps: NumPy vs MKL (ctypes) vs PyTorch.
+"""GEMM throughput of the matrix products in the benchmark training steps: NumPy vs MKL vs oneDNN vs PyTorch.
 
 The products are those of one forward + backward pass of ``MLP([3072, 1024, 1024, 10])`` on 256 samples and of
 ``MLP([3072, 100, 10])`` on 200 samples, with weights stored (in, out) as in ``chainrule.nn.Linear``; backward
@@ -6,7 +6,13 @@ products use transposed views (no copies), as the engine does. Each implementati
 BLAS thread pool per process), several rounds in rotating order so that load from other users of the machine hits
 all of them alike; the table shows medians over rounds.
 
-    python bench/bench_gemm.py [--threads 2] [--rounds 5] [--reps 20]
+Implementations: ``numpy``, ``mkl`` and ``onednn`` are chainrule's GEMM backends (``chainrule.backend.select``) in
+float32; ``onednn-bf16`` is the onednn backend with ``set_float32_matmul_precision("medium")``: float32 arrays in and
+out, both operands rounded to bfloat16 inside every call (the conversion is timed); ``torch`` is ``torch.mm`` in
+float32 and ``torch-bf16`` what PyTorch's CPU autocast does for a product: cast both float32 operands to bfloat16,
+then a bfloat16 ``torch.mm`` (oneDNN inside; its result is bfloat16). ``--net big512`` adds the big net at 512.
+
+    python bench/bench_gemm.py [--threads 2] [--rounds 5] [--reps 20] [--impls numpy,onednn-bf16,torch-bf16]
 """
 
 from __future__ import annotations
@@ -43,7 +49,12 @@ SHAPES = {
         ("bwd  dW1 = X^T @ dZ", 3072, 200, 100, True, False),
     ],
 }
-IMPLS = ("numpy", "mkl", "torch")
+SHAPES["MLP([3072, 1024, 1024, 10]), N=512"] = [
+    (label, 512 if m == 256 else m, 512 if k == 256 else k, n, ta, tb)
+    for label, m, k, n, ta, tb in SHAPES["MLP([3072, 1024, 1024, 10]), N=256"]]
+NET_NAMES = {"big": "MLP([3072, 1024, 1024, 10]), N=256", "small": "MLP([3072, 100, 10]), N=200",
+             "big512": "MLP([3072, 1024, 1024, 10]), N=512"}
+IMPLS = ("numpy", "mkl", "onednn", "onednn-bf16", "torch", "torch-bf16")
 
 
 def _operands(m, k, n, ta, tb, rng):
@@ -54,11 +65,11 @@ def _operands(m, k, n, ta, tb, rng):
     return a, b
 
 
-def worker(impl: str, reps: int) -> dict:
+def worker(impl: str, reps: int, nets: list[str]) -> dict:
     import numpy as np
 
     rng = np.random.default_rng(0)
-    if impl == "torch":
+    if impl.startswith("torch"):
         import torch
 
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
@@ -67,19 +78,25 @@ def worker(impl: str, reps: int) -> dict:
             ta_, tb_ = torch.from_numpy(a), torch.from_numpy(b)
             a_ = ta_.T if ta else ta_
             b_ = tb_.T if tb else tb_
+            if impl == "torch-bf16":
+                return lambda: torch.mm(a_.bfloat16(), b_.bfloat16())
             out = torch.empty(m, n)
             return lambda: torch.mm(a_, b_, out=out)
     else:
         from chainrule import backend
 
-        assert backend.select(impl) == impl, backend.info()
+        name = impl.removesuffix("-bf16")
+        assert backend.select(name) == name, backend.info()
+        if impl.endswith("-bf16"):
+            backend.set_float32_matmul_precision("medium")
 
         def make(a, b, ta, tb, m, n):
             out = np.empty((m, n), dtype=np.float32)
             return lambda: backend.gemm(a, b, trans_a=ta, trans_b=tb, out=out)
 
     result = {}
-    for net, shapes in SHAPES.items():
+    for net in nets:
+        shapes = SHAPES[net]
         for label, m, k, n, ta, tb in shapes:
             fn = make(*_operands(m, k, n, ta, tb, rng), ta, tb, m, n)
             for _ in range(3):
@@ -98,10 +115,16 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--reps", type=int, default=20)
+    p.add_argument("--impls", default=",".join(IMPLS), help=f"comma-separated subset of {','.join(IMPLS)}")
+    p.add_argument("--nets", default="big,small", help="comma-separated: big, small, big512 (default big,small)")
     p.add_argument("--worker", choices=IMPLS, help=argparse.SUPPRESS)
     args = p.parse_args()
+    try:
+        nets = [NET_NAMES[n] for n in args.nets.split(",")]
+    except KeyError as e:
+        sys.exit(f"unknown net {e}; choose from {sorted(NET_NAMES)}")
     if args.worker:
-        print(json.dumps(worker(args.worker, args.reps)))
+        print(json.dumps(worker(args.worker, args.reps, nets)))
         return
 
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
@@ -109,45 +132,50 @@ def main() -> None:
                PYTHONPATH=os.pathsep.join([sys.path[0], os.environ.get("PYTHONPATH", "")]))
     runs: dict[str, list[dict]] = {impl: [] for impl in IMPLS}
     available = []
-    for impl in IMPLS:  # probe: mkl needs the mkl wheel, torch needs torch
-        probe = ("import torch" if impl == "torch" else
-                 f"from chainrule import backend; assert backend.select({impl!r}) == {impl!r}")
+    for impl in args.impls.split(","):  # probe: mkl needs the mkl wheel, onednn onednn-cpu-gomp, torch torch
+        if impl not in IMPLS:
+            sys.exit(f"unknown implementation {impl!r}; choose from {IMPLS}")
+        name = impl.removesuffix("-bf16")
+        probe = ("import torch" if name == "torch" else
+                 f"from chainrule import backend; assert backend.select({name!r}) == {name!r}")
         ok = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True).returncode == 0
         if ok:
             available.append(impl)
         else:
             print(f"# {impl}: not available, skipped")
+    load0 = os.getloadavg()[0]
     for r in range(args.rounds):
         order = available[r % len(available):] + available[: r % len(available)]
         for impl in order:
-            out = subprocess.run([sys.executable, __file__, "--worker", impl, "--reps", str(args.reps)],
+            out = subprocess.run([sys.executable, __file__, "--worker", impl, "--reps", str(args.reps),
+                                  "--nets", args.nets],
                                  env=env, capture_output=True, text=True, check=True)
             runs[impl].append(json.loads(out.stdout))
 
     med = {impl: {key: statistics.median(run[key] for run in runs[impl]) for key in runs[impl][0]}
            for impl in available}
-    print(f"# GEMM throughput, float32, {args.threads} threads, {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores; median of {args.rounds} rounds x {args.reps} reps")
-    cols = "".join(f"{impl + ' GF/s':>12}" for impl in available)
-    ratios = "".join(f"{impl + '/torch':>12}" for impl in available if impl != "torch" and "torch" in available)
-    for net, shapes in SHAPES.items():
-        print(f"\n## {net}\n{'product':<24}{'M x K x N':>18}{cols}{ratios}")
+    print(f"# GEMM throughput, float32 arrays (bf16: rounded inside each call), {args.threads} threads, "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; median of {args.rounds} rounds x "
+          f"{args.reps} reps; load average before {load0:.2f}, after {os.getloadavg()[0]:.2f}")
+    base = "numpy" if "numpy" in available else available[0]
+    cols = "".join(f"{impl + ' GF/s':>17}" for impl in available)
+    ratios = "".join(f"{impl + ' /' + base:>17}" for impl in available if impl != base)
+    for net in nets:
+        shapes = SHAPES[net]
+        print(f"\n## {net}  (GF/s, then speed relative to {base}: {base} time / time)\n"
+              f"{'product':<24}{'M x K x N':>16}{cols}{ratios}")
         total = {impl: 0.0 for impl in available}
-        flops_total = 0.0
         for label, m, k, n, _, _ in shapes:
             key = f"{net}|{label}"
             flops = 2.0 * m * k * n
-            flops_total += flops
-            row = f"{label:<24}{f'{m}x{k}x{n}':>18}"
+            row = f"{label:<24}{f'{m}x{k}x{n}':>16}"
             for impl in available:
                 total[impl] += med[impl][key]
-                row += f"{flops / med[impl][key] / 1e9:12.1f}"
-            if "torch" in available:
-                row += "".join(f"{med['torch'][key] / med[impl][key]:12.2f}" for impl in available if impl != "torch")
+                row += f"{flops / med[impl][key] / 1e9:17.1f}"
+            row += "".join(f"{med[base][key] / med[impl][key]:17.2f}" for impl in available if impl != base)
             print(row)
-        row = f"{'all (ms per step)':<24}{'':>18}" + "".join(f"{total[i] * 1e3:12.2f}" for i in available)
-        if "torch" in available:
-            row += "".join(f"{total['torch'] / total[i]:12.2f}" for i in available if i != "torch")
+        row = f"{'all (ms per step)':<24}{'':>16}" + "".join(f"{total[i] * 1e3:17.2f}" for i in available)
+        row += "".join(f"{total[base] / total[i]:17.2f}" for i in available if i != base)
         print(row)
 
 

@@ -17,7 +17,14 @@ turns: each runs a few steps while the others wait, for many turns in an alterna
 of the machine falls on all of them alike. The table shows medians over all timed steps and the range of the speed
 ratio over turns. Timings on a shared machine are noisy: compare ratios from one run.
 
+``--precision bf16`` measures the same step with bfloat16 products and float32 master weights on both sides:
+chainrule on its ``onednn`` GEMM backend with ``set_float32_matmul_precision("medium")`` (float32 arrays, both
+operands rounded to bfloat16 inside every product), PyTorch under ``torch.autocast("cpu", dtype=torch.bfloat16)``
+(its linear layers cast input and weight to bfloat16 every step); ``--precision both`` prints float32 and bfloat16
+rows from one run. The float32 rows use the GEMM backend ``CHAINRULE_GEMM`` selects (numpy by default).
+
     python bench/bench_step.py [--threads 2] [--turns 20] [--steps 5] [--net big|small|all] [--json out.json]
+    python bench/bench_step.py --precision both --net big      # needs pip install onednn-cpu-gomp
     OPENBLAS_NUM_THREADS=1 python bench/bench_step.py --breakdown --steps 50   # where chainrule's time goes
 """
 
@@ -100,7 +107,7 @@ def _torch_setup(threads):
     return torch
 
 
-def _torch_step(sizes, x, y, threads):
+def _torch_step(sizes, x, y, threads, bf16=False):
     torch = _torch_setup(threads)
     torch.manual_seed(0)
     layers = []
@@ -114,7 +121,8 @@ def _torch_step(sizes, x, y, threads):
 
     def step():
         opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model(xt), yt)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = torch.nn.functional.cross_entropy(model(xt), yt)
         loss.backward()
         opt.step()
 
@@ -159,7 +167,7 @@ def _chainrule_gemms(shapes):
     return lambda: [backend.gemm(a, b, trans_a=ta, trans_b=tb) for a, b, ta, tb in operands]
 
 
-def _gemm_step(sizes, x, y, threads, *, torch_layout: bool):
+def _gemm_step(sizes, x, y, threads, *, torch_layout: bool, bf16: bool = False):
     """The step's products alone, on fresh outputs as in the step; weights (in, out), or (out, in) for torch."""
     shapes = gemm_shapes(sizes, x.shape[0])
     if not torch_layout:
@@ -175,6 +183,8 @@ def _gemm_step(sizes, x, y, threads, *, torch_layout: bool):
             ops.append((tb_.T, ta_))
         else:  # dx = g @ W with W (out, in)
             ops.append((ta_, tb_.T.contiguous()))
+    if bf16:  # as under autocast: both float32 operands cast to bfloat16 for every product
+        return lambda: [torch.mm(a.bfloat16(), b.bfloat16()) for a, b in ops]
     return lambda: [torch.mm(a, b) for a, b in ops]
 
 
@@ -216,26 +226,32 @@ def breakdown(net: str, steps: int) -> None:
         print(f"{name:<24}{min(ms):9.3f}{statistics.median(ms):9.3f}")
 
 
-def serve(kind: str, net: str, threads: int) -> None:
+def serve(kind: str, net: str, threads: int, precision: str = "float32") -> None:
     """Worker process: set up one measurement, then answer the parent's commands on stdin, one JSON line each.
 
     "run N" times N steps (list of seconds); "stats" reports peak training memory and the GEMM backend.
     """
     sizes, n = NETS[net]
     x, y = _batch(sizes, n)
+    bf16 = precision == "bf16"
     if kind.startswith("torch"):
         _torch_setup(threads)
     else:
         import chainrule.nn  # noqa: F401  (imported before the baseline: code is not training memory)
         import chainrule.optim  # noqa: F401
+        from chainrule import backend
+
+        if bf16:
+            backend.select("onednn")
+            backend.set_float32_matmul_precision("medium")
     rss0, _ = _rss_kib()
     exact_peak = _reset_peak()
     if kind == "chainrule":
         step = _chainrule_step(sizes, x, y, threads)
     elif kind == "torch":
-        step = _torch_step(sizes, x, y, threads)
+        step = _torch_step(sizes, x, y, threads, bf16)
     else:
-        step = _gemm_step(sizes, x, y, threads, torch_layout=kind == "torch-gemm")
+        step = _gemm_step(sizes, x, y, threads, torch_layout=kind == "torch-gemm", bf16=bf16)
     for _ in range(3):
         step()
     print(json.dumps({"ready": kind}), flush=True)
@@ -254,16 +270,17 @@ def serve(kind: str, net: str, threads: int) -> None:
             if kind.startswith("chainrule"):
                 from chainrule import backend
 
-                gemm = backend.info()["gemm"]
+                info = backend.info()
+                gemm = info["gemm"] + (" bf16" if info["float32_matmul_precision"] == "medium" else "")
             print(json.dumps({"peak_mib": (peak - rss0) / 1024, "exact_peak": exact_peak, "gemm": gemm}), flush=True)
 
 
 class Worker:
     """The parent's handle on one ``serve`` process."""
 
-    def __init__(self, kind: str, net: str, threads: int, env: dict[str, str]):
+    def __init__(self, kind: str, net: str, threads: int, env: dict[str, str], precision: str = "float32"):
         self.kind = kind
-        cmd = [sys.executable, __file__, "--serve", kind, net, "--threads", str(threads)]
+        cmd = [sys.executable, __file__, "--serve", kind, net, "--threads", str(threads), "--precision", precision]
         self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.ask(None)  # wait for "ready"
 
@@ -281,9 +298,10 @@ class Worker:
         self.proc.wait()
 
 
-def measure(net: str, threads: int, turns: int, steps: int, env: dict[str, str]) -> dict:
+def measure(net: str, threads: int, turns: int, steps: int, env: dict[str, str], precision: str = "float32") -> dict:
     """Run the four measurements of one net in turns; times per kind, per-turn medians, and stats."""
-    workers = [Worker(kind, net, threads, env) for kind in ("chainrule-gemm", "chainrule", "torch", "torch-gemm")]
+    workers = [Worker(kind, net, threads, env, precision)
+               for kind in ("chainrule-gemm", "chainrule", "torch", "torch-gemm")]
     times: dict[str, list[float]] = {w.kind: [] for w in workers}
     per_turn: dict[str, list[float]] = {w.kind: [] for w in workers}
     try:
@@ -306,6 +324,9 @@ def main() -> None:
     p.add_argument("--turns", type=int, default=20)
     p.add_argument("--steps", type=int, default=5, help="steps per turn")
     p.add_argument("--net", choices=["big", "small", "all"], default="all")
+    p.add_argument("--precision", choices=["float32", "bf16", "both"], default="float32",
+                   help="float32 products, bfloat16 products with float32 weights (chainrule: onednn backend, "
+                   "precision 'medium'; torch: CPU autocast), or both (default float32)")
     p.add_argument("--json", help="also write the results to this file")
     p.add_argument("--breakdown", action="store_true",
                    help="instead: time the phases of chainrule's step against their products alone (uses the "
@@ -313,7 +334,7 @@ def main() -> None:
     p.add_argument("--serve", nargs=2, metavar=("KIND", "NET"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.serve:
-        serve(args.serve[0], args.serve[1], args.threads)
+        serve(args.serve[0], args.serve[1], args.threads, args.precision)
         return
     if args.breakdown:
         for net in NETS if args.net == "all" else [args.net]:
@@ -324,30 +345,35 @@ def main() -> None:
                OPENBLAS_NUM_THREADS=str(args.threads),
                PYTHONPATH=os.pathsep.join([sys.path[0], os.environ.get("PYTHONPATH", "")]))
     nets = list(NETS) if args.net == "all" else [args.net]
-    results = {net: measure(net, args.threads, args.turns, args.steps, env) for net in nets}
+    precisions = ["float32", "bf16"] if args.precision == "both" else [args.precision]
+    load0 = os.getloadavg()[0]
+    results = {(net, prec): measure(net, args.threads, args.turns, args.steps, env, prec)
+               for net in nets for prec in precisions}
 
-    gemm = results[nets[0]]["stats"]["chainrule"]["gemm"]
-    print(f"# training step, float32, SGD momentum; {args.threads} threads; {platform.machine()}, "
-          f"{os.cpu_count()} cores; chainrule GEMM: {gemm}; {args.turns} turns x {args.steps} steps each; "
-          "shared machine: timings are noisy, compare ratios")
-    print(f"{'net':<34}{'chainrule ms':>13}{'torch ms':>10}{'speed ratio':>12}{'(turns)':>12}{'GEMM share':>11}"
+    gemms = sorted({r["stats"]["chainrule"]["gemm"] for r in results.values()})
+    print(f"# training step, SGD momentum, float32 weights; {args.threads} threads; {platform.machine()}, "
+          f"{os.cpu_count()} cores; chainrule GEMM: {', '.join(gemms)}; torch bf16 rows: CPU autocast; "
+          f"{args.turns} turns x {args.steps} steps each; load average {load0:.2f} before, "
+          f"{os.getloadavg()[0]:.2f} after; shared machine: timings are noisy, compare ratios")
+    print(f"{'net':<42}{'chainrule ms':>13}{'torch ms':>10}{'speed ratio':>12}{'(turns)':>12}{'GEMM share':>11}"
           f"{'torch GEMM share':>17}{'chainrule MiB':>14}{'torch MiB':>10}{'mem ratio':>10}")
     summary = {}
-    for net in nets:
+    for (net, prec), r in results.items():
         sizes, n = NETS[net]
-        r = results[net]
         ms = {kind: 1e3 * statistics.median(ts) for kind, ts in r["times"].items()}
         c, t, cg, tg = ms["chainrule"], ms["torch"], ms["chainrule-gemm"], ms["torch-gemm"]
         cm, tm = r["stats"]["chainrule"]["peak_mib"], r["stats"]["torch"]["peak_mib"]
         # Each turn's chainrule and torch steps ran back to back: their ratio saw the same load.
         turns = sorted(b / a for a, b in zip(r["per_turn"]["chainrule"], r["per_turn"]["torch"]))
         lo, hi = turns[len(turns) // 10], turns[-1 - len(turns) // 10]
-        summary[net] = dict(sizes=sizes, batch=n, threads=args.threads, gemm=gemm, chainrule_ms=c, torch_ms=t,
-                            speed_ratio=t / c, speed_ratio_turns=turns, gemm_ms=cg, gemm_share=cg / c,
-                            torch_gemm_ms=tg, torch_gemm_share=tg / t, chainrule_peak_mib=cm, torch_peak_mib=tm,
-                            mem_ratio=cm / tm)
-        label = f"MLP({sizes}), N={n}"
-        print(f"{label:<34}{c:13.2f}{t:10.2f}{t / c:11.2f}x{f'{lo:.2f}-{hi:.2f}':>12}{cg / c:10.0%} {tg / t:16.0%}"
+        gemm = r["stats"]["chainrule"]["gemm"]
+        summary[f"{net} {prec}"] = dict(sizes=sizes, batch=n, threads=args.threads, gemm=gemm, precision=prec,
+                                        chainrule_ms=c, torch_ms=t,
+                                        speed_ratio=t / c, speed_ratio_turns=turns, gemm_ms=cg, gemm_share=cg / c,
+                                        torch_gemm_ms=tg, torch_gemm_share=tg / t, chainrule_peak_mib=cm,
+                                        torch_peak_mib=tm, mem_ratio=cm / tm)
+        label = f"MLP({sizes}), N={n}" + (", bf16" if prec == "bf16" else "")
+        print(f"{label:<42}{c:13.2f}{t:10.2f}{t / c:11.2f}x{f'{lo:.2f}-{hi:.2f}':>12}{cg / c:10.0%} {tg / t:16.0%}"
               f"{cm:14.1f}{tm:10.1f}{cm / tm:9.2f}x")
     print("# speed ratio = torch ms / chainrule ms (chainrule's throughput relative to PyTorch's); (turns): its 10th-"
           "90th percentile over turns; GEMM share = the step's matrix products timed alone / the step; MiB = peak "

@@ -17,11 +17,13 @@ import numpy as np
 import pytest
 
 from chainrule import backend
-from chainrule.backend import _mkl, gemm
+from chainrule.backend import _mkl, _onednn, gemm
 
 ROOT = Path(__file__).resolve().parents[1]
 MKL_LIB, MKL_WHY = _mkl.load()
-IMPLS = ["numpy", pytest.param("mkl", marks=pytest.mark.skipif(MKL_LIB is None, reason=f"MKL: {MKL_WHY}"))]
+ONEDNN_LIB, ONEDNN_WHY = _onednn.load()
+IMPLS = ["numpy", pytest.param("mkl", marks=pytest.mark.skipif(MKL_LIB is None, reason=f"MKL: {MKL_WHY}")),
+         pytest.param("onednn", marks=pytest.mark.skipif(ONEDNN_LIB is None, reason=f"oneDNN: {ONEDNN_WHY}"))]
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-5), np.float64: dict(rtol=1e-12, atol=1e-12)}
 
 
@@ -163,6 +165,8 @@ def test_info_describes_the_choice(impl):
     if impl == "mkl":
         assert "Math Kernel Library" in info["version"] and os.path.exists(info["library"])
         assert info["threads"] >= 1
+    if impl == "onednn":
+        assert info["version"].startswith("3.") and os.path.exists(info["library"]) and info["isa"]
 
 
 def _in_subprocess(env: dict[str, str], code: str) -> subprocess.CompletedProcess:
@@ -203,7 +207,7 @@ def test_mkl_requested_but_absent_fails_at_import_with_the_fix():
 
 def test_bad_env_value_fails_at_import():
     r = _in_subprocess({"CHAINRULE_GEMM": "openblas"}, REPORT)
-    assert r.returncode != 0 and "must be one of ('auto', 'mkl', 'numpy')" in r.stderr
+    assert r.returncode != 0 and "must be one of ('auto', 'mkl', 'numpy', 'onednn')" in r.stderr
 
 
 @pytest.mark.skipif(MKL_LIB is None, reason=f"MKL: {MKL_WHY}")

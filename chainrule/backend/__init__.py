@@ -1,21 +1,24 @@
 """Compute backends: the BLAS that every GEMM of a training step runs on.
 
     >>> from chainrule import backend
-    >>> backend.info()["gemm"] in ("numpy", "mkl")
+    >>> backend.info()["gemm"] in ("numpy", "mkl", "onednn")
     True
 
-``gemm`` and the choice of library (``CHAINRULE_GEMM=numpy|auto|mkl``) live in ``chainrule.backend.blas``.
+``gemm``, the choice of library (``CHAINRULE_GEMM=numpy|auto|mkl|onednn``) and the precision of float32 products
+(``set_float32_matmul_precision("highest" | "medium")``: bfloat16 on oneDNN) live in ``chainrule.backend.blas``.
 """
 
 from typing import Any
 
 from chainrule.backend import blas
-from chainrule.backend.blas import CHOICES, gemm, select, set_num_threads
+from chainrule.backend.blas import (CHOICES, PRECISIONS, gemm, get_float32_matmul_precision, select,
+                                    set_float32_matmul_precision, set_num_threads)
 
 
 def info() -> dict[str, Any]:
-    """What the backend runs on: ``gemm`` ("numpy" or "mkl"), the library's path, version and thread count, and why
-    MKL is not in use if it is not."""
+    """What the backend runs on: ``gemm`` ("numpy", "mkl" or "onednn"), ``float32_matmul_precision``, the library's
+    path, version and thread count (and oneDNN's instruction set), and why MKL is not in use if it is not."""
     return blas.info()
 
-__all__ = ["CHOICES", "gemm", "info", "select", "set_num_threads"]
+__all__ = ["CHOICES", "PRECISIONS", "gemm", "get_float32_matmul_precision", "info", "select",
+           "set_float32_matmul_precision", "set_num_threads"]

@@ -1,16 +1,27 @@
 """GEMM, the one kernel a fully-connected network spends its time in: ``out = alpha * op(a) @ op(b) + beta * out``.
 
-Two implementations behind one function:
+Three implementations behind one function:
 
 - ``numpy``: ``np.matmul`` (NumPy's bundled OpenBLAS). Always available, always correct; the fallback.
 - ``mkl``: Intel MKL's ``cblas_sgemm`` / ``cblas_dgemm`` called through ctypes on the arrays' own memory, when the
   optional ``mkl`` wheel is installed (``pip install mkl``).
+- ``onednn``: oneDNN's matmul primitive (``chainrule.backend._onednn``) for float32 operands, when the optional
+  ``onednn-cpu-gomp`` wheel is installed; float64 products go to ``np.matmul``. It is the one implementation that
+  can compute float32 products in bfloat16 (see below).
 
 Which one runs is chosen once, at import, from the environment variable ``CHAINRULE_GEMM``:
 
-    numpy  (default) numpy
-    auto   mkl if libmkl_rt loads, else numpy
-    mkl    mkl, and importing chainrule fails if it cannot be loaded
+    numpy   (default) numpy
+    auto    mkl if libmkl_rt loads, else numpy
+    mkl     mkl, and importing chainrule fails if it cannot be loaded
+    onednn  onednn, and importing chainrule fails if it cannot be loaded
+
+Precision of float32 products (PyTorch's ``torch.set_float32_matmul_precision``): ``"highest"`` (default) computes
+them in float32; ``"medium"`` lets the ``onednn`` implementation round both operands to bfloat16 and accumulate in
+float32 (relative error ~2^-8 per operand, ~3e-3 of the largest output element measured on the benchmark MLP's
+shapes), which on a CPU with AVX-512 BF16 (AMD Zen 4, Intel Cooper Lake and later) runs the products up to ~2x
+faster, conversion included (``bench/bench_gemm.py``). Float64 products are always exact (gradient checks). Set it
+with ``set_float32_matmul_precision`` or ``CHAINRULE_FLOAT32_MATMUL_PRECISION``.
 
 NumPy is the default because it measured faster: on the 2-core AMD EPYC (AVX-512) this was developed on, NumPy
 2.4's OpenBLAS ran the products of the benchmark MLPs' training steps at 1.1-1.3x the speed of PyTorch's MKL, and
@@ -36,9 +47,10 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.backend import _mkl
+from chainrule.backend import _mkl, _onednn
 
-CHOICES = ("auto", "mkl", "numpy")
+CHOICES = ("auto", "mkl", "numpy", "onednn")
+PRECISIONS = ("highest", "medium")
 
 _BLAS_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -76,7 +88,7 @@ def gemm(
         raise ValueError(f"gemm: out has shape {out.shape}, expected {(m, n)}")
     if out is not None and not out.flags.writeable:
         raise ValueError("gemm: out is read-only; pass a writeable array (it is written in place)")
-    if _STATE.mkl is not None and a.dtype == b.dtype and a.dtype in _BLAS_DTYPES and m and n:
+    if a.dtype == b.dtype and a.dtype in _STATE.dtypes and m and n:
         if out is None:
             out = np.empty((m, n), dtype=a.dtype)
         elif np.may_share_memory(out, a) or np.may_share_memory(out, b):  # BLAS must not read what it writes
@@ -87,10 +99,10 @@ def gemm(
                                 alpha=alpha, beta=beta)
             return out
         if out.dtype == a.dtype and _rowmajor_ld(out) is not None:
-            _mkl_gemm(opa, opb, out, alpha, beta)
+            _library_gemm(opa, opb, out, alpha, beta)
             return out
         if out.dtype == a.dtype and _rowmajor_ld(out.T) is not None:  # F-ordered out: out.T = op(b).T @ op(a).T
-            _mkl_gemm(opb.T, opa.T, out.T, alpha, beta)
+            _library_gemm(opb.T, opa.T, out.T, alpha, beta)
             return out
     return _numpy_gemm(opa, opb, out, alpha, beta)
 
@@ -143,8 +155,9 @@ def _blas_operand(x: np.ndarray) -> tuple[np.ndarray, int, int]:
     return x, _mkl.NO_TRANS, max(x.shape[1], 1)
 
 
-def _mkl_gemm(opa: np.ndarray, opb: np.ndarray, out: np.ndarray, alpha: float, beta: float) -> None:
-    (m, k), n = opa.shape, opb.shape[1]
+def _library_gemm(opa: np.ndarray, opb: np.ndarray, out: np.ndarray, alpha: float, beta: float) -> None:
+    """``out = alpha * opa @ opb + beta * out`` on the selected library; ``out`` is row-major and overlaps neither."""
+    k = opa.shape[1]
     if k == 0:  # BLAS leaves C untouched when K == 0; the sum over nothing is 0
         if beta == 0:
             out[...] = 0
@@ -154,18 +167,49 @@ def _mkl_gemm(opa: np.ndarray, opb: np.ndarray, out: np.ndarray, alpha: float, b
     a, ta, lda = _blas_operand(opa)
     b, tb, ldb = _blas_operand(opb)
     ldc = _rowmajor_ld(out)
+    if _STATE.onednn is not None:
+        _onednn_gemm(a, ta, lda, b, tb, ldb, out, ldc, alpha, beta)
+        return
     fn = _STATE.mkl.sgemm if out.dtype == np.float32 else _STATE.mkl.dgemm
-    fn(_mkl.ROW_MAJOR, ta, tb, m, n, k, alpha, a.ctypes.data, lda, b.ctypes.data, ldb, beta, out.ctypes.data, ldc)
+    fn(_mkl.ROW_MAJOR, ta, tb, opa.shape[0], opb.shape[1], k, alpha, a.ctypes.data, lda, b.ctypes.data, ldb, beta,
+       out.ctypes.data, ldc)
+
+
+def _onednn_gemm(a: np.ndarray, ta: int, lda: int, b: np.ndarray, tb: int, ldb: int, out: np.ndarray, ldc: int,
+                 alpha: float, beta: float) -> None:
+    """oneDNN's matmul computes ``out = op(a) @ op(b)``; alpha and beta, off the training step's path (its products
+    have neither), are applied to a temporary afterwards."""
+    # op(x) (here a and b themselves) as a strided matrix: row-major (ld, 1), or column-major (1, ld)
+    sa = (1, lda) if ta == _mkl.TRANS else (lda, 1)
+    sb = (1, ldb) if tb == _mkl.TRANS else (ldb, 1)
+    shape_a, shape_b = a.shape, b.shape
+    precision = "bfloat16" if _STATE.precision == "medium" else "float32"
+    if alpha == 1 and beta == 0:
+        _STATE.onednn.matmul(a, shape_a, sa, b, shape_b, sb, out, (ldc, 1), precision)
+        return
+    prod = np.empty(out.shape, dtype=out.dtype)
+    _STATE.onednn.matmul(a, shape_a, sa, b, shape_b, sb, prod, (out.shape[1], 1), precision)
+    if alpha != 1:
+        prod *= alpha
+    if beta == 0:
+        out[...] = prod
+        return
+    if beta != 1:
+        out *= beta
+    out += prod
 
 
 # ---- selection ---------------------------------------------------------------------------------------------------
 
 
 class _State:
-    name: str = "numpy"  # the implementation gemm() uses: "numpy" or "mkl"
+    name: str = "numpy"  # the implementation gemm() uses: "numpy", "mkl" or "onednn"
     requested: str = "auto"
     mkl: Any = None  # the loaded _mkl.MKL, or None
     mkl_error: str = ""  # why MKL is not in use, if it is not
+    onednn: Any = None  # the loaded _onednn.OneDNN, or None
+    dtypes: tuple = ()  # operand dtypes the selected library computes (others go to np.matmul)
+    precision: str = "highest"  # float32 matmul precision: "highest" (float32) or "medium" (bfloat16 on onednn)
 
 
 _STATE = _State()
@@ -179,10 +223,22 @@ def select(choice: str) -> str:
     """
     if choice not in CHOICES:
         raise ValueError(f"GEMM backend must be one of {CHOICES}, got {choice!r} (set CHAINRULE_GEMM to one of them)")
+    if _STATE.precision == "medium" and choice != "onednn":
+        raise ValueError(f"GEMM backend {choice!r} cannot run float32 products in bfloat16 (precision 'medium'); "
+                         "call set_float32_matmul_precision('highest') first, or select 'onednn'")
     _STATE.requested = choice
+    _STATE.onednn, _STATE.dtypes = None, ()
     if choice == "numpy":
         _STATE.name, _STATE.mkl = "numpy", None
         _STATE.mkl_error = "disabled (CHAINRULE_GEMM=numpy)"
+        return _STATE.name
+    if choice == "onednn":
+        lib, why = _onednn_library()
+        if lib is None:
+            raise RuntimeError(f"CHAINRULE_GEMM=onednn but oneDNN is unavailable: {why}; pip install "
+                               "onednn-cpu-gomp, or use auto/numpy/mkl")
+        _STATE.name, _STATE.mkl, _STATE.onednn, _STATE.mkl_error = "onednn", None, lib, "not requested (onednn)"
+        _STATE.dtypes = (np.dtype(np.float32),)
         return _STATE.name
     lib, why = _mkl_library()
     if lib is None and choice == "mkl":
@@ -190,10 +246,36 @@ def select(choice: str) -> str:
     _STATE.mkl = lib
     _STATE.name = "mkl" if lib is not None else "numpy"
     _STATE.mkl_error = why
+    _STATE.dtypes = _BLAS_DTYPES if lib is not None else ()
     return _STATE.name
 
 
+def set_float32_matmul_precision(precision: str) -> None:
+    """How float32 products are computed: ``"highest"`` (float32, the default) or ``"medium"`` (operands rounded to
+    bfloat16, float32 accumulation and result; needs the ``onednn`` backend). PyTorch's name and values."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"float32 matmul precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "medium" and _STATE.name != "onednn":
+        raise ValueError(f"float32 matmul precision 'medium' (bfloat16) needs the onednn GEMM backend, but the "
+                         f"backend is {_STATE.name!r}; pip install onednn-cpu-gomp, then select('onednn') or set "
+                         "CHAINRULE_GEMM=onednn")
+    _STATE.precision = precision
+
+
+def get_float32_matmul_precision() -> str:
+    """The current float32 matmul precision, ``"highest"`` or ``"medium"``."""
+    return _STATE.precision
+
+
 _LOADED: tuple[Any, str] | None = None
+_ONEDNN_LOADED: tuple[Any, str] | None = None
+
+
+def _onednn_library() -> tuple[Any, str]:
+    global _ONEDNN_LOADED
+    if _ONEDNN_LOADED is None:
+        _ONEDNN_LOADED = _onednn.load()
+    return _ONEDNN_LOADED
 
 
 def _mkl_library() -> tuple[Any, str]:
@@ -205,8 +287,12 @@ def _mkl_library() -> tuple[Any, str]:
 
 def info() -> dict[str, Any]:
     """What ``gemm`` runs on: implementation, why, library path and version, and the BLAS thread count."""
-    d: dict[str, Any] = {"gemm": _STATE.name, "requested": _STATE.requested}
-    if _STATE.mkl is not None:
+    d: dict[str, Any] = {"gemm": _STATE.name, "requested": _STATE.requested,
+                         "float32_matmul_precision": _STATE.precision}
+    if _STATE.onednn is not None:
+        d.update(library=_STATE.onednn.path, version=_STATE.onednn.version, isa=_STATE.onednn.isa(),
+                 threads=_STATE.onednn.num_threads())
+    elif _STATE.mkl is not None:
         d.update(library=_STATE.mkl.path, version=_STATE.mkl.version, threads=_STATE.mkl.num_threads(),
                  threading_layer=_STATE.mkl.threading_layer(), int_bits=_STATE.mkl.int_bits)
     else:
@@ -228,12 +314,18 @@ def _numpy_blas_threads() -> int | None:
 
 
 def set_num_threads(n: int) -> None:
-    """Set the thread count of the BLAS in use (MKL only; for NumPy's OpenBLAS use threadpoolctl or the env vars)."""
+    """Set the thread count of the library in use (MKL, or oneDNN's OpenMP pool; for NumPy's OpenBLAS use
+    threadpoolctl or the env vars)."""
     if n < 1:
         raise ValueError(f"set_num_threads: n must be >= 1, got {n}")
+    if _STATE.onednn is not None:
+        _STATE.onednn.set_num_threads(n)
+        return
     if _STATE.mkl is None:
         raise RuntimeError("set_num_threads: the numpy GEMM's threads are set by OPENBLAS_NUM_THREADS or threadpoolctl")
     _STATE.mkl.set_num_threads(n)
 
 
 select(os.environ.get("CHAINRULE_GEMM", "numpy").strip().lower() or "numpy")
+set_float32_matmul_precision(os.environ.get("CHAINRULE_FLOAT32_MATMUL_PRECISION", "highest").strip().lower()
+                             or "highest")
