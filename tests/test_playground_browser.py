@@ -97,13 +97,16 @@ def test_train_regularise_click_and_screenshot(page, tmp_path):
     Select(control("activation")).select_by_value("relu")
     Select(control("lambda")).select_by_value("0.001")
     Select(control("lr")).select_by_value("0.03")
-    s = wait_for(d, lambda s: s["step"] == 0 and not s["running"], 10, "the new 2-16-16-3 model")
-    assert s["model"] == "mlp" and s["error"] is None
+    s = wait_for(d, lambda s: s["pending"] == 0 and s["params"]["hidden_sizes"] == [16, 16]
+                 and s["params"]["lr"] == 0.03, 10, "the new 2-16-16-3 model")
+    assert s["model"] == "mlp" and s["error"] is None and s["step"] == 0 and not s["running"]
+    assert [control("layers").get_attribute("value"), control("neurons").get_attribute("value")] == ["2", "16"]
 
     control("play").click()
     s = wait_for(d, lambda s: (s["test_accuracy"] or 0) >= 0.9, 120, "test accuracy >= 90%")
     assert s["running"] and s["step"] > 0 and s["loss"] is not None
-    assert s["has_network"]
+    # The network view is refreshed every 0.2 s while playing; a fast start can reach 90% before its first refresh.
+    wait_for(d, lambda s: s["has_network"], 10, "the network view")
     rough_fit = d.execute_script("return window.playground.surfaceRoughness()")
 
     Select(control("lambda")).select_by_value("0.1")  # applies to the running model

@@ -70,6 +70,9 @@ class _Connection:
         self.send_lock = asyncio.Lock()
         self.player: asyncio.Task | None = None
         self._last_network = 0.0
+        # Messages handled so far, stamped on every reply: the page re-syncs its controls from a reply only once the
+        # server has handled everything the page sent (a reply to an earlier change must not undo a later one).
+        self.handled = 0
 
     async def call(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -94,26 +97,41 @@ class _Connection:
         try:
             msg = parse_message(raw, self.session.model)
         except ProtocolError as e:
-            await self.send(e.to_message())
+            self.handled += 1
+            await self.send(self._stamp(e.to_message()))
             return
         if msg["type"] in ("play", "pause"):
+            self.handled += 1
             self.session.running = msg["type"] == "play"
             if self.session.running and (self.player is None or self.player.done()):
                 self.player = asyncio.create_task(self._play())
-            await self.send(self.session.state())
+            await self.send(self._stamp(self.session.state()))
             return
         try:
-            changed = await self.call(self.session.apply, msg)
+            changed = await self.call(self._apply, msg)
         except ProtocolError as e:  # a rule that depends on the session (k, labels, indices)
-            await self.send(e.to_message())
+            await self.send(self._stamp(e.to_message()))
             return
         except Exception as e:  # a bug must not end the session: say what happened and carry on
             log.exception("playground: error handling %r", raw[:200])
-            await self.send(_internal_error(e))
+            await self.send(self._stamp(_internal_error(e)))
             return
         if changed == "data":
             await self.send(await self.call(self.session.points))
         await self.send(await self.call(self._frame, True))  # every applied message is answered with a frame
+
+    def _apply(self, msg: dict[str, Any]) -> str:
+        try:
+            return self.session.apply(msg)
+        finally:  # counted in the session's thread, so no frame computed after it shows the old settings
+            self.handled += 1
+
+    def _stamp(self, message: dict[str, Any]) -> dict[str, Any]:
+        message["applied"] = self.handled
+        return message
+
+    def _state(self) -> dict[str, Any]:
+        return self._stamp(self.session.state())
 
     def _frame(self, network: bool | None = None) -> dict[str, Any]:
         now = time.perf_counter()
@@ -121,7 +139,7 @@ class _Connection:
             network = now - self._last_network >= self.network_interval
         if network:
             self._last_network = now
-        return self.session.frame(network=network)
+        return self._stamp(self.session.frame(network=network))
 
     def _advance(self) -> dict[str, Any]:
         if self.session.advance(self.train_slice) == 0:  # nothing to train (kNN, no points) or a stopped run
@@ -138,7 +156,7 @@ class _Connection:
                 await self.send(_internal_error(e))
                 break
             await self.send(frame)
-        await self.send(await self.call(self.session.state))  # after the last frame: says it has stopped
+        await self.send(await self.call(self._state))  # after the last frame: says it has stopped
 
     async def close(self) -> None:
         self.session.running = False

@@ -12,7 +12,7 @@
     adamw: "AdamW  (optimizer='adamw')", rmsprop: "RMSProp  (optimizer='rmsprop')",
   };
   const st = {
-    rules: null, settings: null, points: null, image: null, lines: null, network: null, graph: null,
+    rules: null, settings: null, sent: 0, applied: 0, points: null, image: null, lines: null, network: null, graph: null,
     history: [], run: null, frames: 0, protocolError: null, sessionError: null, last: {}, connected: false,
     addClass: 0, clickMode: "add",
   };
@@ -29,11 +29,13 @@
   function send(msg) {
     if (!ws || ws.readyState !== WebSocket.OPEN) return false;
     ws.send(typeof msg === "string" ? msg : JSON.stringify(msg));
+    st.sent += 1;
     return true;
   }
   function set(part) { st.protocolError = null; showError(); send(Object.assign({type: "set"}, part)); }
 
   function receive(msg) {
+    if (msg.applied !== undefined) st.applied = msg.applied;
     if (msg.type === "hello") { st.rules = msg.rules; buildStaticControls(); return; }
     if (msg.type === "error") { st.protocolError = msg; showError(); return; }
     if (msg.type === "points") { st.points = msg; buildClassSwatches(msg.classes); schedule(); return; }
@@ -54,7 +56,9 @@
       if ("network" in msg) st.network = msg.network;
       if ("graph" in msg) st.graph = msg.graph;
     }
-    if (!sameSettings(msg)) { st.settings = msg; syncControls(); }
+    // Controls follow the server's settings only when it has handled every message sent: a reply to an earlier
+    // change, arriving while later ones are on their way, would otherwise put the old values back in the controls.
+    if (!sameSettings(msg) && (st.settings === null || st.applied === st.sent)) { st.settings = msg; syncControls(); }
     updateCounters();
     showError();
     schedule();
@@ -181,30 +185,39 @@
   }
   function syncControls() {
     const s = st.settings, d = s.data, model = s.model, p = s.params[model];
-    $("dataset").value = d.dataset;
-    options($("classes"), st.rules.datasets[d.dataset], null, d.classes);
-    for (const k of ["noise", "n_points", "train_fraction"]) { $(k).value = d[k]; showValue(k); }
-    $("seed").value = d.seed;
+    put("dataset", d.dataset);
+    choices("classes", st.rules.datasets[d.dataset], null, d.classes);
+    for (const k of ["noise", "n_points", "train_fraction"]) { put(k, d[k]); showValue(k); }
+    put("seed", d.seed);
     for (const box of $("features").querySelectorAll("input")) {
       box.checked = s.features.includes(box.value);
       box.parentElement.className = box.checked ? "on" : "";
     }
-    $("model").value = model;
+    put("model", model);
     document.querySelectorAll(".group").forEach(g => { g.hidden = !g.dataset.models.split(" ").includes(model); });
-    if (model === "knn") { $("k").value = p.k; $("metric").value = p.metric; return; }
+    if (model === "knn") { put("k", p.k); put("metric", p.metric); return; }
     if (model === "mlp") {
-      $("layers").value = p.hidden_sizes.length;
-      $("neurons").value = p.hidden_sizes.length ? p.hidden_sizes[0] : ($("neurons").value || 8);
-      $("activation").value = p.activation;
+      put("layers", p.hidden_sizes.length);
+      if (p.hidden_sizes.length) put("neurons", p.hidden_sizes[0]);
+      put("activation", p.activation);
     }
     const l2 = model === "mlp" ? "weight_decay" : "reg";
     $("lambda-name").textContent = l2;
-    options($("lambda"), L2, null, p[l2]);
-    options($("lr"), LR, null, p.lr);
-    options($("batch_size"), BATCH, null, p.batch_size);
-    options($("optimizer"), optimizerChoices(model), v => OPTIMIZER_LABELS[v] || v, optimizerChoice(p));
-    $("momentum").value = p.momentum;
+    choices("lambda", L2, null, p[l2]);
+    choices("lr", LR, null, p.lr);
+    choices("batch_size", BATCH, null, p.batch_size);
+    choices("optimizer", optimizerChoices(model), v => OPTIMIZER_LABELS[v] || v, optimizerChoice(p));
+    put("momentum", p.momentum);
     document.querySelector(".momentum-row").hidden = !optimizerChoice(p).startsWith("sgd+");
+  }
+  // A reply to an earlier change can arrive while the learner edits another control: never overwrite the control
+  // that has the focus (its own change event will send what it holds).
+  function put(id, value) {
+    const el = $(id);
+    if (el !== document.activeElement) el.value = value;
+  }
+  function choices(id, values, label, current) {
+    if ($(id) !== document.activeElement) options($(id), values, label, current);
   }
   function showValue(k) {
     const v = +$(k).value;
@@ -300,7 +313,8 @@
               running: !!m.running, error: e ? e.message : null, error_field: e ? e.field : null,
               connected: st.connected, frames: st.frames, model: st.settings ? st.settings.model : null,
               n_train: st.points ? st.points.train.length : 0, n_test: st.points ? st.points.test.length : 0,
-              has_graph: !!st.graph, has_network: !!st.network};
+              has_graph: !!st.graph, has_network: !!st.network, pending: st.sent - st.applied,
+              params: st.settings ? st.settings.params[st.settings.model] : null};
     },
     send: send,
     surfaceRoughness: surfaceRoughness,
