@@ -213,3 +213,29 @@ def test_a_diverging_run_says_so_and_resets_over_the_socket(client):
         assert frame["error"] is None and frame["step"] == 0
         ws.send_text('{"type": "step"}')
         assert receive(ws, "frame")["step"] > 0
+
+
+def test_every_reply_says_how_many_messages_were_handled(client):
+    """The page re-syncs its controls only from a reply that has seen all it sent: replies carry that count, and a
+    frame never shows settings older than the count it carries, even while training runs alongside."""
+    with client.websocket_connect("/ws", headers=ORIGIN) as ws:
+        _, _, frame = opened(ws)
+        assert frame["applied"] == 0
+        ws.send_json({"type": "play"})
+        assert receive(ws, "state")["applied"] == 1
+        sizes = [[4], [5, 5], [6, 6, 6]]
+        for hidden in sizes:
+            ws.send_json({"type": "set", "params": {"hidden_sizes": hidden}})
+        ws.send_json({"type": "set", "params": {"lr": -1}})  # refused: still handled
+        seen = {}
+        while seen.get("error") is None or max(seen.get("frames", [0])) < 4:
+            msg = ws.receive_json()
+            if msg["type"] == "error":
+                seen["error"] = msg["applied"]
+            elif msg["type"] == "frame":
+                seen.setdefault("frames", []).append(msg["applied"])
+                if 2 <= msg["applied"] <= 4:  # after the k-th set and before the next: the k-th architecture
+                    assert msg["params"]["mlp"]["hidden_sizes"] == sizes[msg["applied"] - 2]
+        assert seen["error"] == 5
+        ws.send_json({"type": "pause"})
+        assert receive(ws, "state")["applied"] == 6
