@@ -101,6 +101,17 @@ def test_train_regularise_click_and_screenshot(page, tmp_path):
                  and s["params"]["lr"] == 0.03, 10, "the new 2-16-16-3 model")
     assert s["model"] == "mlp" and s["error"] is None and s["step"] == 0 and not s["running"]
     assert [control("layers").get_attribute("value"), control("neurons").get_attribute("value")] == ["2", "16"]
+    assert control("widths").get_attribute("value") == "16, 16"
+    type_into("widths", "12, 64, 5")  # each layer its own width
+    wait_for(d, lambda s: s["pending"] == 0 and s["params"]["hidden_sizes"] == [12, 64, 5], 10, "a 12-64-5 net")
+    assert control("layers").get_attribute("value") == "3"
+    type_into("widths", "12, 65")  # out of range: said beside the field, nothing sent
+    assert control("widths-error").is_displayed()
+    assert "each layer has 1 to 64 neurons, got \"65\"" in control("widths-error").text
+    assert state(d)["params"]["hidden_sizes"] == [12, 64, 5]
+    type_into("widths", "16, 16")
+    s = wait_for(d, lambda s: s["pending"] == 0 and s["params"]["hidden_sizes"] == [16, 16], 10, "16-16 again")
+    assert not control("widths-error").is_displayed() and s["step"] == 0
 
     control("play").click()
     s = wait_for(d, lambda s: (s["test_accuracy"] or 0) >= 0.9, 120, "test accuracy >= 90%")

@@ -199,6 +199,7 @@
     if (model === "mlp") {
       put("layers", p.hidden_sizes.length);
       if (p.hidden_sizes.length) put("neurons", p.hidden_sizes[0]);
+      put("widths", p.hidden_sizes.join(", "));
       put("activation", p.activation);
     }
     const l2 = model === "mlp" ? "weight_decay" : "reg";
@@ -224,6 +225,14 @@
     $(k + "-val").textContent = k === "train_fraction" ? Math.round(100 * v) + "% / " + Math.round(100 * (1 - v)) + "%"
       : String(v);
   }
+  // "16, 8" -> [16, 8]; "" -> [] (no hidden layer); else the rule the text breaks, as a string (nothing is sent)
+  function parseWidths(text) {
+    const parts = text.split(/[\s,]+/).filter(t => t !== "");
+    const bad = parts.find(t => !/^\d+$/.test(t) || +t < 1 || +t > 64);
+    if (bad !== undefined) return `widths: each layer has 1 to 64 neurons, got "${bad}"; e.g. 16, 8`;
+    if (parts.length > 6) return `widths: at most 6 hidden layers, got ${parts.length}`;
+    return parts.map(Number);
+  }
   function model() { return st.settings.model; }
   function params(p) { set({params: p}); }
 
@@ -247,9 +256,16 @@
     $("model").addEventListener("change", e => set({model: e.target.value}));
     $("k").addEventListener("change", e => params({k: Number(e.target.value)}));
     $("metric").addEventListener("change", e => params({metric: e.target.value}));
+    // layers and neurons set every hidden layer to one width; widths sets each layer's own ("16, 8, 4")
     const hidden = () => params({hidden_sizes: Array(Number($("layers").value)).fill(Number($("neurons").value))});
     $("layers").addEventListener("change", hidden);
     $("neurons").addEventListener("change", hidden);
+    $("widths").addEventListener("change", e => {
+      const sizes = parseWidths(e.target.value);
+      $("widths-error").hidden = typeof sizes !== "string";
+      if (typeof sizes === "string") { $("widths-error").textContent = sizes; return; }
+      params({hidden_sizes: sizes});
+    });
     $("activation").addEventListener("change", e => params({activation: e.target.value}));
     $("lambda").addEventListener("change", e => params({[model() === "mlp" ? "weight_decay" : "reg"]: +e.target.value}));
     $("lr").addEventListener("change", e => params({lr: +e.target.value}));
