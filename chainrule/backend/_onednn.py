@@ -220,7 +220,7 @@ def load() -> tuple[OneDNN | None, str]:
     """(the library with a CPU engine and stream, "") on success, else (None, why not)."""
     paths = candidate_paths()
     if not paths:
-        return None, "libdnnl not found (pip install onednn)"
+        return None, "libdnnl not found"
     errors = []
     for path in paths:
         try:
