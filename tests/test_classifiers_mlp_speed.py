@@ -12,7 +12,9 @@ from chainrule.backend import _onednn, blas, fused
 from chainrule.classifiers.mlp import MLPClassifier
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")  # tests/conftest.py
-needs_onednn = pytest.mark.skipif(_onednn.load()[0] is None, reason=f"oneDNN: {_onednn.load()[1]}")
+_LIB, _WHY = _onednn.load()
+BF16_WHY = _WHY if _LIB is None else _LIB.bf16_problem()  # e.g. a CPU (or VM) that shows only AVX2
+needs_bf16 = pytest.mark.skipif(bool(BF16_WHY), reason=f"bfloat16 products: {BF16_WHY}")
 
 
 def tiny_images(n=120, size=8, seed=0):
@@ -91,7 +93,7 @@ class _Spy:
         self.seen.add((backend.info()["gemm"], backend.get_float32_matmul_precision()))
 
 
-@needs_onednn
+@needs_bf16
 def test_bf16_trains_in_bfloat16_and_restores_the_backend():
     X, y = tiny_images()
     before = (backend.info()["gemm"], backend.get_float32_matmul_precision())
@@ -113,7 +115,7 @@ def test_bf16_trains_in_bfloat16_and_restores_the_backend():
     assert (backend.info()["gemm"], backend.get_float32_matmul_precision()) == before
 
 
-@needs_onednn
+@needs_bf16
 def test_the_backend_is_restored_when_fit_fails():
     X, y = tiny_images()
     before = (backend.info()["gemm"], backend.get_float32_matmul_precision())
@@ -133,14 +135,30 @@ def test_bf16_without_onednn_names_the_extra(monkeypatch):
         pytest.skip("the process runs on the onednn backend (CHAINRULE_GEMM=onednn)")
     X, y = tiny_images(30)
     with pytest.raises(ValueError, match=r"matmul_precision='bf16' runs the network's products in bfloat16 on "
-                                         r"oneDNN, which is unavailable here \(libdnnl not found\); pip install "
+                                         r"oneDNN, which cannot here \(libdnnl not found\); pip install "
                                          r"'chainrule\[bf16\]'.*or use matmul_precision='float32'"):
         MLPClassifier(**SMALL, matmul_precision="bf16").fit(X, y)
-    with pytest.raises(RuntimeError, match=r"bfloat16 products need oneDNN.*chainrule\[bf16\]"):
+    with pytest.raises(RuntimeError, match=r"bfloat16 products are unavailable here: libdnnl not found.*chainrule\[bf16\]"):
         with backend.float32_matmul_precision("medium"):
             pass
-    with pytest.raises(ValueError, match=r"matmul_precision must be one of \['float32', 'bf16'\], got 'fp16'"):
+    with pytest.raises(ValueError, match=r"matmul_precision must be one of \['float32', 'bf16', 'auto'\], got 'fp16'"):
         MLPClassifier(**SMALL, matmul_precision="fp16").fit(X, y)
+
+
+def test_auto_is_bf16_exactly_where_it_is_available(monkeypatch):
+    X, y = tiny_images(30)
+    for why, expected in (("", ("onednn", "medium")), ("no bfloat16 matmul for this CPU (test)", None)):
+        monkeypatch.setattr(backend, "bf16_unavailable", lambda why=why: why)
+        if expected is None:  # float32: whatever backend the process uses, at full precision
+            expected = (backend.info()["gemm"], "highest")
+        elif BF16_WHY:
+            continue  # a real bf16 fit needs the kernels
+        spy = _Spy()
+        MLPClassifier(**SMALL, matmul_precision="auto").fit(X, y, callbacks=[spy])
+        assert spy.seen == {expected}
+    with pytest.raises(ValueError, match=r"matmul_precision='bf16'.*cannot here \(no bfloat16 matmul for this CPU "
+                                         r"\(test\)\).*or 'auto'"):
+        MLPClassifier(**SMALL, matmul_precision="bf16").fit(X, y)
 
 
 def test_cli_says_how_to_get_bf16(tmp_path, chainrule_process, monkeypatch):

@@ -260,6 +260,11 @@ def set_float32_matmul_precision(precision: str) -> None:
         raise ValueError(f"float32 matmul precision 'medium' (bfloat16) needs the onednn GEMM backend, but the "
                          f"backend is {_STATE.name!r}; {BF16_INSTALL}, then select('onednn') or set "
                          "CHAINRULE_GEMM=onednn")
+    if precision == "medium":
+        problem = _STATE.onednn.bf16_problem()
+        if problem:
+            raise ValueError(f"float32 matmul precision 'medium' (bfloat16) is not available: {problem}; use "
+                             "'highest' (float32) on this machine")
     _STATE.precision = precision
 
 
@@ -272,11 +277,10 @@ BF16_INSTALL = "pip install 'chainrule[bf16]' (the onednn-cpu-gomp wheel, x86-64
 
 
 def bf16_unavailable() -> str:
-    """Why float32 products cannot run in bfloat16 here ("" when they can: oneDNN loads)."""
-    if _STATE.onednn is not None:
-        return ""
-    lib, why = _onednn_library()
-    return "" if lib is not None else why
+    """Why float32 products cannot run in bfloat16 here ("" when they can: oneDNN loads and has a bfloat16 matmul
+    for this CPU)."""
+    lib, why = (_STATE.onednn, "") if _STATE.onednn is not None else _onednn_library()
+    return why if lib is None else lib.bf16_problem()
 
 
 @contextlib.contextmanager
@@ -296,7 +300,8 @@ def float32_matmul_precision(precision: str) -> Iterator[None]:
     if precision == "medium" and _STATE.name != "onednn":
         why = bf16_unavailable()
         if why:
-            raise RuntimeError(f"bfloat16 products need oneDNN, which is unavailable: {why}; {BF16_INSTALL}")
+            raise RuntimeError(f"bfloat16 products are unavailable here: {why}; {BF16_INSTALL} on a CPU with "
+                               "AVX-512, or use 'highest' (float32)")
         _STATE.precision = "highest"
         select("onednn")
     set_float32_matmul_precision(precision)
@@ -333,7 +338,7 @@ def info() -> dict[str, Any]:
                          "float32_matmul_precision": _STATE.precision}
     if _STATE.onednn is not None:
         d.update(library=_STATE.onednn.path, version=_STATE.onednn.version, isa=_STATE.onednn.isa(),
-                 threads=_STATE.onednn.num_threads())
+                 threads=_STATE.onednn.num_threads(), bfloat16=_STATE.onednn.bf16_problem() or "available")
     elif _STATE.mkl is not None:
         d.update(library=_STATE.mkl.path, version=_STATE.mkl.version, threads=_STATE.mkl.num_threads(),
                  threading_layer=_STATE.mkl.threading_layer(), int_bits=_STATE.mkl.int_bits)

@@ -25,6 +25,7 @@ PREPROCESSING = ("standardize", "center", "zca", None)
 FEATURES = (None, "hog_color")
 AUGMENT = (False, True, "flip")
 # matmul_precision -> chainrule.backend's float32 matmul precision of the network's products
+# ("auto": "bf16" where this machine has bfloat16 products, else "float32"; see matmul_precision below)
 MATMUL_PRECISIONS = {"float32": "highest", "bf16": "medium"}
 
 
@@ -82,15 +83,20 @@ def validated(est: BaseClassifier) -> dict[str, Any]:
 
 
 def matmul_precision(est: BaseClassifier) -> str:
-    """``est.matmul_precision`` ("float32" or "bf16"), checked: "bf16" needs oneDNN, and the error says how to get
-    it (the estimator refuses before fitting anything, so ``chainrule train`` reports it as a usage error)."""
-    value = check_choice(est, "matmul_precision", tuple(MATMUL_PRECISIONS))
-    if value == "bf16":
-        why = backend.bf16_unavailable()
-        if why:
-            raise ValueError(f"{type(est).__name__}: matmul_precision='bf16' runs the network's products in bfloat16 "
-                             f"on oneDNN, which is unavailable here ({why}); {backend.BF16_INSTALL}, or use "
-                             "matmul_precision='float32'")
+    """``est.matmul_precision`` resolved to "float32" or "bf16", checked. "bf16" needs oneDNN with a bfloat16 matmul
+    for this CPU, and the error says why there is none and how to get it (the estimator refuses before fitting
+    anything, so ``chainrule train`` reports it as a usage error); "auto" is "bf16" where that holds and "float32"
+    elsewhere (a config that runs on any machine: the answer can differ between machines, not within one)."""
+    value = check_choice(est, "matmul_precision", (*MATMUL_PRECISIONS, "auto"))
+    if value == "float32":
+        return value
+    why = backend.bf16_unavailable()
+    if value == "auto":
+        return "float32" if why else "bf16"
+    if why:
+        raise ValueError(f"{type(est).__name__}: matmul_precision='bf16' runs the network's products in bfloat16 "
+                         f"on oneDNN, which cannot here ({why}); {backend.BF16_INSTALL} on a CPU with AVX-512, or "
+                         "use matmul_precision='float32' (or 'auto': bfloat16 where available)")
     return value
 
 

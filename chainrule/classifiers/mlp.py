@@ -93,10 +93,12 @@ class MLPClassifier(InputSteps, BaseClassifier):
     test_time_flip : ``predict``, ``predict_proba`` and ``score`` average the scores of each image and of its
         left-right mirror (needs images; one more forward pass). The per-epoch ``validation_scores_`` of ``fit`` are
         the network's own, without it.
-    matmul_precision : "float32" or "bf16": the network's products in ``fit`` and ``predict`` computed with
-        operands rounded to bfloat16 and float32 accumulation, on oneDNN (``pip install 'chainrule[bf16]'``), with
-        float32 weights, activations and updates; about 2x faster products on CPUs with AVX-512 BF16
-        (``chainrule.backend``). The backend in use before is restored afterwards; preprocessing stays float32.
+    matmul_precision : "float32", "bf16" or "auto". "bf16": the network's products in ``fit`` and ``predict``
+        computed with operands rounded to bfloat16 and float32 accumulation, on oneDNN (``pip install
+        'chainrule[bf16]'``; a CPU with AVX-512, else ValueError saying so), with float32 weights, activations and
+        updates; about 2x faster products on CPUs with AVX-512 BF16 (``chainrule.backend``). "auto": "bf16" where
+        that is available, "float32" elsewhere. The backend in use before is restored afterwards; preprocessing
+        stays float32.
     early_stopping : hold out ``validation_fraction`` (stratified), stop after ``n_iter_no_change`` epochs without a
         validation-accuracy gain above ``tol``, and keep the best epoch's weights.
     time_budget : seconds of training (None: no limit); see the module docstring.
