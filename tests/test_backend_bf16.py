@@ -18,12 +18,14 @@ import numpy as np
 import pytest
 
 from chainrule import backend, nn, optim
-from chainrule.backend import _onednn, gemm
+from chainrule.backend import _onednn, blas, gemm
 from chainrule.nn import functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 LIB, WHY = _onednn.load()
 needs_onednn = pytest.mark.skipif(LIB is None, reason=f"oneDNN: {WHY}")
+BF16_WHY = WHY if LIB is None else LIB.bf16_problem()  # e.g. a CPU (or VM) that shows only AVX2
+needs_bf16 = pytest.mark.skipif(bool(BF16_WHY), reason=f"bfloat16 products: {BF16_WHY}")
 
 
 def to_bf16(x: np.ndarray) -> np.ndarray:
@@ -53,7 +55,7 @@ def _layout(x: np.ndarray, order: str) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
-@needs_onednn
+@needs_bf16
 @pytest.mark.parametrize("trans_a", [False, True])
 @pytest.mark.parametrize("trans_b", [False, True])
 @pytest.mark.parametrize("order_a", ["C", "F", "slice"])
@@ -75,7 +77,7 @@ def test_bf16_gemm_is_rounded_operands_accumulated_in_float32(bf16, trans_a, tra
     assert 1e-4 < rel < 2e-2  # and measurably not float32 (~1e-7): bfloat16 really was used
 
 
-@needs_onednn
+@needs_bf16
 def test_bf16_alpha_beta_float64_and_precision_switch(bf16):
     rng = np.random.default_rng(1)
     a, b = rng.standard_normal((16, 64)).astype(np.float32), rng.standard_normal((64, 8)).astype(np.float32)
@@ -103,14 +105,14 @@ def test_precision_needs_a_backend_that_can_do_it():
         backend.select(before)
 
 
-@needs_onednn
+@needs_bf16
 def test_switching_away_from_onednn_in_bf16_is_refused(bf16):
     with pytest.raises(ValueError, match="cannot run float32 products in bfloat16"):
         backend.select("numpy")
     assert backend.info()["gemm"] == "onednn"
 
 
-@needs_onednn
+@needs_bf16
 def test_small_mlp_trains_the_same_in_bf16(bf16):
     """Forward, backward and SGD of nn.MLP with bf16 products follow the float32 run closely (same data, seed)."""
     rng = np.random.default_rng(2)
@@ -145,7 +147,7 @@ def _in_subprocess(env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True, timeout=60)
 
 
-@needs_onednn
+@needs_bf16
 def test_env_vars_select_onednn_and_bf16():
     r = _in_subprocess({"CHAINRULE_GEMM": "onednn", "CHAINRULE_FLOAT32_MATMUL_PRECISION": "medium",
                         "OMP_NUM_THREADS": "1"})
@@ -162,3 +164,40 @@ def test_env_var_errors_name_the_fix():
     assert "CHAINRULE_GEMM=onednn but oneDNN is unavailable" in r.stderr and "onednn-cpu-gomp" in r.stderr
     r = _in_subprocess({"CHAINRULE_FLOAT32_MATMUL_PRECISION": "medium"})  # numpy backend: cannot
     assert r.returncode != 0 and "needs the onednn GEMM backend" in r.stderr
+
+
+@needs_onednn
+def test_bf16_is_available_exactly_where_onednn_has_an_avx512_kernel():
+    """The probe answers from the instruction set oneDNN dispatches to: bfloat16 matmul kernels exist from
+    avx512_core up, so an AVX2-only CPU (or a virtual machine that hides AVX-512) gets the reason, not a crash."""
+    isa = LIB.isa()
+    assert (BF16_WHY == "") == (isa.startswith(("avx512", "avx10"))), (isa, BF16_WHY)
+    if BF16_WHY:
+        assert f"no bfloat16 matmul for this CPU (its instruction set here is {isa}" in BF16_WHY
+    assert backend.bf16_unavailable() == BF16_WHY
+
+
+@needs_onednn
+def test_without_a_bf16_kernel_medium_is_refused_and_float32_still_runs(monkeypatch):
+    """Where oneDNN loads but has no bfloat16 kernel for the CPU: 'medium' is refused with the reason, the
+    backend stays usable in float32 (simulated here by the probe's answer, so the rule is tested on every CPU)."""
+    before = backend.info()["requested"]
+    try:
+        backend.select("onednn")
+        lib = blas._STATE.onednn
+        monkeypatch.setattr(lib, "_bf16_problem", "oneDNN 3.2.0 has no bfloat16 matmul for this CPU (test)")
+        with pytest.raises(ValueError, match=r"'medium' \(bfloat16\) is not available: oneDNN 3.2.0 has no "
+                                             r"bfloat16 matmul for this CPU \(test\); use 'highest'"):
+            backend.set_float32_matmul_precision("medium")
+        assert backend.get_float32_matmul_precision() == "highest"
+        assert backend.info()["bfloat16"] == "oneDNN 3.2.0 has no bfloat16 matmul for this CPU (test)"
+        with pytest.raises(RuntimeError, match="bfloat16 products are unavailable here: oneDNN 3.2.0 has no"):
+            backend.select("numpy")
+            with backend.float32_matmul_precision("medium"):
+                pass
+        assert backend.info()["gemm"] == "numpy"
+        a = np.arange(6, dtype=np.float32).reshape(2, 3)
+        backend.select("onednn")
+        np.testing.assert_allclose(gemm(a, a, trans_b=True), a @ a.T)
+    finally:
+        backend.select(before)

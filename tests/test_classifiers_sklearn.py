@@ -17,6 +17,7 @@ pytest.importorskip("sklearn")
 
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
+from chainrule.backend import bf16_unavailable  # noqa: E402
 from chainrule.classifiers import KNearestNeighbor, LinearSVM, MLPClassifier, SoftmaxClassifier  # noqa: E402
 
 
@@ -33,6 +34,9 @@ with warnings.catch_warnings():
         SoftmaxClassifier(iterations=300),
         # a small net and few epochs keep its ~50 fits quick; the checks' data sets are tiny
         MLPClassifier(hidden_sizes=(16,), epochs=20, batch_size=32, lr=1e-2),
+        # bfloat16 products on oneDNN (where it is installed: the test extras install it on x86-64 Linux)
+        *([MLPClassifier(hidden_sizes=(16,), epochs=20, batch_size=32, lr=1e-2, matmul_precision="bf16")]
+          if not bf16_unavailable() else []),
     ])
 
 

@@ -5,14 +5,17 @@
     True
 
 ``gemm``, the choice of library (``CHAINRULE_GEMM=numpy|auto|mkl|onednn``) and the precision of float32 products
-(``set_float32_matmul_precision("highest" | "medium")``: bfloat16 on oneDNN) live in ``chainrule.backend.blas``.
+(``set_float32_matmul_precision("highest" | "medium")``: bfloat16 on oneDNN, or for one block
+``with float32_matmul_precision("medium"):``) live in ``chainrule.backend.blas``; ``chainrule.backend.fused`` holds
+the single-pass kernels (numba) of the non-GEMM work of a training step.
 """
 
 from typing import Any
 
 from chainrule.backend import blas
-from chainrule.backend.blas import (CHOICES, PRECISIONS, gemm, get_float32_matmul_precision, select,
-                                    set_float32_matmul_precision, set_num_threads)
+from chainrule.backend.blas import (BF16_INSTALL, CHOICES, PRECISIONS, bf16_unavailable, float32_matmul_precision,
+                                    gemm, get_float32_matmul_precision, select, set_float32_matmul_precision,
+                                    set_num_threads)
 
 
 def info() -> dict[str, Any]:
@@ -20,5 +23,5 @@ def info() -> dict[str, Any]:
     path, version and thread count (and oneDNN's instruction set), and why MKL is not in use if it is not."""
     return blas.info()
 
-__all__ = ["CHOICES", "PRECISIONS", "gemm", "get_float32_matmul_precision", "info", "select",
-           "set_float32_matmul_precision", "set_num_threads"]
+__all__ = ["BF16_INSTALL", "CHOICES", "PRECISIONS", "bf16_unavailable", "float32_matmul_precision", "gemm",
+           "get_float32_matmul_precision", "info", "select", "set_float32_matmul_precision", "set_num_threads"]

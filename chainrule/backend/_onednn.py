@@ -51,13 +51,20 @@ class _ExecArg(ctypes.Structure):
     _fields_ = [("arg", ctypes.c_int), ("memory", ctypes.c_void_p)]
 
 
+_UNIMPLEMENTED = 3  # dnnl_unimplemented: no kernel for this problem on this CPU
+
+
 class OneDNNError(RuntimeError):
-    """A oneDNN call returned an error status (the message names the call and the status code)."""
+    """A oneDNN call returned an error status (the message names the call and the status code, ``.status``)."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
 
 
 def _check(status: int, what: str) -> None:
     if status != _SUCCESS:
-        raise OneDNNError(f"oneDNN {what} failed with status {status}")
+        raise OneDNNError(f"oneDNN {what} failed with status {status}", status)
 
 
 @dataclass
@@ -85,6 +92,24 @@ class OneDNN:
     # the largest operand seen: one step's scratch is two buffers, not two per distinct product
     scratch: list = field(default_factory=lambda: [np.empty(0, np.uint16), np.empty(0, np.uint16)])
     lock: threading.Lock = field(default_factory=threading.Lock)
+    _bf16_problem: str | None = None  # bf16_problem()'s answer, once asked
+
+    def bf16_problem(self) -> str:
+        """Why this oneDNN cannot run bfloat16 products on this CPU ("" when it can), found by creating one.
+
+        oneDNN 3.2 has bfloat16 matmul kernels from AVX-512 (``avx512_core``) up; on a CPU (or a virtual machine)
+        that shows only AVX2 it reports the problem unimplemented, while float32 products still work."""
+        if self._bf16_problem is None:
+            try:
+                with self.lock:
+                    self._destroy(self._plan((((2, 2), (2, 1)),) * 3, "bfloat16"))
+                self._bf16_problem = ""
+            except OneDNNError as e:
+                if e.status != _UNIMPLEMENTED:
+                    raise
+                self._bf16_problem = (f"oneDNN {self.version} has no bfloat16 matmul for this CPU (its instruction "
+                                      f"set here is {self.isa()}; bfloat16 needs AVX-512, avx512_core, or newer)")
+        return self._bf16_problem
 
     def matmul(self, a: np.ndarray, shape_a: tuple[int, int], strides_a: tuple[int, int], b: np.ndarray,
                shape_b: tuple[int, int], strides_b: tuple[int, int], out: np.ndarray, strides_out: tuple[int, int],
@@ -220,7 +245,7 @@ def load() -> tuple[OneDNN | None, str]:
     """(the library with a CPU engine and stream, "") on success, else (None, why not)."""
     paths = candidate_paths()
     if not paths:
-        return None, "libdnnl not found (pip install onednn)"
+        return None, "libdnnl not found"
     errors = []
     for path in paths:
         try:

@@ -42,8 +42,9 @@ or ``OMP_NUM_THREADS``.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -235,8 +236,8 @@ def select(choice: str) -> str:
     if choice == "onednn":
         lib, why = _onednn_library()
         if lib is None:
-            raise RuntimeError(f"CHAINRULE_GEMM=onednn but oneDNN is unavailable: {why}; pip install "
-                               "onednn-cpu-gomp, or use auto/numpy/mkl")
+            raise RuntimeError(f"CHAINRULE_GEMM=onednn but oneDNN is unavailable: {why}; {BF16_INSTALL}, or use "
+                               "auto/numpy/mkl")
         _STATE.name, _STATE.mkl, _STATE.onednn, _STATE.mkl_error = "onednn", None, lib, "not requested (onednn)"
         _STATE.dtypes = (np.dtype(np.float32),)
         return _STATE.name
@@ -257,14 +258,60 @@ def set_float32_matmul_precision(precision: str) -> None:
         raise ValueError(f"float32 matmul precision must be one of {PRECISIONS}, got {precision!r}")
     if precision == "medium" and _STATE.name != "onednn":
         raise ValueError(f"float32 matmul precision 'medium' (bfloat16) needs the onednn GEMM backend, but the "
-                         f"backend is {_STATE.name!r}; pip install onednn-cpu-gomp, then select('onednn') or set "
+                         f"backend is {_STATE.name!r}; {BF16_INSTALL}, then select('onednn') or set "
                          "CHAINRULE_GEMM=onednn")
+    if precision == "medium":
+        problem = _STATE.onednn.bf16_problem()
+        if problem:
+            raise ValueError(f"float32 matmul precision 'medium' (bfloat16) is not available: {problem}; use "
+                             "'highest' (float32) on this machine")
     _STATE.precision = precision
 
 
 def get_float32_matmul_precision() -> str:
     """The current float32 matmul precision, ``"highest"`` or ``"medium"``."""
     return _STATE.precision
+
+
+BF16_INSTALL = "pip install 'chainrule[bf16]' (the onednn-cpu-gomp wheel, x86-64 Linux)"
+
+
+def bf16_unavailable() -> str:
+    """Why float32 products cannot run in bfloat16 here ("" when they can: oneDNN loads and has a bfloat16 matmul
+    for this CPU)."""
+    lib, why = (_STATE.onednn, "") if _STATE.onednn is not None else _onednn_library()
+    return why if lib is None else lib.bf16_problem()
+
+
+@contextlib.contextmanager
+def float32_matmul_precision(precision: str) -> Iterator[None]:
+    """Run the float32 products of the block at ``precision``, then restore the backend and precision in use.
+
+        with backend.float32_matmul_precision("medium"):   # bfloat16 products on oneDNN inside the block
+            model(x)
+
+    ``"medium"`` selects the ``onednn`` backend for the block when another one is in use (RuntimeError naming the
+    package to install when oneDNN is missing); ``"highest"`` keeps the backend and computes in float32. Like
+    ``set_float32_matmul_precision`` this is process-wide state: do not run two differently-set blocks at once.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"float32 matmul precision must be one of {PRECISIONS}, got {precision!r}")
+    saved = (_STATE.requested, _STATE.name, _STATE.precision)
+    if precision == "medium" and _STATE.name != "onednn":
+        why = bf16_unavailable()
+        if why:
+            raise RuntimeError(f"bfloat16 products are unavailable here: {why}; {BF16_INSTALL} on a CPU with "
+                               "AVX-512, or use 'highest' (float32)")
+        _STATE.precision = "highest"
+        select("onednn")
+    set_float32_matmul_precision(precision)
+    try:
+        yield
+    finally:
+        _STATE.precision = "highest"
+        if _STATE.name != saved[1]:
+            select(saved[0])
+        _STATE.precision = saved[2]
 
 
 _LOADED: tuple[Any, str] | None = None
@@ -291,7 +338,7 @@ def info() -> dict[str, Any]:
                          "float32_matmul_precision": _STATE.precision}
     if _STATE.onednn is not None:
         d.update(library=_STATE.onednn.path, version=_STATE.onednn.version, isa=_STATE.onednn.isa(),
-                 threads=_STATE.onednn.num_threads())
+                 threads=_STATE.onednn.num_threads(), bfloat16=_STATE.onednn.bf16_problem() or "available")
     elif _STATE.mkl is not None:
         d.update(library=_STATE.mkl.path, version=_STATE.mkl.version, threads=_STATE.mkl.num_threads(),
                  threading_layer=_STATE.mkl.threading_layer(), int_bits=_STATE.mkl.int_bits)

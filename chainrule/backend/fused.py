@@ -1,20 +1,22 @@
-"""Fused single-pass kernels for the non-GEMM work of a training step (prototypes for issue 14; not wired in yet).
+"""Fused single-pass kernels for the non-GEMM work of a training step, compiled with numba where it is installed.
 
 Once the products run in bfloat16 (``set_float32_matmul_precision("medium")``), the memory-bound NumPy passes
 around them are a large part of an MLP step: the optimizer's update is eight NumPy passes over every parameter for
 Nesterov SGD with weight decay, and a training batch is gathered, padded, cropped, flipped, transposed and made
-contiguous in five. Each kernel here does the same arithmetic in one pass over memory, compiled with numba (the
-optional dependency the kNN kernels use), with a NumPy reference beside it that the tests hold it to:
+contiguous in five. Each kernel here does the same arithmetic in one pass over memory, with numba (the optional
+dependency the kNN kernels use); the NumPy code it replaces stays where it was, as the fallback and the reference
+the tests hold it to (bit for bit):
 
-- ``sgd_nesterov_update``: ``g += wd x; buf = mu buf + g; x -= lr (g + mu buf)`` (``chainrule.optim.SGD``'s
-  Nesterov update with L2 weight decay, the same order of operations), reading x, g, buf once, writing x and buf.
-- ``gather_flip_crop``: ``out[i] = crop(flip(X[idx[i]]))`` -- ``DataLoader``'s gather followed by
-  ``FlipCrop``'s flip + zero-padded random crop, written straight into the flattened (B, H*W*C) float32 batch the
-  model takes, with ``FlipCrop``'s random draws (so its batches are the ones ``FlipCrop`` gives, tested).
+- ``sgd_nesterov_update``: ``g' = g + wd x; buf = mu buf + g'; x -= lr (g' + mu buf)``, ``chainrule.optim.SGD``'s
+  Nesterov update with L2 weight decay in the same order of operations, reading x, g, buf once and writing x and
+  buf (``SGD`` calls it);
+- ``gather_flip_crop``: ``out[i] = crop(flip(X[idx[i]]))``, ``DataLoader``'s gather followed by ``FlipCrop``'s flip
+  and zero-padded crop for given draws, written straight into the flattened (B, H*W*C) float32 batch
+  (``FlipCrop.take`` calls it).
 
-``bench/ablate_mlp.py --fused-bench`` times both against the code in use. Integration (later, by the owners of
-``optim/sgd.py`` and ``data/loader.py``): call these where numba is present and the arrays are float32 and
-contiguous, keep the NumPy code as the fallback and the reference.
+Each returns a "not handled" value (False / None) when numba is missing (or ``CHAINRULE_NO_NUMBA=1``) or the arrays
+are not ones it compiles for (float32, C-contiguous), and the caller runs its NumPy code: the dispatch is in these
+two calls, nowhere else. ``bench/ablate_mlp.py --fused-bench`` times them against that code.
 """
 
 from __future__ import annotations
@@ -68,38 +70,26 @@ else:  # pragma: no cover
 
 
 def sgd_nesterov_update(x: np.ndarray, g: np.ndarray, buf: np.ndarray, lr: float, momentum: float,
-                        weight_decay: float) -> None:
-    """In place: ``g' = g + wd x; buf = mu buf + g'; x -= lr (g' + mu buf)``; float32 contiguous arrays of one shape
-    (x, buf updated; g only read). NumPy fallback where numba is absent."""
+                        weight_decay: float) -> bool:
+    """In place: ``g' = g + wd x; buf = mu buf + g'; x -= lr (g' + mu buf)`` for float32 C-contiguous arrays of one
+    shape (x and buf updated, g only read); True if done, False (nothing changed) where the kernel cannot run."""
     if x.shape != g.shape or x.shape != buf.shape:
         raise ValueError(f"sgd_nesterov_update: x {x.shape}, g {g.shape} and buf {buf.shape} must have one shape")
-    if AVAILABLE and all(a.flags.c_contiguous and a.dtype == np.float32 for a in (x, g, buf)):
-        _sgd_kernel(x.reshape(-1), g.reshape(-1), buf.reshape(-1), np.float32(lr), np.float32(momentum),
-                    np.float32(weight_decay))
-        return
-    gp = g + weight_decay * x
-    buf *= momentum
-    buf += gp
-    x -= lr * (gp + momentum * buf)
+    if not (AVAILABLE and all(a.flags.c_contiguous and a.dtype == np.float32 for a in (x, g, buf))):
+        return False
+    _sgd_kernel(x.reshape(-1), g.reshape(-1), buf.reshape(-1), np.float32(lr), np.float32(momentum),
+                np.float32(weight_decay))
+    return True
 
 
-def flip_crop_draws(n: int, rng: np.random.Generator, padding: int) -> tuple[np.ndarray, ...]:
-    """FlipCrop's random numbers for a batch of n, in its order: flips, then dy, then dx (``data.augment``)."""
-    flip = rng.random(n) < 0.5
-    dy = rng.integers(0, 2 * padding + 1, size=n)
-    dx = rng.integers(0, 2 * padding + 1, size=n)
-    return flip, dy, dx
-
-
-def gather_flip_crop(X: np.ndarray, idx: np.ndarray, rng: np.random.Generator, padding: int = 4) -> np.ndarray:
-    """``FlipCrop(padding)(X[idx], rng)`` flattened to (B, H*W*C) float32, in one pass (X: (N, H, W, C) float32).
-    Without numba (or for other arrays) it is exactly that expression."""
-    n, shape = len(idx), X.shape[1:]
+def gather_flip_crop(X: np.ndarray, idx: np.ndarray, flip: np.ndarray, dy: np.ndarray, dx: np.ndarray,
+                     padding: int) -> np.ndarray | None:
+    """(B, H*W*C) float32: image ``X[idx[i]]`` (X (N, H, W, C) float32, C-contiguous) mirrored where ``flip[i]``, then
+    zero-padded by ``padding`` and cropped at offset (dy[i], dx[i]) in [0, 2 padding] (``FlipCrop``'s draws), in one
+    pass; None where the kernel cannot run."""
     if not (AVAILABLE and X.dtype == np.float32 and X.flags.c_contiguous and X.ndim == 4):
-        from chainrule.data.augment import FlipCrop
-
-        return np.ascontiguousarray(FlipCrop(padding)(X[idx], rng).reshape(n, -1), dtype=np.float32)
-    flip, dy, dx = flip_crop_draws(n, rng, padding)
-    out = np.empty((n, int(np.prod(shape))), dtype=np.float32)
-    _gfc_kernel(X, np.asarray(idx, dtype=np.int64), flip, dy, dx, padding, out)
+        return None
+    out = np.empty((len(idx), int(np.prod(X.shape[1:]))), dtype=np.float32)
+    _gfc_kernel(X, np.asarray(idx, dtype=np.int64), np.asarray(flip, dtype=np.bool_), np.asarray(dy, np.int64),
+                np.asarray(dx, np.int64), int(padding), out)
     return out

@@ -21,14 +21,20 @@ batch (no per-image loop, no index arrays of the batch's size), a flip before a 
 crop at the mirrored offset followed by a flip, and that flip reverses contiguous rows of
 the gathered (N, C, H, W) windows before one transposed copy brings them back to
 (N, H, W, C). bench/bench_mlp.py --augment-bench times it against the straightforward
-version (a boolean-mask flip, then ``np.pad`` and a fancy-index crop).
+version (a boolean-mask flip, then ``np.pad`` and a fancy-index crop). ``FlipCrop.take``,
+what ``DataLoader`` calls, goes one step further for float32 images (the whitened images
+``MLPClassifier`` trains on): the loader's gather and the flip + crop in one compiled pass
+straight into the batch (``chainrule.backend.fused``, numba), with the same draws and output.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+
+from chainrule.backend import fused
 
 
 def _check_images(images: np.ndarray, fn: str) -> np.ndarray:
@@ -51,13 +57,28 @@ def _check_fill(fill: int | float, dtype: np.dtype) -> None:
         raise ValueError(f"fill must fit the images' dtype {dtype} ([{info.min}, {info.max}]), got {fill!r}")
 
 
+def flip_crop_draws(n: int, rng: np.random.Generator, flip_p: float | None, padding: int
+                    ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """The random numbers of a flip + crop of n images, in their order: the flips (``rng.random(n) < flip_p``; None
+    without flips), then the crop offsets dy, dx in [0, 2 padding] (None without a crop)."""
+    flip = rng.random(n) < flip_p if flip_p is not None else None
+    if not padding:
+        return flip, None, None
+    return flip, rng.integers(0, 2 * padding + 1, size=n), rng.integers(0, 2 * padding + 1, size=n)
+
+
 def _flip_crop(images: np.ndarray, rng: np.random.Generator, flip_p: float | None, padding: int,
                fill: int | float = 0) -> np.ndarray:
     """Flip each image left-right with probability ``flip_p`` (None: no flips, no draws), then
     pad it by ``padding`` pixels of ``fill`` and crop a random window of the original size
     (padding 0: no crop, no draws). Images (N, H, W[, C]) -> same shape, dtype, C order."""
+    return _flip_crop_drawn(images, *flip_crop_draws(len(images), rng, flip_p, padding), padding, fill)
+
+
+def _flip_crop_drawn(images: np.ndarray, flip: np.ndarray | None, dy: np.ndarray | None, dx: np.ndarray | None,
+                     padding: int, fill: int | float = 0) -> np.ndarray:
+    """``_flip_crop`` with its random numbers given (``flip_crop_draws``)."""
     n, h, w = images.shape[:3]
-    flip = rng.random(n) < flip_p if flip_p is not None else None
     if not padding:  # flips only: gather the mirrored columns of the flipped images (faster than a ::-1 copy)
         out = images.copy()
         if flip is not None:
@@ -65,8 +86,6 @@ def _flip_crop(images: np.ndarray, rng: np.random.Generator, flip_p: float | Non
             out[rows] = np.take(images[rows], np.arange(w - 1, -1, -1), axis=2)
         return out
     p = padding
-    dy = rng.integers(0, 2 * p + 1, size=n)
-    dx = rng.integers(0, 2 * p + 1, size=n)
     if flip is not None:
         dx = np.where(flip, 2 * p - dx, dx)  # flip-then-crop at dx == crop at 2p - dx, then flip
     shape = (n, h + 2 * p, w + 2 * p) + images.shape[3:]
@@ -115,6 +134,21 @@ class FlipCrop:
 
     def __call__(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return _flip_crop(_check_images(images, "FlipCrop"), rng, 0.5, _check_padding(self.padding))
+
+    def take(self, images: np.ndarray, index: Any, rng: np.random.Generator) -> np.ndarray:
+        """``self(images[index], rng)``, the gather and the augmentation together (``DataLoader`` calls this):
+        one pass straight into the batch (``chainrule.backend.fused``) for float32 images (N, H, W, C), the NumPy
+        code otherwise; the same output and random draws either way."""
+        padding = _check_padding(self.padding)
+        images = np.asarray(images)
+        if images.dtype == np.float32 and images.ndim == 4 and padding:
+            idx = np.arange(len(images))[index] if isinstance(index, slice) else np.asarray(index)
+            flip, dy, dx = flip_crop_draws(len(idx), rng, 0.5, padding)
+            out = fused.gather_flip_crop(images, idx, flip, dy, dx, padding)
+            if out is not None:
+                return out.reshape((len(idx),) + images.shape[1:])
+            return _flip_crop_drawn(images[idx], flip, dy, dx, padding)
+        return self(images[index], rng)
 
     def __repr__(self) -> str:
         return f"FlipCrop(padding={self.padding})"

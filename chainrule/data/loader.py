@@ -41,7 +41,10 @@ class DataLoader:
         seed: int seed; None draws one from the OS (kept in ``seed`` and in state_dict).
         transform: deterministic ``f(X_batch) -> X_batch`` (e.g. a fitted preprocessing step).
         augment: random ``f(X_batch, rng) -> X_batch`` applied before ``transform`` (e.g.
-            `Augment`); its generator is seeded with (seed, epoch, batch index).
+            `Augment`); its generator is seeded with (seed, epoch, batch index). An augmentation
+            with a ``take(X, indices, rng)`` method (``FlipCrop``) is asked for
+            ``f(X[indices], rng)`` through it instead, so that it can gather and augment in one
+            pass.
         replacement: sample each batch with replacement, CS231n's
             ``np.random.choice(N, batch_size)``; an epoch is then max(N // batch_size, 1)
             batches.
@@ -125,9 +128,13 @@ class DataLoader:
             sel = order[index]
         else:
             sel = order[index * self.batch_size:(index + 1) * self.batch_size]
-        xb, yb = self.X[sel], self.y[sel]
-        if self.augment is not None:
-            xb = self.augment(xb, _generator(self.seed, _AUGMENT_STREAM, epoch, index))
+        yb = self.y[sel]
+        if self.augment is None:
+            xb = self.X[sel]
+        else:
+            rng = _generator(self.seed, _AUGMENT_STREAM, epoch, index)
+            take = getattr(self.augment, "take", None)
+            xb = take(self.X, sel, rng) if take is not None else self.augment(self.X[sel], rng)
         if self.transform is not None:
             xb = self.transform(xb)
         return np.asarray(xb).astype(np.float32, copy=False), yb.astype(np.int64, copy=False)

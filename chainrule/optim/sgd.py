@@ -8,6 +8,9 @@ The update (``torch.optim.SGD``'s documented rule), for gradient g of parameter 
     d <- g + momentum * b   if nesterov   else   b    (d = g without momentum)
     x <- x - lr * d
 
+The Nesterov update of float32 parameters runs as one compiled pass (``chainrule.backend.fused``, where numba is
+installed) from the second step on, bit for bit the NumPy code's result.
+
 This is the "velocity" form of CS231n's ``v = mu * v - lr * dx; x += v`` with the learning rate moved outside the
 velocity; the two agree exactly while lr is constant.
 """
@@ -18,6 +21,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from chainrule.backend import fused
 from chainrule.optim.optimizer import Optimizer, check_bool, check_real
 
 
@@ -63,6 +67,9 @@ class SGD(Optimizer):
 
     def _update(self, x: np.ndarray, g: np.ndarray, state: dict[str, Any], hp: Mapping[str, Any]) -> None:
         lr, mu, damp, wd = hp["lr"], hp["momentum"], hp["dampening"], hp["weight_decay"]
+        buf = state.get("momentum_buffer")
+        if hp["nesterov"] and buf is not None and fused.sgd_nesterov_update(x, g, buf, lr, mu, wd):
+            return  # the same update as below in one compiled pass (float32, numba installed)
         # Work arrays: slot 0 holds the decayed gradient when weight_decay != 0, so temporaries go to `free`.
         free = 0
         if wd != 0:
