@@ -225,9 +225,11 @@
     $(k + "-val").textContent = k === "train_fraction" ? Math.round(100 * v) + "% / " + Math.round(100 * (1 - v)) + "%"
       : String(v);
   }
-  // "16, 8" -> [16, 8]; "" -> [] (no hidden layer); else the rule the text breaks, as a string (nothing is sent)
+  // "16, 8" -> [16, 8]; else the rule the text breaks, as a string (nothing is sent). An empty field is not
+  // "no hidden layer" (clearing it to type would reset the model): that is "hidden layers" = 0.
   function parseWidths(text) {
     const parts = text.split(/[\s,]+/).filter(t => t !== "");
+    if (!parts.length) return 'widths: one number per hidden layer, e.g. 16, 8 (no hidden layer: "hidden layers" 0)';
     const bad = parts.find(t => !/^\d+$/.test(t) || +t < 1 || +t > 64);
     if (bad !== undefined) return `widths: each layer has 1 to 64 neurons, got "${bad}"; e.g. 16, 8`;
     if (parts.length > 6) return `widths: at most 6 hidden layers, got ${parts.length}`;
