@@ -346,6 +346,15 @@ def main() -> None:
                PYTHONPATH=os.pathsep.join([sys.path[0], os.environ.get("PYTHONPATH", "")]))
     nets = list(NETS) if args.net == "all" else [args.net]
     precisions = ["float32", "bf16"] if args.precision == "both" else [args.precision]
+    if "bf16" in precisions:
+        from chainrule import backend
+
+        why = backend.bf16_unavailable()
+        if why:  # e.g. a CPU (or VM) that shows only AVX2: say so instead of failing in the workers
+            if args.precision == "bf16":
+                sys.exit(f"--precision bf16: bfloat16 products are unavailable here: {why}")
+            print(f"bf16 skipped: {why}")
+            precisions = ["float32"]
     load0 = os.getloadavg()[0]
     results = {(net, prec): measure(net, args.threads, args.turns, args.steps, env, prec)
                for net in nets for prec in precisions}
