@@ -154,8 +154,8 @@ def _backward_node(node: Any, g: Any, grads: dict, create_graph: bool, to_leaf: 
         if ctx is None:
             # A leaf may keep pg itself (no copy) only if no one else can see it: not a view, not the upstream
             # gradient, not returned for another argument too. Later accumulation is in place.
-            to_leaf(parent, pg, pg is not g and _count_identical(pg, in_grads) == 1 and (create_graph or
-                                                                                       pg.base is None))
+            to_leaf(parent, pg, (create_graph or pg.base is None) and pg is not g and
+                    _count_identical(pg, in_grads) == 1)
         else:
             prev = grads.get(ctx)
             grads[ctx] = pg if prev is None else prev + pg

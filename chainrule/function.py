@@ -132,6 +132,7 @@ class Function:
 
     # Optional: a static method (ctx, *saved arrays) -> the saved values as Tensors on the graph (create_graph)
     saved_on_graph: Callable[..., tuple] | None = None
+    _constants: tuple[np.ndarray, ...] = ()  # the NumPy arrays passed as arguments (constants of every derivative)
 
     @staticmethod
     def forward(ctx: "Function", *args: Any, **kwargs: Any) -> np.ndarray:
@@ -167,7 +168,6 @@ class Function:
         arrays = []
         needs = []
         parents = []
-        constants = False
         for a in args:
             if isinstance(a, Tensor):
                 arrays.append(a.data)
@@ -177,8 +177,8 @@ class Function:
                 arrays.append(a)
                 needs.append(False)
                 parents.append(None)
-                if type(a) is _ndarray:
-                    constants = True
+                if type(a) is _ndarray:  # a constant, if create_graph finds it saved (rare: no cost otherwise)
+                    ctx._constants += (a,)
         ctx.needs_input_grad = tuple(needs)
         out = cls.forward(ctx, *arrays, **kwargs)
         if type(out) is not _ndarray:
@@ -189,8 +189,6 @@ class Function:
             ctx._out = out
             ctx._out_vc = vc
             ctx._clock = _CLOCK[0]
-            if constants:  # NumPy arrays passed as arguments: constants, if create_graph finds them saved
-                ctx._constants = tuple(a for a in arrays if type(a) is _ndarray)
         else:
             ctx = None
         t = _new(Tensor)  # Tensor._from_op, inlined: this is the hot path of every op
@@ -254,7 +252,7 @@ def _saved_on_graph(node: Function, arrays: tuple[Any, ...]) -> tuple[Any, ...]:
         if p is None or p.data is not s:
             p = next((q for q in parents if q is not None and q.data is s), None)
         if p is None:
-            if any(s is c for c in getattr(node, "_constants", ())):  # an array argument: a constant
+            if any(s is c for c in node._constants):  # an array argument: a constant
                 resolved.append(s)
                 continue
             if s is not node._out:
