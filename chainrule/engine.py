@@ -119,6 +119,9 @@ def run_backward(seeds: list[tuple[Any, Any]], retain_graph: bool, create_graph:
                     "backward(); call backward(retain_graph=True) the first time to backpropagate twice"
                 )
             if wanted is None:
+                retained = node._retained  # retain_grad(): the node's output keeps its gradient (not autograd.grad)
+                if retained is not None and retained() is not None:
+                    to_leaf(retained(), g, False)
                 _backward_node(node, g, grads, create_graph, to_leaf)
             elif not wanted.visit(node, g, grads, create_graph):
                 continue
@@ -131,10 +134,6 @@ def run_backward(seeds: list[tuple[Any, Any]], retain_graph: bool, create_graph:
 
 def _backward_node(node: Any, g: Any, grads: dict, create_graph: bool, to_leaf: Any) -> None:
     """Run one node's backward with upstream gradient ``g``: hand leaves their share, pass the rest on in ``grads``."""
-    retained = node._retained
-    if retained is not None and retained() is not None and not isinstance(getattr(to_leaf, "__self__", None),
-                                                                           _Wanted):  # autograd.grad skips these
-        to_leaf(retained(), g, False)
     in_grads = node._backward_on_graph(g) if create_graph else type(node).backward(node, g)
     if type(in_grads) is not tuple:
         in_grads = (in_grads,)

@@ -333,3 +333,17 @@ def test_create_graph_in_one_thread_leaves_other_threads_alone() -> None:
             release.set()
             t.join(10)
     assert seen["grad"] is False  # 2 * grad: the upstream gradient is a constant seed, so nothing to differentiate
+
+
+def test_retain_grad_under_create_graph_and_autograd_grad() -> None:
+    x = leaf([1.0, 2.0])
+    h = (x * x).retain_grad()
+    y = (h * h).sum()
+    cr.autograd.grad(y, x, retain_graph=True)
+    assert h.grad is None and x.grad is None  # autograd.grad returns gradients, it stores none
+    y.backward(create_graph=True)
+    assert isinstance(h.grad, Tensor) and h.grad.requires_grad  # dy/dh = 2h, on the graph
+    np.testing.assert_allclose(h.grad.data, 2 * x.data ** 2)
+    (g,) = cr.autograd.grad(h.grad.sum(), x)  # d/dx sum(2 x^2) = 4x
+    np.testing.assert_allclose(g.data, 4 * x.data)
+    x.grad = h.grad = None
