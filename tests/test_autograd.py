@@ -347,3 +347,26 @@ def test_retain_grad_under_create_graph_and_autograd_grad() -> None:
     (g,) = cr.autograd.grad(h.grad.sum(), x)  # d/dx sum(2 x^2) = 4x
     np.testing.assert_allclose(g.data, 4 * x.data)
     x.grad = h.grad = None
+
+
+def test_a_create_graph_backward_leaves_no_reference_cycles() -> None:
+    """autograd.grad(create_graph=True) graphs are freed by reference counting, as first-order graphs are."""
+    import gc
+
+    x, w = leaf(np.random.default_rng(0).standard_normal((4, 3))), leaf(np.ones((3, 2)))
+
+    def second_order():
+        loss = F.cross_entropy(F.gelu(F.linear(x, w)), np.array([0, 1, 1, 0]))
+        gx, gw = cr.autograd.grad(loss, [x, w], create_graph=True)
+        cr.autograd.grad((gw * gw).sum() + (gx * gx).sum(), [x, w])
+
+    second_order()  # warm up (caches made on first use)
+    gc.collect()
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        second_order()
+        assert gc.collect() == 0
+    finally:
+        if was:
+            gc.enable()
