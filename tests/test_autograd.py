@@ -370,3 +370,38 @@ def test_a_create_graph_backward_leaves_no_reference_cycles() -> None:
     finally:
         if was:
             gc.enable()
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSProp"])
+def test_optimizers_and_clipping_take_gradients_left_by_create_graph(name) -> None:
+    from chainrule import optim
+
+    def trained(create_graph):
+        net = nn.MLP([3, 4, 2], seed=0, dtype=np.float64)
+        opt = getattr(optim, name)(net.parameters(), lr=0.1)
+        loss = (net(Tensor(np.linspace(-1, 1, 15).reshape(5, 3))) ** 2).sum()
+        loss.backward(create_graph=create_graph)
+        norm = optim.clip_grad_norm(net.parameters(), 0.5)
+        opt.step()
+        return norm, [p.data.copy() for p in net.parameters()], net, opt
+
+    norm, weights, net, opt = trained(True)
+    norm_plain, weights_plain, _, _ = trained(False)
+    assert norm == norm_plain
+    for a, b in zip(weights, weights_plain):
+        np.testing.assert_array_equal(a, b)
+    first = next(iter(net.parameters()))
+    assert isinstance(first.grad, Tensor)
+    opt.zero_grad(set_to_none=False)  # a gradient on a graph becomes zeros off it
+    assert isinstance(first.grad, np.ndarray) and not first.grad.any()
+
+
+def test_clipping_a_gradient_on_a_graph_bumps_its_version() -> None:
+    from chainrule import optim
+
+    x = leaf([3.0, 4.0])
+    (x * x).sum().backward(create_graph=True)
+    g = x.grad
+    optim.clip_grad_norm([x], 1.0)  # scales g's array in place
+    np.testing.assert_allclose(g.data, [0.6, 0.8], rtol=1e-6)
+    assert g._version == 1
