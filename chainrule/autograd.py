@@ -63,8 +63,15 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
             raise RuntimeError(f"grad: inputs[{i}] does not require grad, so no gradient can reach it; create it with "
                                "requires_grad=True")
     seeds = [(t, _seed_gradient("grad", t, g, create_graph)) for t, g in zip(outputs, grad_outputs)]
+    # one entry per distinct input (a tensor listed twice, or two Tensors of one node's output, get one gradient each)
+    keys = [id(t) if t._ctx is None else t._ctx for t in inputs]
+    distinct: dict[Any, Tensor] = {}
+    for key, t in zip(keys, inputs):
+        distinct.setdefault(key, t)
     found = engine.run_backward(seeds, create_graph if retain_graph is None else bool(retain_graph), create_graph,
-                                inputs=inputs)
+                                inputs=list(distinct.values()))
+    by_key = dict(zip(distinct, found))
+    found = [by_key[key] for key in keys]
     results = []
     for i, (t, g) in enumerate(zip(inputs, found)):
         if g is None:

@@ -405,3 +405,13 @@ def test_clipping_a_gradient_on_a_graph_bumps_its_version() -> None:
     optim.clip_grad_norm([x], 1.0)  # scales g's array in place
     np.testing.assert_allclose(g.data, [0.6, 0.8], rtol=1e-6)
     assert g._version == 1
+
+
+def test_an_input_listed_twice_gets_its_gradient_twice() -> None:
+    x = leaf([1.0, 2.0])
+    h = x * 3.0
+    g1, g2, gh = cr.autograd.grad((h * x).sum(), [x, x, h])
+    np.testing.assert_allclose(g1.data, 6 * x.data)
+    np.testing.assert_allclose(g2.data, 6 * x.data)
+    np.testing.assert_allclose(gh.data, x.data)
+    assert g1 is not g2
