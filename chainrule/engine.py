@@ -1,12 +1,20 @@
 """The backward engine: walk the graph in reverse topological order, upstream gradient times local gradient.
 
-``run_backward(root, grad, retain_graph)`` is what ``Tensor.backward`` calls once it has checked its arguments:
+``run_backward(seeds, retain_graph, create_graph, inputs)`` is what ``Tensor.backward`` and
+``chainrule.autograd.grad`` call once they have checked their arguments:
 
-1. order the nodes reachable from ``root`` (each after every node it depends on);
+1. order the nodes reachable from the seeds' tensors (each after every node it depends on);
 2. check, for every node, that the arrays it saved for backward still hold the values of the forward pass
    (``check_versions``), so a graph that an in-place change made stale raises before any gradient is computed;
-3. visit the nodes from the root down: each node's ``backward`` turns the gradient of its output into gradients of
-   its inputs, which are summed per node ("the copy gate adds") or accumulated into the leaves' ``.grad``.
+3. visit the nodes from the outputs down: each node's ``backward`` turns the gradient of its output into gradients of
+   its inputs, which are summed per node ("the copy gate adds") and, at the leaves, accumulated into ``.grad``
+   (``backward()``) or returned (``autograd.grad``, which also skips the nodes that lead to none of its inputs).
+
+The backward pass is itself a computation, and with ``create_graph=True`` it is recorded as one more graph: the
+gradients are Tensors, each node's backward runs on them with grad mode on, its saved arrays handed over as the
+Tensors they came from (``chainrule.function.saved_on_graph``), so the ops it calls record their own nodes. Without
+``create_graph`` the very same backward code runs on NumPy arrays (the fast path training uses); see
+``chainrule.function`` for how one backward serves both.
 
 Version counters. Every Tensor has one, ``t._vc = [version, clock]`` (made on first need by ``counter``; None
 until then, which reads as version 0): ``version`` counts its in-place changes and ``clock`` is the value of the
@@ -15,7 +23,9 @@ global ``CLOCK`` at the last one. A view (reshape, transpose, basic indexing,
 function every in-place path calls (the in-place Tensor methods, optimizer steps, ``Module.load_state_dict``). A node
 records ``CLOCK`` when it is created (``ctx._clock``); while no in-place change has happened since, checking it
 costs one integer comparison. Otherwise ``stale_input`` looks at each tensor whose counter moved after the node was
-recorded and asks whether one of the saved arrays overlaps that tensor's memory (``np.may_share_memory``).
+recorded and asks whether one of the saved arrays overlaps that tensor's memory (``np.may_share_memory``). Nodes
+recorded by a ``create_graph`` backward save arrays like any other node and are checked the same way. Accumulating
+into a ``.grad`` that is a Tensor never changes it in place (``.grad`` is rebound to the sum), so it bumps nothing.
 
 One case is not seen: an in-place change of a tensor followed by replacing its array (``t.data = other``, as
 ``Module.to`` does) before the backward of a graph recorded earlier; the node then compares its saved arrays with the
@@ -35,10 +45,13 @@ CLOCK = [0]  # the number of in-place changes of any tensor so far (a list, so t
 
 
 class _GradMode(threading.local):
-    """Whether ops record the graph, per thread (as in PyTorch): False inside ``no_grad()`` (``chainrule.function``
-    has the context managers); a ``no_grad`` block in one thread must not switch recording off in another."""
+    """Per thread (as in PyTorch): whether ops record the graph (``enabled``: False inside ``no_grad()``;
+    ``chainrule.function`` has the context managers), and whether a ``create_graph`` backward is running
+    (``building``: then ``Tensor.__array__`` refuses, so that no NumPy function turns a graph Tensor into a
+    constant array unnoticed)."""
 
     enabled = True
+    building = False
 
 
 grad_mode = _GradMode()
@@ -46,13 +59,19 @@ grad_mode = _GradMode()
 
 def counter(t: Any) -> list[int]:
     """Tensor ``t``'s version counter, made on first need: most tensors never need one (no view of them is taken,
-    nothing changes them), so an op's output starts with ``_vc = None``, read as version 0. A counter made for an
-    op's output is also handed to the node that produced it, which checks it if it saved that array."""
+    nothing changes them), so an op's output starts with ``_vc = None``, read as version 0. The counter of an op's
+    output is kept by the node that produced it too (``_out_vc``), which checks it if it saved that array and shares
+    it with the other Tensors of that output (``output_of``)."""
     vc = t._vc
     if vc is None:
-        vc = t._vc = [0, 0]
-        if t._ctx is not None:
-            t._ctx._out_vc = vc
+        ctx = t._ctx
+        if ctx is None:
+            vc = t._vc = [0, 0]
+        else:
+            vc = ctx._out_vc
+            if vc is None:
+                vc = ctx._out_vc = [0, 0]
+            t._vc = vc
     return vc
 
 
@@ -64,23 +83,149 @@ def bump(t: Any) -> None:
     vc[1] = CLOCK[0]
 
 
-def run_backward(root: Any, grad: np.ndarray, retain_graph: bool) -> None:
-    """Backpropagate ``grad`` (the gradient of ``root``'s output, already of its shape and dtype) from node ``root``."""
-    order = topological_order(root)
+def run_backward(seeds: list[tuple[Any, Any]], retain_graph: bool, create_graph: bool = False,
+                 inputs: list[Any] | None = None) -> list[Any] | None:
+    """Backpropagate from ``seeds``, pairs (tensor, gradient of that tensor: an array of its shape and dtype, or with
+    ``create_graph`` a Tensor). ``inputs`` None: accumulate into the leaves' ``.grad``; else return the gradients
+    of the tensors ``inputs`` (None where no gradient reached one) and touch no ``.grad``."""
+    from chainrule.tensor import Tensor
+
+    wanted = None if inputs is None else _Wanted(inputs)
+    # what reaching a leaf does: (leaf, gradient, whether the engine owns that gradient array) -> None
+    to_leaf = wanted.leaf if wanted is not None else (
+        Tensor._accumulate_on_graph if create_graph else Tensor._accumulate)
+    grads: dict[Any, Any] = {}
+    for t, g in seeds:
+        ctx = t._ctx
+        if ctx is None:
+            to_leaf(t, g, False)
+        else:
+            grads[ctx] = g if ctx not in grads else grads[ctx] + g
+    order = topological_order(*grads)
     check_versions(order)  # before any gradient is computed: no wrong number reaches a .grad
-    grads = {root: grad}
-    for node in reversed(order):
-        g = grads.pop(node, None)
-        if g is None:  # every gradient sent to this node was None: nothing flows through it (nor is released)
+    if wanted is not None:
+        wanted.prune(order)
+    mode = (grad_mode.enabled, grad_mode.building)
+    if create_graph:
+        grad_mode.enabled = grad_mode.building = True
+    try:
+        for node in reversed(order):
+            g = grads.pop(node, None)
+            if g is None:  # every gradient sent to this node was None: nothing flows through it (nor is released)
+                continue
+            if node._saved is None:
+                raise RuntimeError(
+                    f"backward: the graph through {type(node).__name__} was already released by an earlier "
+                    "backward(); call backward(retain_graph=True) the first time to backpropagate twice"
+                )
+            if wanted is None:
+                retained = node._retained  # retain_grad(): the node's output keeps its gradient (not autograd.grad)
+                if retained is not None and retained() is not None:
+                    to_leaf(retained(), g, False)
+                _backward_node(node, g, grads, create_graph, to_leaf)
+            elif not wanted.visit(node, g, grads, create_graph):
+                continue
+            if not retain_graph:
+                node._saved = None
+    finally:
+        grad_mode.enabled, grad_mode.building = mode
+    return None if wanted is None else wanted.found
+
+
+def _backward_node(node: Any, g: Any, grads: dict, create_graph: bool, to_leaf: Any) -> None:
+    """Run one node's backward with upstream gradient ``g``: hand leaves their share, pass the rest on in ``grads``."""
+    in_grads = node._backward_on_graph(g) if create_graph else type(node).backward(node, g)
+    if type(in_grads) is not tuple:
+        in_grads = (in_grads,)
+    parents = node.parents
+    if len(in_grads) != len(parents):
+        raise RuntimeError(
+            f"{type(node).__name__}.backward returned {len(in_grads)} gradients for "
+            f"{len(parents)} forward arguments; return one per argument (None if not differentiable)"
+        )
+    for parent, pg in zip(parents, in_grads):
+        if pg is None or parent is None or not parent.requires_grad:
             continue
-        if node._saved is None:
-            raise RuntimeError(
-                f"backward: the graph through {type(node).__name__} was already released by an earlier "
-                "backward(); call backward(retain_graph=True) the first time to backpropagate twice"
-            )
-        _backward_node(node, g, grads)
-        if not retain_graph:
-            node._saved = None
+        data = parent.data
+        if create_graph or type(pg) is not _ndarray or pg.shape != data.shape or pg.dtype is not data.dtype:
+            pg = _conform(node, parents.index(parent), pg, data, create_graph)
+        ctx = parent._ctx
+        if ctx is None:
+            # A leaf may keep pg itself (no copy) only if no one else can see it: not a view, not the upstream
+            # gradient, not returned for another argument too. Later accumulation is in place.
+            to_leaf(parent, pg, (create_graph or pg.base is None) and pg is not g and
+                    _count_identical(pg, in_grads) == 1)
+        else:
+            prev = grads.get(ctx)
+            grads[ctx] = pg if prev is None else prev + pg
+
+
+def _conform(node: Any, i: int, pg: Any, data: np.ndarray, create_graph: bool) -> Any:
+    """The gradient ``pg`` of argument ``i`` with the input's shape and dtype (as PyTorch's engine casts a gradient to
+    its input's dtype: a float32 input of a float64 op gets a float32 gradient); a wrong shape raises. An array,
+    or with ``create_graph`` a Tensor (the cast recorded on the graph)."""
+    if getattr(pg, "shape", None) != data.shape:
+        what = f"shape {pg.shape}" if hasattr(pg, "shape") else f"a {type(pg).__name__}"
+        raise RuntimeError(
+            f"{type(node).__name__}.backward returned {what} as the gradient of argument {i}, which has "
+            f"shape {data.shape}; return a NumPy array of the input's shape"
+        )
+    if create_graph:
+        from chainrule.tensor import Tensor
+
+        return (pg if isinstance(pg, Tensor) else Tensor(np.asarray(pg))).astype(data.dtype)
+    return np.asarray(pg, dtype=data.dtype)
+
+
+def _count_identical(x: Any, items: tuple) -> int:
+    n = 0
+    for item in items:
+        if item is x:
+            n += 1
+    return n
+
+
+class _Wanted:
+    """``autograd.grad``'s bookkeeping: the tensors whose gradients it returns (leaves or not), the gradients found
+    so far, and which nodes lead to one of them. The others are not run, and a node runs only the part of its
+    backward that leads to one (its ``needs_input_grad`` is narrowed while it runs)."""
+
+    def __init__(self, inputs: list[Any]):
+        self.found: list[Any] = [None] * len(inputs)
+        self.leaves = {id(t): i for i, t in enumerate(inputs) if t._ctx is None}
+        self.nodes = {t._ctx: i for i, t in enumerate(inputs) if t._ctx is not None}
+        self.needs: dict[Any, tuple[bool, ...]] = {}
+
+    def prune(self, order: list[Any]) -> None:
+        """For every node (dependencies first), which of its inputs lead to a wanted tensor."""
+        leads = set(self.nodes)
+        for node in order:
+            needs = tuple(p is not None and p.requires_grad and
+                          (id(p) in self.leaves if p._ctx is None else p._ctx in leads) for p in node.parents)
+            if True in needs:
+                leads.add(node)
+            self.needs[node] = needs
+
+    def visit(self, node: Any, g: Any, grads: dict, create_graph: bool) -> bool:
+        """Record ``g`` if ``node`` made a wanted tensor, and run the node's backward if it leads to another one;
+        False if it did not run."""
+        i = self.nodes.get(node)
+        if i is not None:
+            self.found[i] = g if self.found[i] is None else self.found[i] + g
+        needs = self.needs[node]
+        if True not in needs:
+            return False
+        own, node.needs_input_grad = node.needs_input_grad, needs
+        try:
+            _backward_node(node, g, grads, create_graph, self.leaf)
+        finally:
+            node.needs_input_grad = own
+        return True
+
+    def leaf(self, t: Any, g: Any, owned: bool) -> None:
+        i = self.leaves.get(id(t))
+        if i is not None:
+            self.found[i] = g if self.found[i] is None else self.found[i] + g
 
 
 def check_versions(order: list[Any]) -> None:
@@ -119,66 +264,15 @@ def _stale_message(node: Any, which: str, vc: list[int]) -> str:
     )
 
 
-def _backward_node(node: Any, g: np.ndarray, grads: dict) -> None:
-    """Run one node's backward with upstream gradient ``g``: accumulate into leaves, pass the rest on in ``grads``."""
-    retained = node._retained
-    if retained is not None and retained() is not None:
-        retained()._accumulate(g, owned=False)
-    in_grads = type(node).backward(node, g)
-    if type(in_grads) is not tuple:
-        in_grads = (in_grads,)
-    parents = node.parents
-    if len(in_grads) != len(parents):
-        raise RuntimeError(
-            f"{type(node).__name__}.backward returned {len(in_grads)} gradients for "
-            f"{len(parents)} forward arguments; return one per argument (None if not differentiable)"
-        )
-    for parent, pg in zip(parents, in_grads):
-        if pg is None or parent is None or not parent.requires_grad:
-            continue
-        data = parent.data
-        if type(pg) is not _ndarray or pg.shape != data.shape or pg.dtype is not data.dtype:
-            pg = _conform(node, parents.index(parent), pg, data)
-        ctx = parent._ctx
-        if ctx is None:
-            # A leaf may keep pg itself (no copy) only if no one else can see it: not a view, not the upstream
-            # gradient, not returned for another argument too. Later accumulation is in place.
-            owned = pg.base is None and pg is not g and _count_identical(pg, in_grads) == 1
-            parent._accumulate(pg, owned)
-        else:
-            prev = grads.get(ctx)
-            grads[ctx] = pg if prev is None else prev + pg
-
-
-def _conform(node: Any, i: int, pg: Any, data: np.ndarray) -> np.ndarray:
-    """The gradient ``pg`` of argument ``i`` as an array of the input's shape and dtype (as PyTorch's engine casts a
-    gradient to its input's dtype: a float32 input of a float64 op gets a float32 gradient); a wrong shape raises."""
-    if getattr(pg, "shape", None) != data.shape:
-        what = f"shape {pg.shape}" if hasattr(pg, "shape") else f"a {type(pg).__name__}"
-        raise RuntimeError(
-            f"{type(node).__name__}.backward returned {what} as the gradient of argument {i}, which has "
-            f"shape {data.shape}; return a NumPy array of the input's shape"
-        )
-    return np.asarray(pg, dtype=data.dtype)
-
-
-def _count_identical(x: Any, items: tuple) -> int:
-    n = 0
-    for item in items:
-        if item is x:
-            n += 1
-    return n
-
-
-def topological_order(root: Any) -> list[Any]:
-    """Nodes reachable from ``root``, each once, every node after the nodes it depends on (iterative DFS).
+def topological_order(*roots: Any) -> list[Any]:
+    """Nodes reachable from the nodes ``roots``, each once, every node after the nodes it depends on (iterative DFS).
 
     A node is pushed once to be expanded (its parents' nodes pushed above it) and once more, marked done, to be
     emitted after all of them; in a DAG a parent is never both expanded and unfinished when met again.
     """
     order = []
     visited = set()
-    stack = [(root, False)]
+    stack = [(root, False) for root in reversed(roots)]
     while stack:
         node, done = stack.pop()
         if done:

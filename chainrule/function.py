@@ -32,6 +32,25 @@ values; the engine then checks that they were not changed in place between forwa
 ``chainrule.engine``) and raises naming your op if they were. An output that is a view of an input (a reshape, a
 slice) shares that input's version counter, as PyTorch's views do. Mixed dtypes are your op's choice; the engine
 casts each returned gradient to its input's dtype.
+
+Higher derivatives (``backward(create_graph=True)``, ``chainrule.autograd.grad``). The same ``backward`` then runs
+a second way: ``grad`` is a Tensor, grad mode is on, and ``ctx.saved_tensors`` hands back Tensors on the graph for
+the saved arrays that were an input Tensor's array (that input) or the output array (the output); NumPy arrays
+passed as arguments, like those of a Tensor that does not require grad, are constants. Write ``backward`` with
+Python operators, the methods arrays and Tensors share (``sum``, ``reshape``, ``transpose``, ``.T``, ...) and the
+functions of ``chainrule.ops.xp`` (``xp.exp``, ``xp.where``, ``xp.gemm``, ...), and it works both ways: on arrays
+it is the NumPy code it was, on Tensors every step is an op recorded on the graph, differentiable again (``Exp``
+above needs nothing more). Masks and other piecewise-constant values are constants of the second derivative:
+compute them from ``xp.value(t)`` (the array), or save them as boolean/integer arrays, which are handed back as
+they are.
+
+A saved floating-point array that is neither an input's array nor the output (an intermediate such as batch
+norm's normalised input) has no Tensor to stand for, and would be a silent constant; ``create_graph`` then raises
+naming your op, unless the op says what stands for its saved values on the graph: a static method
+``saved_on_graph(ctx, *saved)`` returning them as Tensors (recomputed from ``ctx.parents``, the input Tensors, with
+ops). Arrays kept as ``ctx`` attributes are constants by your op's declaration. A backward that cannot be
+differentiated this way is marked ``@once_differentiable`` (under ``@staticmethod``): it then runs on arrays even
+with ``create_graph``, and differentiating its result raises an error naming the op, never a silent zero.
 """
 
 from __future__ import annotations
@@ -85,6 +104,16 @@ class enable_grad(_SetGradMode):
     mode = True
 
 
+def once_differentiable(backward: F) -> F:
+    """Mark a ``Function.backward`` as differentiable once only (PyTorch's name); put it under ``@staticmethod``.
+
+    With ``create_graph=True`` the marked backward runs on NumPy arrays as usual, and its gradients come back as
+    Tensors whose own backward raises an error naming the op, so a second derivative through it fails loudly
+    instead of being silently zero."""
+    backward.once_differentiable = True  # type: ignore[attr-defined]
+    return backward
+
+
 class Function:
     """Base class of every op; see the module docstring. Subclass it and call ``YourOp.apply(...)``."""
 
@@ -100,6 +129,10 @@ class Function:
     _out: np.ndarray
     _out_vc: list[int] | None
     _clock: int
+
+    # Optional: a static method (ctx, *saved arrays) -> the saved values as Tensors on the graph (create_graph)
+    saved_on_graph: Callable[..., tuple] | None = None
+    _constants: tuple[np.ndarray, ...] = ()  # the NumPy arrays passed as arguments (constants of every derivative)
 
     @staticmethod
     def forward(ctx: "Function", *args: Any, **kwargs: Any) -> np.ndarray:
@@ -144,6 +177,8 @@ class Function:
                 arrays.append(a)
                 needs.append(False)
                 parents.append(None)
+                if type(a) is _ndarray:  # a constant, if create_graph finds it saved (rare: no cost otherwise)
+                    ctx._constants += (a,)
         ctx.needs_input_grad = tuple(needs)
         out = cls.forward(ctx, *arrays, **kwargs)
         if type(out) is not _ndarray:
@@ -164,6 +199,102 @@ class Function:
         t._vc = vc
         t.requires_grad = ctx is not None
         return t
+
+    def _backward_on_graph(self, grad: Tensor) -> Any:
+        """This node's backward for ``create_graph``: on the Tensor ``grad`` and the saved values as Tensors."""
+        cls = type(self)
+        if getattr(cls.backward, "once_differentiable", False):
+            return _once_differentiable(self, grad)
+        arrays = self._saved
+        self._saved = _saved_on_graph(self, arrays)
+        try:
+            return cls.backward(self, grad)
+        except _ArrayOfTensorError as e:
+            raise RuntimeError(
+                f"{cls.__name__}.backward, run with create_graph=True, called a NumPy function on a Tensor ({e}), "
+                "which would make that value a constant of the second derivative. Write the backward with "
+                "operators, Tensor methods and chainrule.ops.xp functions (see chainrule.function), or mark it "
+                "@once_differentiable"
+            ) from None
+        finally:
+            self._saved = arrays  # the Tensors include this node's output: holding them would be a cycle
+
+
+class _ArrayOfTensorError(TypeError):
+    """Raised by ``Tensor.__array__`` while a create_graph backward runs (see ``Function._backward_on_graph``)."""
+
+
+def output_of(node: Function) -> Tensor:
+    """A Tensor for the output of ``node``, on the graph (the node never references its output Tensor: this is a
+    new Tensor object with the same array, node and version counter)."""
+    vc = node._out_vc
+    if vc is None:
+        vc = node._out_vc = [0, 0]
+    return Tensor._from_op(node._out, node, vc)
+
+
+def _saved_on_graph(node: Function, arrays: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The saved values of ``node`` for a create_graph backward: its ``saved_on_graph``, or each floating-point
+    array replaced by the input whose array it is (the one at its own position first, so ``x * x.detach()`` keeps
+    its constant) or by the output; NumPy arrays passed as arguments, and other values (masks, indices, numbers),
+    as they are."""
+    hook = type(node).saved_on_graph
+    if hook is not None:
+        return tuple(hook(node, *arrays))
+    parents = node.parents
+    out = None
+    resolved = []
+    for i, s in enumerate(arrays):
+        if type(s) is not _ndarray or s.dtype.kind != "f":
+            resolved.append(s)
+            continue
+        p = parents[i] if i < len(parents) else None
+        if p is None or p.data is not s:
+            p = next((q for q in parents if q is not None and q.data is s), None)
+        if p is None:
+            if any(s is c for c in node._constants):  # an array argument: a constant
+                resolved.append(s)
+                continue
+            if s is not node._out:
+                name = type(node).__name__
+                raise RuntimeError(
+                    f"{name}: create_graph=True needs the values {name} saved for backward as Tensors on the graph, "
+                    f"but saved value {i} (a {s.dtype} array of shape {s.shape}) is neither one of its inputs' arrays "
+                    f"nor its output, so its dependence on the inputs is unknown. Fix: give {name} a static method "
+                    "saved_on_graph(ctx, *saved) that recomputes it from ctx.parents with ops, keep it as a ctx "
+                    "attribute if it is a constant, or mark the backward @once_differentiable"
+                )
+            p = out = output_of(node) if out is None else out
+        resolved.append(p)
+    return tuple(resolved)
+
+
+def _once_differentiable(node: Function, grad: Tensor) -> tuple[Any, ...]:
+    """Run a once-differentiable backward on arrays; its gradients, as Tensors, raise if differentiated again."""
+    in_grads = type(node).backward(node, grad.data)
+    if type(in_grads) is not tuple:
+        in_grads = (in_grads,)
+    deps = [t for t in (grad, *node.parents) if t is not None and t.requires_grad]
+    name = type(node).__name__
+    return tuple(None if g is None else OnceDifferentiable.apply(np.asarray(g), *deps, op=name) for g in in_grads)
+
+
+class OnceDifferentiable(Function):
+    """Stands for the gradient of a once-differentiable op on the graph: its backward raises naming the op."""
+
+    @staticmethod
+    def forward(ctx, value, *deps, op=""):
+        ctx.op = op
+        return value
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise RuntimeError(
+            f"{ctx.op}.backward is marked once_differentiable: its gradient cannot be differentiated again (a higher "
+            f"derivative through {ctx.op} was asked for). Compute this derivative without differentiating through "
+            f"{ctx.op}'s gradient, or give {ctx.op} a backward written with differentiable ops (see "
+            "chainrule.function)"
+        )
 
 
 _new = object.__new__

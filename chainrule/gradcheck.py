@@ -2,7 +2,9 @@
 
     df/dx_i ~ (f(x + h e_i) - f(x - h e_i)) / 2h        (error O(h^2), unlike the one-sided O(h))
 
-Checks run in float64: in float32 the rounding error of f swamps the difference quotient.
+Checks run in float64: in float32 the rounding error of f swamps the difference quotient. ``gradcheck`` checks first
+derivatives; ``gradgradcheck`` checks second derivatives the same way, by gradient-checking the backward pass
+itself (PyTorch's meaning).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from chainrule.function import no_grad
+from chainrule.function import enable_grad, is_grad_enabled, no_grad
 from chainrule.tensor import Tensor
 
 
@@ -95,6 +97,51 @@ def gradcheck(fn: Callable[..., Tensor], *inputs: Any, eps: float = 1e-6, atol: 
                     f"{numeric:.10g} (rel_error {rel_error(analytic[idx], numeric):.3g}, atol={atol}, rtol={rtol})"
                 )
     return True
+
+
+def gradgradcheck(fn: Callable[..., Tensor], *inputs: Any, grad_outputs: Any = None, eps: float = 1e-6,
+                  atol: float = 1e-5, rtol: float = 1e-3, samples: int | None = None, seed: int = 0) -> bool:
+    """Check ``fn``'s second derivatives at ``inputs`` against centered differences of its gradients, in float64.
+
+    As PyTorch's ``gradgradcheck``: the backward pass of ``fn`` is a function g(inputs, v) = v . d fn / d inputs
+    (the gradients ``autograd.grad(fn(*inputs), inputs, v)``, for an upstream gradient ``v``: ``grad_outputs``, or a
+    fixed random one), and ``gradcheck`` checks g's own backward, built with ``create_graph=True``, against
+    numerical differences of g, with respect to every input that requires grad and to ``v``. (The gradients of g
+    are weighted by fixed random arrays to make one scalar, as ``gradcheck`` does for a non-scalar output.) Returns
+    True or raises ``GradcheckError`` naming the input and coordinate whose second derivative is wrong.
+    """
+    from chainrule.autograd import grad
+
+    rng = np.random.default_rng(seed)
+    xs = [_as_float64(x) for x in inputs]
+    checked = [i for i, x in enumerate(xs) if isinstance(x, Tensor) and x.requires_grad]
+    if not checked:
+        raise ValueError("gradgradcheck: no input requires grad; pass Tensors created with requires_grad=True")
+    with enable_grad():
+        out = fn(*xs)
+    if not isinstance(out, Tensor):
+        raise TypeError(f"gradgradcheck: fn must return a Tensor, got {type(out).__name__}")
+    v = rng.standard_normal(out.shape) if grad_outputs is None else np.array(getattr(grad_outputs, "data",
+                                                                                     grad_outputs), np.float64)
+    weights = [rng.standard_normal(xs[i].shape) for i in checked]
+
+    def backward_pass(*args: Tensor) -> Tensor:
+        """g(inputs, v), weighted into one number; differentiable when called with grad mode on."""
+        create_graph = is_grad_enabled()  # gradcheck's numerical passes run in no_grad(): only values needed
+        with enable_grad():
+            *xs_, v_ = args
+            grads = grad(fn(*xs_), [xs_[i] for i in checked], v_, create_graph=create_graph, allow_unused=True)
+            total = Tensor(np.zeros(()))
+            for g, w in zip(grads, weights):
+                if g is not None:
+                    total = total + (g * w).sum()
+            return total
+
+    try:
+        return gradcheck(backward_pass, *xs, Tensor(v, requires_grad=True), eps=eps, atol=atol, rtol=rtol,
+                         samples=samples, seed=seed)
+    except GradcheckError as e:
+        raise GradcheckError(f"gradgradcheck (second derivatives; the last input is grad_outputs): {e}") from None
 
 
 def _as_float64(x: Any) -> Any:

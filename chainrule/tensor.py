@@ -25,9 +25,9 @@ class Tensor(InPlaceMethods):
     """An n-dimensional array on the autograd graph.
 
     ``data`` is the NumPy array (shared, not copied, when you pass one); ``grad`` is ``None`` or an array of the same
-    shape and dtype. Python floats and lists of floats become float32 (the training default); NumPy arrays keep
-    their dtype. Only floating-point tensors can require grad. ``Tensor(t)`` of a Tensor shares its data and its
-    version counter (``chainrule.tensor(t)`` copies).
+    shape and dtype (a Tensor after ``backward(create_graph=True)``). Python floats and lists of floats become
+    float32 (the training default); NumPy arrays keep their dtype. Only floating-point tensors can require grad.
+    ``Tensor(t)`` of a Tensor shares its data and its version counter (``chainrule.tensor(t)`` copies).
     """
 
     # _vc: the version counter [version, clock at the last in-place change], one list shared by a tensor and its
@@ -48,7 +48,7 @@ class Tensor(InPlaceMethods):
             if arr.dtype == np.float64 and not isinstance(data, np.generic):
                 arr = arr.astype(np.float32)
         self.data = arr
-        self.grad: np.ndarray | None = None
+        self.grad: Any = None
         self._ctx = None
         self.name = name
         self._vc = engine.counter(source) if source is not None and arr is source.data else None
@@ -80,43 +80,56 @@ class Tensor(InPlaceMethods):
 
     # ---- backward ------------------------------------------------------------------------------------------
 
-    def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
+    def backward(self, grad: Any = None, retain_graph: bool | None = None, create_graph: bool = False, *,
+                 gradient: Any = None) -> None:
         """Accumulate d(self)/d(leaf) * grad into the ``.grad`` of every leaf that requires grad.
 
-        ``grad`` defaults to 1 for a single-element tensor. The saved arrays of the graph are released afterwards
-        unless ``retain_graph=True``. Raises before computing anything if an array the graph saved was changed in
-        place since the forward pass (see ``chainrule.engine``).
+        ``grad`` (PyTorch's ``gradient=``) defaults to 1 for a single-element tensor. With ``create_graph=True`` the
+        backward pass is recorded as a graph too, so the gradients can be differentiated again: ``.grad`` becomes a
+        Tensor on that graph (accumulated out of place: ``.grad`` is rebound to the sum, never changed in place),
+        and ``grad`` may be a Tensor that requires grad. The saved arrays of the graph are released afterwards
+        unless ``retain_graph`` is True (its default is ``create_graph``). Raises before computing anything if an
+        array the graph saved was changed in place since the forward pass (see ``chainrule.engine``).
+
+        ``backward(create_graph=True)`` makes a reference cycle between a leaf and its ``.grad`` (whose graph holds
+        the leaf), as in PyTorch: Python's cycle collector frees it, or setting ``.grad = None`` (``zero_grad()``)
+        does; ``chainrule.autograd.grad`` returns the gradients instead and makes no cycle.
         """
+        if gradient is not None:
+            if grad is not None:
+                raise TypeError("backward: got grad and gradient, two names of one argument; pass one")
+            grad = gradient
         if not self.requires_grad:
             raise RuntimeError(
                 "backward: this tensor does not require grad, so it has no graph; "
                 "create the inputs with requires_grad=True (and not inside no_grad())"
             )
-        if grad is None:
-            if self.data.size != 1:
-                raise ValueError(
-                    f"backward: grad can be omitted only for a single-element output, got shape {self.shape}; "
-                    f"pass grad= an array of shape {self.shape} (e.g. np.ones) or reduce the output first"
-                )
-            grad = np.ones_like(self.data)
-        else:
-            grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.data.dtype)
-            if grad.shape != self.data.shape:
-                raise ValueError(f"backward: grad has shape {grad.shape}, expected the output's shape {self.shape}")
-        if self._ctx is None:
-            self._accumulate(grad, owned=False)
-            return
-        engine.run_backward(self._ctx, grad, retain_graph)
+        grad = _seed_gradient("backward", self, grad, create_graph)
+        engine.run_backward([(self, grad)], create_graph if retain_graph is None else bool(retain_graph),
+                            create_graph)
 
     def _accumulate(self, g: np.ndarray, owned: bool) -> None:
-        """Add ``g`` into ``self.grad``; ``owned`` says nothing else references ``g``, so it can be kept as is."""
-        if self.grad is None:
+        """Add the array ``g`` into ``self.grad``; ``owned`` says nothing else references ``g``, so it can be kept as
+        is. A ``.grad`` that is a Tensor (left by a create_graph backward) is replaced by the sum, not changed."""
+        grad = self.grad
+        if grad is None:
             if owned and g.dtype == self.data.dtype and g.flags.writeable:
                 self.grad = g
             else:
                 self.grad = np.array(g, dtype=self.data.dtype, copy=True)
+        elif type(grad) is _ndarray:
+            grad += g
         else:
-            self.grad += g
+            self.grad = Tensor(grad.data + g)
+
+    def _accumulate_on_graph(self, g: "Tensor", owned: bool) -> None:
+        """Add the Tensor ``g`` (a gradient on the graph) to ``self.grad``, out of place: the old ``.grad`` may be
+        saved by the nodes of a graph, so it is never changed in place (and nothing needs a version bump)."""
+        grad = self.grad
+        if grad is None:
+            self.grad = g if owned else _ops.clone(g)
+        else:
+            self.grad = (grad if isinstance(grad, Tensor) else Tensor(grad)) + g
 
     def retain_grad(self) -> "Tensor":
         """Keep the gradient of this intermediate (non-leaf) tensor in ``.grad`` after backward."""
@@ -180,6 +193,10 @@ class Tensor(InPlaceMethods):
     def tolist(self) -> Any:
         return self.data.tolist()
 
+    def clone(self) -> "Tensor":
+        """A copy of the data, on the graph (gradients pass through unchanged), as PyTorch's ``clone``."""
+        return _ops.clone(self)
+
     def detach(self) -> "Tensor":
         """The same data (and version counter), cut from the graph."""
         return Tensor._from_op(self.data, None, engine.counter(self))
@@ -200,6 +217,11 @@ class Tensor(InPlaceMethods):
         return len(self.data)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        if engine.grad_mode.building:  # a create_graph backward: the array would be a silent constant
+            from chainrule.function import _ArrayOfTensorError
+
+            raise _ArrayOfTensorError(f"a NumPy function converted a {self.data.dtype} Tensor of shape "
+                                      f"{self.data.shape} to an array")
         return self.data if dtype is None else self.data.astype(dtype)
 
     def __repr__(self) -> str:
@@ -415,6 +437,28 @@ class ValuesIndices(NamedTuple):
 
     values: Tensor
     indices: Tensor
+
+
+_ndarray = np.ndarray
+
+
+def _seed_gradient(op: str, t: Tensor, grad: Any, create_graph: bool) -> Any:
+    """The gradient to start backpropagation from at ``t``: ones for a single element if ``grad`` is None, else
+    ``grad`` checked for ``t``'s shape and cast to its dtype; an array, or with ``create_graph`` a Tensor."""
+    if grad is None:
+        if t.data.size != 1:
+            raise ValueError(
+                f"{op}: grad can be omitted only for a single-element output, got shape {t.shape}; "
+                f"pass grad= an array of shape {t.shape} (e.g. np.ones) or reduce the output first"
+            )
+        grad = np.ones_like(t.data)
+    elif not (create_graph and isinstance(grad, Tensor)):
+        grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=t.data.dtype)
+    if grad.shape != t.data.shape:
+        raise ValueError(f"{op}: grad has shape {grad.shape}, expected the output's shape {t.shape}")
+    if create_graph:
+        grad = grad.astype(t.data.dtype) if isinstance(grad, Tensor) else Tensor(grad)
+    return grad
 
 
 def _varargs(args: tuple) -> Any:

@@ -23,6 +23,9 @@ closure: a reference cycle per node. Cyclic garbage can only be freed by
 Python's cyclic garbage collector, which then spends most of the training time
 scanning the graph. Here a node holds numbers and its parents only, so a graph is
 freed by reference counting as soon as it is no longer used.
+
+Value is first-order only: its local gradients are numbers, so a gradient is not itself a graph. Higher derivatives
+(``create_graph=True``, ``chainrule.autograd.grad``) are the Tensor engine's (docs/autograd.md).
 """
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ import pytest
 
 import chainrule as cr
 from chainrule import Function, Tensor, ops
+from chainrule.ops import xp
 
 
 @dataclass
@@ -63,6 +64,12 @@ def np_logsumexp(x: np.ndarray, axis: Any = None, keepdims: bool = False) -> np.
     m = x.max(axis=axis, keepdims=True)
     out = m + np.log(np.exp(x - m).sum(axis=axis, keepdims=True))
     return out if keepdims else np.squeeze(out, axis=axis)
+
+
+def np_index_add(g: np.ndarray, shape: tuple[int, ...], index: Any) -> np.ndarray:
+    out = np.zeros(shape, dtype=g.dtype)
+    np.add.at(out, index, g)
+    return out
 
 
 def unary(name: str, fn: Callable, ref: Callable, shape=(3, 4), kind="normal") -> Case:
@@ -209,6 +216,11 @@ CASES: list[Case] = [
     unary("getitem bool mask", lambda a: a[MASK], lambda a: a[MASK]),
     unary("getitem bool rows", lambda a: a[ROWS], lambda a: a[ROWS]),
     unary("getitem tensor comparison mask", lambda a: a[a > 0], lambda a: a[a > 0], kind="away"),
+    unary("index_add (the backward of getitem)", lambda g: xp.index_add(g, (4, 3), np.array([0, 2, 2, 1, 2])),
+          lambda g: np_index_add(g, (4, 3), np.array([0, 2, 2, 1, 2])), shape=(5, 3)),
+    unary("index_add of a slice", lambda g: xp.index_add(g, (4, 3), (slice(1, 3), 0)),
+          lambda g: np_index_add(g, (4, 3), (slice(1, 3), 0)), shape=(2,)),
+    unary("clone", lambda a: ops.clone(a) * 2.0, lambda a: a * 2.0),
     # ---- concatenate and stack -------------------------------------------------------------------------------
     binary("concatenate axis 0", lambda a, b: ops.concatenate([a, b]), lambda a, b: np.concatenate([a, b]),
            (2, 3), (4, 3)),

@@ -156,6 +156,28 @@ def check_flatten(fn):
     same(fn(f64(x), 0, 1), torch.flatten(t64(x), 0, 1))
 
 
+def check_clone(fn):
+    x, tx = f64(DATA, requires_grad=True), t64(DATA, requires_grad=True)
+    y, ty = fn(x), torch.clone(tx)
+    same(y, ty)
+    assert not np.shares_memory(y.data, x.data)
+    (y * y).sum().backward()
+    (ty * ty).sum().backward()
+    same(x.grad, tx.grad)
+
+
+def check_autograd_grad(fn):
+    x, tx = f64(DATA, requires_grad=True), t64(DATA, requires_grad=True)
+    (g,) = fn((x ** 3).sum(), x, create_graph=True)
+    (tg,) = torch.autograd.grad((tx ** 3).sum(), tx, create_graph=True)
+    same(g, tg)
+    same(fn((g * g).sum(), [x])[0], torch.autograd.grad((tg * tg).sum(), [tx])[0])
+
+
+def m_clone():
+    check_clone(Tensor.clone)
+
+
 def method(name):
     """A check of Tensor.<name>: the method object resolves; behaviour is checked in BEHAVIOUR_OF_METHODS."""
     def check(fn):
@@ -265,7 +287,7 @@ def m_version():
 BEHAVIOUR_OF_METHODS = {
     "matmul": m_matmul, "view": m_view, "size": m_size, "numel": m_numel, "dim": m_dim, "float": m_float,
     "double": m_double, "clamp": m_clamp, "max": m_extremum("max"), "min": m_extremum("min"), "flatten": m_flatten,
-    "tolist": m_tolist, "zero_": in_place("zero_"), "fill_": in_place("fill_", 2.5),
+    "tolist": m_tolist, "clone": m_clone, "zero_": in_place("zero_"), "fill_": in_place("fill_", 2.5),
     "copy_": in_place("copy_", np.ones(3)), "add_": in_place("add_", np.ones(3), alpha=2.0),
     "sub_": in_place("sub_", np.ones((2, 3)), alpha=0.5), "mul_": in_place("mul_", 3.0),
     "div_": in_place("div_", np.full(3, 4.0)), "clamp_": in_place("clamp_", -1.0, 1.0), "_version": m_version,
@@ -379,6 +401,7 @@ CHECKS = {
     "torch.arange": check_arange, "torch.manual_seed": check_manual_seed, "torch.cat": check_cat,
     "torch.clamp": check_clamp, "torch.amax": check_reduction("amax"), "torch.amin": check_reduction("amin"),
     "torch.argmax": check_arg("argmax"), "torch.argmin": check_arg("argmin"), "torch.flatten": check_flatten,
+    "torch.clone": check_clone, "torch.autograd.grad": check_autograd_grad,
     **{f"Tensor.{name}": method(name) for name in BEHAVIOUR_OF_METHODS if name != "_version"},
     "Tensor._version": check_version,
     "nn.Flatten": check_flatten_module, "nn.Softmax": check_softmax_module("Softmax"),

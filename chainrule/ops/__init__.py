@@ -22,7 +22,9 @@ from chainrule.ops.elementwise import (
 )
 from chainrule.ops.linalg import MatMul
 from chainrule.ops.reduce import Max, Mean, Min, Sum, Var
-from chainrule.ops.shape import BroadcastTo, Concatenate, GetItem, Reshape, Squeeze, Stack, Transpose, Unsqueeze
+from chainrule.ops.shape import (
+    BroadcastTo, Clone, Concatenate, GetItem, IndexAdd, Reshape, Squeeze, Stack, Transpose, Unsqueeze,
+)
 from chainrule.ops.softmax import LogSoftmax, LogSumExp, Softmax, stable_logsumexp
 from chainrule.tensor import Tensor, ValuesIndices
 
@@ -248,6 +250,11 @@ def unsqueeze(x: Any, axis: int | None = None, *, dim: int | None = None) -> Ten
     if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
         raise TypeError(f"unsqueeze: expected an int axis (axis= or dim=), got {axis!r}")
     return Unsqueeze.apply(x, axis=int(axis))
+
+
+def clone(x: Any) -> Tensor:
+    """A copy of ``x`` on the graph (new memory; the gradient passes through), as PyTorch's ``clone``."""
+    return Clone.apply(x)
 
 
 def getitem(x: Any, index: Any) -> Tensor:

@@ -1,4 +1,4 @@
-"""Helpers shared by the ops: undoing broadcasting and normalising axes."""
+"""Helpers shared by the ops: undoing broadcasting (on arrays or Tensors), normalising axes, dtype promotion."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ def shape_of(x: Any) -> tuple[int, ...]:
     return x.shape if type(x) is np.ndarray else np.shape(x)
 
 
-def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Sum ``grad`` over the axes that broadcasting expanded, so it has ``shape`` again.
+def unbroadcast(grad: Any, shape: tuple[int, ...]) -> Any:
+    """Sum ``grad`` (an array or a Tensor) over the axes that broadcasting expanded, so it has ``shape`` again.
 
     Broadcasting copies an input along new leading axes and along axes of size 1; the gradient of a copy is the sum
     of the copies' gradients ("copy gate: gradient adder").
@@ -57,11 +57,15 @@ def reduces_nothing(shape: tuple[int, ...], axes: tuple[int, ...] | None) -> boo
     return 0 in (shape if axes is None else [shape[a] for a in axes])
 
 
-def expand_reduced(grad: np.ndarray, axes: tuple[int, ...] | None, keepdims: bool) -> np.ndarray:
-    """Give the gradient of a reduction back its reduced axes (as size 1) so it broadcasts against the input."""
-    if keepdims or axes is None:
+def expand_reduced(grad: Any, axes: tuple[int, ...] | None, keepdims: bool) -> Any:
+    """Give the gradient of a reduction back its reduced axes (as size 1) so it broadcasts against the input (an
+    array or a Tensor: a reshape)."""
+    if keepdims or axes is None or not axes:
         return grad
-    return np.expand_dims(grad, axes)
+    shape = list(grad.shape)
+    for a in axes:  # sorted, so each insertion is at its final position
+        shape.insert(a, 1)
+    return grad.reshape(tuple(shape))
 
 
 # ---- dtype promotion: PyTorch's rule ------------------------------------------------------------------------------

@@ -4,6 +4,10 @@ Operands of different dtypes are first converted to the result dtype by PyTorch'
 (``chainrule.ops._util.promote``): a float32 tensor stays float32 beside a number or a 0-d tensor of any dtype, and
 an integer tensor takes the floating dtype of the other operand. The engine gives each gradient its input's dtype.
 (The ops test for the common case of two arrays of one dtype inline: it is the hot path of every training step.)
+
+The ops save their arguments as they were given (not the promoted copies): the backward formulas, which serve both
+plain and ``create_graph`` backward passes (``chainrule.ops.xp``), then find the input Tensors behind them, and the
+engine casts the gradients to the inputs' dtypes, as PyTorch's does.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from chainrule.function import Function
+from chainrule.ops import xp
 from chainrule.ops._util import promote, shape_of, unbroadcast
 
 _FLOAT = np.dtype(np.float32)
@@ -52,9 +57,9 @@ class Sub(Function):
 class Mul(Function):
     @staticmethod
     def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
         if type(a) is not _ndarray or type(b) is not _ndarray or a.dtype is not b.dtype:
             a, b = promote(a, b)
-        ctx.save_for_backward(a, b)
         return a * b
 
     @staticmethod
@@ -78,17 +83,17 @@ class Div(Function):
 
     @staticmethod
     def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
         a, b = promote(a, b)
         if (a if type(a) is np.ndarray else b).dtype.kind in "biu":  # promote made at least one of them an array
             a, b = np.asarray(a, dtype=_FLOAT), np.asarray(b, dtype=_FLOAT)
-        ctx.save_for_backward(a, b)
         return a / b
 
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved_tensors
-        ga = unbroadcast(grad / b, a.shape) if ctx.needs_input_grad[0] else None
-        gb = unbroadcast(-grad * a / (b * b), b.shape) if ctx.needs_input_grad[1] else None
+        ga = unbroadcast(grad / b, shape_of(a)) if ctx.needs_input_grad[0] else None
+        gb = unbroadcast(-grad * a / (b * b), shape_of(b)) if ctx.needs_input_grad[1] else None
         return ga, gb
 
 
@@ -111,9 +116,9 @@ class Pow(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        a, b = promote(a, b)
+        a2, b2 = promote(a, b)
         with np.errstate(divide="ignore"):  # 0 ** negative is inf, as in PyTorch (no warning)
-            out = a**b
+            out = a2**b2
         ctx.save_for_backward(a, b, out)
         return out
 
@@ -121,13 +126,14 @@ class Pow(Function):
     def backward(ctx, grad):
         a, b, out = ctx.saved_tensors
         ga = gb = None
+        av, bv = xp.value(a), xp.value(b)  # the masks at the edges are constants
         with np.errstate(divide="ignore", invalid="ignore"):  # 0 ** negative, log(0), log(negative): as in torch
             if ctx.needs_input_grad[0]:
                 local = b * a ** (b - 1)
-                if np.any(b == 0):
-                    local = np.where(b == 0, 0, local)
-                ga = unbroadcast(grad * local, np.shape(a))
+                if np.any(bv == 0):
+                    local = xp.where(bv == 0, 0, local)
+                ga = unbroadcast(grad * local, shape_of(a))
             if ctx.needs_input_grad[1]:
-                local = np.where((a == 0) & (b >= 0), 0, out * np.log(a))
-                gb = unbroadcast(grad * local, np.shape(b))
+                local = xp.where((av == 0) & (bv >= 0), 0, out * xp.log(a))
+                gb = unbroadcast(grad * local, shape_of(b))
         return ga, gb

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.function import Function
+from chainrule.ops import xp
 from chainrule.ops._util import cast, promote, result_dtype, unbroadcast
 
 _FLOAT = np.dtype(np.float32)
@@ -81,7 +82,7 @@ class Abs(Function):
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
-        return grad * np.sign(x)
+        return grad * np.sign(xp.value(x))
 
 
 class Tanh(Function):
@@ -145,40 +146,50 @@ def _share(loses: np.ndarray, ties: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.where(ties, share.dtype.type(0.5), share)
 
 
-class Maximum(Function):
+class _Gate(Function):
+    """Maximum or minimum of two operands. The forward saves who won (boolean masks: the routing is a constant of
+    the second derivative); the backward routes the gradient, split evenly on ties."""
+
+    @staticmethod
+    def _forward(ctx, a, b, pick):
+        a, b = promote(a, b)
+        ctx.a_shape, ctx.b_shape = np.shape(a), np.shape(b)
+        if True in ctx.needs_input_grad:
+            ctx.save_for_backward(a < b, a > b, a == b)
+        return pick(a, b)
+
+    @staticmethod
+    def _backward(ctx, grad, a_loses, b_loses):
+        (ties,) = ctx.saved_tensors[2:]
+        ga = unbroadcast(grad * _share(a_loses, ties, grad.dtype), ctx.a_shape) if ctx.needs_input_grad[0] else None
+        gb = unbroadcast(grad * _share(b_loses, ties, grad.dtype), ctx.b_shape) if ctx.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Maximum(_Gate):
     """The max gate routes the gradient to the larger input (split evenly on ties, as PyTorch does)."""
 
     @staticmethod
     def forward(ctx, a, b):
-        a, b = promote(a, b)
-        ctx.save_for_backward(a, b)
-        return np.maximum(a, b)
+        return _Gate._forward(ctx, a, b, np.maximum)
 
     @staticmethod
     def backward(ctx, grad):
-        a, b = ctx.saved_tensors
-        ties = a == b
-        ga = unbroadcast(grad * _share(a < b, ties, grad.dtype), np.shape(a)) if ctx.needs_input_grad[0] else None
-        gb = unbroadcast(grad * _share(a > b, ties, grad.dtype), np.shape(b)) if ctx.needs_input_grad[1] else None
-        return ga, gb
+        less, greater, _ = ctx.saved_tensors
+        return _Gate._backward(ctx, grad, less, greater)
 
 
-class Minimum(Function):
+class Minimum(_Gate):
     """The min gate routes the gradient to the smaller input (split evenly on ties)."""
 
     @staticmethod
     def forward(ctx, a, b):
-        a, b = promote(a, b)
-        ctx.save_for_backward(a, b)
-        return np.minimum(a, b)
+        return _Gate._forward(ctx, a, b, np.minimum)
 
     @staticmethod
     def backward(ctx, grad):
-        a, b = ctx.saved_tensors
-        ties = a == b
-        ga = unbroadcast(grad * _share(a > b, ties, grad.dtype), np.shape(a)) if ctx.needs_input_grad[0] else None
-        gb = unbroadcast(grad * _share(a < b, ties, grad.dtype), np.shape(b)) if ctx.needs_input_grad[1] else None
-        return ga, gb
+        less, greater, _ = ctx.saved_tensors
+        return _Gate._backward(ctx, grad, greater, less)
 
 
 class Clip(Function):
@@ -198,20 +209,25 @@ class Clip(Function):
         hi = None if hi is None else cast(hi, dtype)
         if lo is not None and hi is not None and np.any(lo > hi):
             raise ValueError(f"clip: expected min <= max, got min={lo}, max={hi}")
-        ctx.save_for_backward(x, lo, hi)
+        need_x, need_lo, need_hi = ctx.needs_input_grad
+        if need_x or need_lo or need_hi:  # who gets the gradient: boolean masks, constants of the second derivative
+            inside = None
+            if need_x:
+                inside = np.ones(x.shape, dtype=bool)
+                if lo is not None:
+                    inside &= x >= lo
+                if hi is not None:
+                    inside &= x <= hi
+            ctx.save_for_backward(inside, x < lo if need_lo else None, x > hi if need_hi else None)
+            ctx.lo_shape, ctx.hi_shape = np.shape(lo), np.shape(hi)
         return np.clip(x, lo, hi)
 
     @staticmethod
     def backward(ctx, grad):
-        x, lo, hi = ctx.saved_tensors
-        inside = np.ones(x.shape, dtype=bool)
-        if lo is not None:
-            inside &= x >= lo
-        if hi is not None:
-            inside &= x <= hi
-        gx = grad * inside if ctx.needs_input_grad[0] else None
-        glo = unbroadcast(grad * (x < lo), np.shape(lo)) if ctx.needs_input_grad[1] else None
-        ghi = unbroadcast(grad * (x > hi), np.shape(hi)) if ctx.needs_input_grad[2] else None
+        inside, below, above = ctx.saved_tensors
+        gx = grad * inside if inside is not None else None
+        glo = unbroadcast(grad * below, ctx.lo_shape) if below is not None else None
+        ghi = unbroadcast(grad * above, ctx.hi_shape) if above is not None else None
         return gx, glo, ghi
 
 
@@ -230,8 +246,8 @@ class Where(Function):
     def backward(ctx, grad):
         (condition,) = ctx.saved_tensors
         zero = np.zeros((), dtype=grad.dtype)
-        ga = unbroadcast(np.where(condition, grad, zero), ctx.a_shape) if ctx.needs_input_grad[1] else None
-        gb = unbroadcast(np.where(condition, zero, grad), ctx.b_shape) if ctx.needs_input_grad[2] else None
+        ga = unbroadcast(xp.where(condition, grad, zero), ctx.a_shape) if ctx.needs_input_grad[1] else None
+        gb = unbroadcast(xp.where(condition, zero, grad), ctx.b_shape) if ctx.needs_input_grad[2] else None
         return None, ga, gb
 
 

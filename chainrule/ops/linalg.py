@@ -15,6 +15,7 @@ import numpy as np
 
 from chainrule.backend import gemm
 from chainrule.function import Function
+from chainrule.ops import xp
 from chainrule.ops._util import promote, unbroadcast
 
 
@@ -30,17 +31,21 @@ def _check_shapes(a: np.ndarray, b: np.ndarray) -> None:
 class MatMul(Function):
     @staticmethod
     def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)  # as given: the backward finds the input Tensors behind them
         a, b = promote(np.asarray(a), np.asarray(b))  # PyTorch refuses mixed dtypes; chainrule promotes as for +, *
         _check_shapes(a, b)
-        ctx.save_for_backward(a, b)
         return gemm(a, b) if a.ndim == 2 and b.ndim == 2 else np.matmul(a, b)
 
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved_tensors
+        if not hasattr(a, "ndim"):  # a list given as an operand
+            a = np.asarray(a)
+        if not hasattr(b, "ndim"):
+            b = np.asarray(b)
         if a.ndim == 2 and b.ndim == 2:  # the common case, without reshapes
-            ga = gemm(grad, b, trans_b=True) if ctx.needs_input_grad[0] else None
-            gb = gemm(a, grad, trans_a=True) if ctx.needs_input_grad[1] else None
+            ga = xp.gemm(grad, b, trans_b=True) if ctx.needs_input_grad[0] else None
+            gb = xp.gemm(a, grad, trans_a=True) if ctx.needs_input_grad[1] else None
             return ga, gb
         # Promote 1-D operands to matrices as matmul does, then apply the same two rules.
         a2 = a[None, :] if a.ndim == 1 else a
@@ -52,9 +57,9 @@ class MatMul(Function):
             g2 = g2[..., None, :]
         ga = gb = None
         if ctx.needs_input_grad[0]:
-            ga = unbroadcast(g2 @ np.swapaxes(b2, -1, -2), a2.shape)
+            ga = unbroadcast(g2 @ xp.swap_last(b2), a2.shape)
             ga = ga.reshape(a.shape)
         if ctx.needs_input_grad[1]:
-            gb = unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape)
+            gb = unbroadcast(xp.swap_last(a2) @ g2, b2.shape)
             gb = gb.reshape(b.shape)
         return ga, gb

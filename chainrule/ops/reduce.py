@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from chainrule.function import Function
+from chainrule.ops import xp
 from chainrule.ops._util import expand_reduced, normalize_axes, reduces_nothing
 
 
@@ -26,7 +27,7 @@ class Sum(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return np.broadcast_to(expand_reduced(grad, ctx.axes, ctx.keepdims), ctx.shape)
+        return xp.broadcast_to(expand_reduced(grad, ctx.axes, ctx.keepdims), ctx.shape)
 
 
 class Mean(Function):
@@ -39,11 +40,12 @@ class Mean(Function):
     @staticmethod
     def backward(ctx, grad):
         g = expand_reduced(grad, ctx.axes, ctx.keepdims) / grad.dtype.type(_count(ctx.shape, ctx.axes))
-        return np.broadcast_to(g, ctx.shape)
+        return xp.broadcast_to(g, ctx.shape)
 
 
 class _Extremum(Function):
-    """Max or min: the gradient goes to the winning elements, split evenly between ties."""
+    """Max or min: the gradient goes to the winning elements, split evenly between ties. The forward saves which
+    elements won (a boolean mask: the routing is a constant of the second derivative)."""
 
     reduce = staticmethod(np.max)
 
@@ -57,14 +59,14 @@ class _Extremum(Function):
                              f"and the {op}imum of no values is undefined; reduce over a non-empty axis")
         ctx.keepdims = keepdims
         out = cls.reduce(x, axis=ctx.axes, keepdims=True)
-        ctx.save_for_backward(x, out)
+        if True in ctx.needs_input_grad:
+            ctx.save_for_backward(x == out)
         return out if keepdims else np.squeeze(out, axis=ctx.axes)
 
     @staticmethod
     def backward(ctx, grad):
-        x, out = ctx.saved_tensors
-        winners = x == out
-        share = winners / winners.sum(axis=ctx.axes, keepdims=True, dtype=x.dtype)
+        (winners,) = ctx.saved_tensors
+        share = winners / winners.sum(axis=ctx.axes, keepdims=True, dtype=grad.dtype)
         return expand_reduced(grad, ctx.axes, ctx.keepdims) * share.astype(grad.dtype, copy=False)
 
 
@@ -101,11 +103,12 @@ class Var(Function):
             raise ValueError(f"var: each reduction needs more than ddof={ddof} values (n - ddof > 0), got n={n}; "
                              "the variance of so few values is undefined")
         ctx.keepdims, ctx.scale = keepdims, 2.0 / (n - ddof)
-        ctx.save_for_backward(x - x.mean(axis=ctx.axes, keepdims=True))
+        ctx.save_for_backward(x)
         return x.var(axis=ctx.axes, keepdims=keepdims, ddof=ddof)
 
     @staticmethod
     def backward(ctx, grad):
-        (centered,) = ctx.saved_tensors
+        (x,) = ctx.saved_tensors
+        centered = x - x.mean(axis=ctx.axes, keepdims=True)  # recomputed: on the graph, it depends on x
         g = expand_reduced(grad, ctx.axes, ctx.keepdims)
         return g * centered * grad.dtype.type(ctx.scale)

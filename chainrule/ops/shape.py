@@ -1,5 +1,6 @@
 """Ops that move elements without changing them: reshape, transpose/permute, broadcast_to, squeeze/unsqueeze,
-indexing, concatenate and stack. Their backward moves the gradient back."""
+indexing, concatenate and stack, clone. Their backward moves the gradient back (with shape ops again, so it is
+differentiable in turn; the backward of indexing is ``IndexAdd``, whose backward is indexing)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.function import Function
+from chainrule.ops import xp
 from chainrule.ops._util import cast, normalize_axes, result_dtype, unbroadcast
 
 
@@ -40,8 +42,8 @@ class Transpose(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        inverse = None if ctx.axes is None else np.argsort([int(a) % grad.ndim for a in ctx.axes])
-        return np.transpose(grad, inverse), None
+        inverse = None if ctx.axes is None else tuple(np.argsort([int(a) % grad.ndim for a in ctx.axes]).tolist())
+        return grad.transpose(inverse), None
 
 
 class BroadcastTo(Function):
@@ -97,17 +99,41 @@ class GetItem(Function):
 
     @staticmethod
     def forward(ctx, x, index):
-        ctx.shape, ctx.dtype, ctx.index = x.shape, x.dtype, index
+        ctx.shape, ctx.index = x.shape, index
         return x[index]
 
     @staticmethod
     def backward(ctx, grad):
-        out = np.zeros(ctx.shape, dtype=grad.dtype)
-        if _is_basic_index(ctx.index):
-            out[ctx.index] = grad
-        else:
-            np.add.at(out, ctx.index, grad)
-        return out, None
+        return xp.index_add(grad, ctx.shape, ctx.index), None
+
+
+def index_add(grad: np.ndarray, shape: tuple[int, ...], index: Any) -> np.ndarray:
+    """Zeros of ``shape`` with ``grad`` added at ``index`` (so repeated indices accumulate)."""
+    out = np.zeros(shape, dtype=grad.dtype)
+    if _is_basic_index(index):
+        out[index] = grad
+    else:
+        np.add.at(out, index, grad)
+    return out
+
+
+class IndexAdd(Function):
+    """``index_add(grad, shape, index)`` as an op (the backward of ``x[index]`` on the graph): its backward is
+    ``g[index]``."""
+
+    @staticmethod
+    def forward(ctx, grad, shape, index):
+        ctx.index = index
+        return index_add(grad, shape, index)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g[ctx.index], None, None
+
+
+def _along(axis: int, ndim: int, index: Any) -> tuple:
+    """The index that picks ``index`` (an int or a slice) along ``axis`` of an ``ndim``-dimensional array."""
+    return (slice(None),) * (axis % ndim) + (index,)
 
 
 class Concatenate(Function):
@@ -129,10 +155,11 @@ class Concatenate(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        pieces = np.split(grad, np.cumsum(ctx.sizes)[:-1], axis=0 if ctx.axis is None else ctx.axis)
+        ends = np.cumsum(ctx.sizes).tolist()
+        starts = [0] + ends[:-1]
         if ctx.axis is None:
-            pieces = [p.reshape(shape) for p, shape in zip(pieces, ctx.shapes)]
-        return tuple(pieces)
+            return tuple(grad[a:b].reshape(shape) for a, b, shape in zip(starts, ends, ctx.shapes))
+        return tuple(grad[_along(ctx.axis, grad.ndim, slice(a, b))] for a, b in zip(starts, ends))
 
 
 class Stack(Function):
@@ -149,4 +176,16 @@ class Stack(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return tuple(np.take(grad, i, axis=ctx.axis) for i in range(ctx.n))
+        return tuple(grad[_along(ctx.axis, grad.ndim, i)] for i in range(ctx.n))
+
+
+class Clone(Function):
+    """A copy of ``x`` (PyTorch's ``clone``): new memory, the gradient passes through unchanged."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return np.array(x, copy=True)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from chainrule.function import Function
+from chainrule.ops import xp
 from chainrule.ops._util import expand_reduced, normalize_axes, reduces_nothing
 
 
@@ -48,7 +49,7 @@ class Softmax(Function):
         (out,) = ctx.saved_tensors
         # dL/dx_i = p_i (g_i - sum_j g_j p_j): the Jacobian diag(p) - p p^T applied without forming it.
         with np.errstate(under="ignore"):
-            return out * (grad - np.sum(grad * out, axis=ctx.axis, keepdims=True))
+            return out * (grad - (grad * out).sum(axis=ctx.axis, keepdims=True))
 
 
 class LogSoftmax(Function):
@@ -67,12 +68,22 @@ class LogSoftmax(Function):
     def backward(ctx, grad):
         (out,) = ctx.saved_tensors
         with np.errstate(under="ignore"):
-            return grad - np.exp(out) * np.sum(grad, axis=ctx.axis, keepdims=True)
+            return grad - xp.exp(out) * grad.sum(axis=ctx.axis, keepdims=True)
+
+
+def _finite_max(x: np.ndarray, axes) -> np.ndarray:
+    """The max over ``axes`` (kept as size 1), with 0 where it is infinite (see LogSumExp)."""
+    m = np.max(x, axis=axes, keepdims=True)
+    return np.where(np.isinf(m), 0, m).astype(x.dtype, copy=False)
 
 
 class LogSumExp(Function):
     """log(sum(exp(x))) over ``axis``: the max m is taken out first, except where m is infinite (then 0 is, as in
-    PyTorch): a row of -inf gives log(0) = -inf instead of -inf - -inf = nan, and a +inf entry gives +inf."""
+    PyTorch): a row of -inf gives log(0) = -inf instead of -inf - -inf = nan, and a +inf entry gives +inf.
+
+    The backward is g times the softmax, exp(x - m - log_sum) from the saved ``x - m`` and ``log_sum``, which keeps
+    the digits a large m would cost. On the graph (create_graph) both are recomputed from x with ops, m a constant:
+    the result does not depend on it."""
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
@@ -82,8 +93,7 @@ class LogSumExp(Function):
             log_sum = np.full(np.sum(x, axis=ctx.axes, keepdims=True).shape, -np.inf, dtype=x.dtype)
             ctx.save_for_backward(x, log_sum)
             return log_sum if keepdims else np.squeeze(log_sum, axis=ctx.axes)
-        m = np.max(x, axis=ctx.axes, keepdims=True)
-        m = np.where(np.isinf(m), 0, m).astype(x.dtype, copy=False)
+        m = _finite_max(x, ctx.axes)
         shifted = x - m
         with np.errstate(under="ignore", divide="ignore"):  # exp underflows to 0 and log(0) = -inf: both right
             log_sum = np.log(np.sum(np.exp(shifted), axis=ctx.axes, keepdims=True))
@@ -92,8 +102,16 @@ class LogSumExp(Function):
         return out if keepdims else np.squeeze(out, axis=ctx.axes)
 
     @staticmethod
+    def saved_on_graph(ctx, shifted, log_sum):
+        x = ctx.parents[0]
+        if x.data.size == 0 and reduces_nothing(x.shape, ctx.axes):
+            return x, log_sum  # nothing to differentiate: the gradient is empty
+        shifted = x - _finite_max(x.data, ctx.axes)
+        return shifted, LogSumExp.apply(shifted, axis=ctx.axes, keepdims=True)
+
+    @staticmethod
     def backward(ctx, grad):
         shifted, log_sum = ctx.saved_tensors
         g = expand_reduced(grad, ctx.axes, ctx.keepdims)
         with np.errstate(under="ignore", invalid="ignore"):  # nan where the result is infinite, as in PyTorch
-            return g * np.exp(shifted - log_sum)  # g times the softmax
+            return g * xp.exp(shifted - log_sum)  # g times the softmax

@@ -14,18 +14,29 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from chainrule.engine import bump
 from chainrule.optim.optimizer import _looks_like_param, check_real
+from chainrule.tensor import Tensor
 
 
-def _grads(params: Iterable[Any] | Any) -> list[np.ndarray]:
+def _grads(params: Iterable[Any] | Any, writing: bool = False) -> list[np.ndarray]:
+    """The gradient arrays of ``params`` (None skipped). A gradient that is a Tensor (left by
+    ``backward(create_graph=True)``) gives its array; with ``writing`` (the caller changes the arrays in place) its
+    version counter is bumped, so a graph that saved it refuses to backpropagate through the changed values."""
     if _looks_like_param(params):
         params = [params]
     grads = []
     for k, p in enumerate(params):
         if not _looks_like_param(p):
             raise TypeError(f"parameter {k} is a {type(p).__name__}; expected a Tensor/Parameter with .data and .grad")
-        if p.grad is not None:
-            grads.append(p.grad)
+        g = p.grad
+        if g is None:
+            continue
+        if isinstance(g, Tensor):
+            if writing:
+                bump(g)
+            g = g.data
+        grads.append(g)
     return grads
 
 
@@ -79,7 +90,7 @@ def clip_grads_with_norm(params: Iterable[Any] | Any, max_norm: float, total_nor
     coef = max_norm / (total_norm + 1e-6)
     if coef < 1.0 or math.isnan(coef):
         with np.errstate(invalid="ignore"):  # inf * 0 = nan when scaling by an infinite norm, as torch does
-            for g in _grads(params):
+            for g in _grads(params, writing=True):
                 np.multiply(g, coef, out=g, casting="unsafe")
 
 
@@ -112,5 +123,5 @@ def clip_grad_norm(
 def clip_grad_value(params: Iterable[Any] | Any, clip_value: float) -> None:
     """Clamp every gradient entry to ``[-clip_value, clip_value]`` in place (None gradients are skipped)."""
     clip_value = check_real("clip_value", clip_value, low=0.0)
-    for g in _grads(params):
+    for g in _grads(params, writing=True):
         np.clip(g, -clip_value, clip_value, out=g)

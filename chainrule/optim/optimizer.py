@@ -138,6 +138,8 @@ class Optimizer:
             for p in group["params"]:
                 if set_to_none:
                     p.grad = None
+                elif isinstance(p.grad, Tensor):  # a gradient on a graph: replaced by zeros off the graph
+                    p.grad = np.zeros_like(p.grad.data)
                 elif p.grad is not None:
                     p.grad.fill(0)
 
@@ -156,6 +158,8 @@ class Optimizer:
                 g = p.grad
                 if g is None:
                     continue
+                if isinstance(g, Tensor):  # left by backward(create_graph=True): the step uses its values
+                    g = g.data
                 x = p.data
                 if g.shape != x.shape:
                     raise ValueError(

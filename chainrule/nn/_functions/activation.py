@@ -1,6 +1,8 @@
 """Activation functions beyond the core's sigmoid/tanh/relu: leaky ReLU, ELU, both GELUs, and maxout.
 
 All keep the input dtype: constants are Python floats, which NumPy treats as "weak" and never upcasts float32 with.
+Their backward formulas serve ``create_graph`` too (``chainrule.ops.xp``); the GELUs recompute their saved
+intermediates on the graph (``saved_on_graph``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import numpy as np
 
 from chainrule.backend import gemm
 from chainrule.function import Function
+from chainrule.ops import xp
 
 _ERF = None
 
@@ -43,7 +46,7 @@ class LeakyRelu(Function):
     @staticmethod
     def backward(ctx, grad):
         (positive,) = ctx.saved_tensors
-        return np.where(positive, grad, grad * ctx.slope)
+        return xp.where(positive, grad, grad * ctx.slope)
 
 
 class Elu(Function):
@@ -60,7 +63,7 @@ class Elu(Function):
     @staticmethod
     def backward(ctx, grad):
         positive, out = ctx.saved_tensors
-        return np.where(positive, grad, grad * (out + ctx.alpha))
+        return xp.where(positive, grad, grad * (out + ctx.alpha))
 
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -82,6 +85,12 @@ class GeluTanh(Function):
         return 0.5 * x * (1 + t)
 
     @staticmethod
+    def saved_on_graph(ctx, x, xc, t):
+        x = ctx.parents[0]
+        xc = x.clip(-10.0, 10.0)
+        return x, xc, (_SQRT_2_OVER_PI * (xc + _GELU_CUBIC * xc * xc * xc)).tanh()
+
+    @staticmethod
     def backward(ctx, grad):
         x, xc, t = ctx.saved_tensors
         local = 0.5 * (1 + t) + (0.5 * _SQRT_2_OVER_PI) * x * (1 - t * t) * (1 + 3 * _GELU_CUBIC * xc * xc)
@@ -92,20 +101,44 @@ _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
+def _normal_cdf(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1 + _erf(x * _INV_SQRT_2))
+
+
+class NormalCdf(Function):
+    """Phi(x) = 0.5 (1 + erf(x / sqrt 2)), the standard normal CDF; d/dx = phi(x) = e^(-x^2/2) / sqrt(2 pi)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return _normal_cdf(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        with np.errstate(over="ignore", under="ignore"):
+            return grad * (_INV_SQRT_2PI * xp.exp(-0.5 * x * x))
+
+
 class GeluErf(Function):
     """The exact GELU: x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)); d/dx = Phi(x) + x phi(x)."""
 
     @staticmethod
     def forward(ctx, x):
-        cdf = 0.5 * (1 + _erf(x * _INV_SQRT_2))
+        cdf = _normal_cdf(x)
         ctx.save_for_backward(x, cdf)
         return x * cdf
+
+    @staticmethod
+    def saved_on_graph(ctx, x, cdf):
+        x = ctx.parents[0]
+        return x, NormalCdf.apply(x)
 
     @staticmethod
     def backward(ctx, grad):
         x, cdf = ctx.saved_tensors
         with np.errstate(over="ignore", under="ignore"):
-            pdf = _INV_SQRT_2PI * np.exp(-0.5 * x * x)
+            pdf = _INV_SQRT_2PI * xp.exp(-0.5 * x * x)
             return grad * (cdf + x * pdf)
 
 
@@ -139,12 +172,10 @@ class Maxout(Function):
         x, weight, winner = ctx.saved_tensors
         n, m = grad.shape
         pieces = ctx.pieces
-        dz3 = np.zeros((n, pieces, m), dtype=grad.dtype)
-        for p in range(pieces):
-            np.copyto(dz3[:, p], grad, where=winner == p)
-        dz = dz3.reshape(n, pieces * m)
+        routed = winner[:, None, :] == np.arange(pieces)[None, :, None]  # (N, k, M): the winning piece, a constant
+        dz = (grad.reshape(n, 1, m) * routed).reshape(n, pieces * m)
         need_x, need_w, need_b = ctx.needs_input_grad
-        gx = gemm(dz, weight, trans_b=True) if need_x else None
-        gw = gemm(x, dz, trans_a=True) if need_w else None
+        gx = xp.gemm(dz, weight, trans_b=True) if need_x else None
+        gw = xp.gemm(x, dz, trans_a=True) if need_w else None
         gb = dz.sum(axis=0) if need_b else None
         return gx, gw, gb

@@ -21,7 +21,8 @@ def dropout_mask(shape: tuple[int, ...], p: float, generator: np.random.Generato
 
 
 class Dropout(Function):
-    """x (any shape) * mask (same shape, pre-scaled, not differentiable); backward is grad * mask."""
+    """x (any shape) * mask (same shape, pre-scaled, not differentiable); backward is grad * mask (the mask, an
+    array argument, is a constant of every derivative)."""
 
     @staticmethod
     def forward(ctx, x, mask):

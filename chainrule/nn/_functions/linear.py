@@ -8,7 +8,7 @@ both backward GEMMs read transposed *views* (BLAS takes them as a flag):
     db = sum_n g      (M,)
 
 Every product goes through ``chainrule.backend.gemm`` (NumPy's BLAS by default, MKL when selected), so a training
-step uses one BLAS thread pool.
+step uses one BLAS thread pool; with ``create_graph`` the same formulas run as matmul ops (``chainrule.ops.xp``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 
 from chainrule.backend import gemm
 from chainrule.function import Function
+from chainrule.ops import xp
 
 
 def check_affine(op: str, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, width: int) -> None:
@@ -48,16 +49,21 @@ class Linear(Function):
         out = gemm(x2, weight)
         if bias is not None:
             out += bias
-        ctx.save_for_backward(x2, weight)
-        ctx.x_shape = x.shape
+        ctx.save_for_backward(x, weight)
         return out.reshape(x.shape[:-1] + (weight.shape[1],)) if x.ndim != 2 else out
 
     @staticmethod
     def backward(ctx, grad):
-        x2, weight = ctx.saved_tensors
+        x, weight = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad
         g2 = grad.reshape(-1, grad.shape[-1]) if grad.ndim != 2 else grad
-        gx = gemm(g2, weight, trans_b=True).reshape(ctx.x_shape) if need_x else None
-        gw = gemm(x2, g2, trans_a=True) if need_w else None
-        gb = g2.sum(axis=0) if need_b else None
+        gx = gw = gb = None
+        if need_x:
+            gx = xp.gemm(g2, weight, trans_b=True)
+            if x.ndim != 2:
+                gx = gx.reshape(x.shape)
+        if need_w:
+            gw = xp.gemm(x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x, g2, trans_a=True)
+        if need_b:
+            gb = g2.sum(axis=0)
         return gx, gw, gb

@@ -2,6 +2,9 @@
 
 ``reduction`` is "mean" (over the N samples; for mse / BCE over all elements, as PyTorch), "sum" or "none" (one
 loss per sample / element). Labels are validated by ``chainrule.nn.functional`` before they get here.
+
+The backward formulas serve ``create_graph`` too (``chainrule.ops.xp``): cross-entropy recomputes its softmax on
+the graph (``saved_on_graph``); the hinge's margins are piecewise linear, so its second derivative is zero.
 """
 
 from __future__ import annotations
@@ -9,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from chainrule.function import Function
-from chainrule.ops.elementwise import stable_sigmoid
+from chainrule.ops import xp
+from chainrule.ops.softmax import Softmax
 
 
 def _reduce(losses: np.ndarray, reduction: str) -> np.ndarray:
@@ -23,7 +27,7 @@ def _reduce(losses: np.ndarray, reduction: str) -> np.ndarray:
 def _upstream(grad: np.ndarray, reduction: str, count: int) -> np.ndarray:
     """The upstream gradient per loss term: g / count for "mean", g for "sum", g itself (per term) for "none"."""
     if reduction == "mean":
-        return grad / count
+        return grad / int(count)
     return grad
 
 
@@ -56,17 +60,18 @@ class CrossEntropy(Function):
         return _reduce(losses, reduction)
 
     @staticmethod
+    def saved_on_graph(ctx, p, y):
+        return Softmax.apply(ctx.parents[0], axis=1), y
+
+    @staticmethod
     def backward(ctx, grad):
         p, y = ctx.saved_tensors
         n, c = p.shape
         g = _upstream(grad, ctx.reduction, n)
-        g_col = g[:, None] if ctx.reduction == "none" else g
+        target = np.full((n, c), ctx.eps / c, dtype=p.dtype)
+        target[np.arange(n), y] += 1 - ctx.eps
         with np.errstate(under="ignore"):
-            dscores = p * g_col
-            dscores[np.arange(n), y] -= (1 - ctx.eps) * g
-            if ctx.eps:
-                dscores -= (ctx.eps / c) * g_col
-        return dscores, None
+            return (p - target) * (g[:, None] if ctx.reduction == "none" else g), None
 
 
 class MulticlassHinge(Function):
@@ -92,10 +97,9 @@ class MulticlassHinge(Function):
         active, y = ctx.saved_tensors
         n = active.shape[0]
         g = _upstream(grad, ctx.reduction, n)
-        dscores = active.astype(grad.dtype)
-        dscores[np.arange(n), y] = -active.sum(axis=1)
-        dscores *= g[:, None] if ctx.reduction == "none" else g
-        return dscores, None
+        local = active.astype(grad.dtype)  # +1 per positive margin, minus their count at the label
+        local[np.arange(n), y] = -active.sum(axis=1)
+        return local * (g[:, None] if ctx.reduction == "none" else g), None
 
 
 class MSE(Function):
@@ -104,13 +108,14 @@ class MSE(Function):
     @staticmethod
     def forward(ctx, pred, target, reduction="mean"):
         diff = pred - target
-        ctx.save_for_backward(diff)
+        ctx.save_for_backward(pred, target)
         ctx.reduction = reduction
         return _reduce(diff * diff, reduction)
 
     @staticmethod
     def backward(ctx, grad):
-        (diff,) = ctx.saved_tensors
+        pred, target = ctx.saved_tensors
+        diff = pred - target
         g = _upstream(grad, ctx.reduction, diff.size)
         gpred = (2 * g) * diff
         gtarget = -gpred if ctx.needs_input_grad[1] else None
@@ -137,7 +142,7 @@ class BinaryCrossEntropyWithLogits(Function):
     def backward(ctx, grad):
         logits, target = ctx.saved_tensors
         g = _upstream(grad, ctx.reduction, logits.size)
-        gx = (stable_sigmoid(logits) - target) * g if ctx.needs_input_grad[0] else None
+        gx = (xp.sigmoid(logits) - target) * g if ctx.needs_input_grad[0] else None
         gt = -logits * g if ctx.needs_input_grad[1] else None
         return gx, gt
 

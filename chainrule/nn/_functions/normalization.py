@@ -6,6 +6,11 @@ variance collapses to (CS231n's "batchnorm_backward_alt"):
     dx = (1 / n) / sqrt(var + eps) * (n dxhat - sum(dxhat) - xhat * sum(dxhat * xhat))
 
 The sums run over the batch axis for BatchNorm and over the normalised (feature) axes for LayerNorm.
+
+The backward formulas serve ``create_graph`` too (``chainrule.ops.xp``). xhat and 1/sqrt(var + eps), saved by the
+forward pass, depend on x: on the graph they are recomputed from the input Tensor with ops (``saved_on_graph``), so
+the second derivative sees that dependence (in evaluation, only xhat depends on x: the running statistics are
+constants).
 """
 
 from __future__ import annotations
@@ -13,6 +18,18 @@ from __future__ import annotations
 import numpy as np
 
 from chainrule.function import Function
+
+
+def _normalized(x, axes, eps):
+    """xhat and 1 / sqrt(var + eps) of the Tensor x over ``axes`` (kept as size 1), as ops on the graph."""
+    centered = x - x.mean(axis=axes, keepdims=True)
+    inv_std = 1 / ((centered * centered).mean(axis=axes, keepdims=True) + eps).sqrt()
+    return centered * inv_std, inv_std
+
+
+def _given(ctx, i, saved):
+    """Argument ``i`` as the Tensor it was (on the graph), or as the array or None it was."""
+    return saved if ctx.parents[i] is None else ctx.parents[i]
 
 
 class BatchNorm(Function):
@@ -40,19 +57,31 @@ class BatchNorm(Function):
         else:
             inv_std = 1 / np.sqrt(running_var + eps)
             xhat = (x - running_mean) * inv_std
+            ctx.running_mean = running_mean.copy()  # a constant (the buffer may change in place later)
         out = xhat * weight if weight is not None else xhat.copy()
         if bias is not None:
             out += bias
         ctx.save_for_backward(xhat, inv_std, weight)
-        ctx.training = training
+        ctx.training, ctx.eps = training, eps
         return out
+
+    @staticmethod
+    def saved_on_graph(ctx, xhat, inv_std, weight):
+        x = ctx.parents[0]
+        if x is not None and x.requires_grad:  # else xhat and inv_std are constants
+            if ctx.training:
+                xhat, inv_std = _normalized(x, 0, ctx.eps)
+                inv_std = inv_std.reshape(-1)
+            else:
+                xhat = (x - ctx.running_mean) * inv_std
+        return xhat, inv_std, _given(ctx, 1, weight)
 
     @staticmethod
     def backward(ctx, grad):
         xhat, inv_std, weight = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad
         sum_g = grad.sum(axis=0)                                   # dbeta
-        sum_gx = np.einsum("ij,ij->j", grad, xhat)                  # dgamma
+        sum_gx = (grad * xhat).sum(axis=0)                          # dgamma
         gx = None
         if need_x:
             scale = inv_std if weight is None else weight * inv_std
@@ -81,8 +110,15 @@ class LayerNorm(Function):
         if bias is not None:
             out += bias
         ctx.save_for_backward(xhat, inv_std, weight)
-        ctx.axes = axes
+        ctx.axes, ctx.eps = axes, eps
         return out
+
+    @staticmethod
+    def saved_on_graph(ctx, xhat, inv_std, weight):
+        x = ctx.parents[0]
+        if x is not None and x.requires_grad:  # else xhat and inv_std are constants
+            xhat, inv_std = _normalized(x, ctx.axes, ctx.eps)
+        return xhat, inv_std, _given(ctx, 1, weight)
 
     @staticmethod
     def backward(ctx, grad):
@@ -99,6 +135,6 @@ class LayerNorm(Function):
             dxhat = grad * weight if weight is not None else grad
             n = int(np.prod([grad.shape[a] for a in axes]))
             gx = dxhat - dxhat.mean(axis=axes, keepdims=True)
-            gx -= xhat * (np.sum(dxhat * xhat, axis=axes, keepdims=True) / n)
+            gx -= xhat * ((dxhat * xhat).sum(axis=axes, keepdims=True) / n)
             gx *= inv_std
         return gx, gw, gb
