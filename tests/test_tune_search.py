@@ -17,7 +17,7 @@ from chainrule.tune import (Budget, Diverged, DivergenceCallback, NoSuccessfulTr
                             SearchFolderError, SpaceError, cross_validate, halving_plan, load_best, loguniform,
                             search)
 from chainrule.tune.store import SearchFolderWarning
-from tune_toys import Failing, ToyKNN, ToySoftmax, blobs
+from tune_toys import Failing, KillsItsWorker, ToyKNN, ToySoftmax, blobs
 
 TESTS = Path(__file__).resolve().parent
 
@@ -373,3 +373,67 @@ def test_chainrule_estimators_get_the_divergence_callback_through_fit(data):
                     n_jobs=1, trap_fp=False, explode_factor=3.0)
     trial = result.trials[0]
     assert trial.status == "diverged" and "loss exploded to" in trial.message and "at step 1," in trial.message
+
+
+@pytest.mark.parametrize("kills, retries, lost", [(1, 1, False), (2, 1, False), (-1, 1, True), (-1, 0, True)])
+def test_a_trial_whose_worker_is_killed_is_retried(kills, retries, lost, data, tmp_path):
+    """n_jobs=2 (`chainrule tune --jobs 2`), the worker running trial k=3 SIGKILLed: the search goes on, the trials
+    lost with the pool run again alone, a trial that kills its worker alone is retried (retries, default 1) and
+    only then recorded failed; no other trial fails."""
+    from chainrule.tune import SearchConfig, SearchRunner
+
+    X, y = data
+    marker = str(tmp_path / "killed")
+    config = SearchConfig(strategy="grid", fixed={"kill_k": 3, "marker": marker, "kills": kills})
+    result = SearchRunner(KillsItsWorker, {"k": [1, 2, 3, 4, 5, 6]}, config, n_jobs=2, retries=retries,
+                          run_dir=tmp_path / "s", plots=False).run(X, y)
+    by_k = {t.params["k"]: t for t in result.trials}
+    assert [k for k, t in by_k.items() if t.status != "ok"] == ([3] if lost else [])
+    # killed in the pool, then alone (1 + retries times when it always kills)
+    assert len(list(tmp_path.glob("killed.*"))) == (retries + 2 if lost else kills)
+    if lost:
+        assert "WorkerLostError" in by_k[3].message and f"died {retries + 1} time(s)" in by_k[3].message
+    recorded = [json.loads(line) for line in (tmp_path / "s" / "trials.jsonl").read_text().splitlines()]
+    assert sorted(t["trial"] for t in recorded) == list(range(6))  # each trial once, none lost
+
+
+HELD_SEARCH = """
+import sys, time
+sys.path[:0] = [{tests!r}]
+from chainrule.tune import search
+from tune_toys import ToyKNN, blobs
+
+class SlowKNN(ToyKNN):
+    def fit(self, X, y):
+        time.sleep(0.1)
+        return super().fit(X, y)
+
+X, y = blobs(n_per_class=20, n_classes=3, dim=4, seed=1, spread=1.5)
+try:
+    search(SlowKNN, {{"k": list(range(1, 13))}}, X, y, strategy="grid", n_jobs=1, run_dir={run!r}, resume={resume})
+except RuntimeError as e:
+    print(type(e).__name__, e)
+    sys.exit(1)
+"""
+
+
+def test_two_resumes_of_one_search_cannot_both_run_it(tmp_path):
+    """While one process runs a search, a resume of it in another process is refused naming the first one's pid
+    (the resumes of one search lock it the same way); every trial is recorded once."""
+    run = tmp_path / "s"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS.parent), os.environ.get("PYTHONPATH", "")])}
+    script = tmp_path / "search.py"
+    script.write_text(textwrap.dedent(HELD_SEARCH.format(tests=str(TESTS), run=str(run), resume=False)))
+    first = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE, text=True)
+    jsonl = run / "trials.jsonl"
+    deadline = time.monotonic() + 60
+    while not (jsonl.exists() and jsonl.read_text().count("\n") >= 2):
+        assert first.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    script.write_text(textwrap.dedent(HELD_SEARCH.format(tests=str(TESTS), run=str(run), resume=True)))
+    r = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert f"is in use by pid {first.pid}" in r.stdout, r.stdout
+    assert first.wait(timeout=60) == 0
+    trials = [json.loads(line)["trial"] for line in jsonl.read_text().splitlines()]
+    assert sorted(trials) == list(range(12))

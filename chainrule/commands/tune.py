@@ -51,6 +51,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="seed of folds, draws and estimators (default 0)")
     p.add_argument("--jobs", type=int, default=-1, metavar="N", help="parallel worker processes (default -1: one per "
                    "core; BLAS threads are split between them)")
+    p.add_argument("--retries", type=int, default=1, metavar="N", help="run a trial again up to N times when its "
+                   "worker process dies (killed, out of memory; default 1), then record it failed")
     p.add_argument("--backend", choices=("local", "dask"), default="local", help="where trials run")
     p.add_argument("--scheduler", metavar="ADDR", help="Dask scheduler address, e.g. tcp://HOST:8786")
     p.add_argument("--connect-timeout", type=float, default=5.0, metavar="S",
@@ -162,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
                               "cli": {k: s.get(k) for k in _RESUMABLE}})
                 runner = SearchRunner(factory, space, config, n_jobs=args.jobs, backend=args.backend,
                                       scheduler=args.scheduler, connect_timeout=args.connect_timeout, run_dir=out,
+                                      retries=args.retries,
                                       resume=bool(args.resume), on_trial=progress)
                 result = runner.run(X, y)
             except (SpaceError, SearchFolderError) as e:
