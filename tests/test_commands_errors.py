@@ -172,3 +172,27 @@ def test_resume_without_any_checkpoint_starts_the_run_over(two_runs, tmp_path, c
     a = load_checkpoint(two_runs / "mlp" / "checkpoints" / final)["model"]
     b = load_checkpoint(run / "checkpoints" / final)["model"]
     assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_mixed_image_sizes_suggest_the_image_size_flag_which_works(tmp_path, capsys):
+    """The size-mismatch error names a fix the CLI can take (--image-size HxW); with it, the run trains at that size
+    and `evaluate` scores the folder at the run's size."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in ("cat", "dog"):
+        (tmp_path / "mixed" / c).mkdir(parents=True)
+        for i in range(10):
+            Image.fromarray(rng.integers(0, 255, (12 if i == 5 else 8, 8, 3), dtype=np.uint8)).save(
+                tmp_path / "mixed" / c / f"{i}.png")
+    data = ["--data", f"folder:{tmp_path / 'mixed'}", "--model", "softmax", "--epochs", "1", "--val-size", "4", "-q"]
+    assert main(["train", *data, "--out", str(tmp_path / "a")]) == 2
+    err = _err(capsys)
+    assert "cat/0.png is 8x8 and" in err and "pass --image-size 8x8" in err, err
+    assert not (tmp_path / "a").exists()
+    assert main(["train", *data, "--image-size", "8x8", "--out", str(tmp_path / "a")]) == 0
+    assert 'image_size = "8x8"' in (tmp_path / "a" / "config.toml").read_text()
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "a"), "-q"]) == 0
+    assert main(["train", "--data", "digits", "--image-size", "8", "--dry-run", "-q"]) == 2
+    assert "--image-size resizes the images of folder:PATH data" in _err(capsys)

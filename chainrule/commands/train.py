@@ -216,7 +216,7 @@ def train_run(config: Mapping[str, Any], folder: Any, progress: bool = True,
     acquired = not folder.held
     with StopOnSignal() as stop:
         if data is None:
-            data = split_data(config["data"], config["val_size"], split_seed(config))
+            data = split_data(config["data"], config["val_size"], split_seed(config), config.get("image_size"))
         estimator = P.build(config["model"], cfgmod.params_of(config))
         if config["model"] == "knn":
             _check_k(config, data, estimator.k)
