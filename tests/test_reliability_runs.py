@@ -305,6 +305,10 @@ def test_edited_config_is_refused_on_resume_naming_the_setting_and_both_values(t
     r = chainrule_process(["train", "--resume", "c", "-q"], tmp_path)
     assert r.returncode == 2, r.stderr
     assert "lr (checkpoint has 0.001, this estimator 0.5)" in r.stderr, r.stderr
+    config.write_text(text.replace("val_size = 0.1", "val_size = 0.2"))  # a run setting: another split
+    r = chainrule_process(["train", "--resume", "c", "-q"], tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert "val_size (run has 0.1, requested 0.2)" in r.stderr, r.stderr
     config.write_text(text.replace("epochs = 3", "epochs = 4"))  # documented as changeable: extends the run
     r = chainrule_process(["train", "--resume", "c", "-q"], tmp_path)
     assert r.returncode == 0, r.stderr

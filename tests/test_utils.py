@@ -107,7 +107,8 @@ for name in ("s.json", "c.toml", "m.npz", "report.html"):
 resource.setrlimit(resource.RLIMIT_FSIZE, (1000, resource.RLIM_INFINITY))
 big = "x" * 5000
 writes = [("s.json", lambda p: write_json(p, {"a": big})), ("c.toml", lambda p: write_toml(p, {"a": big})),
-          ("m.npz", lambda p: atomic_write_bytes(p, big.encode())), ("report.html", lambda p: atomic_write_text(p, big))]
+          ("m.npz", lambda p: atomic_write_bytes(p, big.encode())),
+          ("report.html", lambda p: atomic_write_text(p, big))]
 for name, write in writes:
     try:
         write(root / name)

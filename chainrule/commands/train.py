@@ -149,6 +149,12 @@ def _resume_locked(args: argparse.Namespace, layers: list[dict[str, Any]], folde
     if state["config"].get("estimator") != estimator:
         raise RuntimeError(f"{path} is a checkpoint of a {state['config'].get('estimator')} fit, but this run trains "
                            f"a {estimator}; it cannot be resumed from it")
+    if isinstance(state.get("run"), dict):  # the run settings this checkpoint was trained with (data, split, ...)
+        diff = cfgmod.differing_keys(state["run"], _run_settings(requested))
+        if diff:
+            raise UsageError(f"cannot resume {args.resume}: its checkpoint {path.name} was trained with other run "
+                             f"settings than {folder.config_path} and the flags ask for: {'; '.join(diff)}. Put them "
+                             "back, or start a new run with --out")
     c = state["counters"]
     logger.info("resuming %s from %s (step %d, epoch %d of %s)", args.resume, path.name, c["step"], c["epoch"],
                 requested.get("epochs") or f"{requested.get('iterations')} steps")
@@ -335,7 +341,8 @@ def _fit(est: Any, config: Mapping[str, Any], folder: Any, data: Data, progress:
             try:
                 est.fit(data.X_train, data.y_train, validation_data=(data.X_val, data.y_val),
                         callbacks=[writer, ProgressBar(enabled=progress), recorder, stop],
-                        checkpoints=folder.checkpoints(config["keep_checkpoints"]) if checkpoints else None,
+                        checkpoints=(folder.checkpoints(config["keep_checkpoints"],
+                                                        extra={"run": _run_settings(config)}) if checkpoints else None),
                         checkpoint_every=config["checkpoint_every"] or None, resume=resume_state,
                         diagnostics=config["diagnostics"])
             except FloatingPointError as e:  # not a usage error: report it below
@@ -436,6 +443,11 @@ def _write_config(folder: Any, config: Mapping[str, Any]) -> None:
     import chainrule
 
     folder.write_config({"command": "train", "chainrule_version": chainrule.__version__, **cfgmod.to_toml(config)})
+
+
+def _run_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The run settings (not the estimator's parameters: its fit checks those) a checkpoint is checked against."""
+    return {k: v for k, v in _jsonable(config).items() if k == "model" or k in cfgmod.RUN_BY_KEY}
 
 
 def _jsonable(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -245,8 +245,10 @@ class RunFolder:
     def exists(self) -> bool:
         return self.config_path.is_file()
 
-    def checkpoints(self, keep_last: int = 3) -> CheckpointManager:
-        return CheckpointManager(self.checkpoint_dir, keep_last=keep_last)
+    def checkpoints(self, keep_last: int = 3, extra: Mapping[str, Any] | None = None) -> CheckpointManager:
+        """The run's checkpoints; ``extra`` entries are stored in each one (``chainrule train``: ``{"run": its
+        settings}``, what ``--resume`` checks the request against)."""
+        return CheckpointManager(self.checkpoint_dir, keep_last=keep_last, extra=extra)
 
     def write_config(self, config: Mapping[str, Any]) -> None:
         header = (f"chainrule run configuration, resolved (defaults < config file < command-line flags).\n"

@@ -13,12 +13,14 @@ Local (``backend="local"``): ``n_jobs=1`` runs the tasks one after another in th
 threads; ``n_jobs=N`` uses N joblib (loky) worker processes and limits each one's BLAS / OpenMP thread pools to
 ``cpu_count // N`` threads (at least 1), through the environment variables joblib sets in its workers and
 ``threadpoolctl`` around every task, so 2 workers on 2 cores run 2 threads, not 4. ``n_jobs=-1`` means one
-worker per core. A worker process that dies (killed, out of memory) breaks joblib's pool: the tasks running then (its own and
-the other workers') are lost, the queued ones are not. Which one killed it is not known, so each lost task runs
-again alone; a task whose worker dies while it runs alone is retried up to ``retries`` more times (default 1),
-then becomes ``on_error(task, WorkerLostError(...))`` (without ``on_error`` the error is raised). Then the
-queued tasks run in parallel as before. Which tasks had started is
-known from a marker file each task touches when it starts.
+worker per core.
+
+A worker process that dies (killed, out of memory) breaks joblib's pool: the tasks running then (its own and the
+other workers') are lost, the queued ones are not (each task touches a marker file when it starts, so which ones
+had started is known). Which one killed the worker is not, so each lost task runs again alone; a task whose worker
+dies while it runs alone is retried up to ``retries`` more times (default 1), then becomes
+``on_error(task, WorkerLostError(...))`` (without ``on_error`` the error is raised). Then the queued tasks run in
+parallel as before.
 
 Dask (``backend="dask"``): tasks go to an existing ``dask.distributed`` cluster, started with the standard
 processes (see docs/tune.md):
