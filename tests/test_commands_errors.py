@@ -196,3 +196,13 @@ def test_mixed_image_sizes_suggest_the_image_size_flag_which_works(tmp_path, cap
     assert main(["evaluate", str(tmp_path / "a"), "-q"]) == 0
     assert main(["train", "--data", "digits", "--image-size", "8", "--dry-run", "-q"]) == 2
     assert "--image-size resizes the images of folder:PATH data" in _err(capsys)
+    space = tmp_path / "space.toml"
+    space.write_text("lr = [0.001, 0.01]\n")
+    search = ["tune", *data[:4], "--space", str(space), "--jobs", "1", "--val-size", "4", "-q"]
+    assert main([*search, "--out", str(tmp_path / "s")]) == 2
+    assert "pass --image-size 8x8" in _err(capsys)
+    assert main([*search, "--image-size", "8x8", "--out", str(tmp_path / "s")]) == 0
+    capsys.readouterr()
+    assert main(["train", "--from-search", str(tmp_path / "s"), "--epochs", "1", "--val-size", "4",
+                 "--out", str(tmp_path / "b"), "-q"]) == 0
+    assert 'image_size = "8x8"' in (tmp_path / "b" / "config.toml").read_text()

@@ -215,8 +215,8 @@ def load_dataset(spec: str, seed: int = 0, image_size: str | None = None) -> Any
     except ImageSizeError as e:
         (first, (h, w)), (other, (h2, w2)) = e.first, e.other
         raise UsageError(f"{source}: images must all have the same size, but {first} is {h}x{w} and {other} is "
-                         f"{h2}x{w2} (height x width); pass --image-size {h}x{w} (or image_size = \"{h}x{w}\" in "
-                         "the config file) to resize every image to one size") from None
+                         f"{h2}x{w2} (height x width); pass --image-size {h}x{w} to resize every image to one size") \
+            from None
     except FileNotFoundError as e:
         if source.lower() == "cifar10":
             raise _cifar10_missing(spec) from e
