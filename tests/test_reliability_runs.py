@@ -119,6 +119,7 @@ def test_a_second_writer_is_refused_naming_the_holders_pid(tmp_path, chainrule_p
 
 CREATE = textwrap.dedent("""
     import sys, time
+    from pathlib import Path
     from chainrule.train import RunFolder
     from chainrule.utils.locking import FolderInUseError
     from chainrule.train.runfolder import RunExistsError
@@ -130,8 +131,10 @@ CREATE = textwrap.dedent("""
     except (FolderInUseError, RunExistsError) as e:
         print("refused", type(e).__name__, e)
     else:
-        print("created")
-        time.sleep(1.0)
+        print("created", flush=True)
+        deadline = time.time() + 120
+        while not Path("release").exists() and time.time() < deadline:  # hold the folder until the others are done
+            time.sleep(0.02)
 """)
 
 
@@ -140,13 +143,17 @@ def test_runs_created_at_the_same_moment_get_one_folder(tmp_path):
     (in use, naming the pid), never sharing it."""
     go = time.time() + 1.5
     procs = [_start(["-c", CREATE, "x", repr(go)], tmp_path) for _ in range(6)]
+    deadline = time.monotonic() + 120
+    while sum(p.poll() is None for p in procs) > 1 and time.monotonic() < deadline:  # the five refused ones end
+        time.sleep(0.02)
+    (tmp_path / "release").touch()
     outs = [p.communicate(timeout=60) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     results = [o.strip() for o, _ in outs]
     assert sum(r == "created" for r in results) == 1, results
     assert all(r == "created" or "is in use by pid" in r for r in results), results
     assert sorted(p.name for p in (tmp_path / "x").iterdir()) == [".lock", "checkpoints", "plots"]
-    assert not [p for p in tmp_path.iterdir() if p.name != "x"]  # no staging folders left
+    assert not [p for p in tmp_path.iterdir() if p.name not in ("x", "release")]  # no staging folders left
 
 
 # ---- nothing half-made; failures marked ---------------------------------------------------------------------

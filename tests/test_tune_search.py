@@ -302,7 +302,7 @@ def test_a_cut_off_last_line_is_dropped_and_repaired(data, tmp_path):
 
 
 KILLED_SEARCH = """
-import sys, time
+import os, sys, time
 sys.path[:0] = [{tests!r}]
 from chainrule.tune import search
 from tune_toys import ToyKNN, blobs
@@ -310,6 +310,8 @@ from tune_toys import ToyKNN, blobs
 class SlowKNN(ToyKNN):
     def fit(self, X, y):
         time.sleep(0.15)
+        while os.path.exists({hold!r}):  # (the lock test holds the search here)
+            time.sleep(0.02)
         return super().fit(X, y)
 
 X, y = blobs(n_per_class=20, n_classes=3, dim=4, seed=1, spread=1.5)
@@ -321,7 +323,7 @@ search(SlowKNN, {{"k": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]}}, X, y, strategy
 def test_resume_after_sigkill_in_a_fresh_process(tmp_path):
     run = tmp_path / "killed"
     script = tmp_path / "search.py"
-    script.write_text(textwrap.dedent(KILLED_SEARCH.format(tests=str(TESTS), run=str(run), resume=False)))
+    script.write_text(textwrap.dedent(KILLED_SEARCH.format(tests=str(TESTS), run=str(run), resume=False, hold="")))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS.parent), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([sys.executable, str(script)], env=env)
     jsonl = run / "trials.jsonl"
@@ -334,7 +336,7 @@ def test_resume_after_sigkill_in_a_fresh_process(tmp_path):
     proc.wait()
     finished = [json.loads(line)["trial"] for line in jsonl.read_text().splitlines() if line.endswith("}")]
     assert 3 <= len(finished) < 12
-    script.write_text(textwrap.dedent(KILLED_SEARCH.format(tests=str(TESTS), run=str(run), resume=True)))
+    script.write_text(textwrap.dedent(KILLED_SEARCH.format(tests=str(TESTS), run=str(run), resume=True, hold="")))
     subprocess.run([sys.executable, str(script)], env=env, check=True, timeout=60)
     trials = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert sorted(t["trial"] for t in trials) == list(range(12))  # each trial exactly once: none redone
@@ -403,17 +405,21 @@ def test_two_resumes_of_one_search_cannot_both_run_it(tmp_path):
     run = tmp_path / "s"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS.parent), os.environ.get("PYTHONPATH", "")])}
     script = tmp_path / "search.py"
-    script.write_text(textwrap.dedent(KILLED_SEARCH.format(tests=str(TESTS), run=str(run), resume=False)))
+    hold = tmp_path / "hold"
+    hold.touch()
+    script.write_text(textwrap.dedent(KILLED_SEARCH.format(tests=str(TESTS), run=str(run), resume=False,
+                                                           hold=str(hold))))
     first = subprocess.Popen([sys.executable, str(script)], env=env)
     jsonl = run / "trials.jsonl"
     deadline = time.monotonic() + 60
-    while not (jsonl.exists() and jsonl.read_text().count("\n") >= 2):
+    while not (run / "search.json").exists():
         assert first.poll() is None and time.monotonic() < deadline
         time.sleep(0.02)
-    script.write_text(textwrap.dedent(KILLED_SEARCH.format(tests=str(TESTS), run=str(run), resume=True)))
+    script.write_text(textwrap.dedent(KILLED_SEARCH.format(tests=str(TESTS), run=str(run), resume=True, hold="")))
     r = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 1, r.stderr
     assert f"is in use by pid {first.pid}" in r.stderr.strip().splitlines()[-1], r.stderr  # FolderInUseError
+    hold.unlink()
     assert first.wait(timeout=60) == 0
     trials = [json.loads(line)["trial"] for line in jsonl.read_text().splitlines()]
     assert sorted(trials) == list(range(12))
