@@ -65,6 +65,11 @@ def test_config_file_errors(tmp_path, capsys):
     wrong_type.write_text('epochs = "many"\n')
     assert main(["train", "--config", str(wrong_type)]) == 2
     assert "epochs (in " in _err(capsys)
+    fractional = tmp_path / "d.toml"  # used to become [100]
+    fractional.write_text("hidden = [100.7]\nbatch_size = 12.5\n")
+    assert main(["train", "--config", str(fractional), "--dry-run"]) == 2
+    assert "hidden = hidden_sizes (in " in (line := _err(capsys)) and "must be whole numbers, got 100.7 in [100.7]" \
+        in line, line
 
 
 @pytest.fixture(scope="module")
@@ -206,3 +211,28 @@ def test_mixed_image_sizes_suggest_the_image_size_flag_which_works(tmp_path, cap
     assert main(["train", "--from-search", str(tmp_path / "s"), "--epochs", "1", "--val-size", "4",
                  "--out", str(tmp_path / "b"), "-q"]) == 0
     assert 'image_size = "8x8"' in (tmp_path / "b" / "config.toml").read_text()
+
+
+@pytest.mark.parametrize("model", ["mlp", "knn"])
+def test_a_one_class_folder_is_refused_by_the_cli_as_by_the_python_api(model, tmp_path, capsys):
+    """The CLI used to train a one-class folder and report "validation accuracy 100.00%". Now both front ends
+    refuse it with the estimator's own rule and message, and no run folder is left."""
+    from PIL import Image
+
+    from chainrule.commands.params import MODEL_CLASSES
+    import chainrule.classifiers as classifiers
+    from chainrule.data import load_image_folder
+
+    (tmp_path / "only" / "cat").mkdir(parents=True)
+    for i in range(12):
+        Image.new("RGB", (8, 8), (i, 2 * i, 3 * i)).save(tmp_path / "only" / "cat" / f"{i}.png")
+    ds = load_image_folder(tmp_path / "only")
+    with pytest.raises(ValueError) as api:
+        getattr(classifiers, MODEL_CLASSES[model])().fit(ds.X_train, ds.y_train)
+    capsys.readouterr()
+    assert main(["train", "--data", f"folder:{tmp_path / 'only'}", "--model", model, "--out",
+                 str(tmp_path / "r"), "-q"]) == 2
+    err = _err(capsys)
+    assert err == f"chainrule train: error: {api.value}", (err, str(api.value))
+    assert "needs samples of at least 2 classes" in err
+    assert not (tmp_path / "r").exists()
