@@ -12,7 +12,8 @@ Commands (one module each in ``chainrule.commands``):
     playground  the lectures' interactive 2-D classification demo in a browser (needs the [playground] extra)
 
 Errors are one line on stderr, ``chainrule <command>: error: ...``; the exit code is 2 for a usage error (bad flag
-or value, unknown dataset, missing path, incompatible resume) and 1 for a failure while running. ``--debug``
+or value, unknown dataset, missing path, incompatible resume) and 1 for a failure while running (a run folder in
+use by another process included), 130 / 143 when stopped by SIGINT (Ctrl-C) / SIGTERM. ``--debug``
 prints the traceback too.
 """
 
@@ -25,6 +26,7 @@ import traceback
 from typing import Sequence
 
 from chainrule.commands.common import UsageError, configure_logging
+from chainrule.train.interrupt import Interrupted
 
 _COMMANDS = ("train", "evaluate", "predict", "compare", "gradcheck", "schedule", "tune", "playground")
 
@@ -103,6 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (OSError, ValueError):
             pass
         return 1
+    except Interrupted as e:  # SIGINT / SIGTERM where the command handles them (train: after a checkpoint)
+        print(f"{prog}: {_one_line(e)}", file=sys.stderr)
+        return e.exit_code
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130

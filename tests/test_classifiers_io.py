@@ -11,6 +11,7 @@ import pytest
 
 import chainrule.classifiers as clf
 from chainrule.classifiers import KNearestNeighbor, LinearSVM, SoftmaxClassifier
+from chainrule.utils.serial import seal
 
 RNG = np.random.default_rng(0)
 X_IMAGES = RNG.integers(0, 256, (40, 3, 3, 2), dtype=np.uint8)
@@ -109,17 +110,19 @@ def test_generator_random_state_is_saved_as_none(tmp_path):
 
 
 def _rewrite(path, **changes):
+    """Change the file and re-seal it (manifest and state hash recomputed), as a tool writing a wrong file would:
+    the checks behind the integrity check are what is tested."""
     with np.load(path, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
     doc = json.loads(arrays["__meta__"].tobytes())
     doc.update(changes.pop("header", {}))
     doc["state"].update(changes.pop("state", {}))
-    arrays["__meta__"] = np.frombuffer(json.dumps(doc).encode(), dtype=np.uint8)
     for key, value in changes.items():
         if value is None:
             arrays.pop(f"arrays/{key}")
         else:
             arrays[f"arrays/{key}"] = value
+    arrays["__meta__"] = np.frombuffer(json.dumps(seal(doc, arrays)).encode(), dtype=np.uint8)
     with open(path, "wb") as f:
         np.savez(f, **arrays)
 
@@ -149,12 +152,34 @@ def test_corrupt_files_are_reported(tmp_path, changes, message):
 def test_a_missing_array_is_reported(tmp_path):
     path = tmp_path / "m.npz"
     SoftmaxClassifier(iterations=5, random_state=0).fit(X_IMAGES, Y).save(path)
-    with np.load(path, allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files if k != "arrays/W_"}
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
+    _rewrite(path, W_=None)
     with pytest.raises(ValueError, match="refers to array 'arrays/W_', which the archive lacks"):
         clf.load(path)
+
+
+@pytest.mark.parametrize("change", ["array", "state", "drop"])
+def test_a_file_changed_after_it_was_written_is_refused(tmp_path, change):
+    """The manifest (dtype, shape and SHA-256 of every array, SHA-256 of the JSON part) is checked on load: a
+    changed weight, setting or missing array is refused naming the file, without re-sealing."""
+    path = tmp_path / "m.npz"
+    SoftmaxClassifier(iterations=5, random_state=0).fit(X_IMAGES, Y).save(path)
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    if change == "array":
+        arrays["arrays/W_"] = arrays["arrays/W_"] + np.float32(1e-3)
+    elif change == "drop":
+        del arrays["arrays/b_"]
+    else:
+        doc = json.loads(arrays["__meta__"].tobytes())
+        doc["state"]["params"]["reg"] = 0.5
+        arrays["__meta__"] = np.frombuffer(json.dumps(doc).encode(), dtype=np.uint8)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    expected = {"array": "array 'arrays/W_' does not match the SHA-256", "drop": "missing: arrays/b_",
+                "state": "settings and counters do not match the SHA-256"}[change]
+    with pytest.raises(ValueError, match=expected) as info:
+        clf.load(path)
+    assert str(path) in str(info.value)
 
 
 def test_a_foreign_npz_or_pickled_file_is_refused(tmp_path):

@@ -147,3 +147,20 @@ def test_zca_is_scale_free(digits, scale):
         warnings.simplefilter("error", RuntimeWarning)
         out = ZCAWhiten().fit(X_tr * np.float32(scale)).transform(X_tr[:50] * np.float32(scale))
     np.testing.assert_allclose(out, ref, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
+@pytest.mark.parametrize("preprocessing", [None, "center"])
+def test_gradients_too_large_to_square_are_refused_not_trained_on(digits, preprocessing, optimizer):
+    """Without standardisation, digits x 1e20 give gradients whose squares overflow float32 in Adam's / RMSProp's
+    running average (then the weights silently stop moving: a wrong model). The step is undone and refused like a
+    non-finite loss, naming the state, the parameter and the fix, with no NumPy warning."""
+    from chainrule.train import NonFiniteError
+
+    X_tr, y_tr, _, _ = digits
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(NonFiniteError, match=r"the optimizer's state '\w+' of parameter '0.weight' overflowed.*"
+                                                 r"preprocessing='standardize'"):
+            MLPClassifier(hidden_sizes=(32,), epochs=2, preprocessing=preprocessing, optimizer=optimizer,
+                          random_state=0).fit(X_tr * np.float32(1e20), y_tr)

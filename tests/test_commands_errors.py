@@ -65,6 +65,11 @@ def test_config_file_errors(tmp_path, capsys):
     wrong_type.write_text('epochs = "many"\n')
     assert main(["train", "--config", str(wrong_type)]) == 2
     assert "epochs (in " in _err(capsys)
+    fractional = tmp_path / "d.toml"  # used to become [100]
+    fractional.write_text("hidden = [100.7]\nbatch_size = 12.5\n")
+    assert main(["train", "--config", str(fractional), "--dry-run"]) == 2
+    assert "hidden = hidden_sizes (in " in (line := _err(capsys)) and "must be whole numbers, got 100.7 in [100.7]" \
+        in line, line
 
 
 @pytest.fixture(scope="module")
@@ -172,3 +177,62 @@ def test_resume_without_any_checkpoint_starts_the_run_over(two_runs, tmp_path, c
     a = load_checkpoint(two_runs / "mlp" / "checkpoints" / final)["model"]
     b = load_checkpoint(run / "checkpoints" / final)["model"]
     assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_mixed_image_sizes_suggest_the_image_size_flag_which_works(tmp_path, capsys):
+    """The size-mismatch error names a fix the CLI can take (--image-size HxW); with it, the run trains at that size
+    and `evaluate` scores the folder at the run's size."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in ("cat", "dog"):
+        (tmp_path / "mixed" / c).mkdir(parents=True)
+        for i in range(10):
+            Image.fromarray(rng.integers(0, 255, (12 if i == 5 else 8, 8, 3), dtype=np.uint8)).save(
+                tmp_path / "mixed" / c / f"{i}.png")
+    data = ["--data", f"folder:{tmp_path / 'mixed'}", "--model", "softmax", "--epochs", "1", "--val-size", "4", "-q"]
+    assert main(["train", *data, "--out", str(tmp_path / "a")]) == 2
+    err = _err(capsys)
+    assert "cat/0.png is 8x8 and" in err and "pass --image-size 8x8" in err, err
+    assert not (tmp_path / "a").exists()
+    assert main(["train", *data, "--image-size", "8x8", "--out", str(tmp_path / "a")]) == 0
+    assert 'image_size = "8x8"' in (tmp_path / "a" / "config.toml").read_text()
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "a"), "-q"]) == 0
+    assert main(["train", "--data", "digits", "--image-size", "8", "--dry-run", "-q"]) == 2
+    assert "--image-size resizes the images of folder:PATH data" in _err(capsys)
+    space = tmp_path / "space.toml"
+    space.write_text("lr = [0.001, 0.01]\n")
+    search = ["tune", *data[:4], "--space", str(space), "--jobs", "1", "--val-size", "4", "-q"]
+    assert main([*search, "--out", str(tmp_path / "s")]) == 2
+    assert "pass --image-size 8x8" in _err(capsys)
+    assert main([*search, "--image-size", "8x8", "--out", str(tmp_path / "s")]) == 0
+    capsys.readouterr()
+    assert main(["train", "--from-search", str(tmp_path / "s"), "--epochs", "1", "--val-size", "4",
+                 "--out", str(tmp_path / "b"), "-q"]) == 0
+    assert 'image_size = "8x8"' in (tmp_path / "b" / "config.toml").read_text()
+
+
+@pytest.mark.parametrize("model", ["mlp", "knn"])
+def test_a_one_class_folder_is_refused_by_the_cli_as_by_the_python_api(model, tmp_path, capsys):
+    """The CLI used to train a one-class folder and report "validation accuracy 100.00%". Now both front ends
+    refuse it with the estimator's own rule and message, and no run folder is left."""
+    from PIL import Image
+
+    from chainrule.commands.params import MODEL_CLASSES
+    import chainrule.classifiers as classifiers
+    from chainrule.data import load_image_folder
+
+    (tmp_path / "only" / "cat").mkdir(parents=True)
+    for i in range(12):
+        Image.new("RGB", (8, 8), (i, 2 * i, 3 * i)).save(tmp_path / "only" / "cat" / f"{i}.png")
+    ds = load_image_folder(tmp_path / "only")
+    with pytest.raises(ValueError) as api:
+        getattr(classifiers, MODEL_CLASSES[model])().fit(ds.X_train, ds.y_train)
+    capsys.readouterr()
+    assert main(["train", "--data", f"folder:{tmp_path / 'only'}", "--model", model, "--out",
+                 str(tmp_path / "r"), "-q"]) == 2
+    err = _err(capsys)
+    assert err == f"chainrule train: error: {api.value}", (err, str(api.value))
+    assert "needs samples of at least 2 classes" in err
+    assert not (tmp_path / "r").exists()

@@ -37,7 +37,7 @@ def _png_ok(path):
 def test_run_folder_has_every_file_and_each_is_valid(digits_run):
     run = digits_run
     names = sorted(p.name for p in run.iterdir())
-    assert names == ["checkpoints", "config.toml", "metrics.csv", "metrics.jsonl", "model.npz", "plots",
+    assert names == [".lock", "checkpoints", "config.toml", "metrics.csv", "metrics.jsonl", "model.npz", "plots",
                      "report.html", "summary.json"]
     config = tomllib.loads((run / "config.toml").read_text())
     assert config["random_state"] == 3 and config["hidden_sizes"] == [16] and config["data"] == "digits"

@@ -17,7 +17,7 @@ from chainrule.tune import (Budget, Diverged, DivergenceCallback, NoSuccessfulTr
                             SearchFolderError, SpaceError, cross_validate, halving_plan, load_best, loguniform,
                             search)
 from chainrule.tune.store import SearchFolderWarning
-from tune_toys import Failing, ToyKNN, ToySoftmax, blobs
+from tune_toys import Failing, KillsItsWorker, ToyKNN, ToySoftmax, blobs
 
 TESTS = Path(__file__).resolve().parent
 
@@ -302,7 +302,7 @@ def test_a_cut_off_last_line_is_dropped_and_repaired(data, tmp_path):
 
 
 KILLED_SEARCH = """
-import sys, time
+import os, sys, time
 sys.path[:0] = [{tests!r}]
 from chainrule.tune import search
 from tune_toys import ToyKNN, blobs
@@ -310,6 +310,8 @@ from tune_toys import ToyKNN, blobs
 class SlowKNN(ToyKNN):
     def fit(self, X, y):
         time.sleep(0.15)
+        while os.path.exists({hold!r}):  # (the lock test holds the search here)
+            time.sleep(0.02)
         return super().fit(X, y)
 
 X, y = blobs(n_per_class=20, n_classes=3, dim=4, seed=1, spread=1.5)
@@ -321,7 +323,7 @@ search(SlowKNN, {{"k": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]}}, X, y, strategy
 def test_resume_after_sigkill_in_a_fresh_process(tmp_path):
     run = tmp_path / "killed"
     script = tmp_path / "search.py"
-    script.write_text(textwrap.dedent(KILLED_SEARCH.format(tests=str(TESTS), run=str(run), resume=False)))
+    script.write_text(textwrap.dedent(KILLED_SEARCH.format(tests=str(TESTS), run=str(run), resume=False, hold="")))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS.parent), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([sys.executable, str(script)], env=env)
     jsonl = run / "trials.jsonl"
@@ -334,7 +336,7 @@ def test_resume_after_sigkill_in_a_fresh_process(tmp_path):
     proc.wait()
     finished = [json.loads(line)["trial"] for line in jsonl.read_text().splitlines() if line.endswith("}")]
     assert 3 <= len(finished) < 12
-    script.write_text(textwrap.dedent(KILLED_SEARCH.format(tests=str(TESTS), run=str(run), resume=True)))
+    script.write_text(textwrap.dedent(KILLED_SEARCH.format(tests=str(TESTS), run=str(run), resume=True, hold="")))
     subprocess.run([sys.executable, str(script)], env=env, check=True, timeout=60)
     trials = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert sorted(t["trial"] for t in trials) == list(range(12))  # each trial exactly once: none redone
@@ -373,3 +375,51 @@ def test_chainrule_estimators_get_the_divergence_callback_through_fit(data):
                     n_jobs=1, trap_fp=False, explode_factor=3.0)
     trial = result.trials[0]
     assert trial.status == "diverged" and "loss exploded to" in trial.message and "at step 1," in trial.message
+
+
+@pytest.mark.parametrize("kills, retries, lost", [(1, 1, False), (2, 1, False), (-1, 1, True), (-1, 0, True)])
+def test_a_trial_whose_worker_is_killed_is_retried(kills, retries, lost, data, tmp_path):
+    """n_jobs=2 (`chainrule tune --jobs 2`), the worker running trial k=3 SIGKILLed: the search goes on, the trials
+    lost with the pool run again alone, a trial that kills its worker alone is retried (retries, default 1) and
+    only then recorded failed; no other trial fails."""
+    from chainrule.tune import SearchConfig, SearchRunner
+
+    X, y = data
+    marker = str(tmp_path / "killed")
+    config = SearchConfig(strategy="grid", fixed={"kill_k": 3, "marker": marker, "kills": kills})
+    result = SearchRunner(KillsItsWorker, {"k": [1, 2, 3, 4, 5, 6]}, config, n_jobs=2, retries=retries,
+                          run_dir=tmp_path / "s", plots=False).run(X, y)
+    by_k = {t.params["k"]: t for t in result.trials}
+    assert [k for k, t in by_k.items() if t.status != "ok"] == ([3] if lost else [])
+    # killed in the pool, then alone (1 + retries times when it always kills)
+    assert len(list(tmp_path.glob("killed.*"))) == (retries + 2 if lost else kills)
+    if lost:
+        assert "WorkerLostError" in by_k[3].message and f"died {retries + 1} time(s)" in by_k[3].message
+    recorded = [json.loads(line) for line in (tmp_path / "s" / "trials.jsonl").read_text().splitlines()]
+    assert sorted(t["trial"] for t in recorded) == list(range(6))  # each trial once, none lost
+
+
+def test_two_resumes_of_one_search_cannot_both_run_it(tmp_path):
+    """While one process runs a search, a resume of it in another process is refused naming the first one's pid
+    (the resumes of one search lock it the same way); every trial is recorded once."""
+    run = tmp_path / "s"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS.parent), os.environ.get("PYTHONPATH", "")])}
+    script = tmp_path / "search.py"
+    hold = tmp_path / "hold"
+    hold.touch()
+    script.write_text(textwrap.dedent(KILLED_SEARCH.format(tests=str(TESTS), run=str(run), resume=False,
+                                                           hold=str(hold))))
+    first = subprocess.Popen([sys.executable, str(script)], env=env)
+    jsonl = run / "trials.jsonl"
+    deadline = time.monotonic() + 60
+    while not (run / "search.json").exists():
+        assert first.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    script.write_text(textwrap.dedent(KILLED_SEARCH.format(tests=str(TESTS), run=str(run), resume=True, hold="")))
+    r = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1, r.stderr
+    assert f"is in use by pid {first.pid}" in r.stderr.strip().splitlines()[-1], r.stderr  # FolderInUseError
+    hold.unlink()
+    assert first.wait(timeout=60) == 0
+    trials = [json.loads(line)["trial"] for line in jsonl.read_text().splitlines()]
+    assert sorted(trials) == list(range(12))

@@ -91,3 +91,51 @@ def test_save_tree_round_trips_nested_state_exactly(tmp_path):
     with pytest.raises(TypeError, match="object arrays cannot be stored without pickle"):
         serial.save_tree(tmp_path / "o.npz", {"o": np.array([object()])})
     assert not (tmp_path / "o.npz").exists()
+
+
+FULL_DISK = """
+import resource, sys, warnings
+from pathlib import Path
+import numpy as np
+from chainrule.train.history import write_json
+from chainrule.train.runfolder import write_toml
+from chainrule.utils.atomic import atomic_write_bytes, atomic_write_text
+from chainrule.data._cache import ArrayCache
+root = Path(sys.argv[1])
+for name in ("s.json", "c.toml", "m.npz", "report.html"):
+    (root / name).write_text("old")
+resource.setrlimit(resource.RLIMIT_FSIZE, (1000, resource.RLIM_INFINITY))
+big = "x" * 5000
+writes = [("s.json", lambda p: write_json(p, {"a": big})), ("c.toml", lambda p: write_toml(p, {"a": big})),
+          ("m.npz", lambda p: atomic_write_bytes(p, big.encode())),
+          ("report.html", lambda p: atomic_write_text(p, big))]
+for name, write in writes:
+    try:
+        write(root / name)
+    except OSError as e:
+        print(name, "|", e)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    ok = ArrayCache("images", "src", {"k": 1}, root=root / "cache").save({"x": np.zeros(5000)})
+print("cache", "|", ok, [str(w.message) for w in caught])
+"""
+
+
+def test_a_full_disk_names_the_file_and_leaves_no_temp_file(tmp_path):
+    """Every writer (JSON, TOML, bytes, text, the decode cache) under `ulimit -f` in a real process: the error
+    names the file, the old file is intact, no temp file or folder is left."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    r = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path)], capture_output=True, text=True,
+                       cwd=tmp_path, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = dict(line.split(" | ", 1) for line in r.stdout.strip().splitlines())
+    for name in ("s.json", "c.toml", "m.npz", "report.html"):
+        assert f"cannot write {tmp_path / name}: File too large" in lines[name], lines
+        assert (tmp_path / name).read_text() == "old"
+    assert lines["cache"].startswith("False") and "could not write cache" in lines["cache"], lines
+    left = [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp") or ".tmp" in p.name]
+    assert not left, left

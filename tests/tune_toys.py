@@ -84,6 +84,28 @@ class ToyKNN(_Params):
         return classes[np.argmax(votes, axis=1)]
 
 
+class KillsItsWorker(ToyKNN):
+    """ToyKNN whose fit with ``k == kill_k`` SIGKILLs its own process: the first ``kills`` times only (counted in
+    files ``marker.N``), or always with kills=-1. A worker process lost mid-trial, for real."""
+
+    _names = ("k", "kill_k", "marker", "kills")
+
+    def __init__(self, k: int = 1, kill_k: int = 0, marker: str = "", kills: int = 1):
+        self.k, self.kill_k, self.marker, self.kills = k, kill_k, marker, kills
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "KillsItsWorker":
+        import os
+        import signal
+        from pathlib import Path
+
+        if self.k == self.kill_k:
+            done = len(list(Path(self.marker).parent.glob(Path(self.marker).name + ".*")))
+            if self.kills < 0 or done < self.kills:
+                Path(f"{self.marker}.{done}").touch()
+                os.kill(os.getpid(), signal.SIGKILL)
+        return super().fit(X, y)
+
+
 class Failing(_Params):
     _names = ("when",)
 

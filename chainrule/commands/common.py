@@ -196,17 +196,27 @@ def _cifar10_missing(spec: str) -> UsageError:
         f"download {PYTHON_RELEASE.url} into {cache}/ and run again")
 
 
-def load_dataset(spec: str, seed: int = 0) -> Any:
+def load_dataset(spec: str, seed: int = 0, image_size: str | None = None) -> Any:
     """``chainrule.data.get_dataset(spec)`` with spec and path checked first (those are usage errors).
 
-    A ``test:`` prefix is allowed and ignored here (see ``load_test_set``).
+    A ``test:`` prefix is allowed and ignored here (see ``load_test_set``). ``image_size`` ("HxW", ``--image-size``)
+    resizes the images of ``folder:PATH`` data; other datasets refuse it.
     """
     from chainrule.data import get_dataset
+    from chainrule.data._decode import ImageSizeError
 
     check_spec(spec)
     source = base_spec(spec)
+    if image_size is not None and not source.lower().startswith("folder:"):
+        raise UsageError(f"--image-size resizes the images of folder:PATH data; --data {spec} is not an image "
+                         "folder (drop --image-size)")
     try:
-        return get_dataset(source, seed=seed)
+        return get_dataset(source, seed=seed, image_size=image_size)
+    except ImageSizeError as e:
+        (first, (h, w)), (other, (h2, w2)) = e.first, e.other
+        raise UsageError(f"{source}: images must all have the same size, but {first} is {h}x{w} and {other} is "
+                         f"{h2}x{w2} (height x width); pass --image-size {h}x{w} to resize every image to one size") \
+            from None
     except FileNotFoundError as e:
         if source.lower() == "cifar10":
             raise _cifar10_missing(spec) from e
@@ -225,10 +235,10 @@ class HeldOutSet:
     description: str  # e.g. "all 10000 images of image folder PATH"
 
 
-def load_test_set(spec: str, seed: int = 0) -> HeldOutSet:
+def load_test_set(spec: str, seed: int = 0, image_size: str | None = None) -> HeldOutSet:
     """The test set named by ``spec`` (``test:`` prefix optional): a dataset with an official test split (the
     CIFAR-10 release) gives that split; any other (an image folder or archive) is a test set as a whole."""
-    ds = load_dataset(spec, seed=seed)
+    ds = load_dataset(spec, seed=seed, image_size=image_size)
     name = ds.name or base_spec(spec)
     if ds.X_test is not None:
         return HeldOutSet(spec, name, tuple(ds.classes), ds.X_test, ds.y_test,
@@ -237,14 +247,15 @@ def load_test_set(spec: str, seed: int = 0) -> HeldOutSet:
                    f"all {len(ds.y_train)} samples of {name}")
 
 
-def split_data(spec: str, val_size: float, seed: int) -> Data:
-    """Load ``spec`` and carve a stratified validation split (``val_size``: fraction or count) with ``seed``."""
+def split_data(spec: str, val_size: float, seed: int, image_size: str | None = None) -> Data:
+    """Load ``spec`` (images resized to ``image_size``, see ``load_dataset``) and carve a stratified validation
+    split (``val_size``: fraction or count) with ``seed``."""
     from chainrule.data import train_val_split
 
     if is_test_spec(spec):
         raise UsageError(f"--data {spec} is marked as a test set; training data cannot be one (drop the "
                          f"'{TEST_PREFIX}' prefix, or score it with `chainrule evaluate RUN --data {spec}`)")
-    ds = load_dataset(spec, seed=seed)
+    ds = load_dataset(spec, seed=seed, image_size=image_size)
     with usage_errors("--val-size: "):
         X_tr, y_tr, X_val, y_val = train_val_split(ds.X_train, ds.y_train, val_size, stratify=True, seed=seed)
     return Data(spec=spec, name=ds.name or spec, classes=tuple(ds.classes), X_train=X_tr, y_train=y_tr,

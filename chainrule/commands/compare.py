@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"{out} exists and is not empty; choose another --out")
     t_start = time.perf_counter()
-    data = split_data(spec, configs[models[0]]["val_size"], seed)
+    data = split_data(spec, configs[models[0]]["val_size"], seed, configs[models[0]].get("image_size"))
     logger.info("comparing %s on %s: %d training / %d validation samples", ", ".join(models), data.name,
                 len(data.X_train), len(data.X_val))
     out.mkdir(parents=True, exist_ok=True)

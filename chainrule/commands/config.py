@@ -50,6 +50,8 @@ class Option:
 RUN_OPTIONS: tuple[Option, ...] = (
     Option("data", "str", None, "dataset: cifar10 | cifar10:PATH | folder:PATH | digits | spiral (default: digits, "
            "offline)"),
+    Option("image_size", "str", None, "folder:PATH data: resize every image to N or HxW pixels (bilinear), e.g. 32 "
+           "or 32x48 (default: every image must have the size of the first)"),
     Option("val_size", "float", 0.1, "validation split carved from the training data (stratified): a fraction "
            "(0.1) or a count (5000)", low=0.0),
     Option("split_seed", "int", None, "seed of the validation split (default: the estimator's random_state, "
@@ -184,6 +186,18 @@ def _run_value(o: Option, value: Any, where: str) -> Any:
 
 
 def _check_run(config: dict[str, Any]) -> None:
+    if config["image_size"] is not None:
+        from chainrule.data import parse_image_size
+
+        try:
+            height, width = parse_image_size(config["image_size"])
+        except ValueError as e:
+            raise UsageError(f"--image-size: {e}") from None
+        config["image_size"] = f"{height}x{width}"
+        data = str(config["data"] or "digits").strip()
+        if not data.lower().removeprefix("test:").startswith("folder:"):
+            raise UsageError(f"--image-size resizes the images of folder:PATH data; --data {data} is not an image "
+                             "folder (drop --image-size)")
     val = config["val_size"]
     if val >= 1 and not float(val).is_integer():
         raise UsageError(f"--val-size must be a fraction in (0, 1) or a whole count, got {val}")

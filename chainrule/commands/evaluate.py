@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -67,10 +67,10 @@ def _select(args: argparse.Namespace, pipe: Any) -> tuple[str, str, np.ndarray, 
         if args.split in ("val", "train"):
             raise UsageError(f"--split {args.split} is a split of the run's own dataset ({own}); --data {spec} is "
                              "another dataset, scored whole as a test set (drop --split, or use --split test)")
-        held = load_test_set(spec, seed=pipe.split_seed)
+        held = load_test_set(spec, seed=pipe.split_seed, image_size=_image_size(config, spec))
         _check_fits(pipe, spec, held.X.shape[1:], held.classes)
         return spec, "test", held.X, held.y, held.description
-    data = split_data(spec, config.get("val_size", 0.1), pipe.split_seed)
+    data = split_data(spec, config.get("val_size", 0.1), pipe.split_seed, _image_size(config, spec))
     _check_fits(pipe, spec, data.sample_shape, data.classes)
     split = args.split or ("test" if data.X_test is not None else "val")
     if split == "test":
@@ -115,3 +115,10 @@ def run(args: argparse.Namespace) -> int:
         plot_confusion(cm, pipe.classes, png, title=f"Confusion matrix ({split})")
         say(f"wrote {out} and {png}")
     return 0
+
+
+def _image_size(config: Mapping[str, Any], spec: str) -> str | None:
+    """The run's --image-size, for image-folder data (scored at the size the model was trained at)."""
+    from chainrule.commands.common import base_spec
+
+    return config.get("image_size") if base_spec(spec).lower().startswith("folder:") else None

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,18 +76,37 @@ def run(args: argparse.Namespace) -> int:
         return 0
     out = Path(config["out"]) if config["out"] else Path("runs") / default_run_name(config["model"], config["data"])
     folder = RunFolder(out)
-    if folder.exists() or (folder.checkpoint_dir.is_dir() and any(folder.checkpoint_dir.iterdir())):
-        raise UsageError(f"{out} already holds a run; continue it with --resume {out}, or choose another --out")
+    _check_new(folder)  # before anything is loaded (train_run checks again when it creates the folder)
     return _report(train_run(config, folder, progress=not args.quiet))
 
 
+def _check_new(folder: Any) -> None:
+    from chainrule.train.runfolder import RunExistsError
+
+    try:
+        folder.check_new()
+    except RunExistsError as e:
+        raise UsageError(str(e)) from None
+
+
 def _resume(args: argparse.Namespace, layers: list[dict[str, Any]]) -> int:
-    from chainrule.classifiers._training import RESUME_MAY_DIFFER, is_fit_checkpoint
-    from chainrule.train import CheckpointError, RunFolder
+    from chainrule.train import RunFolder
 
     folder = RunFolder(args.resume)
     if not folder.exists():
         raise UsageError(f"cannot resume {args.resume}: it is not a run folder (no config.toml there)")
+    folder.lock()  # FolderInUseError (exit 1) while another process writes it; held until the run ends
+    try:
+        return _resume_locked(args, layers, folder)
+    finally:
+        folder.release()
+
+
+def _resume_locked(args: argparse.Namespace, layers: list[dict[str, Any]], folder: Any) -> int:
+    from chainrule.classifiers._training import RESUME_MAY_DIFFER, is_fit_checkpoint
+    from chainrule.train import CheckpointError
+    from chainrule.train.resume import check_trainer_state
+
     table = folder.read_config()
     if table.get("format") is None:
         raise OldRunFormatError(f"cannot resume {args.resume}: it was written by chainrule 0.1 (run-folder format 1), "
@@ -111,10 +129,13 @@ def _resume(args: argparse.Namespace, layers: list[dict[str, Any]]) -> int:
                 else "a kNN run has no training loop to continue")
         say(f"{args.resume} is complete ({what}); nothing to resume. To train longer, resume with a larger --epochs")
         return 0
+    if summary.get("status") in ("failed", "interrupted"):
+        logger.info("%s %s earlier (%s); continuing it", args.resume, summary["status"],
+                    summary.get("error") or "no reason recorded")
     latest = None
     if requested["model"] != "knn":
         try:
-            latest = folder.checkpoints(requested["keep_checkpoints"]).load_latest()
+            latest = folder.checkpoints(requested["keep_checkpoints"]).load_latest(validate=check_trainer_state)
         except CheckpointError as e:
             raise RuntimeError(f"cannot resume {args.resume}: {e}") from e
     if latest is None:  # stopped before its first checkpoint (or a kNN run): nothing to continue, so start over
@@ -128,6 +149,12 @@ def _resume(args: argparse.Namespace, layers: list[dict[str, Any]]) -> int:
     if state["config"].get("estimator") != estimator:
         raise RuntimeError(f"{path} is a checkpoint of a {state['config'].get('estimator')} fit, but this run trains "
                            f"a {estimator}; it cannot be resumed from it")
+    if isinstance(state.get("run"), dict):  # the run settings this checkpoint was trained with (data, split, ...)
+        diff = cfgmod.differing_keys(state["run"], _run_settings(requested))
+        if diff:
+            raise UsageError(f"cannot resume {args.resume}: its checkpoint {path.name} was trained with other run "
+                             f"settings than {folder.config_path} and the flags ask for: {'; '.join(diff)}. Put them "
+                             "back, or start a new run with --out")
     c = state["counters"]
     logger.info("resuming %s from %s (step %d, epoch %d of %s)", args.resume, path.name, c["step"], c["epoch"],
                 requested.get("epochs") or f"{requested.get('iterations')} steps")
@@ -187,29 +214,97 @@ def train_run(config: Mapping[str, Any], folder: Any, progress: bool = True,
     ``checkpoints=False`` writes no step checkpoints (``compare``, whose runs are not resumed: an epoch-end
     checkpoint costs more than an epoch of a linear model on digits).
     """
-    import chainrule
+    from chainrule.train.interrupt import StopOnSignal
 
     t_start = time.perf_counter()
     config = dict(config)
-    if data is None:
-        data = split_data(config["data"], config["val_size"], split_seed(config))
-    estimator = P.build(config["model"], cfgmod.params_of(config))
-    created = not folder.path.exists()
-    folder.create()
+    new_run = resume_state is None and not folder.exists()
+    acquired = not folder.held
+    with StopOnSignal() as stop:
+        if data is None:
+            data = split_data(config["data"], config["val_size"], split_seed(config), config.get("image_size"))
+        estimator = P.build(config["model"], cfgmod.params_of(config))
+        if config["model"] == "knn":
+            _check_k(config, data, estimator.k)
+        # Everything is checked: create the folder (exclusively, locked until this run ends) and write it.
+        if new_run:
+            _create(folder)
+        else:
+            folder.lock()
+        try:
+            return _train_into(config, folder, data, estimator, progress, resume_state, checkpoints, stop, t_start)
+        except BaseException as e:
+            _failed(folder, new_run, e)
+            raise
+        finally:
+            if acquired:
+                folder.release()
+
+
+def _create(folder: Any) -> None:
+    from chainrule.train.runfolder import RunExistsError
+
+    try:
+        folder.create()
+    except RunExistsError as e:
+        raise UsageError(str(e)) from None
+
+
+def _check_k(config: Mapping[str, Any], data: Data, k: int) -> None:
+    ks = sorted(set(config["select_k"] or [k]))
+    if ks[-1] > len(data.X_train):
+        raise UsageError(f"k={ks[-1]} is larger than the training set ({len(data.X_train)} samples); choose k <= "
+                         f"{len(data.X_train)}")
+
+
+def _failed(folder: Any, new_run: bool, error: BaseException) -> None:
+    """A run that fails (or is interrupted) before its first checkpoint leaves nothing behind if it was new;
+    otherwise its summary says so (status "failed" or "interrupted", and why), and ``--resume`` continues it."""
+    from chainrule.train.interrupt import Interrupted
+
+    if isinstance(error, _DivergedRun):  # its summary and report are written
+        return
+    saved = folder.checkpoints(1).steps()
+    if new_run and not saved:
+        folder.remove()
+        return
+    status = "interrupted" if isinstance(error, (Interrupted, KeyboardInterrupt)) else "failed"
+    try:
+        summary = folder.read_summary() if folder.summary_path.is_file() else {}
+        folder.write_summary({**summary, "status": status, "error": _error_text(error)})
+    except Exception:  # noqa: BLE001 - e.g. the disk is full: the error being raised says more than this one
+        logger.debug("could not mark %s %s", folder.path, status, exc_info=True)
+    if saved and isinstance(error, OSError):  # e.g. disk full: say what is still there
+        error.strerror = (f"{error.strerror or error}; the last good checkpoint, {saved[-1][1]}, is intact: "
+                          f"free space (or fix the cause) and continue with chainrule train --resume {folder.path}")
+    if saved and isinstance(error, Interrupted):
+        error.args = (f"{error.args[0]}: stopped after step {saved[-1][0]}, checkpoint {saved[-1][1]}; continue "
+                      f"with chainrule train --resume {folder.path}",)
+
+
+def _error_text(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def _train_into(config: dict[str, Any], folder: Any, data: Data, estimator: Any, progress: bool,
+                resume_state: Mapping[str, Any] | None, checkpoints: bool, stop: Any, t_start: float) -> RunResult:
+    import chainrule
+
     info = {"classes": list(data.classes), "input": input_spec(data.X_train), "status": "training"}
     _write_config(folder, config)
     folder.write_summary({**info, "config": _jsonable(config)})
     logger.info("%s: %d training / %d validation samples, %d classes; %s(%s)", data.name, len(data.X_train),
                 len(data.X_val), len(data.classes), type(estimator).__name__, _changed_params(config))
-    try:
-        if config["model"] == "knn":
-            history, fit_time, y_pred, predict_time = _fit_knn(estimator, config, folder, data)
-        else:
-            history, fit_time = _fit(estimator, config, folder, data, progress, resume_state, info, checkpoints)
-    except UsageError:
-        if created and not any(folder.checkpoint_dir.iterdir()):  # refused before training: leave nothing behind
-            shutil.rmtree(folder.path, ignore_errors=True)
-        raise
+    if config["model"] == "knn":
+        history, fit_time, y_pred, predict_time = _fit_knn(estimator, config, folder, data)
+    else:
+        stop.training = True
+        try:
+            history, fit_time = _fit(estimator, config, folder, data, progress, resume_state, info, checkpoints,
+                                     stop)
+        finally:
+            stop.training = False
+        stop.check()  # a signal during the fit: the trainer stopped after its step and wrote a checkpoint
     estimator.save(folder.model_path)
     trained = Trained(estimator, config["model"], tuple(data.classes), info["input"], config, folder,
                       folder.model_path)
@@ -234,7 +329,8 @@ def train_run(config: Mapping[str, Any], folder: Any, progress: bool = True,
 
 
 def _fit(est: Any, config: Mapping[str, Any], folder: Any, data: Data, progress: bool,
-         resume_state: Mapping[str, Any] | None, info: dict[str, Any], checkpoints: bool) -> tuple[Any, float]:
+         resume_state: Mapping[str, Any] | None, info: dict[str, Any], checkpoints: bool,
+         stop: Any) -> tuple[Any, float]:
     """``est.fit`` with the run-folder hooks; a diverged run writes its summary and report, then fails (exit 1)."""
     from chainrule.train import MetricsWriter, ProgressBar
 
@@ -244,8 +340,9 @@ def _fit(est: Any, config: Mapping[str, Any], folder: Any, data: Data, progress:
         with usage_errors():
             try:
                 est.fit(data.X_train, data.y_train, validation_data=(data.X_val, data.y_val),
-                        callbacks=[writer, ProgressBar(enabled=progress), recorder],
-                        checkpoints=folder.checkpoints(config["keep_checkpoints"]) if checkpoints else None,
+                        callbacks=[writer, ProgressBar(enabled=progress), recorder, stop],
+                        checkpoints=(folder.checkpoints(config["keep_checkpoints"],
+                                                        extra={"run": _run_settings(config)}) if checkpoints else None),
                         checkpoint_every=config["checkpoint_every"] or None, resume=resume_state,
                         diagnostics=config["diagnostics"])
             except FloatingPointError as e:  # not a usage error: report it below
@@ -258,13 +355,17 @@ def _fit(est: Any, config: Mapping[str, Any], folder: Any, data: Data, progress:
         figures = history_plots(folder, history, None) if history is not None else []
         write_run_report(folder, {"model": config["model"], "data": config["data"], "stop_reason": str(e)},
                          cfgmod.to_toml(config), figures, history)
-        raise RuntimeError(f"{e}; the run folder {folder.path} holds the metrics and checkpoints up to the last finite "
-                           "step") from None
+        raise _DivergedRun(f"{e}; the run folder {folder.path} holds the metrics and checkpoints up to the last "
+                           "finite step") from None
     return recorder.trainer.history, time.perf_counter() - t0
 
 
 class _Diverged(Exception):
     pass
+
+
+class _DivergedRun(RuntimeError):
+    """A diverged run, its summary and report written (exit 1)."""
 
 
 def _fit_knn(est: Any, config: dict[str, Any], folder: Any, data: Data) -> tuple[Any, float, np.ndarray, float]:
@@ -274,8 +375,6 @@ def _fit_knn(est: Any, config: dict[str, Any], folder: Any, data: Data) -> tuple
 
     ks = sorted(set(config["select_k"] or [est.k]))
     with usage_errors():
-        if ks[-1] > len(data.X_train):
-            raise UsageError(f"k={ks[-1]} is larger than the training set ({len(data.X_train)} samples)")
         t0 = time.perf_counter()
         est.fit(data.X_train, data.y_train)
         fit_time = time.perf_counter() - t0
@@ -344,6 +443,11 @@ def _write_config(folder: Any, config: Mapping[str, Any]) -> None:
     import chainrule
 
     folder.write_config({"command": "train", "chainrule_version": chainrule.__version__, **cfgmod.to_toml(config)})
+
+
+def _run_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The run settings (not the estimator's parameters: its fit checks those) a checkpoint is checked against."""
+    return {k: v for k, v in _jsonable(config).items() if k == "model" or k in cfgmod.RUN_BY_KEY}
 
 
 def _jsonable(config: Mapping[str, Any]) -> dict[str, Any]:

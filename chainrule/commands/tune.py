@@ -25,7 +25,8 @@ from chainrule.commands.params import MODEL_CLASSES, estimator_class
 logger = logging.getLogger("chainrule")
 
 # Settings stored in search.json's metadata and reused by --resume.
-_RESUMABLE = ("data", "model", "subset", "strategy", "trials", "cv", "val_size", "budget", "eta", "seed")
+_RESUMABLE = ("data", "model", "image_size", "subset", "strategy", "trials", "cv", "val_size", "budget", "eta",
+              "seed")
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -47,10 +48,14 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", metavar="PARAM:MIN:MAX", help="halving resource, e.g. epochs:1:27 or "
                    "n_samples:500:4000")
     p.add_argument("--eta", type=float, help="halving keeps the best 1/eta each rung (default 3)")
+    p.add_argument("--image-size", metavar="N|HxW", help="folder:PATH data: resize every image to this size "
+                   "(bilinear); without it every image must have the first one's size")
     p.add_argument("--subset", type=int, metavar="N", help="use a stratified sample of N training samples")
     p.add_argument("--seed", type=int, help="seed of folds, draws and estimators (default 0)")
     p.add_argument("--jobs", type=int, default=-1, metavar="N", help="parallel worker processes (default -1: one per "
                    "core; BLAS threads are split between them)")
+    p.add_argument("--retries", type=int, default=1, metavar="N", help="run a trial again up to N times when its "
+                   "worker process dies (killed, out of memory; default 1), then record it failed")
     p.add_argument("--backend", choices=("local", "dask"), default="local", help="where trials run")
     p.add_argument("--scheduler", metavar="ADDR", help="Dask scheduler address, e.g. tcp://HOST:8786")
     p.add_argument("--connect-timeout", type=float, default=5.0, metavar="S",
@@ -74,7 +79,8 @@ def parse_budget(text: str) -> tuple[str, float, float]:
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     """The search settings given on the command line (None where not given)."""
-    return {"data": args.data, "model": args.model, "subset": args.subset, "strategy": args.strategy,
+    return {"data": args.data, "model": args.model, "image_size": args.image_size, "subset": args.subset,
+            "strategy": args.strategy,
             "trials": args.trials, "cv": args.cv, "val_size": args.val_size,
             "budget": args.budget, "eta": args.eta, "seed": args.seed}
 
@@ -133,7 +139,14 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--scheduler is used with --backend dask")
 
     factory = estimator_class(s["model"])
-    ds = load_dataset(s["data"], seed=seed)
+    image_size = s.get("image_size")
+    if image_size is not None:
+        from chainrule.data import parse_image_size
+
+        with usage_errors("--image-size: "):
+            image_size = "{}x{}".format(*parse_image_size(image_size))
+        s["image_size"] = image_size
+    ds = load_dataset(s["data"], seed=seed, image_size=image_size)
     X, y = ds.X_train, ds.y_train
     if s["subset"]:
         from chainrule.data import train_val_indices
@@ -162,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
                               "cli": {k: s.get(k) for k in _RESUMABLE}})
                 runner = SearchRunner(factory, space, config, n_jobs=args.jobs, backend=args.backend,
                                       scheduler=args.scheduler, connect_timeout=args.connect_timeout, run_dir=out,
+                                      retries=args.retries,
                                       resume=bool(args.resume), on_trial=progress)
                 result = runner.run(X, y)
             except (SpaceError, SearchFolderError) as e:
@@ -194,7 +208,9 @@ def train_settings(run_dir: str | Path) -> dict[str, Any]:
     params = dict(best.params)
     if params.get("random_state") is None:
         params["random_state"] = int(best.config.get("seed", 0))
-    return {"data": best.data, "model": best.model, **{k: to_toml_value(v) for k, v in params.items()}}
+    image_size = ((best.config.get("metadata") or {}).get("cli") or {}).get("image_size")
+    return {"data": best.data, "model": best.model, **({"image_size": image_size} if image_size else {}),
+            **{k: to_toml_value(v) for k, v in params.items()}}
 
 
 def _first_problem(result: Any) -> str:

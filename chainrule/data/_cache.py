@@ -3,7 +3,8 @@
 Decoded datasets are cached in the cache directory (``$CHAINRULE_DATA`` or
 ``~/.cache/chainrule``) as one folder of ``.npy`` files per entry. An entry is written into a
 temporary folder that is renamed into place with ``os.replace``, so a reader never sees a
-half-written entry and an interrupted write leaves nothing behind. Arrays are read with
+half-written entry and an interrupted write leaves nothing behind (each file is written with
+``chainrule.utils.atomic``, the one atomic writer). Arrays are read with
 ``allow_pickle=False``; large ones are memory-mapped copy-on-write (``mmap_mode="c"``), so a
 cached load costs milliseconds, pages are read on first use, and writing to the returned
 arrays never touches the cache file. Each file's header is checked against its size before
@@ -21,9 +22,11 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
+
+from chainrule.utils.atomic import atomic_open
 
 ENV_VAR = "CHAINRULE_DATA"
 
@@ -47,30 +50,6 @@ def digest(parts: Any) -> str:
     """SHA-256 hex digest of a JSON-serialisable description (stable across runs)."""
     blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str).encode()
     return hashlib.sha256(blob).hexdigest()
-
-
-def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
-    """Write ``path`` atomically: ``write(fileobj)`` fills a temp file that then replaces ``path``.
-
-    The temporary file lives in the destination folder (so ``os.replace`` is a rename on the
-    same file system) and is removed if ``write`` raises or the process is interrupted.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; caches are ordinary readable files
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 _MMAP_BYTES = 1 << 20  # arrays at least this large are memory-mapped on load
@@ -140,8 +119,8 @@ class ArrayCache:
             tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp",
                                         dir=self.folder))
             for name, arr in arrays.items():
-                atomic_write(tmp / f"{name}.npy",
-                             lambda f, a=arr: np.save(f, np.asarray(a), allow_pickle=False))
+                with atomic_open(tmp / f"{name}.npy", "wb") as f:  # the one atomic writer
+                    np.save(f, np.asarray(arr), allow_pickle=False)
             os.chmod(tmp, 0o755)
             if self.path.exists():  # an entry with this key is complete by construction
                 shutil.rmtree(self.path, ignore_errors=True)

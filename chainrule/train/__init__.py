@@ -11,7 +11,8 @@ use, not here.
 
 from chainrule.train.budget import BudgetSchedule, TimeBudget
 from chainrule.train.checkpoint import (
-    FORMAT_VERSION, CheckpointError, CheckpointManager, CheckpointWarning, load_checkpoint, save_checkpoint,
+    FORMAT_VERSION, CheckpointError, CheckpointIntegrityError, CheckpointManager, CheckpointWarning, load_checkpoint,
+    save_checkpoint,
 )
 from chainrule.train.history import History, MetricsWriter, read_metrics_csv
 from chainrule.train.progress import ProgressBar
@@ -20,7 +21,8 @@ from chainrule.train.trainer import NonFiniteError, Trainer, predict_scores
 
 __all__ = [
     "Trainer", "NonFiniteError", "predict_scores", "TimeBudget", "BudgetSchedule",
-    "CheckpointManager", "CheckpointError", "CheckpointWarning", "save_checkpoint", "load_checkpoint",
+    "CheckpointManager", "CheckpointError", "CheckpointIntegrityError", "CheckpointWarning", "save_checkpoint",
+    "load_checkpoint",
     "FORMAT_VERSION", "History", "MetricsWriter", "read_metrics_csv", "ProgressBar",
     "RunFolder", "load_toml", "dumps_toml",
 ]

@@ -14,9 +14,14 @@ The format is ``chainrule.utils.serial``'s (shared with estimator files); ``pack
 ``pack_tree`` / ``unpack_tree``. Writes are atomic (``chainrule.utils.atomic``: a temporary file in the same
 directory, fsync, ``os.replace``, fsync of the directory), so a crash or SIGKILL leaves either the old file or the
 new one, never half of one. Reading checks the zip's CRC of every member, so a truncated or
-corrupted file raises ``CheckpointError`` instead of returning garbage. ``CheckpointManager`` names files
-``step-00000120.npz``, keeps the newest ``keep_last`` of them plus ``best.npz``, and ``load_latest`` falls back to
-the previous checkpoint with a ``CheckpointWarning`` when the newest one is unreadable.
+corrupted file raises ``CheckpointError`` instead of returning garbage, and (format version 2) each array's dtype,
+shape and SHA-256 against the manifest written with the file, so an array rewritten afterwards raises
+``CheckpointIntegrityError``, as does a state that ``validate`` (e.g. ``chainrule.train.resume.check_trainer_state``:
+counters in range, float weights) refuses. ``CheckpointManager`` names files ``step-00000120.npz``, keeps the newest
+``keep_last`` of them plus ``best.npz``; ``load_latest`` falls back to the previous checkpoint with a
+``CheckpointWarning`` when the newest one is unreadable (damaged: truncated, bad CRC), but refuses one that is
+readable and fails its integrity checks (changed after it was written), naming the newest earlier checkpoint that is
+intact: it does not silently discard what someone did to the file.
 """
 
 from __future__ import annotations
@@ -26,12 +31,12 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from chainrule.utils.atomic import TEMP_SUFFIX, atomic_write_bytes, fsync_dir, remove_stale_temp_files
-from chainrule.utils.serial import FileFormatError, load_tree, pack_tree, save_tree, unpack_tree
+from chainrule.utils.serial import FileFormatError, IntegrityError, load_tree, pack_tree, save_tree, unpack_tree
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: with the manifest of array dtypes, shapes and SHA-256s (required); 1: without
 _STEP_FILE = re.compile(r"^step-(\d{8,})\.npz$")
 
 logger = logging.getLogger("chainrule.train")
@@ -39,6 +44,11 @@ logger = logging.getLogger("chainrule.train")
 
 class CheckpointError(Exception):
     """A checkpoint file is missing, corrupt, truncated, of an unknown format version, or not a checkpoint."""
+
+
+class CheckpointIntegrityError(CheckpointError):
+    """A readable checkpoint whose contents fail the checks: an array differs from the file's manifest, or the state
+    is out of range (``validate``). The file was changed after it was written."""
 
 
 class CheckpointWarning(UserWarning):
@@ -55,15 +65,24 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> Path:
     return save_tree(path, dict(state), format_version=FORMAT_VERSION)
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a checkpoint written by ``save_checkpoint``; raise ``CheckpointError`` if it is unreadable."""
+def load_checkpoint(path: str | os.PathLike,
+                    validate: Callable[[Mapping[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Read a checkpoint written by ``save_checkpoint``; raise ``CheckpointError`` if it is unreadable and
+    ``CheckpointIntegrityError`` if its arrays differ from its manifest or ``validate(state)`` raises ValueError."""
     try:
-        _, state = load_tree(path, max_version=FORMAT_VERSION)
+        _, state = load_tree(path, max_version=FORMAT_VERSION, manifest_from=2)
+    except IntegrityError as e:
+        raise CheckpointIntegrityError(str(e)) from e
     except FileFormatError as e:
         raise CheckpointError(str(e).replace("chainrule file", "chainrule checkpoint")
                               .replace("no chainrule checkpoint at", "no checkpoint file at")) from e
     if not isinstance(state, dict):
-        raise CheckpointError(f"{path}: the checkpoint's state is not a dict")
+        raise CheckpointIntegrityError(f"{path}: the checkpoint's state is not a dict")
+    if validate is not None:
+        try:
+            validate(state)
+        except (ValueError, TypeError, KeyError) as e:
+            raise CheckpointIntegrityError(f"{path}: {e}") from e
     return state
 
 
@@ -73,11 +92,14 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 class CheckpointManager:
     """``directory/step-XXXXXXXX.npz`` files (the newest ``keep_last`` are kept) and ``directory/best.npz``."""
 
-    def __init__(self, directory: str | os.PathLike, keep_last: int = 3):
+    def __init__(self, directory: str | os.PathLike, keep_last: int = 3, extra: Mapping[str, Any] | None = None):
+        """``extra``: entries added to every state saved (e.g. ``{"run": config}``: what the CLI checks a resume
+        against); they must not collide with the state's own keys."""
         if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1:
             raise ValueError(f"keep_last must be an integer >= 1, got {keep_last!r}")
         self.directory = Path(directory)
         self.keep_last = keep_last
+        self.extra = dict(extra or {})
 
     @property
     def best_path(self) -> Path:
@@ -100,6 +122,11 @@ class CheckpointManager:
     def save(self, state: Mapping[str, Any], step: int, is_best: bool = False) -> Path:
         """Write the checkpoint of ``step`` (and ``best.npz`` if ``is_best``), then drop old step files."""
         self._remove_stale_temp_files()
+        if self.extra:
+            clash = sorted(set(self.extra) & set(state))
+            if clash:
+                raise ValueError(f"CheckpointManager extra entries {clash} collide with the state's own keys")
+            state = {**state, **self.extra}
         path = save_checkpoint(self.step_path(step), state)
         if is_best:
             self._copy_atomic(path, self.best_path)
@@ -110,11 +137,14 @@ class CheckpointManager:
     def save_best(self, state: Mapping[str, Any]) -> Path:
         return save_checkpoint(self.best_path, state)
 
-    def load_latest(self) -> tuple[dict[str, Any], Path] | None:
+    def load_latest(self, validate: Callable[[Mapping[str, Any]], None] | None = None
+                    ) -> tuple[dict[str, Any], Path] | None:
         """The newest readable step checkpoint and its path, or None when there is none at all.
 
-        An unreadable newer file is skipped with a ``CheckpointWarning`` naming it and the fallback. If every
-        file is unreadable, ``CheckpointError`` is raised.
+        An unreadable (damaged) newer file is skipped with a ``CheckpointWarning`` naming it and the fallback. If
+        every file is unreadable, ``CheckpointError`` is raised. A readable file that fails its integrity checks
+        (manifest, ``validate``) raises ``CheckpointIntegrityError`` naming it and the newest earlier checkpoint that
+        is intact, if any.
         """
         candidates = self.steps()[::-1]
         if not candidates:
@@ -122,7 +152,10 @@ class CheckpointManager:
         errors = []
         for i, (_, path) in enumerate(candidates):
             try:
-                state = load_checkpoint(path)
+                state = load_checkpoint(path, validate)
+            except CheckpointIntegrityError as e:
+                raise CheckpointIntegrityError(f"{e}. {self._intact_before(candidates[i + 1:], validate, path)}") \
+                    from e
             except CheckpointError as e:
                 errors.append(str(e))
                 nxt = candidates[i + 1][1].name if i + 1 < len(candidates) else None
@@ -131,6 +164,16 @@ class CheckpointManager:
                 continue
             return state, path
         raise CheckpointError(f"no readable checkpoint in {self.directory}: " + "; ".join(errors))
+
+    def _intact_before(self, older: list[tuple[int, Path]], validate: Any, bad: Path) -> str:
+        for _, path in older:
+            try:
+                load_checkpoint(path, validate)
+            except CheckpointError:
+                continue
+            return (f"The earlier checkpoint {path.name} is intact: move {bad.name} out of {self.directory} to "
+                    f"continue from {path.name}")
+        return "No earlier checkpoint is intact"
 
     def load_best(self) -> dict[str, Any]:
         return load_checkpoint(self.best_path)

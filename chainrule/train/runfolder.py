@@ -10,6 +10,12 @@
         checkpoints/       step-XXXXXXXX.npz (the last few) and best.npz (the best validation epoch so far)
         plots/             PNG plots
         report.html        one self-contained page with the summary and every plot
+        .lock              the writer's lock (``chainrule.utils.locking``): one process writes a run at a time
+
+One writer: ``create()`` makes a new folder appear already locked (an exclusive create: of two runs started into one
+folder, one gets it, the other is refused), ``lock()`` locks an existing one (``--resume``), and the lock is held
+until ``release()`` (or the process ends, however it ends). Another writer gets ``FolderInUseError`` naming the
+holder's pid.
 
 TOML is read with the standard library's ``tomllib`` (Python >= 3.11; ``tomli`` on older Pythons) and written
 with ``dumps_toml`` below, which handles what a configuration holds: strings, numbers, booleans, lists of those,
@@ -29,6 +35,7 @@ from typing import Any, Mapping
 from chainrule.train.checkpoint import CheckpointManager
 from chainrule.train.history import write_json
 from chainrule.utils.atomic import atomic_write_text
+from chainrule.utils.locking import LOCK_NAME, FolderInUseError, FolderLock, create_locked_folder
 
 try:  # Python >= 3.11
     import tomllib as _toml
@@ -143,11 +150,19 @@ def default_run_name(*parts: str) -> str:
     return "-".join([*clean, stamp])
 
 
+class RunExistsError(FileExistsError):
+    """The folder asked for a new run already holds one (or other files): nothing was written there."""
+
+
+SUBDIRS = ("checkpoints", "plots")
+
+
 class RunFolder:
     """Paths and small readers/writers of one run folder (see the module docstring for the layout)."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        self._lock: FolderLock | None = None
 
     config_path = property(lambda self: self.path / "config.toml")
     metrics_csv = property(lambda self: self.path / "metrics.csv")
@@ -159,15 +174,81 @@ class RunFolder:
     plots_dir = property(lambda self: self.path / "plots")
 
     def create(self) -> "RunFolder":
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        self.plots_dir.mkdir(parents=True, exist_ok=True)
+        """Create this folder for a new run, exclusively and locked (held until ``release()``).
+
+        Raises ``RunExistsError`` if it holds a run (a config.toml) or any other files, ``FolderInUseError`` if
+        another process holds it. A folder left by a run that was killed before it wrote config.toml (nothing
+        but the empty skeleton) is taken over. An empty folder is used."""
+        if self.held:
+            return self
+        try:
+            self._lock = create_locked_folder(self.path, SUBDIRS)
+            return self
+        except FileExistsError:
+            pass
+        self.check_new()  # raises unless it is a skeleton nobody holds
+        lock = FolderLock(self.path).acquire()
+        try:
+            self.check_new()  # (again, now that we hold it: the holder may have written it meanwhile)
+            for sub in SUBDIRS:
+                (self.path / sub).mkdir(exist_ok=True)
+        except BaseException:
+            lock.release()
+            raise
+        self._lock = lock
         return self
+
+    def check_new(self) -> None:
+        """Raise unless a new run may be created here: ``FolderInUseError`` if a process holds it, ``RunExistsError``
+        if it holds a run or other files. Reads only; a missing folder passes."""
+        if not self.path.exists():
+            return
+        if not self.path.is_dir():
+            raise RunExistsError(f"{self.path} exists and is not a folder; choose another --out")
+        if (self.path / LOCK_NAME).is_file() and not self.held:
+            with FolderLock(self.path):  # FolderInUseError if held; released at once otherwise
+                pass
+        if self.exists():
+            raise RunExistsError(f"{self.path} already holds a run; continue it with --resume {self.path}, or "
+                                 "choose another --out")
+        extra = [p.name for p in sorted(self.path.iterdir()) if not _skeleton_entry(p)]
+        if extra:
+            shown = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
+            raise RunExistsError(f"{self.path} exists and is not a chainrule run folder (it holds {shown}); "
+                                 "choose another --out (or an empty folder)")
+
+    def lock(self) -> "RunFolder":
+        """Lock this existing run folder for writing (``--resume``); ``FolderInUseError`` if another process holds
+        it."""
+        if not self.held:
+            self._lock = FolderLock(self.path).acquire()
+        return self
+
+    @property
+    def held(self) -> bool:
+        return self._lock is not None and self._lock.held
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def remove(self) -> None:
+        """Delete the whole folder (a new run whose setup failed: nothing of it is worth keeping), then release."""
+        import shutil
+
+        if not self.held:
+            raise RuntimeError(f"{self.path}: only the writer holding the lock may remove a run folder")
+        shutil.rmtree(self.path, ignore_errors=True)
+        self.release()
 
     def exists(self) -> bool:
         return self.config_path.is_file()
 
-    def checkpoints(self, keep_last: int = 3) -> CheckpointManager:
-        return CheckpointManager(self.checkpoint_dir, keep_last=keep_last)
+    def checkpoints(self, keep_last: int = 3, extra: Mapping[str, Any] | None = None) -> CheckpointManager:
+        """The run's checkpoints; ``extra`` entries are stored in each one (``chainrule train``: ``{"run": its
+        settings}``, what ``--resume`` checks the request against)."""
+        return CheckpointManager(self.checkpoint_dir, keep_last=keep_last, extra=extra)
 
     def write_config(self, config: Mapping[str, Any]) -> None:
         header = (f"chainrule run configuration, resolved (defaults < config file < command-line flags).\n"
@@ -186,3 +267,14 @@ class RunFolder:
 
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
+
+
+def _skeleton_entry(p: Path) -> bool:
+    """What a run folder holds before its config.toml: the lock file and empty sub-folders."""
+    if p.name == LOCK_NAME:
+        return p.is_file()
+    return p.name in SUBDIRS and p.is_dir() and not any(p.iterdir())
+
+
+__all__ = ["RunFolder", "RunExistsError", "FolderInUseError", "load_toml", "dumps_toml", "write_toml",
+           "default_run_name"]

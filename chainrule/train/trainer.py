@@ -22,6 +22,7 @@ from one ends training after the current step.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -36,7 +37,7 @@ from chainrule.train import diagnostics as diag
 from chainrule.train.checkpoint import CheckpointManager
 from chainrule.train.evaluation import num_correct, predict_scores
 from chainrule.optim.clip import clip_grads_with_norm, total_grad_norm
-from chainrule.train.grads import first_non_finite, input_hint
+from chainrule.train.grads import first_non_finite, first_non_finite_state, input_hint, squares_may_overflow
 from chainrule.train.history import History
 from chainrule.train.resume import STATE_KIND, EpochTotals, load_trainer_state, trainer_state
 
@@ -256,7 +257,19 @@ class Trainer:
             clip_grads_with_norm(self.params, self.clip_grad_norm, norm)
         if self.diagnostics:  # update/weight ratios on a sample of the epoch's steps (diagnostics.UpdateRatios)
             self.update_ratios.before_step(self.epoch_totals.steps, self._steps_per_epoch, self.named_params)
-        self.optimizer.step()
+        # A gradient this large can overflow the optimizer's squared-gradient state (grads.py): keep what the step
+        # changes, so that a broken state is undone and reported like a non-finite loss.
+        before = None
+        if squares_may_overflow(min(norm, self.clip_grad_norm or math.inf), self.params):
+            before = ([p.data.copy() for p in self.params], self.optimizer.state_dict())
+        with np.errstate(over="ignore", invalid="ignore") if before is not None else contextlib.nullcontext():
+            self.optimizer.step()
+        if before is not None and (broken := first_non_finite_state(self.optimizer, self.named_params)):
+            for p, data in zip(self.params, before[0]):
+                np.copyto(p.data, data)
+            self.optimizer.load_state_dict(before[1])
+            return self._non_finite(f"the optimizer's state {broken} overflowed: the gradient (norm {norm:.3g}) is "
+                                    f"too large to square in {self.params[0].data.dtype}" + input_hint(xb), lr)
         if self.diagnostics:
             self.update_ratios.after_step(self.named_params)
         if self.schedule is not None and getattr(self.schedule, "interval", "step") == "step":

@@ -15,6 +15,13 @@ threads; ``n_jobs=N`` uses N joblib (loky) worker processes and limits each one'
 ``threadpoolctl`` around every task, so 2 workers on 2 cores run 2 threads, not 4. ``n_jobs=-1`` means one
 worker per core.
 
+A worker process that dies (killed, out of memory) breaks joblib's pool: the tasks running then (its own and the
+other workers') are lost, the queued ones are not (each task touches a marker file when it starts, so which ones
+had started is known). Which one killed the worker is not, so each lost task runs again alone; a task whose worker
+dies while it runs alone is retried up to ``retries`` more times (default 1), then becomes
+``on_error(task, WorkerLostError(...))`` (without ``on_error`` the error is raised). Then the queued tasks run in
+parallel as before.
+
 Dask (``backend="dask"``): tasks go to an existing ``dask.distributed`` cluster, started with the standard
 processes (see docs/tune.md):
 
@@ -28,12 +35,17 @@ of waiting forever. Needs ``pip install 'chainrule[dist]'`` (dask and distribute
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import tempfile
+from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 __all__ = ["run_tasks", "resolve_n_jobs", "blas_threads_per_worker", "SchedulerUnreachableError",
-           "BACKENDS", "connect"]
+           "WorkerLostError", "BACKENDS", "connect"]
+
+logger = logging.getLogger("chainrule.tune")
 
 BACKENDS = ("local", "dask")
 _ADDRESS = re.compile(r"^(tcp|tls|inproc|ucx|ws|wss)://[^\s:/]+(:\d+)?$|^[^\s:/]+:\d+$")
@@ -41,6 +53,10 @@ _ADDRESS = re.compile(r"^(tcp|tls|inproc|ucx|ws|wss)://[^\s:/]+(:\d+)?$|^[^\s:/]
 
 class SchedulerUnreachableError(ConnectionError):
     """No Dask scheduler answered at the given address within the timeout."""
+
+
+class WorkerLostError(RuntimeError):
+    """The worker process running a task died (killed, out of memory) as often as the task may be retried."""
 
 
 def cpu_count() -> int:
@@ -78,13 +94,16 @@ def _limited(fn: Callable[..., Any], threads: int | None, task: Any, *shared: An
 
 def run_tasks(fn: Callable[..., Any], tasks: Sequence[Any], *, shared: Sequence[Any] = (),
               n_jobs: int | None = 1, backend: str = "local", scheduler: Any = None,
-              connect_timeout: float = 5.0,
+              connect_timeout: float = 5.0, retries: int = 1,
               on_error: Callable[[Any, BaseException], Any] | None = None) -> Iterator[Any]:
     """Yield ``fn(task, *shared)`` for every task, in completion order (see the module docstring).
 
-    ``on_error(task, exc)`` turns a task lost to the machinery (a Dask worker that died, for instance) into a
-    result; without it the exception propagates. Exceptions raised by ``fn`` itself propagate the same way.
+    ``on_error(task, exc)`` turns a task lost to the machinery (a worker that died, after ``retries`` more tries
+    for local workers) into a result; without it the exception propagates. Exceptions raised by ``fn`` itself
+    propagate the same way.
     """
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"retries must be an integer >= 0, got {retries!r}")
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     tasks = list(tasks)
@@ -103,19 +122,56 @@ def run_tasks(fn: Callable[..., Any], tasks: Sequence[Any], *, shared: Sequence[
         for task in tasks:
             yield fn(task, *shared)
         return
-    yield from _run_joblib(fn, tasks, shared, n)
+    yield from _run_joblib(fn, tasks, shared, n, retries, on_error)
 
 
-def _run_joblib(fn: Callable[..., Any], tasks: list[Any], shared: Sequence[Any], n_jobs: int) -> Iterator[Any]:
+def _started(marks: str, index: int, fn: Callable[..., Any], threads: int | None, task: Any,
+             *shared: Any) -> tuple[int, Any]:
+    """(index, fn(task, *shared)) in a worker, after leaving a marker that says the task started."""
+    Path(marks, str(index)).touch()
+    return index, _limited(fn, threads, task, *shared)
+
+
+def _run_joblib(fn: Callable[..., Any], tasks: list[Any], shared: Sequence[Any], n_jobs: int, retries: int,
+                on_error: Callable[[Any, BaseException], Any] | None) -> Iterator[Any]:
     try:
         from joblib import Parallel, delayed, parallel_config
+        from joblib.externals.loky.process_executor import TerminatedWorkerError
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise ImportError("n_jobs > 1 runs trials in joblib worker processes: pip install joblib threadpoolctl "
                           "(or n_jobs=1)") from e
     threads = blas_threads_per_worker(n_jobs)
-    with parallel_config(backend="loky", inner_max_num_threads=threads):
-        parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered", max_nbytes="1M")
-        yield from parallel(delayed(_limited)(fn, threads, task, *shared) for task in tasks)
+    pending = dict(enumerate(tasks))
+    losses = dict.fromkeys(pending, 0)
+    suspects: list[int] = []  # lost with a worker: each runs again alone (so a second loss is its own)
+    with tempfile.TemporaryDirectory(prefix="chainrule-tasks-") as marks:
+        while pending:
+            batch = [suspects.pop(0)] if suspects else list(pending)
+            try:
+                # (n_jobs stays > 1 even for one task: joblib would run n_jobs=1 in this process)
+                with parallel_config(backend="loky", inner_max_num_threads=threads):
+                    parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered", max_nbytes="1M")
+                    for index, result in parallel(delayed(_started)(marks, i, fn, threads, pending[i], *shared)
+                                                  for i in batch):
+                        del pending[index]
+                        yield result
+            except TerminatedWorkerError:
+                for i in [i for i in batch if i in pending and Path(marks, str(i)).exists()]:
+                    Path(marks, str(i)).unlink()
+                    if len(batch) > 1:  # the whole pool broke: which of its tasks killed it is not known
+                        suspects.append(i)
+                        continue
+                    losses[i] += 1
+                    if losses[i] <= retries:
+                        logger.warning("a worker process died (killed, or out of memory) while running task %d; "
+                                       "running it again (retry %d of %d)", i, losses[i], retries)
+                        suspects.append(i)
+                        continue
+                    error = WorkerLostError(f"the worker process running it died {losses[i]} time(s) (killed, "
+                                            f"or out of memory); retried {retries} time(s)")
+                    if on_error is None:
+                        raise error from None
+                    yield on_error(pending.pop(i), error)
 
 
 # ---- Dask --------------------------------------------------------------------------------------------------

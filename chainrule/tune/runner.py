@@ -29,7 +29,8 @@ __all__ = ["SearchRunner", "RUN_OPTIONS"]
 
 logger = logging.getLogger("chainrule.tune")
 
-RUN_OPTIONS = ("n_jobs", "backend", "scheduler", "connect_timeout", "run_dir", "resume", "on_trial", "plots")
+RUN_OPTIONS = ("n_jobs", "backend", "scheduler", "connect_timeout", "retries", "run_dir", "resume", "on_trial",
+               "plots")
 
 
 class SearchRunner:
@@ -37,7 +38,11 @@ class SearchRunner:
 
     Args:
         n_jobs, backend, scheduler, connect_timeout: where trials run (``chainrule.tune.parallel``).
-        run_dir, resume: the run folder (``chainrule.tune.store``) and whether to continue the search there.
+        retries: how often a trial whose local worker process died is run again (default once) before it is
+            recorded as failed (``tune --resume`` runs failed trials again).
+        run_dir, resume: the run folder (``chainrule.tune.store``) and whether to continue the search there; the
+            folder is locked while the search runs (``chainrule.utils.locking``): a second search or resume of it
+            is refused naming the holder's pid.
         on_trial: called as ``on_trial(trial, finished, total)`` after each trial that runs (progress bars);
             ``finished`` counts the trials a resumed search reuses too.
         plots: write plots/ into ``run_dir`` at the end (needs matplotlib).
@@ -45,12 +50,16 @@ class SearchRunner:
 
     def __init__(self, factory: Any, space: Space | Mapping[str, Any], config: SearchConfig | None = None, *,
                  n_jobs: int | None = -1, backend: str = "local", scheduler: Any = None,
-                 connect_timeout: float = 5.0, run_dir: str | Path | None = None, resume: bool = False,
+                 connect_timeout: float = 5.0, retries: int = 1, run_dir: str | Path | None = None,
+                 resume: bool = False,
                  on_trial: Callable[[Trial, int, int], None] | None = None, plots: bool = True):
         self.factory = factory
         self.space = space if isinstance(space, Space) else Space(space)
         self.config = config or SearchConfig()
         self.n_jobs, self.backend, self.scheduler, self.connect_timeout = n_jobs, backend, scheduler, connect_timeout
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"retries must be an integer >= 0, got {retries!r}")
+        self.retries = retries
         self.run_dir, self.resume, self.on_trial, self.plots = run_dir, resume, on_trial, plots
 
     def run(self, X: np.ndarray, y: np.ndarray) -> SearchResult:
@@ -66,16 +75,25 @@ class SearchRunner:
         record["scheduler"] = self.scheduler if isinstance(self.scheduler, (str, type(None))) else "client"
         with _scheduler(self.backend, self.scheduler, self.connect_timeout) as scheduler:  # fail before writing
             folder, done = _open_folder(self.run_dir, self.resume, record, c.strategy)
-            options = {"seed": c.seed, "scoring": c.scoring, "explode_factor": c.explode_factor,
-                       "trap_fp": c.trap_fp, "budget_samples": bool(plan.budget and plan.budget.param == "n_samples")}
-            run_options = {"n_jobs": self.n_jobs, "backend": self.backend, "scheduler": scheduler,
-                           "connect_timeout": self.connect_timeout}
-            runner = _TaskRunner((X, y, plan.folds, self.factory, options), c.seed, folder, done, plan.total,
-                                 run_options, self.on_trial)
-            if plan.budget is None:
-                trials = runner.run([_task(i, p, plan.fixed) for i, p in enumerate(plan.candidates)])
-            else:
-                trials = _halving(runner, plan.candidates, plan.fixed, plan.budget, plan.rungs)
+            try:
+                return self._run(X, y, plan, record, folder, done, scheduler, t_start)
+            finally:
+                if folder is not None:
+                    folder.release()
+
+    def _run(self, X: np.ndarray, y: np.ndarray, plan: Any, record: dict[str, Any], folder: SearchFolder | None,
+             done: dict[str, Trial], scheduler: Any, t_start: float) -> SearchResult:
+        c = self.config
+        options = {"seed": c.seed, "scoring": c.scoring, "explode_factor": c.explode_factor,
+                   "trap_fp": c.trap_fp, "budget_samples": bool(plan.budget and plan.budget.param == "n_samples")}
+        run_options = {"n_jobs": self.n_jobs, "backend": self.backend, "scheduler": scheduler,
+                       "connect_timeout": self.connect_timeout, "retries": self.retries}
+        runner = _TaskRunner((X, y, plan.folds, self.factory, options), c.seed, folder, done, plan.total,
+                             run_options, self.on_trial)
+        if plan.budget is None:
+            trials = runner.run([_task(i, p, plan.fixed) for i, p in enumerate(plan.candidates)])
+        else:
+            trials = _halving(runner, plan.candidates, plan.fixed, plan.budget, plan.rungs)
         result = SearchResult(trials=trials, space=self.space, config=record,
                               run_dir=folder.path if folder else None, elapsed=time.perf_counter() - t_start)
         if folder is not None:
@@ -150,15 +168,21 @@ def _open_folder(run_dir: Any, resume: bool, config: dict[str, Any], strategy: s
         if folder.exists():
             raise SearchFolderError(f"{folder.path} already holds a search; continue it with resume=True "
                                     "(chainrule tune --resume), or choose another folder")
-        folder.create(config)
+        folder.create(config)  # locked until the search ends (SearchRunner.run releases it)
         return folder, {}
-    saved = folder.read_config()
-    may_differ = RESUME_MAY_DIFFER + (("n_trials",) if strategy == "random" else ())
-    diff = differing_keys(saved, config, may_differ)
-    if diff:
-        raise SearchFolderError(f"cannot resume {folder.path} with a different search: {'; '.join(diff)}")
-    done = {_key(t.trial, t.rung, t.params, t.budget): t for t in folder.read_trials(repair=True)}
-    folder.write_config(config)
+    if folder.exists():
+        folder.lock()  # FolderInUseError while another search or resume of it runs; released when the search ends
+    try:
+        saved = folder.read_config()
+        may_differ = RESUME_MAY_DIFFER + (("n_trials",) if strategy == "random" else ())
+        diff = differing_keys(saved, config, may_differ)
+        if diff:
+            raise SearchFolderError(f"cannot resume {folder.path} with a different search: {'; '.join(diff)}")
+        done = {_key(t.trial, t.rung, t.params, t.budget): t for t in folder.read_trials(repair=True)}
+        folder.write_config(config)
+    except BaseException:
+        folder.release()
+        raise
     logger.info("resuming the search in %s: %d finished trials are kept", folder.path,
                 sum(t.status != "failed" for t in done.values()))
     return folder, done

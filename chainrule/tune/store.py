@@ -8,6 +8,10 @@
         best.json       the best trial's parameters and scores (written when the search ends)
         plots/          validation score against each hyperparameter, heat maps, accuracy vs k
 
+One writer: a search holds the folder's lock (``.lock``, ``chainrule.utils.locking``) from ``create`` / ``lock``
+until ``release``, so two searches, or two resumes, of one folder cannot both run its trials; the second is
+refused with ``FolderInUseError`` naming the holder's pid.
+
 trials.jsonl is the source of truth: a search that is interrupted (Ctrl-C, a killed process, a lost machine)
 keeps every trial that finished, and resuming it skips them. A last line cut short by a kill is dropped with a
 warning. ``load_best`` works on a finished or an interrupted search.
@@ -24,6 +28,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from chainrule.utils.atomic import atomic_write_text
+from chainrule.utils.locking import FolderLock, create_locked_folder
 from chainrule.tune.results import best_trial, fit_params
 from chainrule.tune.trial import Trial
 
@@ -65,6 +70,7 @@ class SearchFolder:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        self._lock: FolderLock | None = None
 
     @property
     def config_path(self) -> Path:
@@ -82,10 +88,29 @@ class SearchFolder:
         return self.config_path.is_file()
 
     def create(self, config: Mapping[str, Any]) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
+        """Start a new search here, holding the folder's lock (the folder is created locked, or locked if it
+        exists); SearchFolderError if it already holds a search."""
+        try:
+            self._lock = create_locked_folder(self.path)
+        except FileExistsError:
+            self.lock()
+            if self.exists():
+                self.release()
+                raise SearchFolderError(f"{self.path} already holds a search; continue it with resume=True "
+                                        "(chainrule tune --resume), or choose another folder") from None
         self.write_config(config)
         if not self.trials_path.exists():
             atomic_write_text(self.trials_path, "")
+
+    def lock(self) -> None:
+        """Hold this folder's lock (``FolderInUseError`` naming the pid if another process holds it)."""
+        if self._lock is None:
+            self._lock = FolderLock(self.path).acquire()
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def write_config(self, config: Mapping[str, Any]) -> None:
         atomic_write_text(self.config_path, dumps(config, indent=2, sort_keys=False) + "\n")

@@ -8,13 +8,18 @@ The archive holds every array of the tree under a readable path-like key (``mode
 each array is replaced by ``{"__ndarray__": key}`` (and each tuple by ``{"__tuple__": [...]}``). Loading uses
 ``allow_pickle=False``, so reading a file runs no code from it; object arrays are refused when saving. Reading
 checks the zip CRC of every member, so a truncated or corrupted file raises ``FileFormatError`` instead of
-returning garbage. Files are written with ``chainrule.utils.atomic`` (all or nothing). Estimator files
+returning garbage, and the document's manifest (``"arrays"``: each array's dtype, shape and SHA-256) is checked
+before anything is returned, so an array rewritten after the file was made (by hand, by another tool: the zip's CRC
+is then valid again) raises ``IntegrityError`` naming the file and the array; so does a change to the JSON part
+(counters, settings: ``"state_sha256"``). Files are written with
+``chainrule.utils.atomic`` (all or nothing). Estimator files
 (``chainrule.classifiers.io``) and training checkpoints (``chainrule.train.checkpoint``) are both this format,
 with their own ``header``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -26,7 +31,8 @@ import numpy as np
 
 from chainrule.utils.atomic import atomic_write_bytes
 
-__all__ = ["save_tree", "load_tree", "pack_tree", "unpack_tree", "FileFormatError", "META_KEY"]
+__all__ = ["save_tree", "load_tree", "pack_tree", "unpack_tree", "FileFormatError", "IntegrityError", "META_KEY",
+           "manifest", "seal"]
 
 META_KEY = "__meta__"
 _PLAIN = (str, int, float, bool, type(None))  # JSON as they are (exact types: not NumPy scalars or subclasses)
@@ -34,6 +40,45 @@ _PLAIN = (str, int, float, bool, type(None))  # JSON as they are (exact types: n
 
 class FileFormatError(ValueError):
     """A file is missing, corrupt, truncated, or not in the format asked for; the message says which."""
+
+
+class IntegrityError(FileFormatError):
+    """A readable file whose arrays are not the ones its manifest records (changed after it was written)."""
+
+
+def _sha256(a: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a).reshape(-1).view(np.uint8)).hexdigest()
+
+
+def _state_sha256(meta: Any) -> str:
+    """SHA-256 of the JSON part of the tree (counters, settings, array references), canonically encoded."""
+    return hashlib.sha256(json.dumps(meta, separators=(",", ":"), sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def manifest(arrays: Mapping[str, np.ndarray]) -> dict[str, list[Any]]:
+    """{key: [dtype, shape, SHA-256 of the bytes]} of every array (what ``save_tree`` records)."""
+    return {k: [a.dtype.str, list(a.shape), _sha256(a)] for k, a in arrays.items()}
+
+
+def _verify(path: Path, recorded: Any, arrays: Mapping[str, np.ndarray]) -> None:
+    if not isinstance(recorded, dict):
+        raise IntegrityError(f"{path}: the manifest of its arrays is malformed")
+    missing, extra = sorted(set(recorded) - set(arrays)), sorted(set(arrays) - set(recorded))
+    if missing or extra:
+        raise IntegrityError(f"{path} does not hold the arrays its manifest lists"
+                             + (f"; missing: {', '.join(missing)}" if missing else "")
+                             + (f"; not in the manifest: {', '.join(extra)}" if extra else ""))
+    for key, a in arrays.items():
+        entry = recorded[key]
+        if not (isinstance(entry, list) and len(entry) == 3):
+            raise IntegrityError(f"{path}: the manifest entry of array {key!r} is malformed")
+        dtype, shape, digest = entry
+        if a.dtype.str != dtype or list(a.shape) != shape:
+            raise IntegrityError(f"{path}: array {key!r} is {a.dtype.str} {list(a.shape)}, but the file was written "
+                                 f"with {dtype} {shape}: it was changed after it was written")
+        if _sha256(a) != digest:
+            raise IntegrityError(f"{path}: array {key!r} does not match the SHA-256 recorded when the file was "
+                                 "written: it was changed after it was written (or damaged)")
 
 
 def pack_tree(tree: Any) -> tuple[Any, dict[str, np.ndarray]]:
@@ -101,11 +146,19 @@ def save_tree(path: str | os.PathLike, tree: Any, *, header: Mapping[str, Any] |
     """Write ``tree`` to ``path`` atomically; ``header`` entries go beside ``format_version`` in the JSON document.
     The whole archive is built in memory first, so an unstorable value raises with nothing written."""
     meta, arrays = pack_tree(tree)
-    doc = {**dict(header or {}), "format_version": int(format_version), "state": meta}
+    doc = {**dict(header or {}), "format_version": int(format_version), "arrays": manifest(arrays),
+           "state_sha256": _state_sha256(meta), "state": meta}
     arrays[META_KEY] = np.frombuffer(json.dumps(doc, separators=(",", ":")).encode("utf-8"), dtype=np.uint8)
     buffer = io.BytesIO()  # np.savez appends ".npz" to names without it: write bytes, keep the name exactly
     np.savez(buffer, **arrays)
     return atomic_write_bytes(path, buffer.getvalue())
+
+
+def seal(doc: dict[str, Any], arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """``doc`` with the manifest and state hash of ``arrays`` and ``doc["state"]`` recomputed (what ``save_tree``
+    records): for tools that rewrite a file on purpose."""
+    return {**doc, "arrays": manifest({k: a for k, a in arrays.items() if k != META_KEY}),
+            "state_sha256": _state_sha256(doc.get("state"))}
 
 
 def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -121,9 +174,12 @@ def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
                               f"pickle ({type(e).__name__}: {e})") from e
 
 
-def load_tree(path: str | os.PathLike, *, max_version: int = 1) -> tuple[dict[str, Any], Any]:
+def load_tree(path: str | os.PathLike, *, max_version: int = 1,
+              manifest_from: int | None = None) -> tuple[dict[str, Any], Any]:
     """(header, tree) of a file written by ``save_tree``; FileFormatError if it is unreadable, not this format, or of
-    a format version newer than ``max_version``. ``header`` holds the document's entries besides "state"."""
+    a format version newer than ``max_version``; IntegrityError if an array differs from the file's manifest. Files
+    of format version ``manifest_from`` or later must have a manifest (older ones may predate it). ``header`` holds
+    the document's entries besides "state" and "arrays"."""
     path = Path(path)
     arrays = read_npz(path)
     if META_KEY not in arrays:
@@ -138,5 +194,13 @@ def load_tree(path: str | os.PathLike, *, max_version: int = 1) -> tuple[dict[st
     if version > max_version:
         raise FileFormatError(f"{path} has format version {version}, newer than this chainrule reads "
                               f"({max_version}); upgrade chainrule to load it")
-    header = {k: v for k, v in doc.items() if k != "state"}
+    if "arrays" in doc:
+        _verify(path, doc["arrays"], arrays)
+        if doc.get("state_sha256") != _state_sha256(doc.get("state")):
+            raise IntegrityError(f"{path}: its settings and counters do not match the SHA-256 recorded when the file "
+                                 "was written: it was changed after it was written (or damaged)")
+    elif manifest_from is not None and version >= manifest_from:
+        raise IntegrityError(f"{path} has format version {version} but no manifest of its arrays: it was changed "
+                             "after it was written")
+    header = {k: v for k, v in doc.items() if k not in ("state", "arrays", "state_sha256")}
     return header, unpack_tree(doc.get("state"), arrays)
