@@ -10,6 +10,7 @@
   folder, with this checkout importable; returns the ``CompletedProcess``.
 - ``tune_data``: the small blob data set the tune tests search on.
 - ``digits_split``: the digits dataset split like ``chainrule train`` splits it (val_size 0.1, seed 0).
+- ``checkout``: a working folder laid out like a checkout (configs/, ../shared beside it), the current directory.
 """
 
 from __future__ import annotations
@@ -86,3 +87,17 @@ def digits_split():
     from chainrule.commands.common import split_data
 
     return split_data("digits", 0.1, 0)
+
+
+@pytest.fixture
+def checkout(tmp_path, monkeypatch):
+    """A working folder laid out like a checkout, the current directory for the test: the repository's configs/
+    and, beside it, ../shared (where the checkout has one) -- what the docs' examples expect."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "configs").symlink_to(ROOT / "configs")
+    shared = ROOT.parent / "shared"
+    if shared.is_dir():
+        (tmp_path / "shared").symlink_to(shared)
+    monkeypatch.chdir(work)
+    return work

@@ -37,17 +37,6 @@ def commands(doc: str) -> list[str]:
     return out
 
 
-@pytest.fixture
-def checkout(tmp_path, monkeypatch):
-    """A working folder with the repository's configs/ and, beside it, ../shared (where the checkout has one)."""
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "configs").symlink_to(ROOT / "configs")
-    if SHARED.is_dir():
-        (tmp_path / "shared").symlink_to(SHARED)
-    monkeypatch.chdir(work)
-    return work
-
 
 def _run(line: str) -> None:
     argv = shlex.split(line)[1:]

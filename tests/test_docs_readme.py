@@ -25,16 +25,6 @@ def blocks(lang: str) -> list[str]:
     return re.findall(rf"^```{lang}\n(.*?)^```", README, flags=re.S | re.M)
 
 
-@pytest.fixture
-def checkout(tmp_path, monkeypatch):
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "configs").symlink_to(ROOT / "configs")
-    if SHARED.is_dir():
-        (tmp_path / "shared").symlink_to(SHARED)
-    monkeypatch.chdir(work)
-    return work
-
 
 @pytest.mark.parametrize("index", range(len(blocks("python"))))
 def test_readme_python_example_runs(checkout, index):
