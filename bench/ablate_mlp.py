@@ -408,11 +408,15 @@ def main() -> None:
     if unknown:
         sys.exit(f"unknown config keys {sorted(unknown)}; known: {sorted(DEFAULTS)}")
     cfg = dict(DEFAULTS, **overrides)
-    result = dict(tag=args.tag, config=overrides, **run(cfg, args.epochs, args.final, args.verbose))
+    report(dict(tag=args.tag, config=overrides, **run(cfg, args.epochs, args.final, args.verbose)), args.out)
+
+
+def report(result: dict, out: str | None) -> None:
+    """Print a run's result as one JSON line, and append it to ``out`` (a .jsonl file) if given."""
     line = json.dumps(result)
     print(line, flush=True)
-    if args.out:
-        with open(args.out, "a") as f:
+    if out:
+        with open(out, "a") as f:
             f.write(line + "\n")
 
 

@@ -34,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing
 sys.path.insert(0, str(HERE))
 
-from ablate_mlp import ARCHIVE, splits  # noqa: E402  (the fixed splits of the lever study)
+from ablate_mlp import ARCHIVE, report, splits  # noqa: E402  (the fixed splits of the lever study)
 
 LOAD_EVERY_S = 30.0
 
@@ -161,12 +161,7 @@ def main() -> None:
         sys.exit(f"busy: load {load:.2f}; {len(jobs)} python jobs" + "".join(f"\n  {j}" for j in jobs[:8]))
     overrides = json.loads(args.set)
     params = {**estimator_params(args.config), **overrides}
-    result = dict(tag=args.tag, config=Path(args.config).name, changed=overrides, **run(params, args.split))
-    line = json.dumps(result)
-    print(line, flush=True)
-    if args.out:
-        with open(args.out, "a") as f:
-            f.write(line + "\n")
+    report(dict(tag=args.tag, config=Path(args.config).name, changed=overrides, **run(params, args.split)), args.out)
 
 
 if __name__ == "__main__":
