@@ -62,32 +62,6 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=run)
 
 
-def random_search(X_train: np.ndarray, y_train: np.ndarray, num_classes: int, tries: int, seed: int,
-                  max_samples: int = 2000, chunk: int = 50) -> tuple[np.ndarray, float]:
-    """Lecture 3's strategy #1: draw ``tries`` random W (D+1, C) (bias row last), keep the one with the lowest
-    multiclass SVM loss on (a subsample of) the training set. Returns (W, its loss)."""
-    rng = np.random.default_rng(seed)
-    if len(X_train) > max_samples:
-        pick = np.sort(rng.choice(len(X_train), size=max_samples, replace=False))
-        X_train, y_train = X_train[pick], y_train[pick]
-    n, d = X_train.shape
-    Xb = np.hstack([X_train, np.ones((n, 1), dtype=X_train.dtype)])
-    rows = np.arange(n)
-    best_w, best_loss = None, np.inf
-    scale = 1.0 / np.sqrt(d + 1)
-    for start in range(0, tries, chunk):
-        m = min(chunk, tries - start)
-        W = (rng.standard_normal((d + 1, m * num_classes)) * scale).astype(np.float32)
-        S = (Xb @ W).reshape(n, m, num_classes)                      # scores of every candidate
-        correct = S[rows, :, y_train][:, :, None]                     # (n, m, 1)
-        losses = np.maximum(0.0, S - correct + 1.0).sum(axis=2).mean(axis=0) - 1.0  # minus the j = y term
-        j = int(np.argmin(losses))
-        if losses[j] < best_loss:
-            best_loss = float(losses[j])
-            best_w = W.reshape(d + 1, m, num_classes)[:, j, :].copy()
-    return best_w, best_loss
-
-
 def run(args: argparse.Namespace) -> int:
     import chainrule
     from chainrule.train import RunFolder
@@ -190,29 +164,27 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _random_row(features: str | None, data: Any, tries: int, seed: int) -> dict[str, Any]:
-    """The random-search baseline on the linear models' inputs: the same features, standardised."""
-    from chainrule.classifiers._inputs import compute_features, fit_preprocessor, make_features, preprocess
+    """The random-search baseline (``chainrule.classifiers.RandomSearchClassifier``) on the linear models' inputs:
+    the same features, standardised."""
+    from chainrule.classifiers.random_search import RandomSearchClassifier
 
+    est = RandomSearchClassifier(tries=tries, features=None if features in (None, "none") else features,
+                                 random_state=seed)
     with usage_errors("--features: "):
-        steps = make_features(None if features in (None, "none") else features, 8)
-        shape = data.X_train.shape[1:]
-        F_train = compute_features(steps, data.X_train.reshape(len(data.X_train), -1), shape)
-        F_val = compute_features(steps, data.X_val.reshape(len(data.X_val), -1), shape)
-    prep = fit_preprocessor(F_train, "standardize")
-    X_train, X_val = preprocess(prep, F_train), preprocess(prep, F_val)
+        t0 = time.perf_counter()
+        est.fit(data.X_train, data.y_train)
+        train_time = time.perf_counter() - t0
     t0 = time.perf_counter()
-    W, loss = random_search(X_train, data.y_train, len(data.classes), tries, seed)
-    train_time = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    y_pred = (X_val @ W[:-1] + W[-1]).argmax(axis=1)
+    y_pred = est.predict(data.X_val)
     predict_time = time.perf_counter() - t0
     acc = float(np.mean(y_pred == data.y_val))
     logger.debug("%.2f%% validation accuracy (the best of %d random W by training SVM loss: %.3f)", 100 * acc, tries,
-                 loss)
+                 est.best_loss_)
     return {"model": RANDOM_LABEL, "key": "random", "val_acc": acc, "train_time_s": train_time,
             "predict_time_s": predict_time,
-            "predict_samples_per_s": len(X_val) / predict_time if predict_time > 0 else None,
-            "parameters": int(W.size), "notes": f"best of {tries} by training SVM loss ({loss:.3f})", "report": None}
+            "predict_samples_per_s": len(data.X_val) / predict_time if predict_time > 0 else None,
+            "parameters": est.n_parameters(), "notes": f"best of {tries} by training SVM loss ({est.best_loss_:.3f})",
+            "report": None}
 
 
 def _write_report(out: Path, spec: str, data: Any, rows: list[dict[str, Any]], results: dict[str, Any], bars: Path,
