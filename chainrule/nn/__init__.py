@@ -13,6 +13,7 @@
 
 from chainrule.nn import functional, init, utils
 from chainrule.nn.activations import ELU, GELU, Identity, LeakyReLU, Maxout, ReLU, Sigmoid, Tanh
+from chainrule.nn.conv import Conv2d, ConvTranspose2d, Fold, Unfold
 from chainrule.nn.dropout import Dropout
 from chainrule.nn.linear import Linear
 from chainrule.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, MultiClassHingeLoss
@@ -25,7 +26,7 @@ from chainrule.nn.softmax import LogSoftmax, Softmax
 __all__ = [
     "functional", "init", "utils",
     "Module", "Parameter", "Sequential", "IncompatibleKeys",
-    "Linear", "MLP", "Dropout", "BatchNorm1d", "LayerNorm", "Flatten", "Softmax", "LogSoftmax",
+    "Linear", "Conv2d", "ConvTranspose2d", "Unfold", "Fold", "MLP", "Dropout", "BatchNorm1d", "LayerNorm", "Flatten", "Softmax", "LogSoftmax",
     "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "ELU", "GELU", "Maxout",
     "CrossEntropyLoss", "MultiClassHingeLoss", "MSELoss", "BCEWithLogitsLoss",
 ]

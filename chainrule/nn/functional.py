@@ -5,6 +5,7 @@ fused ``Function`` node (see ``chainrule.nn._functions``), validated here once p
 samples, D input features, M outputs, C classes. float32 stays float32: no function upcasts its inputs.
 
 Layers: linear, maxout, dropout, batch_norm, layer_norm.
+Convolution (``chainrule.nn._conv``): conv2d, conv_transpose2d, unfold, fold.
 Activations: sigmoid, tanh, relu, leaky_relu, elu, gelu (+ softmax, log_softmax from the core).
 Losses: cross_entropy, multiclass_hinge, mse, binary_cross_entropy_with_logits, l2_penalty.
 """
@@ -15,6 +16,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from chainrule.nn._conv import conv2d, conv_transpose2d, fold, unfold
 from chainrule.nn._functions import activation as _act
 from chainrule.nn._functions import dropout as _drop
 from chainrule.nn._functions import linear as _lin
@@ -25,6 +27,7 @@ from chainrule.tensor import Tensor
 
 __all__ = [
     "linear", "maxout", "dropout", "batch_norm", "layer_norm",
+    "conv2d", "conv_transpose2d", "unfold", "fold",
     "sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "softmax", "log_softmax",
     "cross_entropy", "multiclass_hinge", "mse", "mse_loss", "binary_cross_entropy_with_logits", "l2_penalty",
 ]
