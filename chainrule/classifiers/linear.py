@@ -351,6 +351,16 @@ class LinearClassifier(InputSteps, BaseClassifier):
         scaled = np.clip(255.0 * (W - low) / np.maximum(high - low, 1e-12), 0.0, 255.0)
         return scaled.astype(np.float32).reshape(len(self.classes_), *self.sample_shape_)
 
+    def as_module(self) -> Any:
+        """The fitted prediction as one ``nn.Module`` of ops: raw rows x (N, D) float32 -> scores x' W + b (N, C),
+        with the preprocessing (standardisation, mean image, ZCA) on the graph; what ``chainrule.onnx.export``
+        writes. Refused for features='hog_color' (NumPy code outside the graph)."""
+        from chainrule import nn
+        from chainrule.classifiers._input_module import input_module
+
+        self._check_is_fitted()
+        return nn.Sequential(input_module(self), self._model_from_weights()).eval()
+
     # ---- persistence ---------------------------------------------------------------------------------------------
 
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
