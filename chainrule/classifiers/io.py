@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.utils.serial import FileFormatError, load_tree, read_npz, save_tree
+from chainrule.utils.serial import FileFormatError, load_tree, npz_members, read_npz, save_tree
 
 FORMAT = "chainrule.classifier"
 FORMAT_VERSION = 2
@@ -103,11 +103,12 @@ def save(estimator: Any, path: str | os.PathLike) -> None:
 def load(path: str | os.PathLike, expected: type | None = None) -> Any:
     """Read a classifier written by ``save``; with ``expected`` (a class) the file must hold that class."""
     path = os.fspath(path)
-    try:
-        arrays = read_npz(path)
+    try:  # the zip's directory first: which format; members are then read bounded (chainrule.utils.serial)
+        version1 = _V1_META_KEY in npz_members(path)
+        arrays = read_npz(path) if version1 else {}
     except FileFormatError as e:
         raise ValueError(f"{path}: not a chainrule classifier file readable without pickle ({e})") from e
-    if _V1_META_KEY in arrays:
+    if version1:
         tree = _version1_tree(path, arrays)
     else:
         try:
