@@ -1,8 +1,9 @@
 """The messages a playground page sends over its WebSocket, and their validation.
 
 Every message is one JSON object with a ``type``; anything else (oversized or malformed JSON, an unknown type or
-field, a wrong type, a value out of range, more than ``MAX_DEPTH`` levels of nesting) raises ``ProtocolError`` naming the field, the rule and the value, which
-the server sends back to the page as ``{"type": "error", ...}`` and then carries on.
+field, a wrong type, a value out of range, more than ``MAX_DEPTH`` levels of nesting) raises ``ProtocolError``
+naming the field, the rule and the value, which the server sends back to the page as ``{"type": "error", ...}``
+and then carries on.
 
     {"type": "set", "data": {"dataset": "spiral", "classes": 3}, "features": ["x", "y"],
      "model": "mlp", "params": {"hidden_sizes": [8, 8], "weight_decay": 0.01, "lr": 0.01}}
