@@ -16,7 +16,7 @@ from chainrule.nn.activations import ELU, GELU, Identity, LeakyReLU, Maxout, ReL
 from chainrule.nn.conv import Conv2d, ConvTranspose2d, Fold, Unfold
 from chainrule.nn.dropout import Dropout, Dropout2d
 from chainrule.nn.linear import Linear
-from chainrule.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, MultiClassHingeLoss
+from chainrule.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, MultiClassHingeLoss, NLLLoss
 from chainrule.nn.mlp import MLP
 from chainrule.nn.module import IncompatibleKeys, Module, Parameter, Sequential
 from chainrule.nn.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
@@ -30,5 +30,5 @@ __all__ = [
     "Linear", "Conv2d", "ConvTranspose2d", "Unfold", "Fold", "MLP", "Dropout", "BatchNorm1d", "LayerNorm",
     "Flatten", "Softmax", "LogSoftmax", "Dropout2d", "BatchNorm2d", "MaxPool2d", "AvgPool2d",
     "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "ELU", "GELU", "Maxout",
-    "CrossEntropyLoss", "MultiClassHingeLoss", "MSELoss", "BCEWithLogitsLoss",
+    "CrossEntropyLoss", "MultiClassHingeLoss", "MSELoss", "BCEWithLogitsLoss", "NLLLoss",
 ]
