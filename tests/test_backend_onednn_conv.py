@@ -21,7 +21,7 @@ F = torch.nn.functional
 from chainrule.backend import _onednn_conv as oc  # noqa: E402
 from chainrule.backend.conv_geometry import ConvGeometry  # noqa: E402
 
-PRIMS, WHY = oc.load()
+PRIMS, WHY = oc.primitives()
 pytestmark = pytest.mark.skipif(PRIMS is None, reason=f"oneDNN: {WHY}")
 BF16_WHY = WHY if PRIMS is None else PRIMS.bf16_problem()
 
@@ -168,6 +168,12 @@ def test_bfloat16_rounds_the_operands_and_accumulates_in_float32(shape, out_ch, 
     gw, gb = PRIMS.backward_weight(x, gy, kernel, geom, True, "bfloat16")
     for ours, ref in ((y, y_ref), (gx, gx_ref), (gw, gw_ref), (gb, gb_ref)):
         close(ours, ref, scale=1e-5)
+
+
+def test_load_follows_the_implementation_contract():
+    """``load()`` gives the module (the three functions) as ``chainrule.backend.conv`` expects of an implementation."""
+    impl, why = oc.load()
+    assert impl is oc and why == ""
 
 
 def test_bfloat16_availability_is_stated():

@@ -33,8 +33,10 @@ cache hit (a data-handle swap per operand and one to three ``execute`` calls) an
 from __future__ import annotations
 
 import ctypes
+import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -412,7 +414,7 @@ _PRIMITIVES: ConvPrimitives | None = None
 _WHY = ""
 
 
-def load() -> tuple[ConvPrimitives | None, str]:
+def primitives() -> tuple[ConvPrimitives | None, str]:
     """(the convolution primitives on the oneDNN the GEMM backend loads, "") or (None, why not); loads once."""
     global _PRIMITIVES, _WHY
     if _PRIMITIVES is None and not _WHY:
@@ -426,6 +428,13 @@ def load() -> tuple[ConvPrimitives | None, str]:
             except AttributeError as e:  # a libdnnl without the convolution API (not oneDNN 3.x)
                 _WHY = f"{lib.path} lacks oneDNN 3's convolution API: {e}"
     return _PRIMITIVES, _WHY
+
+
+def load() -> tuple[Any, str]:
+    """(this module, "") when oneDNN's convolutions can run here, else (None, why not): the contract of an
+    implementation of ``chainrule.backend.conv``."""
+    prims, why = primitives()
+    return (sys.modules[__name__] if prims is not None else None), why
 
 
 def _precision() -> str:
@@ -450,7 +459,7 @@ def conv2d_backward_weight(x: np.ndarray, gy: np.ndarray, kernel_hw: tuple[int, 
 
 
 def _loaded() -> ConvPrimitives:
-    prims, why = load()
+    prims, why = primitives()
     if prims is None:
         raise RuntimeError(f"oneDNN convolutions are unavailable: {why}; pip install onednn-cpu-gomp, or use "
                            "CHAINRULE_CONV=numpy")
@@ -458,4 +467,4 @@ def _loaded() -> ConvPrimitives:
 
 
 __all__ = ["ACTIVATIONS", "ConvPrimitives", "channels_last", "conv2d_backward_data", "conv2d_backward_weight",
-           "conv2d_forward", "is_channels_last", "load"]
+           "conv2d_forward", "is_channels_last", "load", "primitives"]
