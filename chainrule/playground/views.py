@@ -42,10 +42,13 @@ def _softmax(s: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def probabilities(est: Any, X: np.ndarray) -> np.ndarray:
+def probabilities(est: Any, X: np.ndarray, rows: int = 2500) -> np.ndarray:
     """(N, C) class probabilities of a fitted estimator (its ``probabilities``: for LinearSVM, whose scores are not
     probabilities, the softmax of its scores; the page uses them only to shade the map by how clearly one class
-    wins)."""
+    wins). Computed ``rows`` at a time, so that what a reply holds besides the result is bounded by the block, not
+    by N."""
+    if len(X) > rows:
+        return np.concatenate([probabilities(est, X[i:i + rows], rows) for i in range(0, len(X), rows)])
     with np.errstate(over="ignore", invalid="ignore"):  # a diverged model's last weights may overflow: shown as 0
         p = np.asarray(est.probabilities(X)[0])
     return np.nan_to_num(p, nan=0.0, posinf=0.0, neginf=0.0)
