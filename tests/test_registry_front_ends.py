@@ -82,7 +82,7 @@ def test_train_evaluate_and_predict_offer_a_registered_model(centroid, tmp_path,
     assert summary["num_parameters"] == 10 * 64 and summary["val_acc"] > 0.8
     assert 'shrink = 0.1' in (run / "config.toml").read_text()
 
-    from chainrule.commands.pipeline import load_trained
+    from chainrule.runs import load_trained
 
     trained = load_trained(run)
     assert isinstance(trained.estimator, NearestMean) and trained.model == "centroid"
