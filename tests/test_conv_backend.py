@@ -150,6 +150,34 @@ def test_the_seam_dispatches_to_the_selected_implementation():
         backend.select_conv("cudnn")
 
 
+def test_dtypes_an_implementation_lacks_run_on_numpy(monkeypatch):
+    """An implementation computes the dtypes it lists in DTYPES (float32 when it lists none); float64 then runs on
+    the NumPy path, so gradient checks stay exact whichever implementation is selected."""
+    calls = []
+
+    class Float32Only:  # an implementation module's shape: the three functions and no DTYPES
+        @staticmethod
+        def conv2d_forward(x, w, b, geom):
+            calls.append(x.dtype)
+            return _im2col.conv2d_forward(x, w, b, geom)
+
+        conv2d_backward_data = staticmethod(_im2col.conv2d_backward_data)
+        conv2d_backward_weight = staticmethod(_im2col.conv2d_backward_weight)
+
+    monkeypatch.setattr(conv, "_load", lambda name: (Float32Only, "") if name == "onednn" else (_im2col, ""))
+    before = backend.info()["conv_requested"]
+    try:
+        assert backend.select_conv("onednn") == "onednn"
+        assert backend.info()["conv_dtypes"] == ["float32"]
+        x, w, b, geom = _case(SHAPES[0])
+        y64 = conv.conv2d_forward(x, w, b, geom)
+        y32 = conv.conv2d_forward(x.astype(np.float32), w.astype(np.float32), b.astype(np.float32), geom)
+        assert calls == [np.float32] and y64.dtype == np.float64 and y32.dtype == np.float32
+    finally:
+        backend.select_conv(before)
+    assert backend.info()["conv_dtypes"] == ["float32", "float64"]
+
+
 def _in_subprocess(env: dict[str, str]) -> subprocess.CompletedProcess:
     code = "import json; from chainrule import backend; print(json.dumps(backend.info()))"
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("CHAINRULE_")}

@@ -41,6 +41,7 @@ from chainrule.backend.blas import gemm
 from chainrule.backend.conv_geometry import ConvGeometry
 
 CHUNK_BYTES = 64 * 2**20  # the cap on one im2col block (bytes)
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # what this implementation computes
 
 Pair = tuple[int, int]
 
