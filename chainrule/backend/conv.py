@@ -7,6 +7,7 @@ Shapes (N, C, H, W); weight (O, C/groups, kh, kw); ``geom`` is a ``chainrule.bac
     conv2d_backward_data(gy, w, in_hw, geom) -> gx           in_hw = (H, W) of the forward input -> gx (N, C, H, W)
     conv2d_backward_weight(x, gy, kernel_hw, geom, bias)     -> (gw (O, C/groups, kh, kw), gb (O,) or None)
 
+gy always has the geometry's full output size (``ConvGeometry.output_size``) when it reaches an implementation.
 Everything spatial and linear is built from these three (``chainrule.ops.conv``): conv2d and its two gradients,
 conv_transpose2d (its forward is ``conv2d_backward_data``), unfold/fold (im2col/col2im: a convolution with one-hot
 kernels and its transpose), and the gradients of those. So an implementation is these three functions, and the ops
@@ -59,13 +60,26 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geom: Con
 
 def conv2d_backward_data(gy: np.ndarray, w: np.ndarray, in_hw: Pair, geom: ConvGeometry) -> np.ndarray:
     """gx (N, C, H, W) with (H, W) = ``in_hw``: the gradient of the input of ``conv2d_forward`` from gy."""
-    return _impl(gy.dtype).conv2d_backward_data(gy, w, in_hw, geom)
+    return _impl(gy.dtype).conv2d_backward_data(_full(gy, in_hw, w.shape[2:], geom), w, in_hw, geom)
 
 
 def conv2d_backward_weight(x: np.ndarray, gy: np.ndarray, kernel_hw: Pair, geom: ConvGeometry,
                            bias: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """(gw (O, C/groups, kh, kw), gb (O,) when ``bias`` else None): the parameters' gradients from x and gy."""
-    return _impl(x.dtype).conv2d_backward_weight(x, gy, kernel_hw, geom, bias)
+    return _impl(x.dtype).conv2d_backward_weight(x, _full(gy, x.shape[2:], kernel_hw, geom), kernel_hw, geom, bias)
+
+
+def _full(gy: np.ndarray, in_hw: Pair, kernel_hw: Pair, geom: ConvGeometry) -> np.ndarray:
+    """gy zero-padded at the bottom/right to the geometry's full output size. gy covers fewer positions than that
+    only for conv_transpose2d with an output_padding of at least the stride (allowed when it is below the
+    dilation); the missing positions have zero gradient, and implementations always get the full size."""
+    ho, wo = geom.output_size(in_hw, kernel_hw)
+    if gy.shape[2:] == (ho, wo):
+        return gy
+    n, o, h, w = gy.shape
+    full = np.zeros((n, ho, wo, o), dtype=gy.dtype).transpose(0, 3, 1, 2)  # channels-last, like the forward's
+    full[:, :, :h, :w] = gy
+    return full
 
 
 class _State:
