@@ -23,8 +23,9 @@ Layouts (what each function returns):
   C-contiguous (N, Ho, Wo, O) result, kept as it is (no reorder). A channels-last x (``x.transpose(0, 2, 3, 1)``
   C-contiguous, as the previous layer returns it) is read without a copy when the geometry does not pad; any other x
   is copied once into a channels-last (padded) buffer.
-- ``conv2d_backward_data`` -> gx (N, C, H, W) with channels-last strides: a view into the (padded) channels-last
-  buffer the columns were added into (col2im, one strided add per kernel tap).
+- ``conv2d_backward_data`` -> gx (N, C, H, W) channels-last: for stride 1 the forward's layout (it is computed as
+  a forward convolution of the padded gy), for other strides a view into the (padded) channels-last buffer the
+  columns were added into (col2im, one strided add per kernel tap).
 - ``conv2d_backward_weight`` -> gw (O, C/G, kh, kw) C-contiguous (the parameters' own layout; a small copy), gb (O,).
 - gy (N, O, Ho, Wo) is read as channels-last rows: free when it is channels-last (the forward's layout, kept by
   elementwise ops), else one copy.
