@@ -112,7 +112,7 @@ def _im2col(windows: np.ndarray, n0: int, n1: int, h0: int, h1: int, buf: list) 
     shape = (block.shape[0] * block.shape[1] * block.shape[2], int(np.prod(block.shape[3:])))
     try:
         return np.reshape(block, shape, copy=False)
-    except ValueError:
+    except (ValueError, TypeError):  # needs a copy (TypeError: NumPy < 2.1 has no copy=; copy then too)
         pass
     if not buf or buf[0].shape[0] < shape[0]:
         buf[:] = [np.empty(shape, dtype=block.dtype)]
