@@ -106,6 +106,15 @@ TORCH: dict[str, Callable[..., Any]] = {
     "log_softmax axis 0": lambda a: torch.log_softmax(a, 0), "logsumexp all": lambda a: torch.logsumexp(a, (0, 1)),
     "logsumexp axis 1": lambda a: torch.logsumexp(a, 1),
     "logsumexp axis tuple keepdims": lambda a: torch.logsumexp(a, (0, 2), keepdim=True),
+    "conv2d stride padding groups bias": lambda x, w, b: TF.conv2d(x, w, b, stride=2, padding=1, groups=2),
+    "conv2d same even kernel dilation": lambda x, w: TF.conv2d(x, w, padding="same", dilation=(1, 2)),
+    "conv2d depthwise": lambda x, w: TF.conv2d(x, w, stride=(2, 1), groups=3),
+    "conv_transpose2d output_padding groups":
+        lambda x, w, b: TF.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1, groups=2),
+    "conv weight gradient": lambda x, gy: torch.nn.grad.conv2d_weight(x, (6, 2, 3, 3), gy, stride=2, padding=1,
+                                                                      groups=2),
+    "unfold": lambda x: TF.unfold(x, (2, 3), padding=1, stride=(2, 1)),
+    "fold": lambda c: TF.fold(c, (4, 5), 2, dilation=(1, 2)),
     "reuse x*x+x": lambda a: a * a + a,
     "reuse diamond": lambda a, b: (a * b).tanh() * (a * b).exp() + (a @ b.T) @ a,
 }
@@ -174,6 +183,8 @@ X3 = R.standard_normal((2, 3, 4))
 G34, B34 = R.standard_normal((3, 4)), R.standard_normal((3, 4))
 S = R.standard_normal((5, 3)) * 2
 T = R.random((5, 3))
+XC, WC = R.standard_normal((2, 3, 4, 5)), R.standard_normal((2, 3, 3, 2))  # conv input and weight
+BC = R.standard_normal(2)
 IMG = R.permutation(2 * 3 * 5 * 6).reshape(2, 3, 5, 6) / 9.0 - 2.0  # (N, C, H, W), no ties for max pooling
 IMG_CL = np.ascontiguousarray(IMG.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # the same, channels-last
 Y_IMG = R.integers(0, 3, (2, 5, 6))  # labels per position of IMG's 3 classes
@@ -267,6 +278,12 @@ FUNCTIONAL = [
        lambda x, t, red=red: TF.binary_cross_entropy_with_logits(x, t, torch.tensor(BW), reduction=red,
                                                                  pos_weight=torch.tensor(PW)), [S, T])
       for red in ("mean", "none")],
+    ("conv2d", lambda x, w, b: F.conv2d(x, w, b, stride=(2, 1), padding=1, dilation=(1, 2)),
+     lambda x, w, b: TF.conv2d(x, w, b, stride=(2, 1), padding=1, dilation=(1, 2)), [XC, WC, BC]),
+    ("conv_transpose2d", lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, output_padding=1),
+     lambda x, w, b: TF.conv_transpose2d(x, w, b, stride=2, output_padding=1), [XC, WC.transpose(1, 0, 2, 3), BC]),
+    ("unfold and fold", lambda x: F.fold(F.unfold(x, 2, padding=1) ** 2, (4, 5), 2, padding=1),
+     lambda x: TF.fold(TF.unfold(x, 2, padding=1) ** 2, (4, 5), 2, padding=1), [XC]),
     ("l2_penalty", lambda a, b: F.l2_penalty([a, b], 0.3), lambda a, b: 0.3 * ((a * a).sum() + (b * b).sum()),
      [W, W6]),
 ]

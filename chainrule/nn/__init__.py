@@ -13,6 +13,7 @@
 
 from chainrule.nn import functional, init, utils
 from chainrule.nn.activations import ELU, GELU, Identity, LeakyReLU, Maxout, ReLU, Sigmoid, Tanh
+from chainrule.nn.conv import Conv2d, ConvTranspose2d, Fold, Unfold
 from chainrule.nn.dropout import Dropout, Dropout2d
 from chainrule.nn.linear import Linear
 from chainrule.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, MultiClassHingeLoss, NLLLoss
@@ -26,8 +27,8 @@ from chainrule.nn.softmax import LogSoftmax, Softmax
 __all__ = [
     "functional", "init", "utils",
     "Module", "Parameter", "Sequential", "IncompatibleKeys",
-    "Linear", "MLP", "Dropout", "BatchNorm1d", "LayerNorm", "Flatten", "Softmax", "LogSoftmax",
-    "Dropout2d", "BatchNorm2d", "MaxPool2d", "AvgPool2d",
+    "Linear", "Conv2d", "ConvTranspose2d", "Unfold", "Fold", "MLP", "Dropout", "BatchNorm1d", "LayerNorm",
+    "Flatten", "Softmax", "LogSoftmax", "Dropout2d", "BatchNorm2d", "MaxPool2d", "AvgPool2d",
     "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "ELU", "GELU", "Maxout",
     "CrossEntropyLoss", "MultiClassHingeLoss", "MSELoss", "BCEWithLogitsLoss", "NLLLoss",
 ]

@@ -6,6 +6,7 @@ samples, D input features, M outputs, C classes. float32 stays float32: no funct
 
 Layers: linear, maxout, dropout, dropout2d, batch_norm, layer_norm.
 Pooling (chainrule.nn._pool): max_pool2d, avg_pool2d.
+Convolution (``chainrule.nn._conv``): conv2d, conv_transpose2d, unfold, fold.
 Activations: sigmoid, tanh, relu, leaky_relu, elu, gelu (+ softmax, log_softmax from the core).
 Losses: cross_entropy, nll_loss, multiclass_hinge, mse, binary_cross_entropy_with_logits, l2_penalty.
 """
@@ -16,6 +17,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from chainrule.nn._conv import conv2d, conv_transpose2d, fold, unfold
 from chainrule.nn._functions import activation as _act
 from chainrule.nn._functions import dropout as _drop
 from chainrule.nn._functions import linear as _lin
@@ -27,6 +29,7 @@ from chainrule.tensor import Tensor
 
 __all__ = [
     "linear", "maxout", "dropout", "dropout2d", "batch_norm", "layer_norm", "max_pool2d", "avg_pool2d",
+    "conv2d", "conv_transpose2d", "unfold", "fold",
     "sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "softmax", "log_softmax",
     "cross_entropy", "nll_loss", "multiclass_hinge", "mse", "mse_loss", "binary_cross_entropy_with_logits",
     "l2_penalty",
