@@ -274,6 +274,7 @@ class ConvPrimitives:
 
     def _run(self, key, arrays: dict, make) -> None:
         lib = self.dnnl
+        key = key + (ACTIVATIONS,)
         with lib.lock:  # plans' memory objects and the stream are shared state: one caller at a time
             plan = self.cache.get(key)
             if plan is None:
