@@ -46,24 +46,35 @@ Pair = tuple[int, int]
 
 def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geom: ConvGeometry) -> np.ndarray:
     """y (N, O, Ho, Wo): x (N, C, H, W) cross-correlated with w (O, C/groups, kh, kw), plus b (O,) if given."""
-    return _STATE.impl.conv2d_forward(x, w, b, geom)
+    return _impl(x, w).conv2d_forward(x, w, b, geom)
 
 
 def conv2d_backward_data(gy: np.ndarray, w: np.ndarray, in_hw: Pair, geom: ConvGeometry) -> np.ndarray:
     """gx (N, C, H, W) with (H, W) = ``in_hw``: the gradient of the input of ``conv2d_forward`` from gy."""
-    return _STATE.impl.conv2d_backward_data(gy, w, in_hw, geom)
+    return _impl(gy, w).conv2d_backward_data(gy, w, in_hw, geom)
 
 
 def conv2d_backward_weight(x: np.ndarray, gy: np.ndarray, kernel_hw: Pair, geom: ConvGeometry,
                            bias: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """(gw (O, C/groups, kh, kw), gb (O,) when ``bias`` else None): the parameters' gradients from x and gy."""
-    return _STATE.impl.conv2d_backward_weight(x, gy, kernel_hw, geom, bias)
+    return _impl(x, gy).conv2d_backward_weight(x, gy, kernel_hw, geom, bias)
+
+
+def _impl(*arrays: np.ndarray) -> Any:
+    """The selected implementation, or the NumPy one for arrays whose dtype it does not compute: oneDNN's kernels
+    are float32 (``DTYPES`` of an implementation module), so float64 (gradient checks) stays exact on NumPy, as
+    ``backend.gemm`` keeps float64 products on ``np.matmul``."""
+    dtypes = _STATE.dtypes
+    if dtypes is not None and any(a.dtype not in dtypes for a in arrays):
+        return _im2col
+    return _STATE.impl
 
 
 class _State:
     name: str = "numpy"  # the implementation in use
     requested: str = "numpy"
     impl: Any = _im2col
+    dtypes: tuple | None = None  # the dtypes impl computes (None: all); others run on _im2col
     why_not: dict[str, str] = {}  # implementation -> why it is not in use (when it was tried)
 
 
@@ -100,6 +111,7 @@ def select_conv(choice: str) -> str:
                 raise RuntimeError(f"CHAINRULE_CONV=onednn but oneDNN's convolutions are unavailable: {why}; "
                                    "install chainrule[bf16] (onednn-cpu-gomp) or use auto/numpy")
     _STATE.impl, _STATE.name, _STATE.requested = impl, name, choice
+    _STATE.dtypes = getattr(impl, "DTYPES", None)
     return name
 
 
