@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.utils.serial import FileFormatError, load_tree, read_npz, save_tree
+from chainrule.utils.serial import FileFormatError, load_tree, npz_members, read_npz, save_tree
 
 FORMAT = "chainrule.classifier"
 FORMAT_VERSION = 2
@@ -113,11 +113,12 @@ def load(path: str | os.PathLike, expected: type | None = None) -> Any:
     path = os.fspath(path)
     if _is_safetensors(path):
         return _build(path, _load_safetensors(path), expected)
-    try:
-        arrays = read_npz(path)
+    try:  # the zip's directory first: which format; members are then read bounded (chainrule.utils.serial)
+        version1 = _V1_META_KEY in npz_members(path)
+        arrays = read_npz(path) if version1 else {}
     except FileFormatError as e:
         raise ValueError(f"{path}: not a chainrule classifier file readable without pickle ({e})") from e
-    if _V1_META_KEY in arrays:
+    if version1:
         tree = _version1_tree(path, arrays)
     else:
         try:
@@ -204,8 +205,11 @@ def _build(path: str, tree: dict[str, Any], expected: type | None) -> Any:
     registry = _registry()
     name = tree.get("class")
     cls = registry.get(name)
-    if cls is None and name in package.__all__:  # exported but loaded lazily (MLPClassifier)
-        cls = getattr(package, name)
+    if cls is None and isinstance(name, str):  # a registered model whose module is imported on first use
+        try:
+            cls = package.spec_of(name).estimator_class
+        except ValueError:
+            cls = None
     if cls is None:
         raise ValueError(f"{path}: unknown classifier class {name!r}; known: {sorted(registry)}")
     if expected is not None and cls is not expected:
