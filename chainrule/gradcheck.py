@@ -51,9 +51,19 @@ class GradcheckError(AssertionError):
     """Raised by ``gradcheck`` when an analytic gradient disagrees with the numerical one."""
 
 
+def _inputs(inputs: tuple) -> tuple:
+    """``fn(*inputs)``'s arguments: chainrule's ``gradcheck(fn, x, y)`` or PyTorch's ``gradcheck(fn, (x, y))``
+    (one tuple or list of inputs)."""
+    if len(inputs) == 1 and isinstance(inputs[0], (tuple, list)):
+        return tuple(inputs[0])
+    return inputs
+
+
 def gradcheck(fn: Callable[..., Tensor], *inputs: Any, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
               samples: int | None = None, seed: int = 0) -> bool:
     """Check ``fn``'s backward against centered differences at ``inputs``, in float64.
+
+    ``inputs`` as PyTorch's ``gradcheck(fn, (x, y))`` (one tuple or list, or one Tensor) or ``gradcheck(fn, x, y)``.
 
     Every Tensor input with ``requires_grad=True`` is checked (other inputs are constants). For a non-scalar output
     the check is of ``sum(fn(*inputs) * R)`` for a fixed random ``R``, which exercises the whole backward pass.
@@ -62,7 +72,7 @@ def gradcheck(fn: Callable[..., Tensor], *inputs: Any, eps: float = 1e-6, atol: 
     the input, the coordinate and both values.
     """
     rng = np.random.default_rng(seed)
-    xs = [_as_float64(x) for x in inputs]
+    xs = [_as_float64(x) for x in _inputs(inputs)]
     checked = [i for i, x in enumerate(xs) if isinstance(x, Tensor) and x.requires_grad]
     if not checked:
         raise ValueError("gradcheck: no input requires grad; pass Tensors created with requires_grad=True")
@@ -102,6 +112,7 @@ def gradcheck(fn: Callable[..., Tensor], *inputs: Any, eps: float = 1e-6, atol: 
 def gradgradcheck(fn: Callable[..., Tensor], *inputs: Any, grad_outputs: Any = None, eps: float = 1e-6,
                   atol: float = 1e-5, rtol: float = 1e-3, samples: int | None = None, seed: int = 0) -> bool:
     """Check ``fn``'s second derivatives at ``inputs`` against centered differences of its gradients, in float64.
+    ``inputs`` as PyTorch's ``gradgradcheck(fn, (x, y))`` or as ``gradgradcheck(fn, x, y)``.
 
     As PyTorch's ``gradgradcheck``: the backward pass of ``fn`` is a function g(inputs, v) = v . d fn / d inputs
     (the gradients ``autograd.grad(fn(*inputs), inputs, v)``, for an upstream gradient ``v``: ``grad_outputs``, or a
@@ -113,7 +124,7 @@ def gradgradcheck(fn: Callable[..., Tensor], *inputs: Any, grad_outputs: Any = N
     from chainrule.autograd import grad
 
     rng = np.random.default_rng(seed)
-    xs = [_as_float64(x) for x in inputs]
+    xs = [_as_float64(x) for x in _inputs(inputs)]
     checked = [i for i, x in enumerate(xs) if isinstance(x, Tensor) and x.requires_grad]
     if not checked:
         raise ValueError("gradgradcheck: no input requires grad; pass Tensors created with requires_grad=True")

@@ -220,3 +220,20 @@ def test_gradcheck_catches_a_wrong_builtin_style_op_on_a_large_input() -> None:
     assert gradcheck(lambda t: cr.log(t).sum(), x, samples=20)
     with pytest.raises(GradcheckError):
         gradcheck(lambda t: WrongSquare.apply(t).sum(), x, samples=3)
+
+
+def test_pytorch_tuple_form_of_the_inputs_is_accepted():
+    import torch
+
+    from chainrule.gradcheck import gradcheck, gradgradcheck
+
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((3, 4)), rng.standard_normal((4, 2))
+    x, y = (Tensor(v, requires_grad=True) for v in (a, b))
+    tx, ty = (torch.tensor(v, requires_grad=True) for v in (a, b))
+    for check, torch_check in ((gradcheck, torch.autograd.gradcheck), (gradgradcheck, torch.autograd.gradgradcheck)):
+        assert torch_check(lambda p, q: (p @ q).tanh(), (tx, ty))  # the form PyTorch users write
+        assert check(lambda p, q: (p @ q).tanh(), (x, y)) is True
+        assert check(lambda p, q: (p @ q).tanh(), [x, y]) is True
+        assert check(lambda p, q: (p @ q).tanh(), x, y) is True  # chainrule's own form still works
+        assert check(lambda p: p.tanh(), x) is True and check(lambda p: p.tanh(), (x,)) is True
