@@ -149,8 +149,11 @@ def _build(path: str, tree: dict[str, Any], expected: type | None) -> Any:
     registry = _registry()
     name = tree.get("class")
     cls = registry.get(name)
-    if cls is None and name in package.__all__:  # exported but loaded lazily (MLPClassifier)
-        cls = getattr(package, name)
+    if cls is None and isinstance(name, str):  # a registered model whose module is imported on first use
+        try:
+            cls = package.spec_of(name).estimator_class
+        except ValueError:
+            cls = None
     if cls is None:
         raise ValueError(f"{path}: unknown classifier class {name!r}; known: {sorted(registry)}")
     if expected is not None and cls is not expected:
