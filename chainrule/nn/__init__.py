@@ -17,6 +17,7 @@ from chainrule.nn.dropout import Dropout
 from chainrule.nn.linear import Linear
 from chainrule.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, MultiClassHingeLoss
 from chainrule.nn.mlp import MLP
+from chainrule.nn.convnet import ConvNet
 from chainrule.nn.module import IncompatibleKeys, Module, Parameter, Sequential
 from chainrule.nn.normalization import BatchNorm1d, LayerNorm
 from chainrule.nn.shape import Flatten
@@ -28,4 +29,5 @@ __all__ = [
     "Linear", "MLP", "Dropout", "BatchNorm1d", "LayerNorm", "Flatten", "Softmax", "LogSoftmax",
     "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "ELU", "GELU", "Maxout",
     "CrossEntropyLoss", "MultiClassHingeLoss", "MSELoss", "BCEWithLogitsLoss",
+    "ConvNet",
 ]
