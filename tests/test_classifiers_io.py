@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 import zipfile
@@ -190,3 +191,69 @@ def test_a_foreign_npz_or_pickled_file_is_refused(tmp_path):
     with pytest.raises(ValueError, match="not a chainrule classifier file readable without pickle"):
         clf.load(tmp_path / "obj.npz")
     assert zipfile.is_zipfile(tmp_path / "obj.npz")
+
+
+_BOMB = 256 * 2**20  # what a crafted member expands to; it compresses to ~256 KB
+
+
+def _crafted(src: Path, dst: Path, *, bomb_as: str) -> None:
+    """A copy of the .npz ``src`` in which member ``bomb_as`` (a new name, or one of its members) is a deflated
+    .npy of _BOMB zero bytes. The bomb is written in 1 MiB pieces, so building it costs no memory."""
+    with zipfile.ZipFile(src) as z, zipfile.ZipFile(dst, "w") as out:
+        for info in z.infolist():
+            if info.filename != bomb_as:
+                out.writestr(info.filename, z.read(info))
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": (_BOMB,)})
+        info = zipfile.ZipInfo(bomb_as)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        with out.open(info, "w", force_zip64=True) as f:
+            f.write(header.getvalue())
+            for _ in range(_BOMB // 2**20):
+                f.write(bytes(2**20))
+
+
+_LOAD_AND_MEASURE = """
+import resource, sys
+from chainrule.classifiers import load
+from chainrule.train.checkpoint import CheckpointError, load_checkpoint
+loader = load if sys.argv[1] == "model" else load_checkpoint
+loader(sys.argv[2])  # the intact file: imports and one load are the baseline
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    loader(sys.argv[3])
+    print("LOADED")
+except (ValueError, CheckpointError) as e:
+    print("REFUSED", e)
+print("GROWTH_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+"""
+
+
+@pytest.mark.parametrize("kind", ["model", "checkpoint"])
+@pytest.mark.parametrize("bomb_as", ["extra.npy", "listed"])
+def test_a_crafted_member_is_refused_before_it_is_decompressed(tmp_path, kind, bomb_as):
+    import subprocess
+    import sys
+
+    good = tmp_path / "good.npz"
+    if kind == "model":
+        LinearSVM(iterations=5, random_state=0).fit(X_IMAGES, Y).save(good)
+        listed = "arrays/W_.npy"
+    else:
+        from chainrule.train.checkpoint import save_checkpoint
+
+        save_checkpoint(good, {"step": 3, "weights": {"W": np.ones((4, 3), np.float32)}})
+        listed = "weights/W.npy"
+    bad = tmp_path / "bad.npz"
+    with zipfile.ZipFile(good) as z:
+        assert listed in z.namelist()
+    _crafted(good, bad, bomb_as=listed if bomb_as == "listed" else bomb_as)
+    assert bad.stat().st_size < 2 * 2**20
+    run = subprocess.run([sys.executable, "-c", _LOAD_AND_MEASURE, kind, str(good), str(bad)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "REFUSED" in run.stdout, run.stdout
+    assert ("not in the manifest: extra" if bomb_as != "listed" else "more than the") in run.stdout
+    assert "refused before" in run.stdout
+    growth_mb = int(run.stdout.split("GROWTH_KB")[1]) / 1024
+    assert growth_mb < 32, f"refusing the file cost {growth_mb:.0f} MB (the bomb expands to 256 MiB)"

@@ -300,3 +300,34 @@ def test_flip_augmented_model_saves_only_the_originals(tmp_path):
     np.testing.assert_array_equal(loaded.X_fit_, knn.X_fit_)
     q = RNG.integers(0, 256, (5, 3, 4), dtype=np.uint8)
     np.testing.assert_array_equal(loaded.predict(q), knn.predict(q))
+
+
+def _traced_peak(fn):
+    """Peak bytes traced by tracemalloc (NumPy reports its arrays to it) while ``fn()`` runs."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("metric", ["l2", "l1"])
+def test_predict_proba_memory_is_chunk_times_m_whatever_k_and_the_number_of_queries(metric):
+    rng = np.random.default_rng(0)
+    M, C, chunk = 2000, 10, 64
+    X = rng.integers(0, 256, size=(M, 16), dtype=np.uint8)
+    y = rng.integers(0, C, size=M)
+    Q = rng.integers(0, 256, size=(8000, 16), dtype=np.uint8)
+    knn = KNearestNeighbor(k=1500, metric=metric, chunk_size=chunk).fit(X, y)
+    expected = knn.predict_proba(Q[:100])  # warm up (compiled kernels), and the reference for the chunked rows
+    for method in (knn.predict_proba, knn.predict, lambda q: knn.predict_many(q, [1, 1500])):
+        peak = _traced_peak(lambda: method(Q))
+        result_bytes = len(Q) * C * 8 * 2  # the (N, C) votes and the returned probabilities
+        # O(chunk x M): the chunk's distance block and its neighbour lists (8-byte indices), a few times over.
+        # Before: the (N, k) index and distance arrays alone were 2 x 8000 x 1500 x 8 = 192 MB.
+        assert peak < result_bytes + 8 * chunk * M * 8, (method, peak)
+    np.testing.assert_array_equal(knn.predict_proba(Q)[:100], expected)
+    np.testing.assert_array_equal(knn.predict(Q), np.argmax(knn.predict_proba(Q), axis=1))

@@ -106,6 +106,15 @@ TORCH: dict[str, Callable[..., Any]] = {
     "log_softmax axis 0": lambda a: torch.log_softmax(a, 0), "logsumexp all": lambda a: torch.logsumexp(a, (0, 1)),
     "logsumexp axis 1": lambda a: torch.logsumexp(a, 1),
     "logsumexp axis tuple keepdims": lambda a: torch.logsumexp(a, (0, 2), keepdim=True),
+    "conv2d stride padding groups bias": lambda x, w, b: TF.conv2d(x, w, b, stride=2, padding=1, groups=2),
+    "conv2d same even kernel dilation": lambda x, w: TF.conv2d(x, w, padding="same", dilation=(1, 2)),
+    "conv2d depthwise": lambda x, w: TF.conv2d(x, w, stride=(2, 1), groups=3),
+    "conv_transpose2d output_padding groups":
+        lambda x, w, b: TF.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1, groups=2),
+    "conv weight gradient": lambda x, gy: torch.nn.grad.conv2d_weight(x, (6, 2, 3, 3), gy, stride=2, padding=1,
+                                                                      groups=2),
+    "unfold": lambda x: TF.unfold(x, (2, 3), padding=1, stride=(2, 1)),
+    "fold": lambda c: TF.fold(c, (4, 5), 2, dilation=(1, 2)),
     "reuse x*x+x": lambda a: a * a + a,
     "reuse diamond": lambda a, b: (a * b).tanh() * (a * b).exp() + (a @ b.T) @ a,
 }
@@ -174,6 +183,11 @@ X3 = R.standard_normal((2, 3, 4))
 G34, B34 = R.standard_normal((3, 4)), R.standard_normal((3, 4))
 S = R.standard_normal((5, 3)) * 2
 T = R.random((5, 3))
+XC, WC = R.standard_normal((2, 3, 4, 5)), R.standard_normal((2, 3, 3, 2))  # conv input and weight
+BC = R.standard_normal(2)
+IMG = R.permutation(2 * 3 * 5 * 6).reshape(2, 3, 5, 6) / 9.0 - 2.0  # (N, C, H, W), no ties for max pooling
+IMG_CL = np.ascontiguousarray(IMG.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # the same, channels-last
+RM3, RV3, G3, B3 = R.standard_normal(3), R.random(3) + 0.5, R.standard_normal(3), R.standard_normal(3)
 
 
 def _torch_maxout(x, w, b):
@@ -205,6 +219,22 @@ FUNCTIONAL = [
      lambda x: TF.batch_norm(x, None, None, training=True), [X]),
     ("batch_norm eval", lambda x, g, b: F.batch_norm(x, RM.copy(), RV.copy(), g, b, training=False),
      lambda x, g, b: TF.batch_norm(x, torch.tensor(RM), torch.tensor(RV), g, b, training=False), [X, G4, B4]),
+    ("batch_norm (N, C, H, W) training", lambda x, g, b: F.batch_norm(x, None, None, g, b, training=True),
+     lambda x, g, b: TF.batch_norm(x, None, None, g, b, training=True), [IMG, G3, B3]),
+    ("batch_norm (N, C, H, W) channels-last eval",
+     lambda x, g, b: F.batch_norm(x, RM3.copy(), RV3.copy(), g, b, training=False),
+     lambda x, g, b: TF.batch_norm(x, torch.tensor(RM3), torch.tensor(RV3), g, b, training=False), [IMG_CL, G3, B3]),
+    ("dropout2d", lambda x: F.dropout2d(x, 0.4, generator=_gen()),
+     lambda x: x * torch.tensor((_gen().random((2, 3, 1, 1)) >= 0.4) / 0.6), [IMG]),
+    ("max_pool2d 3x3 stride 2 padding 1 ceil", lambda x: F.max_pool2d(x, 3, 2, 1, ceil_mode=True),
+     lambda x: TF.max_pool2d(x, 3, 2, 1, ceil_mode=True), [IMG]),
+    ("max_pool2d 2x2 channels-last, indices", lambda x: F.max_pool2d(x, 2, return_indices=True)[0],
+     lambda x: TF.max_pool2d(x, 2), [IMG_CL]),
+    ("max_pool2d dilation", lambda x: F.max_pool2d(x, 2, 1, 1, dilation=2), lambda x: TF.max_pool2d(x, 2, 1, 1, 2),
+     [IMG]),
+    ("avg_pool2d 3x3 stride 2 padding 1 ceil", lambda x: F.avg_pool2d(x, 3, 2, 1, True, False),
+     lambda x: TF.avg_pool2d(x, 3, 2, 1, True, False), [IMG]),
+    ("avg_pool2d 2x2 channels-last", lambda x: F.avg_pool2d(x, 2), lambda x: TF.avg_pool2d(x, 2), [IMG_CL]),
     ("layer_norm", lambda x, g, b: F.layer_norm(x, (3, 4), g, b), lambda x, g, b: TF.layer_norm(x, (3, 4), g, b),
      [X3, G34, B34]),
     ("layer_norm, no affine", lambda x: F.layer_norm(x, 4), lambda x: TF.layer_norm(x, (4,)), [X3]),
@@ -229,6 +259,12 @@ FUNCTIONAL = [
     *[(f"bce with logits {red}", lambda x, t, red=red: F.binary_cross_entropy_with_logits(x, t, red),
        lambda x, t, red=red: TF.binary_cross_entropy_with_logits(x, t, reduction=red), [S, T])
       for red in ("mean", "none")],
+    ("conv2d", lambda x, w, b: F.conv2d(x, w, b, stride=(2, 1), padding=1, dilation=(1, 2)),
+     lambda x, w, b: TF.conv2d(x, w, b, stride=(2, 1), padding=1, dilation=(1, 2)), [XC, WC, BC]),
+    ("conv_transpose2d", lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, output_padding=1),
+     lambda x, w, b: TF.conv_transpose2d(x, w, b, stride=2, output_padding=1), [XC, WC.transpose(1, 0, 2, 3), BC]),
+    ("unfold and fold", lambda x: F.fold(F.unfold(x, 2, padding=1) ** 2, (4, 5), 2, padding=1),
+     lambda x: TF.fold(TF.unfold(x, 2, padding=1) ** 2, (4, 5), 2, padding=1), [XC]),
     ("l2_penalty", lambda a, b: F.l2_penalty([a, b], 0.3), lambda a, b: 0.3 * ((a * a).sum() + (b * b).sum()),
      [W, W6]),
 ]

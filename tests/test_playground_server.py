@@ -97,9 +97,10 @@ def test_bad_messages_get_errors_and_the_session_carries_on(client):
         frame = receive(ws, "frame")
         assert frame["model"] == "knn" and frame["params"]["knn"]["k"] == 3 and frame["train_accuracy"] > 0.9
         bad = [
-            ('{"type": "set", "params": {"k": 0}}', "params.k", "must be between 1 and 5000"),
-            ('{"type": "set", "params": {"k": 400}}', "params.k",
-             "must be at most the number of training points (210)"),
+            ('{"type": "set", "params": {"k": 0}}', "params.k", "must be between 1 and 100"),
+            ('{"type": "set", "params": {"k": 400}}', "params.k", "must be between 1 and 100"),
+            ('{"type": "set", "data": {"n_points": 100}, "params": {"k": 71}}', "params.k",
+             "must be at most the number of training points (70)"),
             ('{"type": "set", "data": {"n_points": 6000}}', "data.n_points", "must be between 4 and 5000"),
             ('{"type": "set", "model": "mlp", "params": {"hidden_sizes": [8,8,8,8,8,8,8,8,8]}}',
              "params.hidden_sizes", "at most 8 hidden layers"),
@@ -153,14 +154,15 @@ def test_sessions_are_independent_and_freed_on_close(client):
     assert left == []
 
 
-def test_sessions_beyond_the_limit_are_refused():
+def test_sessions_beyond_the_limit_are_told_the_server_is_full():
     app = create_app(allowed_hosts=["testserver"], max_sessions=1)
     with TestClient(app) as c, c.websocket_connect("/ws", headers=ORIGIN) as first:
         opened(first)
         with pytest.raises(WebSocketDisconnect) as info:
             with c.websocket_connect("/ws", headers=ORIGIN) as second:
+                assert second.receive_json()["rule"] == "server full"
                 second.receive_json()
-        assert info.value.code == 1013
+        assert (info.value.code, info.value.reason) == (1013, "server full")
 
 
 def test_four_tabs_train_at_once_and_pause_promptly(client):

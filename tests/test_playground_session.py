@@ -53,8 +53,9 @@ def test_knn_fits_at_once_and_its_regions_follow_k():
     s.apply('{"type": "set", "params": {"k": 25}}')
     f25 = s.frame()
     assert f25["train_accuracy"] < 1.0 and roughness(f25) < roughness(f1)
-    with pytest.raises(ProtocolError, match=r"params.k: must be at most the number of training points \(210\)"):
-        s.apply('{"type": "set", "params": {"k": 211}}')
+    s.apply('{"type": "set", "data": {"n_points": 80}}')
+    with pytest.raises(ProtocolError, match=r"params.k: must be at most the number of training points \(56\)"):
+        s.apply('{"type": "set", "params": {"k": 57}}')
     assert s.params["knn"]["k"] == 25  # a rejected message changes nothing
 
 

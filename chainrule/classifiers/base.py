@@ -392,7 +392,8 @@ class BaseClassifier:
     # ---- persistence (format in chainrule.classifiers.io) --------------------------------------------------------
 
     def save(self, path: Any) -> None:
-        """Write the fitted estimator to ``path`` (a .npz file holding arrays and JSON metadata; no pickle)."""
+        """Write the fitted estimator to ``path``: a .npz file holding arrays and JSON metadata, or, for a path ending
+        in ``.safetensors``, a safetensors file (no pickle either way; ``chainrule.classifiers.io``)."""
         from chainrule.classifiers.io import save
 
         save(self, path)

@@ -299,21 +299,33 @@ class NeighborIndex:
 
     def query(self, X: np.ndarray, k: int, chunk_size: Any = "auto") -> tuple[np.ndarray, np.ndarray]:
         """(dists (N, k) float64, idx (N, k) int64): the k nearest training rows of each row of X (N, D)."""
+        n = X.shape[0]
+        dists = np.empty((n, k), dtype=np.float64)
+        idx = np.empty((n, k), dtype=np.int64)
+        for start, stop, vals, nn in self.query_chunks(X, k, chunk_size):
+            dists[start:stop] = vals
+            idx[start:stop] = nn
+        return dists, idx
+
+    def query_chunks(self, X: np.ndarray, k: int, chunk_size: Any = "auto"):
+        """Yield (start, stop, dists (n, k), idx (n, k)) for each chunk of rows X[start:stop], in order: callers
+        that reduce each chunk at once (votes) hold O(chunk * M) memory whatever N and k are."""
         if self.is_u8 and X.dtype != np.uint8:  # integer-valued queries in [0, 255] take the exact uint8 paths
             Xr = np.rint(X)
             if np.array_equal(Xr, X) and Xr.min() >= 0 and Xr.max() <= 255:
                 X = Xr.astype(np.uint8)
         if self.vnni and X.dtype != np.uint8:  # other float queries cannot use the int8 store: GEMM path
-            return NeighborIndex(self.source, self.metric, self.use_numba, vnni=False).query(X, k, chunk_size)
+            yield from NeighborIndex(self.source, self.metric, self.use_numba, vnni=False).query_chunks(
+                X, k, chunk_size)
+            return
         n = X.shape[0]
         rows = self.chunk_rows(chunk_size)
-        dists = np.empty((n, k), dtype=np.float64)
-        idx = np.empty((n, k), dtype=np.int64)
         with progress(n, f"kNN ({self.metric.upper()}, {self.n_train:,} training rows)", "queries") as bar:
             for start in range(0, n, rows):
                 stop = min(start + rows, n)
                 scores, col, offset = self._block(X[start:stop])
                 vals, nn = smallest_k(scores, k, self.use_numba, col)
+                del scores
                 if not self.is_u8:  # float inputs: float64 distances for the k chosen, re-ordered by them
                     vals = self._refine(X[start:stop], nn)
                     order = np.lexsort((nn, vals), axis=-1)
@@ -323,10 +335,8 @@ class NeighborIndex:
                     if offset is not None:  # L2: squared distance = score + ||a||^2, then the root
                         vals += offset[:, None]
                         np.sqrt(np.maximum(vals, 0.0, out=vals), out=vals)
-                dists[start:stop] = vals
-                idx[start:stop] = nn
+                yield start, stop, vals, nn
                 bar.update(stop - start)
-        return dists, idx
 
     def _refine(self, X: np.ndarray, nn: np.ndarray) -> np.ndarray:
         """float64 distances (n, k) from the rows X (n, D) to their chosen neighbours nn (n, k).

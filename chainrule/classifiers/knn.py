@@ -5,8 +5,9 @@
     knn.predict_many(X_val, ks=[1, 3, 5, 10, 20])                    # {k: labels}, one distance pass
     dist, idx = knn.kneighbors(X_val, k=3)                           # (N, 3) each, nearest first
 
-Distances are computed in chunks of test rows (``chunk_size``), so memory stays O(chunk_size * n_train) whatever
-the number of queries: see ``chainrule.classifiers.distances`` for the L2 GEMM trick, the exact uint8 L1 kernel
+Distances are computed in chunks of test rows (``chunk_size``), and ``predict``, ``predict_proba`` and
+``predict_many`` turn each chunk's neighbours into votes at once, so memory stays O(chunk_size * n_train) whatever
+the number of queries and k: see ``chainrule.classifiers.distances`` for the L2 GEMM trick, the exact uint8 L1 kernel
 and the precision argument. Votes count each of the k neighbours once; a tie between classes goes to the smallest
 label (the first in ``classes_``), and neighbours at equal distance are ordered by training index.
 
@@ -121,15 +122,30 @@ class KNearestNeighbor(BaseClassifier):
         flat = (np.arange(n)[:, None] * C + labels).ravel()
         return np.bincount(flat, minlength=n * C).reshape(n, C)
 
+    def _chunked_votes(self, X: Any, ks: list[int]) -> dict[int, np.ndarray]:
+        """{k: (N, C) vote counts} for every k in ``ks``, from one chunked pass: each chunk's neighbours are
+        reduced to votes at once, so memory is O(chunk_size * M) plus the (N, C) results, whatever N and k are."""
+        self._check_is_fitted()
+        self._check_chunk_size()
+        k_max = max(ks)
+        X = check_X(X, self, reset=False, keep_uint8=True)
+        votes = {k: np.empty((len(X), len(self.classes_)), dtype=np.int64) for k in ks}
+        for start, stop, _, idx in self._engine().query_chunks(X, k_max, self.chunk_size):
+            for k in ks:
+                votes[k][start:stop] = self._votes(idx, k)
+        return votes
+
     def predict(self, X: Any) -> np.ndarray:
         """Labels (N,): the majority label among the k nearest training rows (ties: the smallest label)."""
-        _, idx = self.kneighbors(X)
-        return self.classes_[np.argmax(self._votes(idx, idx.shape[1]), axis=1)]
+        self._check_is_fitted()
+        k = self._check_k(self.k)
+        return self.classes_[np.argmax(self._chunked_votes(X, [k])[k], axis=1)]
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """(N, C): the fraction of the k neighbours in each class (columns in ``classes_`` order)."""
-        _, idx = self.kneighbors(X)
-        return self._votes(idx, idx.shape[1]) / float(idx.shape[1])
+        self._check_is_fitted()
+        k = self._check_k(self.k)
+        return self._chunked_votes(X, [k])[k] / float(k)
 
     def probabilities(self, X: Any) -> tuple[np.ndarray, str]:
         return self.predict_proba(X), f"fraction of the k={self.k} nearest training samples in each class"
@@ -146,8 +162,8 @@ class KNearestNeighbor(BaseClassifier):
         ks = [self._check_k(k) for k in ks]
         if not ks:
             raise ValueError("predict_many needs at least one k, got an empty list")
-        _, idx = self.kneighbors(X, max(ks))
-        return {k: self.classes_[np.argmax(self._votes(idx, k), axis=1)] for k in ks}
+        votes = self._chunked_votes(X, sorted(set(ks)))
+        return {k: self.classes_[np.argmax(votes[k], axis=1)] for k in ks}
 
     def score_many(self, X: Any, y: Any, ks: Iterable[int]) -> dict[int, float]:
         """{k: accuracy} for every k in ``ks`` from one distance pass (for choosing k on validation data)."""

@@ -371,6 +371,16 @@ class LinearClassifier(InputSteps, BaseClassifier):
     def describe(self) -> str:
         return f"{self._kind}, reg {self.reg:g}"
 
+    def as_module(self) -> Any:
+        """The fitted prediction as one ``nn.Module`` of ops: raw rows x (N, D) float32 -> scores x' W + b (N, C),
+        with the preprocessing (standardisation, mean image, ZCA) on the graph; what ``chainrule.onnx.export``
+        writes. Refused for features='hog_color' (NumPy code outside the graph)."""
+        from chainrule import nn
+        from chainrule.classifiers._input_module import input_module
+
+        self._check_is_fitted()
+        return nn.Sequential(input_module(self), self._model_from_weights()).eval()
+
     # ---- persistence ---------------------------------------------------------------------------------------------
 
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

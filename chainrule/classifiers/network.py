@@ -443,6 +443,20 @@ class NeuralNetClassifier(InputSteps, BaseClassifier):
         s -= np.log(np.exp(s).sum(axis=1, keepdims=True))
         return s
 
+    def as_module(self) -> nn.Module:
+        """The fitted prediction as one ``nn.Module`` of ops (evaluation mode): raw rows x (N, D) float32 -> the
+        preprocessing (standardisation, mean image, ZCA) -> the network -> scores (N, C); what
+        ``chainrule.onnx.export`` writes. Shares ``model_``. Refused for features='hog_color' (NumPy code outside the
+        graph) and test_time_flip=True (two passes averaged, not this graph)."""
+        from chainrule.classifiers._input_module import input_module
+
+        self._check_is_fitted()
+        if check_flag(self, "test_time_flip"):
+            raise ValueError(f"{type(self).__name__} with test_time_flip=True averages the scores of each image and "
+                             "its mirror image, which as_module() (one pass) does not compute; set "
+                             "test_time_flip=False to export it")
+        return nn.Sequential(input_module(self), self.model_).eval()
+
     # ---- persistence ----------------------------------------------------------------------------------------------
 
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

@@ -64,6 +64,9 @@ RUN_OPTIONS: tuple[Option, ...] = (
     Option("keep_checkpoints", "int", 3, "step checkpoints to keep", low=1, resume_may_differ=True),
     Option("diagnostics", "bool", True, "per-epoch weight/gradient norms, update ratios, dead ReLUs",
            resume_may_differ=True),
+    Option("tensorboard", "bool", False, "also write TensorBoard event files to <run>/tensorboard: scalars, weight "
+           "and gradient histograms, first-layer images (needs tensorboardX: pip install 'chainrule[interop]')",
+           resume_may_differ=True),
 )
 RUN_BY_KEY = {o.key: o for o in RUN_OPTIONS}
 

@@ -31,6 +31,10 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="address to bind (default: 127.0.0.1, this machine only; any other address warns, since "
                         "anyone who can reach it can use the playground)")
     p.add_argument("--open", action="store_true", help="open the page in the default web browser")
+    p.add_argument("--max-tabs", type=int, default=32, help="browser tabs served at once; the next one is told "
+                   "'server full' (default: 32)")
+    p.add_argument("--idle-timeout", type=float, default=600.0, help="seconds after which a tab that is not "
+                   "training and has sent nothing is closed (default: 600; open pages ping while visible)")
     p.set_defaults(func=run)
 
 
@@ -73,19 +77,24 @@ def run(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from chainrule.playground.server import LOCAL_HOSTS, create_app
+        from chainrule.playground.server import LOCAL_HOSTS, MAX_FRAME_BYTES, create_app
     except ImportError as e:
         raise RuntimeError(f"the playground needs Starlette, uvicorn and websockets ({e}); install them with: "
                            "pip install \"chainrule[playground]\"") from None
+    if args.max_tabs < 1:
+        raise UsageError(f"--max-tabs must be at least 1, got {args.max_tabs}")
+    if not args.idle_timeout > 0:
+        raise UsageError(f"--idle-timeout must be a positive number of seconds, got {args.idle_timeout}")
     local = is_loopback(args.host)
     sock = _listen(args.host, args.port)
     url = _url(sock)
     if not local:
         print(f"chainrule playground: warning: listening on {args.host}, not only this machine: anyone who can "
               "reach this address can use the playground (there is no login)", file=sys.stderr, flush=True)
-    app = create_app(allowed_hosts=LOCAL_HOSTS if local else None)
+    app = create_app(allowed_hosts=LOCAL_HOSTS if local else None, max_sessions=args.max_tabs,
+                     idle_timeout=args.idle_timeout)
     config = uvicorn.Config(app, log_level="warning", access_log=False, ws="auto", lifespan="off",
-                            ws_max_size=1 << 20, timeout_graceful_shutdown=3)
+                            ws_max_size=MAX_FRAME_BYTES, timeout_graceful_shutdown=3)
     server = uvicorn.Server(config)
 
     def stop(signum: int, frame: Any) -> None:

@@ -333,14 +333,16 @@ def _fit(est: Any, config: Mapping[str, Any], folder: Any, data: Data, progress:
          stop: Any) -> tuple[Any, float]:
     """``est.fit`` with the run-folder hooks; a diverged run writes its summary and report, then fails (exit 1)."""
     from chainrule.train import MetricsWriter, ProgressBar
+    from chainrule.train.tensorboard import TensorBoardLogger
 
     recorder, writer = _Recorder(), MetricsWriter(folder.path)
+    extra = [TensorBoardLogger(folder.path / "tensorboard", data.X_train.shape[1:])] if config["tensorboard"] else []
     t0 = time.perf_counter()
     try:
         with usage_errors():
             try:
                 est.fit(data.X_train, data.y_train, validation_data=(data.X_val, data.y_val),
-                        callbacks=[writer, ProgressBar(enabled=progress), recorder, stop],
+                        callbacks=[writer, ProgressBar(enabled=progress), recorder, stop, *extra],
                         checkpoints=(folder.checkpoints(config["keep_checkpoints"],
                                                         extra={"run": _run_settings(config)}) if checkpoints else None),
                         checkpoint_every=config["checkpoint_every"] or None, resume=resume_state,

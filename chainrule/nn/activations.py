@@ -93,8 +93,11 @@ class Maxout(Module):
     """max over ``pieces`` affine maps of x (Goodfellow et al., 2013): x (N, D) -> (N, M).
 
     Holds all k maps in one weight of shape (D, k*M) (piece p is the column block ``weight[:, p*M:(p+1)*M]``) and
-    a bias (k*M,), so the forward pass is one GEMM and an elementwise max. Initialised like ``Linear``.
+    a bias (k*M,), so the forward pass is one GEMM and an elementwise max. Initialised like ``Linear``. In
+    PyTorch's layout (``to_torch_state_dict``) the weight is that of a ``torch.nn.Linear(D, k*M)``: (k*M, D).
     """
+
+    _torch_transposed = ("weight",)
 
     def __init__(self, in_features: int, out_features: int, pieces: int = 2, bias: bool = True, *,
                  dtype: Any = np.float32, seed: Any = None):

@@ -4,7 +4,9 @@ Every function takes Tensors (or NumPy arrays, treated as constants) and returns
 fused ``Function`` node (see ``chainrule.nn._functions``), validated here once per call. Shapes follow CS231n: N
 samples, D input features, M outputs, C classes. float32 stays float32: no function upcasts its inputs.
 
-Layers: linear, maxout, dropout, batch_norm, layer_norm.
+Layers: linear, maxout, dropout, dropout2d, batch_norm, layer_norm.
+Pooling (chainrule.nn._pool): max_pool2d, avg_pool2d.
+Convolution (``chainrule.nn._conv``): conv2d, conv_transpose2d, unfold, fold.
 Activations: sigmoid, tanh, relu, leaky_relu, elu, gelu (+ softmax, log_softmax from the core).
 Losses: cross_entropy, multiclass_hinge, mse, binary_cross_entropy_with_logits, l2_penalty.
 """
@@ -15,16 +17,19 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from chainrule.nn._conv import conv2d, conv_transpose2d, fold, unfold
 from chainrule.nn._functions import activation as _act
 from chainrule.nn._functions import dropout as _drop
 from chainrule.nn._functions import linear as _lin
 from chainrule.nn._functions import loss as _loss
 from chainrule.nn._functions import normalization as _norm
+from chainrule.nn._pool import avg_pool2d, max_pool2d
 from chainrule.ops import log_softmax, relu, sigmoid, softmax, tanh
 from chainrule.tensor import Tensor
 
 __all__ = [
-    "linear", "maxout", "dropout", "batch_norm", "layer_norm",
+    "linear", "maxout", "dropout", "dropout2d", "batch_norm", "layer_norm", "max_pool2d", "avg_pool2d",
+    "conv2d", "conv_transpose2d", "unfold", "fold",
     "sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "softmax", "log_softmax",
     "cross_entropy", "multiclass_hinge", "mse", "mse_loss", "binary_cross_entropy_with_logits", "l2_penalty",
 ]
@@ -90,18 +95,39 @@ def dropout(x: TensorLike, p: float = 0.5, training: bool = True,
     return _drop.Dropout.apply(x, _drop.dropout_mask(data.shape, float(p), gen, data.dtype))
 
 
+def dropout2d(x: TensorLike, p: float = 0.5, training: bool = True,
+              generator: np.random.Generator | int | None = None) -> Tensor:
+    """Channel dropout of x (N, C, H, W) or (C, H, W): zero each whole channel (feature map) with probability ``p``
+    and scale the kept ones by 1/(1-p) in training; the identity otherwise. ``generator`` as for ``dropout``."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout2d: expected p in [0, 1], got {p}")
+    x = _as_input(x)
+    data = _array(x)
+    if data.ndim not in (3, 4):
+        raise ValueError(f"dropout2d: expected input of shape (N, C, H, W) or (C, H, W), got {data.shape}; for "
+                         "(N, D) features use dropout")
+    if not training or p == 0.0:
+        return x if isinstance(x, Tensor) else Tensor(x)
+    from chainrule.utils.seeding import as_generator
+
+    gen = as_generator(generator, name="generator")
+    mask_shape = data.shape[:-2] + (1, 1)  # one draw per (sample, channel), broadcast over H and W
+    return _drop.Dropout.apply(x, _drop.dropout_mask(mask_shape, float(p), gen, data.dtype))
+
+
 def batch_norm(x: TensorLike, running_mean: np.ndarray | None, running_var: np.ndarray | None,
                weight: TensorLike | None = None, bias: TensorLike | None = None, training: bool = False,
                momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
-    """Batch normalization of x (N, D) per feature (PyTorch's argument order).
+    """Batch normalization of x (N, C) per feature, or of x (N, C, H, W) (any (N, C, *spatial)) per channel over
+    N, H and W (PyTorch's argument order).
 
-    ``training=True``: batch statistics, and ``running_mean`` / ``running_var`` (D,) arrays, if given, are updated
+    ``training=True``: batch statistics, and ``running_mean`` / ``running_var`` (C,) arrays, if given, are updated
     in place (momentum, unbiased variance). ``training=False``: the running statistics are used.
     """
     x = _as_input(x)
     data = _array(x)
-    if data.ndim != 2:
-        raise ValueError(f"batch_norm: expected input of shape (N, D), got {data.shape}; reshape to 2-D first")
+    if data.ndim < 2:
+        raise ValueError(f"batch_norm: expected input of shape (N, C) or (N, C, H, W), got {data.shape}")
     d = data.shape[1]
     for name, a in (("weight", weight), ("bias", bias), ("running_mean", running_mean), ("running_var", running_var)):
         if a is not None and _array(a).shape != (d,):
@@ -112,8 +138,8 @@ def batch_norm(x: TensorLike, running_mean: np.ndarray | None, running_var: np.n
             raise TypeError(f"batch_norm: input dtype {data.dtype} does not match {name} dtype {_array(a).dtype}; "
                             f"convert one of them (a module: model.to(np.{data.dtype}))")
     if training:
-        if data.shape[0] < 2:
-            raise ValueError(f"batch_norm: training needs more than 1 sample per feature, got input {data.shape}")
+        if data.size // max(d, 1) < 2:
+            raise ValueError(f"batch_norm: training needs more than 1 value per channel, got input {data.shape}")
     elif running_mean is None or running_var is None:
         raise ValueError("batch_norm: evaluation (training=False) needs running_mean and running_var")
     return _norm.BatchNorm.apply(x, weight, bias, running_mean=running_mean, running_var=running_var,

@@ -1,14 +1,16 @@
 """The messages a playground page sends over its WebSocket, and their validation.
 
 Every message is one JSON object with a ``type``; anything else (oversized or malformed JSON, an unknown type or
-field, a wrong type, a value out of range) raises ``ProtocolError`` naming the field, the rule and the value, which
-the server sends back to the page as ``{"type": "error", ...}`` and then carries on.
+field, a wrong type, a value out of range, more than ``MAX_DEPTH`` levels of nesting) raises ``ProtocolError``
+naming the field, the rule and the value, which the server sends back to the page as ``{"type": "error", ...}``
+and then carries on.
 
     {"type": "set", "data": {"dataset": "spiral", "classes": 3}, "features": ["x", "y"],
      "model": "mlp", "params": {"hidden_sizes": [8, 8], "weight_decay": 0.01, "lr": 0.01}}
     {"type": "play"} {"type": "pause"} {"type": "step"} {"type": "reset"} {"type": "clear"}
     {"type": "add_point", "x": 0.2, "y": -0.5, "label": 1}
     {"type": "inspect", "index": 12}            (a training point for the graph view; null: none)
+    {"type": "ping"}                            (the page is open: keeps an idle session from timing out; no reply)
 
 ``params`` are the estimators' own parameters (``chainrule.classifiers``), under their own names: λ is
 ``weight_decay`` for ``MLPClassifier`` and ``reg`` for ``LinearSVM`` / ``SoftmaxClassifier``. Limits that depend
@@ -28,7 +30,9 @@ from chainrule.optim.factory import OPTIMIZERS
 from chainrule.playground.features import FEATURES
 
 MAX_MESSAGE_BYTES = 64 * 1024
+MAX_DEPTH = 8  # JSON nesting: the deepest valid message ({"params": {"hidden_sizes": [...]}}) has 3 levels
 MAX_POINTS = 5000
+MAX_K = 100  # kNN's k: each reply scores the 100 x 100 surface; its cost grows with k (see Session)
 MAX_LAYERS = 8
 MAX_NEURONS = 256
 PLANE = 1.25  # the page shows [-PLANE, PLANE]^2; points are accepted inside it
@@ -47,8 +51,22 @@ class ProtocolError(ValueError):
 
 
 def _show(value: Any) -> str:
-    text = json.dumps(value) if isinstance(value, (dict, list, str, int, float, bool, type(None))) else repr(value)
+    try:
+        text = json.dumps(value) if isinstance(value, (dict, list, str, int, float, bool, type(None))) else repr(value)
+    except (RecursionError, ValueError):  # never raised for the checked messages: nesting is limited first
+        text = f"<a {type(value).__name__}>"
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def nesting_depth(value: Any, limit: int) -> int:
+    """The nesting depth of a parsed JSON value (a scalar: 0), counted without recursion and only up to
+    ``limit + 1``."""
+    depth, level = 0, [value]
+    while level and depth <= limit:
+        level = [v for c in level if isinstance(c, (dict, list)) for v in (c.values() if isinstance(c, dict) else c)
+                 if isinstance(v, (dict, list))] if depth else [c for c in level if isinstance(c, (dict, list))]
+        depth += bool(level)
+    return depth
 
 
 # ---- field rules ----------------------------------------------------------------------------------------------------
@@ -174,7 +192,7 @@ _MOMENTUM = Float(0.0, 1.0, hi_open=True)
 
 # model -> the estimator parameters the page may set (the estimators' own names and values)
 PARAM_RULES: dict[str, dict[str, Any]] = {
-    "knn": {"k": Int(1, MAX_POINTS), "metric": Choice(("l1", "l2"))},
+    "knn": {"k": Int(1, MAX_K), "metric": Choice(("l1", "l2"))},
     "svm": {"reg": _L2, "lr": _LR, "batch_size": _BATCH, "momentum": _MOMENTUM,
             "optimizer": Choice(tuple(OPTIMIZERS))},
     "softmax": {"reg": _L2, "lr": _LR, "batch_size": _BATCH, "momentum": _MOMENTUM,
@@ -186,7 +204,7 @@ PARAM_RULES: dict[str, dict[str, Any]] = {
 MODELS = tuple(PARAM_RULES)
 
 _SET_RULES = ("data", "features", "model", "params")
-_NO_FIELDS = ("play", "pause", "step", "reset", "clear")
+_NO_FIELDS = ("play", "pause", "step", "reset", "clear", "ping")
 TYPES = ("set", "add_point", "inspect", *_NO_FIELDS)
 _POINT_RULES = {"x": Float(-PLANE, PLANE), "y": Float(-PLANE, PLANE), "label": Int(0, 4)}
 _INSPECT_RULES = {"index": Nullable(Int(0, MAX_POINTS - 1))}
@@ -208,6 +226,9 @@ def parse_message(text: str | bytes, model: str) -> dict[str, Any]:
         msg = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError; so are NaN and huge ints
         raise ProtocolError("message", "malformed JSON", str(e)) from None
+    depth = nesting_depth(msg, MAX_DEPTH)
+    if depth > MAX_DEPTH:
+        raise ProtocolError("message", f"at most {MAX_DEPTH} levels of nesting", f"more than {MAX_DEPTH} levels")
     if not isinstance(msg, dict):
         raise ProtocolError("message", "expected a JSON object with a \"type\"", msg)
     kind = msg.get("type")

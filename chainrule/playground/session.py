@@ -48,12 +48,19 @@ LIVE_PARAMS = frozenset({"reg", "weight_decay", "lr", "optimizer", "momentum", "
 # What the playground fixes: the session computes the inputs itself (so the views can read model_ and W_ directly)
 # and trains at a constant learning rate for as long as the learner lets it run.
 FIXED_PARAMS = {"preprocessing": None, "schedule": "constant"}
+# kNN's distance blocks: 1,024 query rows x at most 5,000 training points in float32 is 20 MB per block (its "auto"
+# is 128 MiB). With k <= protocol.MAX_K, one reply's neighbour lists (the 100 x 100 surface) are at most 16 MB.
+KNN_CHUNK_ROWS = 1024
+# One step's training: at most this many minibatch updates and weight x example products (about 0.1-1 s on one
+# core for the largest networks the protocol allows); a longer epoch is trained in slices, one per step.
+MAX_STEP_UPDATES = 100
+MAX_STEP_WORK = 100_000_000
 
 
 def make_estimator(model: str, params: dict[str, Any], seed: int) -> Any:
     """The ``chainrule.classifiers`` estimator for ``model`` ("knn", "svm", "softmax" or "mlp")."""
     if model == "knn":
-        return KNearestNeighbor(**params)
+        return KNearestNeighbor(**params, chunk_size=KNN_CHUNK_ROWS)
     if model == "svm":
         return LinearSVM(**params, **FIXED_PARAMS, random_state=seed)
     if model == "softmax":
@@ -89,7 +96,13 @@ class Session:
             msg = parse_message(msg, self.model)
         kind = msg["type"]
         if kind == "set":
-            return self._set(msg)
+            saved, params = dict(self.__dict__), copy.deepcopy(self.params)
+            try:
+                return self._set(msg)
+            except BaseException:  # (the checks come first; this keeps the session whole should anything fail later)
+                self.__dict__.update(saved)
+                self.params = params
+                raise
         if kind == "step":
             self.step()
             return "step"
@@ -114,9 +127,13 @@ class Session:
         if kind in ("play", "pause"):
             self.running = kind == "play"
             return "none"
+        if kind == "ping":
+            return "none"
         raise ProtocolError("type", "not handled by the session", kind)
 
     def _set(self, msg: dict[str, Any]) -> str:
+        """All or nothing: the whole new combination (data, features, model, parameters) is checked, and its data
+        made, before anything of the session changes."""
         data = {**self.data, **msg.get("data", {})}
         supported = TOY_2D[data["dataset"]]
         if data["classes"] not in supported:
@@ -128,8 +145,9 @@ class Session:
         features = msg.get("features", self.features)
         params = {**self.params[model], **msg.get("params", {})}
         new_data = data != self.data
+        split = self._split(data) if new_data else None
         if model == "knn" and "k" in msg.get("params", {}):  # (a k kept from before is capped, with a notice)
-            n_train = _train_count(data["n_points"], data["train_fraction"]) if new_data else len(self.y_train)
+            n_train = len(split[1]) if split is not None else len(self.y_train)
             if params["k"] > max(n_train, 1):
                 raise ProtocolError("params.k", f"must be at most the number of training points ({n_train})",
                                     params["k"])
@@ -138,8 +156,9 @@ class Session:
                      or any(params[k] != old[k] for k in params if k not in LIVE_PARAMS))
         live = {k: v for k, v in params.items() if k in LIVE_PARAMS and v != old[k]}
         self.data, self.model, self.features, self.params[model] = data, model, features, params
-        if new_data:
-            self._make_data()
+        if split is not None:
+            self.X_train, self.y_train, self.X_test, self.y_test = split
+            self._data_changed()
             return "data"
         if new_model:
             self.reset()
@@ -164,12 +183,21 @@ class Session:
     # ---- data ---------------------------------------------------------------------------------------------------
 
     def _make_data(self) -> None:
-        d = self.data
-        X, y = make_2d(d["dataset"], d["n_points"], d["classes"], d["noise"], d["seed"])
+        self.X_train, self.y_train, self.X_test, self.y_test = self._split(self.data)
+        self._data_changed()
+
+    @staticmethod
+    def _split(d: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The points of the data settings ``d``, split: (X_train, y_train, X_test, y_test). A combination the
+        dataset cannot make (a 5-arm spiral of 4 points) raises ProtocolError naming the settings."""
+        try:
+            X, y = make_2d(d["dataset"], d["n_points"], d["classes"], d["noise"], d["seed"])
+        except ValueError as e:
+            raise ProtocolError("data", f"this combination cannot be made ({e})",
+                                {k: d[k] for k in ("dataset", "classes", "n_points")}) from None
         n_test = len(y) - _train_count(len(y), d["train_fraction"])
         train, test = train_val_indices(y, n_test, stratify=True, seed=d["seed"])
-        self.X_train, self.y_train, self.X_test, self.y_test = X[train], y[train], X[test], y[test]
-        self._data_changed()
+        return X[train], y[train], X[test], y[test]
 
     def _data_changed(self) -> None:
         self.inspect = None
@@ -185,6 +213,8 @@ class Session:
         self._map_grid = views.grid_features(self.features, self.map_size)
         self.classes = np.arange(self.data["classes"])
         self.est = make_estimator(self.model, self.params[self.model], self.data["seed"])
+        self._fitted = False  # True once a fit / partial_fit of this estimator has finished
+        self._order, self._cursor, self._passes = None, 0, 0  # the shuffle of long epochs' slices (step_rows)
         self.run += 1
         self.history: list[dict[str, Any]] = []
         self.error: dict[str, Any] | None = None
@@ -199,18 +229,43 @@ class Session:
                               f"{len(self.y_train)}"
             self.est.set_params(k=min(k, len(self.y_train)))
             self.est.fit(self._F_train, self.y_train)
+            self._fitted = True
             self._record()
 
     def _trained(self) -> bool:
-        return hasattr(self.est, "classes_")
+        """Whether the estimator has finished a fit: a first step that diverged leaves it without weights."""
+        return self._fitted
 
     @property
     def n_steps(self) -> int:
         """Optimizer steps taken by the estimator (0 for kNN and before the first step)."""
         return int(getattr(self.est, "n_steps_", 0)) if self._trained() else 0
 
+    def step_rows(self) -> int:
+        """Training points one step trains on: all of them (one epoch), unless that epoch would take more than
+        ``MAX_STEP_UPDATES`` minibatch updates or ``MAX_STEP_WORK`` weight x example products; then a slice of
+        them, so that one reply's training time is bounded whatever the settings."""
+        p = self.params[self.model]
+        widths = [len(self.features), *p.get("hidden_sizes", ()), len(self.classes)]
+        weights = sum(a * b for a, b in zip(widths, widths[1:]))
+        batch = int(p.get("batch_size", 1))
+        return max(1, min(len(self.y_train), batch * MAX_STEP_UPDATES, max(batch, MAX_STEP_WORK // weights)))
+
+    def _next_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """The next step's training points: all, or the next slice of a fresh shuffle of them per pass."""
+        n, rows = len(self.y_train), self.step_rows()
+        if rows >= n:
+            return self._F_train, self.y_train
+        if self._order is None or len(self._order) != n or self._cursor >= n:
+            self._order = np.random.default_rng([self.data["seed"], self.run, self._passes]).permutation(n)
+            self._cursor, self._passes = 0, self._passes + 1
+        idx = self._order[self._cursor:self._cursor + rows]
+        self._cursor += rows
+        return self._F_train[idx], self.y_train[idx]
+
     def step(self) -> bool:
-        """One training step: ``partial_fit`` over the training points (one epoch of minibatch updates).
+        """One training step: ``partial_fit`` over the training points (one epoch of minibatch updates; a slice of
+        them when an epoch would be long, see ``step_rows``).
 
         Returns False (and does nothing) when there is nothing to do: kNN (its fit is instant), no training points,
         or a stopped run (see ``error``). A non-finite loss stops the session with an error.
@@ -218,13 +273,14 @@ class Session:
         if self.model == "knn" or self.error is not None or not len(self.y_train):
             return False
         try:
-            self.est.partial_fit(self._F_train, self.y_train, classes=self.classes)
+            self.est.partial_fit(*self._next_rows(), classes=self.classes)
         except FloatingPointError as e:  # the estimators' divergence error (the Trainer's NonFiniteError too)
             self._stop("diverged", str(e))
             return False
         except ValueError as e:  # a parameter combination the estimator rejects
             self._stop("rejected", str(e))
             return False
+        self._fitted = True
         self._step_times.append((time.perf_counter(), self.n_steps))
         del self._step_times[:-20]
         self._record()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import zipfile
 from pathlib import Path
@@ -161,17 +162,127 @@ def seal(doc: dict[str, Any], arrays: Mapping[str, np.ndarray]) -> dict[str, Any
             "state_sha256": _state_sha256(doc.get("state"))}
 
 
-def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Every array of the ``.npz`` at ``path`` (no pickle; each member's CRC checked), or FileFormatError."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileFormatError(f"no chainrule file at {path}")
+MAX_META_BYTES = 64 * 2**20  # the JSON document of a file (settings, counters, history): far above any real one
+_NPY_HEADER_MAX = 2**17  # an .npy member's header (magic, length, dict): NumPy writes a few hundred bytes
+_READ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, KeyError, TypeError,
+                NotImplementedError, RuntimeError)
+
+
+class _Npz:
+    """An open ``.npz`` archive whose members are read one at a time, each bounded before it is decompressed.
+
+    Opening reads only the zip's directory. ``read(key, limit)`` refuses a member whose declared (uncompressed) size
+    exceeds ``limit`` before reading a byte of it, reads at most that many bytes (the zip's own size field bounds
+    the decompressor, so a member that lies about its size stops there and fails its CRC), and parses it as an
+    ``.npy`` without pickle."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        if not path.is_file():
+            raise FileFormatError(f"no chainrule file at {path}" + (": it is a directory" if path.is_dir() else ""))
+        try:
+            self.zip = zipfile.ZipFile(path)
+        except _READ_ERRORS as e:
+            raise self._corrupt(e) from e
+        self.members = {(i.filename[:-4] if i.filename.endswith(".npy") else i.filename): i
+                        for i in self.zip.infolist()}
+
+    def __enter__(self) -> "_Npz":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.zip.close()
+
+    def _corrupt(self, e: BaseException) -> FileFormatError:
+        return FileFormatError(f"{self.path} is corrupt or truncated, or not an .npz archive readable without "
+                               f"pickle ({type(e).__name__}: {e})")
+
+    def read(self, key: str, limit: int) -> np.ndarray:
+        info = self.members[key]
+        if info.file_size > limit:
+            raise IntegrityError(f"{self.path}: member {info.filename!r} expands to {info.file_size:,} bytes, more "
+                                 f"than the {limit:,} its manifest allows; the file was changed after it was "
+                                 "written (refused before decompressing it)")
+        try:
+            with self.zip.open(info) as f:
+                data = f.read(info.file_size + 1)  # stops at the declared size; reaching it checks the CRC
+            if len(data) != info.file_size:
+                raise EOFError(f"member {info.filename!r} holds {len(data)} bytes, its header says {info.file_size}")
+            return np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
+        except _READ_ERRORS as e:
+            raise self._corrupt(e) from e
+
+    def read_legacy(self, key: str) -> np.ndarray:
+        """A member of a file without a manifest: its size must agree with what its .npy header declares (so it
+        costs what the header claims, and never more than the zip entry says)."""
+        info = self.members[key]
+        try:
+            with self.zip.open(info) as f:
+                head = f.read(_NPY_HEADER_MAX)
+            buffer = io.BytesIO(head)
+            version = np.lib.format.read_magic(buffer)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, _, dtype = read_header(buffer)
+        except _READ_ERRORS as e:
+            raise self._corrupt(e) from e
+        declared = buffer.tell() + dtype.itemsize * math.prod(shape)
+        if info.file_size != declared:
+            raise FileFormatError(f"{self.path}: member {info.filename!r} is {info.file_size:,} bytes, but its "
+                                  f"header declares {declared:,}; the file is corrupt")
+        return self.read(key, declared)
+
+
+def _declared_bytes(path: Path, key: str, entry: Any) -> int:
+    """The most bytes the .npy member ``key`` may expand to, from its manifest entry [dtype, shape, sha256]."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {k: archive[k] for k in archive.files}  # reading checks each CRC
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
-        raise FileFormatError(f"{path} is corrupt or truncated, or not an .npz archive readable without "
-                              f"pickle ({type(e).__name__}: {e})") from e
+        dtype, shape, _ = entry
+        if not (isinstance(shape, list) and all(type(n) is int and n >= 0 for n in shape)):
+            raise TypeError(f"shape {shape!r}")
+        itemsize = np.dtype(str(dtype)).itemsize
+    except (TypeError, ValueError) as e:
+        raise IntegrityError(f"{path}: the manifest entry of array {key!r} is malformed ({e})") from e
+    return _NPY_HEADER_MAX + itemsize * math.prod(shape)
+
+
+def npz_members(path: str | os.PathLike) -> list[str]:
+    """The member keys of the ``.npz`` at ``path`` (names without ".npy"), reading only the zip's directory."""
+    with _Npz(Path(path)) as archive:
+        return list(archive.members)
+
+
+def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` without a manifest (older formats), without pickle: each member's CRC is
+    checked and its size must agree with its .npy header (``_Npz.read_legacy``); else FileFormatError."""
+    with _Npz(Path(path)) as archive:
+        return {key: archive.read_legacy(key) for key in archive.members}
+
+
+def _read_checked(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(document, arrays) of a ``save_tree`` file, read in the safe order: the JSON document first (at most
+    MAX_META_BYTES), then, if it has a manifest, the set of members is checked against it and each member's
+    declared size against its manifest entry before any array is decompressed. Unlisted members are never read."""
+    with _Npz(path) as archive:
+        if META_KEY not in archive.members:
+            raise FileFormatError(f"{path} is an .npz archive but not a chainrule file (it has no {META_KEY} entry)")
+        try:
+            doc = json.loads(archive.read(META_KEY, MAX_META_BYTES).tobytes().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise FileFormatError(f"{path}: the metadata is not valid JSON ({e})") from e
+        keys = [k for k in archive.members if k != META_KEY]
+        recorded = doc.get("arrays") if isinstance(doc, dict) else None
+        if recorded is None:
+            return doc, {k: archive.read_legacy(k) for k in keys}
+        if not isinstance(recorded, dict):
+            raise IntegrityError(f"{path}: the manifest of its arrays is malformed")
+        missing, extra = sorted(set(recorded) - set(keys)), sorted(set(keys) - set(recorded))
+        if missing or extra:
+            raise IntegrityError(f"{path} does not hold the arrays its manifest lists"
+                                 + (f"; missing: {', '.join(missing)}" if missing else "")
+                                 + (f"; not in the manifest: {', '.join(extra)}" if extra else "")
+                                 + " (refused before reading them)")
+        limits = {k: _declared_bytes(path, k, recorded[k]) for k in keys}
+        return doc, {k: archive.read(k, limits[k]) for k in keys}
 
 
 def load_tree(path: str | os.PathLike, *, max_version: int = 1,
@@ -181,13 +292,7 @@ def load_tree(path: str | os.PathLike, *, max_version: int = 1,
     of format version ``manifest_from`` or later must have a manifest (older ones may predate it). ``header`` holds
     the document's entries besides "state" and "arrays"."""
     path = Path(path)
-    arrays = read_npz(path)
-    if META_KEY not in arrays:
-        raise FileFormatError(f"{path} is an .npz archive but not a chainrule file (it has no {META_KEY} entry)")
-    try:
-        doc = json.loads(arrays.pop(META_KEY).tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise FileFormatError(f"{path}: the metadata is not valid JSON ({e})") from e
+    doc, arrays = _read_checked(path)
     version = doc.get("format_version") if isinstance(doc, dict) else None
     if not isinstance(version, int):
         raise FileFormatError(f"{path} has no format version; it is not a chainrule file")

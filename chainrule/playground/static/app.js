@@ -22,9 +22,18 @@
   function connect() {
     ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
     ws.onopen = () => { st.connected = true; setConn("connected", "ok"); };
-    ws.onclose = () => { st.connected = false; setConn("disconnected: reload the page to start a new session", "bad"); };
+    ws.onclose = ev => {  // the reason says why the server closed it ("server full", "idle"), when it did
+      st.connected = false;
+      setConn("disconnected" + (ev.reason ? " (" + ev.reason + ")" : "") + ": reload the page to start a new session",
+              "bad");
+    };
     ws.onmessage = ev => receive(JSON.parse(ev.data));
   }
+  // While the page is visible it says so once a minute, so that the server's idle timeout closes only forgotten
+  // tabs. Not counted in st.sent: the server sends no reply to a ping.
+  setInterval(() => {
+    if (ws && ws.readyState === WebSocket.OPEN && document.visibilityState === "visible") ws.send('{"type":"ping"}');
+  }, 60000);
   function setConn(text, cls) { const c = $("conn"); c.textContent = text; c.className = "conn " + cls; }
   function send(msg) {
     if (!ws || ws.readyState !== WebSocket.OPEN) return false;
