@@ -18,6 +18,7 @@ from chainrule.nn.dropout import Dropout, Dropout2d
 from chainrule.nn.linear import Linear
 from chainrule.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, MultiClassHingeLoss, NLLLoss
 from chainrule.nn.mlp import MLP
+from chainrule.nn.convnet import ConvNet
 from chainrule.nn.module import IncompatibleKeys, Module, Parameter, Sequential
 from chainrule.nn.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from chainrule.nn.padding import CircularPad2d, ConstantPad2d, ReflectionPad2d, ReplicationPad2d, ZeroPad2d
@@ -35,4 +36,5 @@ __all__ = [
     "ReplicationPad2d", "CircularPad2d",
     "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "ELU", "GELU", "Maxout",
     "CrossEntropyLoss", "MultiClassHingeLoss", "MSELoss", "BCEWithLogitsLoss", "NLLLoss",
+    "ConvNet",
 ]
