@@ -24,6 +24,7 @@ from chainrule.nn.losses import (
     SmoothL1Loss, SoftMarginLoss,
 )
 from chainrule.nn.mlp import MLP
+from chainrule.nn.convnet import ConvNet
 from chainrule.nn.module import IncompatibleKeys, Module, Parameter, Sequential
 from chainrule.nn.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from chainrule.nn.padding import CircularPad2d, ConstantPad2d, ReflectionPad2d, ReplicationPad2d, ZeroPad2d
@@ -43,4 +44,5 @@ __all__ = [
     "Hardtanh", "Softplus", "LogSigmoid", "GLU", "Softshrink", "RReLU",
     "CrossEntropyLoss", "MultiClassHingeLoss", "MSELoss", "BCEWithLogitsLoss", "NLLLoss",
     "L1Loss", "SmoothL1Loss", "SoftMarginLoss", "BCELoss", "MultiLabelMarginLoss",
+    "ConvNet",
 ]
