@@ -19,9 +19,9 @@ the tests hold it to (bit for bit):
   OpenMP pool is then the one a conv net's step runs on; NumPy has no erf, and the formula's passes cost a conv
   net's step more than any layer but the convolutions).
 
-Each returns a "not handled" value (False / None) when numba (oneDNN for the GELU) is missing (or ``CHAINRULE_NO_NUMBA=1``) or the arrays
-are not ones it compiles for (float32, C-contiguous), and the caller runs its NumPy code: the dispatch is in these
-two calls, nowhere else. ``bench/ablate_mlp.py --fused-bench`` times them against that code.
+Each returns a "not handled" value (False / None) when numba is missing (or ``CHAINRULE_NO_NUMBA=1``; for the
+GELU: oneDNN is not the convolution backend) or the arrays are not ones it compiles for (float32, C-contiguous; for
+the GELU any dense layout), and the caller runs its NumPy code: the dispatch is in these calls, nowhere else. ``bench/ablate_mlp.py --fused-bench`` times them against that code.
 """
 
 from __future__ import annotations
