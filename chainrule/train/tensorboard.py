@@ -80,7 +80,10 @@ class TensorBoardLogger:
         self._writer.flush()
 
     def on_train_end(self, trainer: Any) -> None:
-        self.on_epoch_end(trainer) if len(trainer.history.epochs) > self._written_epochs else self.on_step_end(trainer)
+        if len(trainer.history.epochs) > self._written_epochs:
+            self.on_epoch_end(trainer)
+        else:  # stopped inside an epoch: its steps so far
+            self.on_step_end(trainer)
         self.close()
 
     def close(self) -> None:
