@@ -446,9 +446,11 @@ def _chainrule_layer_times(Tensor, layer, x0, repeats: int) -> tuple[float, floa
     return statistics.median(fwd[1:]), statistics.median(bwd[1:])
 
 
-def conv_kernels(x, repeats: int) -> tuple[str, list[dict]]:
+def conv_kernels(x, repeats: int, layouts: bool) -> tuple[str, list[dict]]:
     """Each convolution of the net alone, its three kernels: oneDNN through chainrule (channels-last) beside
-    PyTorch's ``aten.convolution`` / ``convolution_backward`` in channels_last and NCHW, turns alternating."""
+    PyTorch's ``aten.convolution`` / ``convolution_backward`` in channels_last and NCHW, turns alternating; with
+    ``layouts`` also oneDNN with the activations in the layout the primitive picks (``format_tag any``: blocked),
+    reordered in and out at every call."""
     import numpy as np
     import torch
 
@@ -457,9 +459,10 @@ def conv_kernels(x, repeats: int) -> tuple[str, list[dict]]:
 
     prims, why = oc.primitives()
     rows_spec, inputs = spec(), layer_inputs(x)
+    extra = " oneDNN blocked (any) fwd / dgrad / wgrad |" if layouts else ""
     out, lines = [], ["| conv | input | torch NCHW fwd / dgrad / wgrad | torch channels_last fwd / dgrad / wgrad | "
-                      "oneDNN via chainrule fwd / dgrad / wgrad | kernels | oneDNN / torch best |",
-                      "| --- | --- | ---: | ---: | ---: | --- | ---: |"]
+                      "oneDNN via chainrule fwd / dgrad / wgrad | kernels | oneDNN / torch best |" + extra,
+                      "| --- | --- | ---: | ---: | ---: | --- | ---: |" + (" ---: |" if layouts else "")]
     rng = np.random.default_rng(0)
     for i, row in enumerate(rows_spec):
         if row[0] != "conv":
@@ -488,16 +491,24 @@ def conv_kernels(x, repeats: int) -> tuple[str, list[dict]]:
                                                    [True, False, False]),
                 lambda xt=xt, wt=wt, gyt=gyt: back(gyt, xt, wt, [cout] if bias else None, [1, 1], [pad, pad],
                                                    [1, 1], False, [0, 0], 1, [False, True, bias]))
-        fns["onednn"] = (lambda: prims.forward(x_cl, w, b, geom),
-                         lambda: prims.backward_data(gy_cl, w, (xin.shape[2], xin.shape[3]), geom),
-                         lambda: prims.backward_weight(x_cl, gy_cl, (k, k), geom, bias))
+        for name, act in [("onednn", "nhwc")] + ([("onednn any", "any")] if layouts else []):
+            def run(f, act=act):
+                oc.ACTIVATIONS = act  # read when a plan is made, and part of the plan's key
+                try:
+                    return f()
+                finally:
+                    oc.ACTIVATIONS = "nhwc"
+            fns[name] = (lambda run=run: run(lambda: prims.forward(x_cl, w, b, geom)),
+                         lambda run=run: run(lambda: prims.backward_data(gy_cl, w, (xin.shape[2], xin.shape[3]),
+                                                                         geom)),
+                         lambda run=run: run(lambda: prims.backward_weight(x_cl, gy_cl, (k, k), geom, bias)))
         times = {name: [[], [], []] for name in fns}
         for f3 in fns.values():
             for f in f3:
                 f()  # warm-up: JIT, plan cache
         names = list(fns)
         for r in range(repeats):
-            for name in names[r % 3:] + names[:r % 3]:
+            for name in names[r % len(names):] + names[:r % len(names)]:
                 for j, f in enumerate(fns[name]):
                     t0 = time.perf_counter()
                     f()
@@ -505,11 +516,11 @@ def conv_kernels(x, repeats: int) -> tuple[str, list[dict]]:
         med = {name: [statistics.median(t) for t in ts] for name, ts in times.items()}
         best = min(sum(med["nchw"]), sum(med["channels_last"]))
         impls = " / ".join(plan.impl for key, plan in prims.cache.items()
-                           if key[1] == xin.shape and w.shape in key and geom in key)
+                           if key[1] == xin.shape and w.shape in key and geom in key and key[-1] == "nhwc")
         fmt3 = lambda v: " / ".join(f"{1e3 * t:.1f}" for t in v)  # noqa: E731
         lines.append(f"| {layer_name(row)} | {tuple(xin.shape[1:])} | {fmt3(med['nchw'])} | "
                      f"{fmt3(med['channels_last'])} | {fmt3(med['onednn'])} | {impls} | "
-                     f"{sum(med['onednn']) / best:.2f} |")
+                     f"{sum(med['onednn']) / best:.2f} |" + (f" {fmt3(med['onednn any'])} |" if layouts else ""))
         out.append(dict(layer=layer_name(row), input=list(xin.shape), **med, impls=impls))
     return "\n".join(lines), out
 
@@ -576,6 +587,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--layers", action="store_true", help="per-layer and per-kernel tables")
     ap.add_argument("--layer-repeats", type=int, default=7)
+    ap.add_argument("--layouts", action="store_true", help="with --layers: oneDNN's blocked layouts (any) too")
     ap.add_argument("--memory", action="store_true", help="peak memory, one process per variant")
     ap.add_argument("--no-steps", action="store_true", help="skip the whole-step table")
     ap.add_argument("--quick", action="store_true", help="smoke run: batch 64, 3 rounds, 1 step, tables small")
@@ -617,7 +629,7 @@ def main() -> None:
         result["steps"] = rows
     if args.layers:
         print(f"\n## Convolution kernels alone (median of {args.layer_repeats}, ms)")
-        table, rows = conv_kernels(x, args.layer_repeats)
+        table, rows = conv_kernels(x, args.layer_repeats, args.layouts)
         print(table)
         result["conv_kernels"] = rows
         print(f"\n## Per layer, forward / backward (median of {args.layer_repeats}, ms)")

@@ -55,6 +55,7 @@ _MEMORY_ALLOCATE = ctypes.c_void_p(-1).value  # DNNL_MEMORY_ALLOCATE: the memory
 _CACHE_SIZE = 128  # plans kept: a training step of a 7-conv net has 21 (3 per conv), evaluation adds a few
 _DTYPE = {"float32": _F32, "bfloat16": _BF16}
 
+DTYPES = (np.dtype(np.float32),)  # what these kernels compute; backend.conv runs other dtypes on NumPy
 ACTIVATIONS = "nhwc"  # the activations' layout inside the primitive: "nhwc" (as they lie) or "any" (its choice)
 
 _Dims = _onednn._Dims
@@ -274,6 +275,7 @@ class ConvPrimitives:
 
     def _run(self, key, arrays: dict, make) -> None:
         lib = self.dnnl
+        key = key + (ACTIVATIONS,)
         with lib.lock:  # plans' memory objects and the stream are shared state: one caller at a time
             plan = self.cache.get(key)
             if plan is None:
@@ -466,5 +468,5 @@ def _loaded() -> ConvPrimitives:
     return prims
 
 
-__all__ = ["ACTIVATIONS", "ConvPrimitives", "channels_last", "conv2d_backward_data", "conv2d_backward_weight",
+__all__ = ["ACTIVATIONS", "DTYPES", "ConvPrimitives", "channels_last", "conv2d_backward_data", "conv2d_backward_weight",
            "conv2d_forward", "is_channels_last", "load", "primitives"]
