@@ -62,7 +62,8 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
         if not t.requires_grad:
             raise RuntimeError(f"grad: inputs[{i}] does not require grad, so no gradient can reach it; create it with "
                                "requires_grad=True")
-    seeds = [(t, _seed_gradient("grad", t, g, create_graph)) for t, g in zip(outputs, grad_outputs)]
+    seeds = [(t, _seed_gradient("grad", t, g, create_graph, f"grad_outputs[{i}]" if len(outputs) > 1 else
+                                "grad_outputs")) for i, (t, g) in enumerate(zip(outputs, grad_outputs))]
     # one entry per distinct input (a tensor listed twice, or two Tensors of one node's output, get one gradient each)
     keys = [id(t) if t._ctx is None else t._ctx for t in inputs]
     distinct: dict[Any, Tensor] = {}

@@ -104,7 +104,7 @@ class Tensor(InPlaceMethods):
                 "backward: this tensor does not require grad, so it has no graph; "
                 "create the inputs with requires_grad=True (and not inside no_grad())"
             )
-        grad = _seed_gradient("backward", self, grad, create_graph)
+        grad = _seed_gradient("backward", self, grad, create_graph, "gradient")
         engine.run_backward([(self, grad)], create_graph if retain_graph is None else bool(retain_graph),
                             create_graph)
 
@@ -442,9 +442,19 @@ class ValuesIndices(NamedTuple):
 _ndarray = np.ndarray
 
 
-def _seed_gradient(op: str, t: Tensor, grad: Any, create_graph: bool) -> Any:
+def _seed_gradient(op: str, t: Tensor, grad: Any, create_graph: bool, name: str = "grad") -> Any:
     """The gradient to start backpropagation from at ``t``: ones for a single element if ``grad`` is None, else
-    ``grad`` checked for ``t``'s shape and cast to its dtype; an array, or with ``create_graph`` a Tensor."""
+    ``grad`` checked for ``t``'s shape and cast to its dtype; an array, or with ``create_graph`` a Tensor. ``name``
+    is the argument as the caller knows it (``grad_outputs[1]``), for errors: a complex or non-numeric ``grad``
+    is refused (casting would drop the imaginary part silently)."""
+    if grad is not None:
+        kind = np.asarray(grad.data if isinstance(grad, Tensor) else grad).dtype.kind
+        if kind == "c":
+            raise TypeError(f"{op}: {name} is complex, but the output is real ({t.data.dtype}); chainrule's "
+                            "autograd is real-valued: pass a real array (e.g. grad.real)")
+        if kind not in "biuf":
+            raise TypeError(f"{op}: {name} must be a Tensor, a NumPy array or a number of the output's shape "
+                            f"{t.shape}, got {type(grad).__name__} {grad!r:.60}")
     if grad is None:
         if t.data.size != 1:
             raise ValueError(

@@ -415,3 +415,24 @@ def test_an_input_listed_twice_gets_its_gradient_twice() -> None:
     np.testing.assert_allclose(g2.data, 6 * x.data)
     np.testing.assert_allclose(gh.data, x.data)
     assert g1 is not g2
+
+
+def test_grad_refuses_complex_grad_outputs_and_names_the_wrongly_typed_argument():
+    from chainrule import autograd
+
+    x = Tensor(np.arange(3.0), requires_grad=True)
+    with pytest.raises(TypeError, match=r"grad: grad_outputs is complex.*real"):
+        autograd.grad((x * 2).sum() * 1, x, grad_outputs=np.array(1 + 2j))
+    y = x * 2
+    with pytest.raises(TypeError, match=r"grad_outputs is complex"):
+        autograd.grad(y, x, grad_outputs=np.ones(3) * (1 + 1j))
+    with pytest.raises(TypeError, match=r"grad_outputs\[1\] is complex"):
+        autograd.grad([x * 2, x * 3], x, grad_outputs=[np.ones(3), np.ones(3, np.complex64)])
+    with pytest.raises(TypeError, match=r"grad: grad_outputs must be a Tensor, a NumPy array or a number.*'abc'"):
+        autograd.grad(y, x, grad_outputs="abc")
+    with pytest.raises(TypeError, match=r"grad_outputs\[0\] must be a Tensor.*got dict"):
+        autograd.grad([x * 2, x * 3], x, grad_outputs=[{"a": 1}, np.ones(3)])
+    with pytest.raises(TypeError, match=r"backward: gradient is complex"):
+        (x * 2).backward(np.ones(3, np.complex128))
+    assert x.grad is None
+    np.testing.assert_array_equal(autograd.grad(x * 2, x, grad_outputs=np.ones(3, np.int64))[0].data, [2, 2, 2])

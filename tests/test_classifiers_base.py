@@ -183,3 +183,32 @@ def test_images_and_their_flat_rows_are_the_same_input():
     with pytest.raises(ValueError, match=r"X has 9 features, but LinearSVM is expecting 12 .*fitted on samples of "
                                          r"shape \(2, 2, 3\); got shape \(3, 3\)"):
         svm.predict(X[:, :, :, 0].reshape(20, 4)[:, None, :3].repeat(3, 1))
+
+
+@pytest.mark.parametrize("cls", ["LinearSVM", "SoftmaxClassifier", "MLPClassifier"])
+@pytest.mark.parametrize("fitted_before", [False, True])
+def test_a_failed_fit_leaves_the_estimator_not_fitted(cls, fitted_before):
+    from sklearn.exceptions import NotFittedError as SklearnNotFitted
+    from sklearn.utils.validation import check_is_fitted
+
+    import chainrule.classifiers as clf
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 5)).astype(np.float32), np.arange(60) % 3
+    budget = {"epochs": 20, "preprocessing": None} if cls == "MLPClassifier" else {"iterations": 200}
+    est = getattr(clf, cls)(lr=10.0, random_state=0, **budget)
+    if fitted_before:
+        est.set_params(lr=0.01).fit(X, y)
+        est.set_params(lr=10.0)
+    extra = {"reg": 10.0} if cls != "MLPClassifier" else {"optimizer": "sgd", "lr": 1e6}
+    est.set_params(**extra)
+    with pytest.raises(FloatingPointError, match="diverged|loss is inf|not finite"):
+        est.fit(X * 1e3, y)
+    assert vars(est) == {k: v for k, v in est.get_params().items()}  # a new estimator's state: nothing half-set
+    for use in (est.predict, est.score, est.save):
+        with pytest.raises(SklearnNotFitted, match=f"This {cls} instance is not fitted yet"):
+            use(X, y) if use == est.score else use(X) if use == est.predict else use("never-written.npz")
+    with pytest.raises(SklearnNotFitted):
+        check_is_fitted(est)
+    assert est.set_params(**({"lr": 0.01, "reg": 1e-3} if cls != "MLPClassifier" else
+                             {"lr": 0.01, "weight_decay": 0.0})).fit(X, y).score(X, y) > 0.3

@@ -187,6 +187,9 @@ XC, WC = R.standard_normal((2, 3, 4, 5)), R.standard_normal((2, 3, 3, 2))  # con
 BC = R.standard_normal(2)
 IMG = R.permutation(2 * 3 * 5 * 6).reshape(2, 3, 5, 6) / 9.0 - 2.0  # (N, C, H, W), no ties for max pooling
 IMG_CL = np.ascontiguousarray(IMG.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # the same, channels-last
+Y_IMG = R.integers(0, 3, (2, 5, 6))  # labels per position of IMG's 3 classes
+CW, Y_IGN = R.random(3) + 0.3, np.array([0, -100, 1, -100, 2])
+BW, PW = R.random((5, 1)), R.random(3) * 3
 RM3, RV3, G3, B3 = R.standard_normal(3), R.random(3) + 0.5, R.standard_normal(3), R.standard_normal(3)
 
 
@@ -235,6 +238,21 @@ FUNCTIONAL = [
     ("avg_pool2d 3x3 stride 2 padding 1 ceil", lambda x: F.avg_pool2d(x, 3, 2, 1, True, False),
      lambda x: TF.avg_pool2d(x, 3, 2, 1, True, False), [IMG]),
     ("avg_pool2d 2x2 channels-last", lambda x: F.avg_pool2d(x, 2), lambda x: TF.avg_pool2d(x, 2), [IMG_CL]),
+    ("adaptive_avg_pool2d irregular bins", lambda x: F.adaptive_avg_pool2d(x, (3, 4)),
+     lambda x: TF.adaptive_avg_pool2d(x, (3, 4)), [IMG]),
+    ("adaptive_avg_pool2d global", lambda x: F.adaptive_avg_pool2d(x, 1), lambda x: TF.adaptive_avg_pool2d(x, 1),
+     [IMG_CL]),
+    ("adaptive_max_pool2d irregular bins", lambda x: F.adaptive_max_pool2d(x, (3, 4)),
+     lambda x: TF.adaptive_max_pool2d(x, (3, 4)), [IMG]),
+    ("adaptive_max_pool2d regular bins", lambda x: F.adaptive_max_pool2d(x, (5, 3)),
+     lambda x: TF.adaptive_max_pool2d(x, (5, 3)), [IMG]),
+    *[(f"pad {mode}", lambda x, mode=mode: F.pad(x, (1, 2, 2, 0), mode) ** 2,
+       lambda x, mode=mode: TF.pad(x, (1, 2, 2, 0), mode) ** 2, [IMG])
+      for mode in ("constant", "reflect", "replicate", "circular")],
+    ("interpolate nearest", lambda x: F.interpolate(x, scale_factor=1.5), lambda x: TF.interpolate(x, scale_factor=1.5),
+     [IMG]),
+    ("interpolate bilinear align_corners", lambda x: F.interpolate(x, (4, 9), mode="bilinear", align_corners=True),
+     lambda x: TF.interpolate(x, (4, 9), mode="bilinear", align_corners=True), [IMG]),
     ("layer_norm", lambda x, g, b: F.layer_norm(x, (3, 4), g, b), lambda x, g, b: TF.layer_norm(x, (3, 4), g, b),
      [X3, G34, B34]),
     ("layer_norm, no affine", lambda x: F.layer_norm(x, 4), lambda x: TF.layer_norm(x, (4,)), [X3]),
@@ -251,6 +269,17 @@ FUNCTIONAL = [
     *[(f"cross_entropy {red} smoothing {eps}", lambda s, red=red, eps=eps: F.cross_entropy(s, Y, red, eps),
        lambda s, red=red, eps=eps: TF.cross_entropy(s, torch.tensor(Y), reduction=red, label_smoothing=eps), [S])
       for red in ("mean", "sum", "none") for eps in (0.0, 0.2)],
+    *[(f"cross_entropy (N, C, H, W) {red}, weight, ignore_index, smoothing",
+       lambda s, red=red: F.cross_entropy(s, Y_IMG, red, 0.2, weight=CW, ignore_index=1),
+       lambda s, red=red: TF.cross_entropy(s, torch.tensor(Y_IMG), torch.tensor(CW), ignore_index=1, reduction=red,
+                                           label_smoothing=0.2), [IMG]) for red in ("mean", "none")],
+    ("cross_entropy weight, ignored rows", lambda s: F.cross_entropy(s, Y_IGN, weight=CW),
+     lambda s: TF.cross_entropy(s, torch.tensor(Y_IGN), torch.tensor(CW)), [S]),
+    *[(f"nll_loss (N, C, H, W) {red}", lambda s, red=red: F.nll_loss(s, Y_IMG, CW, 1, red),
+       lambda s, red=red: TF.nll_loss(s, torch.tensor(Y_IMG), torch.tensor(CW), ignore_index=1, reduction=red), [IMG])
+      for red in ("mean", "none")],
+    ("nll_loss of log_softmax", lambda s: F.nll_loss(F.log_softmax(s, 1), Y),
+     lambda s: TF.nll_loss(torch.log_softmax(s, 1), torch.tensor(Y)), [S]),
     *[(f"multiclass_hinge {red}", lambda s, red=red: F.multiclass_hinge(s, Y, 0.7, red),
        lambda s, red=red: _torch_hinge(s, torch.tensor(Y), 0.7, red), [S]) for red in ("mean", "none")],
     *[(f"mse {red}", lambda p, t, red=red: F.mse(p, t, red), lambda p, t, red=red: TF.mse_loss(p, t, reduction=red),
@@ -258,6 +287,11 @@ FUNCTIONAL = [
     ("mse with an array target", lambda p: F.mse(p, T), lambda p: TF.mse_loss(p, torch.tensor(T)), [S]),
     *[(f"bce with logits {red}", lambda x, t, red=red: F.binary_cross_entropy_with_logits(x, t, red),
        lambda x, t, red=red: TF.binary_cross_entropy_with_logits(x, t, reduction=red), [S, T])
+      for red in ("mean", "none")],
+    *[(f"bce with logits {red}, weight and pos_weight",
+       lambda x, t, red=red: F.binary_cross_entropy_with_logits(x, t, red, weight=BW, pos_weight=PW),
+       lambda x, t, red=red: TF.binary_cross_entropy_with_logits(x, t, torch.tensor(BW), reduction=red,
+                                                                 pos_weight=torch.tensor(PW)), [S, T])
       for red in ("mean", "none")],
     ("conv2d", lambda x, w, b: F.conv2d(x, w, b, stride=(2, 1), padding=1, dilation=(1, 2)),
      lambda x, w, b: TF.conv2d(x, w, b, stride=(2, 1), padding=1, dilation=(1, 2)), [XC, WC, BC]),

@@ -151,6 +151,18 @@ def test_unbatched_inputs_as_torch():
     assert F.fold(F.unfold(x, 2), (5, 5), 2).shape == (3, 5, 5)
 
 
+def test_an_empty_batch_gives_empty_outputs_and_zero_weight_gradients():
+    x = Tensor(np.zeros((0, 3, 5, 5)), requires_grad=True)
+    w = Tensor(np.ones((4, 3, 3, 3)), requires_grad=True)
+    y = F.conv2d(x, w, padding=1)
+    assert y.shape == tuple(TF.conv2d(torch.zeros(0, 3, 5, 5), torch.ones(4, 3, 3, 3), padding=1).shape)
+    y.sum().backward()
+    assert x.grad.shape == (0, 3, 5, 5) and not w.grad.any()
+    assert F.conv_transpose2d(np.zeros((0, 3, 4, 4)), np.ones((3, 2, 3, 3)), stride=2).shape == (0, 2, 9, 9)
+    assert F.unfold(np.zeros((0, 3, 4, 4)), 2).shape == (0, 12, 9)
+    assert F.fold(np.zeros((0, 12, 9)), (4, 4), 2).shape == (0, 3, 4, 4)
+
+
 def test_float32_stays_float32_forward_and_backward():
     x, w, b = (Tensor(a.astype(np.float32), requires_grad=True)
                for a in _inputs("f32", [(2, 3, 6, 6), (4, 3, 3, 3), (4,)]))

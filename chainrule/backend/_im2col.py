@@ -41,6 +41,7 @@ from chainrule.backend.blas import gemm
 from chainrule.backend.conv_geometry import ConvGeometry
 
 CHUNK_BYTES = 64 * 2**20  # the cap on one im2col block (bytes)
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # what this implementation computes
 
 Pair = tuple[int, int]
 
@@ -102,10 +103,21 @@ def blocks(n: int, ho: int, row_bytes: int, cap: int | None = None) -> Iterator[
             yield i, i + 1, h0, min(ho, h0 + step)
 
 
-def _im2col(windows: np.ndarray, n0: int, n1: int, h0: int, h1: int) -> np.ndarray:
-    """The im2col matrix (rows, G*K) of one block: the gathering copy (a view when the windows allow one)."""
+def _im2col(windows: np.ndarray, n0: int, n1: int, h0: int, h1: int, buf: list) -> np.ndarray:
+    """The im2col matrix (rows, G*K) of one block: a view of the windows when their strides allow one (1x1 kernels
+    on channels-last input), else the gathering copy, into one buffer reused by every block (``buf``: a list
+    holding it, allocated on first use)."""
     block = windows[n0:n1, h0:h1]
-    return block.reshape(-1, int(np.prod(block.shape[3:])))
+    shape = (block.shape[0] * block.shape[1] * block.shape[2], int(np.prod(block.shape[3:])))
+    try:
+        return np.reshape(block, shape, copy=False)
+    except ValueError:
+        pass
+    if not buf or buf[0].shape[0] < shape[0]:
+        buf[:] = [np.empty(shape, dtype=block.dtype)]
+    cols = buf[0][:shape[0]]
+    np.copyto(cols.reshape(block.shape), block)
+    return cols
 
 
 def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geom: ConvGeometry) -> np.ndarray:
@@ -120,8 +132,9 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geom: Con
     k = wm.shape[2]
     y = np.empty((n, ho, wo, o), dtype=x.dtype)
     y2 = y.reshape(-1, o)
+    buf: list = []
     for n0, n1, h0, h1 in blocks(n, ho, wo * g * k * x.itemsize):
-        cols = _im2col(windows, n0, n1, h0, h1)
+        cols = _im2col(windows, n0, n1, h0, h1, buf)
         r0 = (n0 * ho + h0) * wo
         out = y2[r0:r0 + cols.shape[0]]
         for j in range(g):
@@ -149,10 +162,13 @@ def conv2d_backward_data(gy: np.ndarray, w: np.ndarray, in_hw: Pair, geom: ConvG
     rows = _rows(gy)
     gx = np.zeros((n, h + top + bottom, wd + left + right, g * cg), dtype=gy.dtype)
     target = gx.reshape(gx.shape[:3] + (g, cg))  # (N, Hp, Wp, G, C/G), a view
+    buf = None
     for n0, n1, h0, h1 in blocks(n, ho, wo * g * k * gy.itemsize):
         r0 = (n0 * ho + h0) * wo
         r1 = r0 + (n1 - n0) * (h1 - h0) * wo
-        cols = np.empty((r1 - r0, g * k), dtype=gy.dtype)
+        if buf is None:  # the first block is the largest
+            buf = np.empty((r1 - r0, g * k), dtype=gy.dtype)
+        cols = buf[:r1 - r0]
         for j in range(g):
             gemm(rows[r0:r1, j * og:(j + 1) * og], wm[j], out=cols[:, j * k:(j + 1) * k])
         taps = cols.reshape(n1 - n0, h1 - h0, wo, g, kh, kw, cg)
@@ -180,8 +196,9 @@ def conv2d_backward_weight(x: np.ndarray, gy: np.ndarray, kernel_hw: Pair, geom:
     rows = _rows(gy)
     k = kh * kw * cg
     gw = np.zeros((g, og, k), dtype=x.dtype)
+    buf: list = []
     for n0, n1, h0, h1 in blocks(n, ho, wo * g * k * x.itemsize):
-        cols = _im2col(windows, n0, n1, h0, h1)
+        cols = _im2col(windows, n0, n1, h0, h1, buf)
         r0 = (n0 * ho + h0) * wo
         for j in range(g):
             gemm(rows[r0:r0 + cols.shape[0], j * og:(j + 1) * og], cols[:, j * k:(j + 1) * k], trans_a=True,

@@ -14,11 +14,13 @@ from chainrule.classifiers.base import BaseClassifier, DataConversionWarning, No
 from chainrule.classifiers.io import load
 from chainrule.classifiers.knn import KNearestNeighbor
 from chainrule.classifiers.linear import LinearClassifier, LinearSVM, SoftmaxClassifier
+from chainrule.classifiers.random_search import RandomSearchClassifier
 from chainrule.classifiers.registry import ModelSpec, get_spec, model_names, register, spec_of, specs, unregister
 
 __all__ = [
     "BaseClassifier", "NotFittedError", "DataConversionWarning",
     "KNearestNeighbor", "LinearClassifier", "LinearSVM", "SoftmaxClassifier", "MLPClassifier", "NeuralNetClassifier",
+    "RandomSearchClassifier",
     "load", "ModelSpec", "register", "unregister", "get_spec", "model_names", "specs", "spec_of",
 ]
 

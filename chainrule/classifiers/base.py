@@ -15,6 +15,7 @@ features, but ... is expecting 4 features as input", "Unknown label type: ...", 
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import numbers
@@ -252,6 +253,24 @@ def check_y(y: Any, n_samples: int, estimator: "BaseClassifier") -> tuple[np.nda
 # ---- the estimator base -----------------------------------------------------------------------------------------
 
 
+def _unfitted_on_failure(method: Any) -> Any:
+    """Wrap ``fit`` / ``partial_fit``: if it raises, the estimator is left not fitted (``_forget_fit``), so using it
+    raises ``NotFittedError`` instead of an AttributeError about a half-set model. The exception propagates."""
+    if getattr(method, "_unfitted_on_failure", False):
+        return method
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except Exception:
+            self._forget_fit()
+            raise
+
+    wrapper._unfitted_on_failure = True  # type: ignore[attr-defined]
+    return wrapper
+
+
 class BaseClassifier:
     """get/set_params, repr, tags, fitted checks, ``score`` and ``save``/``load`` for chainrule's classifiers.
 
@@ -272,6 +291,16 @@ class BaseClassifier:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         BaseClassifier.registry[cls.__name__] = cls
+        for name in ("fit", "partial_fit"):
+            if name in cls.__dict__:
+                setattr(cls, name, _unfitted_on_failure(cls.__dict__[name]))
+
+    def _forget_fit(self) -> None:
+        """Back to the state of a new estimator with the same hyperparameters: every attribute that is not one is
+        removed (learned ``*_`` attributes and private state)."""
+        params = set(self._get_param_names())
+        for key in [k for k in vars(self) if k not in params]:
+            delattr(self, key)
 
     @classmethod
     def _get_param_names(cls) -> list[str]:
