@@ -27,7 +27,8 @@ __all__ = [
     "BaseClassifier", "NotFittedError", "DataConversionWarning",
     "KNearestNeighbor", "LinearClassifier", "LinearSVM", "SoftmaxClassifier", "MLPClassifier", "NeuralNetClassifier",
     "RandomSearchClassifier",
-    "load", "estimator_from_checkpoint", "is_fit_checkpoint", "RESUME_MAY_DIFFER", "ModelSpec", "register", "unregister", "get_spec", "model_names", "specs", "spec_of",
+    "ConvNetClassifier", "load", "estimator_from_checkpoint", "is_fit_checkpoint", "RESUME_MAY_DIFFER",
+    "ModelSpec", "register", "unregister", "get_spec", "model_names", "specs", "spec_of",
 ]
 
 # The models every front end offers (chainrule.classifiers.registry). The playground starts each with these
@@ -38,10 +39,12 @@ register("knn", KNearestNeighbor, label="k-nearest neighbour", inputs=("vectors"
 register("svm", LinearSVM, label="linear SVM", inputs=("vectors", "images", "points"), playground=_LINEAR_PLAYGROUND)
 register("softmax", SoftmaxClassifier, label="softmax classifier", inputs=("vectors", "images", "points"),
          playground=_LINEAR_PLAYGROUND)
-register("mlp", "chainrule.classifiers.mlp:MLPClassifier", label="MLP (two-layer net)", inputs=("vectors", "images", "points"),
-         playground={"hidden_sizes": (8, 8), "activation": "relu", "weight_decay": 0.001, "lr": 0.01,
+register("mlp", "chainrule.classifiers.mlp:MLPClassifier", label="MLP (two-layer net)",
+         inputs=("vectors", "images", "points"), playground={"hidden_sizes": (8, 8), "activation": "relu", "weight_decay": 0.001, "lr": 0.01,
                      "optimizer": "adam", "momentum": 0.9, "nesterov": False, "batch_size": 10})
-_LAZY = {"MLPClassifier": "chainrule.classifiers.mlp", "NeuralNetClassifier": "chainrule.classifiers.network"}
+register("cnn", "chainrule.classifiers.cnn:ConvNetClassifier", label="conv net", inputs=("images",))
+_LAZY = {"MLPClassifier": "chainrule.classifiers.mlp", "NeuralNetClassifier": "chainrule.classifiers.network",
+         "ConvNetClassifier": "chainrule.classifiers.cnn"}
 
 
 def __getattr__(name: str):

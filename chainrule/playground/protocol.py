@@ -131,20 +131,27 @@ class Bool:
 
 @dataclass(frozen=True)
 class Layers:
-    """hidden_sizes: a list of at most ``max_layers`` widths, each in [1, max_width]."""
+    """hidden_sizes (or a conv net's channels): a list of at most ``max_layers`` widths, each in [1, max_width];
+    ``layer`` and ``unit`` name them in the errors, ``min_layers`` the fewest."""
     max_layers: int
     max_width: int
+    layer: str = "layer"
+    unit: str = "neurons"
+    min_layers: int = 0
 
     def check(self, field: str, v: Any) -> tuple[int, ...]:
         if not isinstance(v, list):
-            raise ProtocolError(field, "expected a list of layer widths, e.g. [8, 8]", v)
+            raise ProtocolError(field, f"expected a list of {self.layer} widths, e.g. [8, 8]", v)
         if len(v) > self.max_layers:
-            raise ProtocolError(field, f"at most {self.max_layers} hidden layers", v)
+            raise ProtocolError(field, f"at most {self.max_layers} hidden {self.layer}s"
+                                if self.layer == "layer" else f"at most {self.max_layers} {self.layer}s", v)
+        if len(v) < self.min_layers:
+            raise ProtocolError(field, f"at least {self.min_layers} {self.layer}", v)
         for i, w in enumerate(v):
             if isinstance(w, bool) or not isinstance(w, int):
                 raise ProtocolError(f"{field}[{i}]", "expected an integer", w)
             if not 1 <= w <= self.max_width:
-                raise ProtocolError(f"{field}[{i}]", f"a layer has 1 to {self.max_width} neurons", w)
+                raise ProtocolError(f"{field}[{i}]", f"a {self.layer} has 1 to {self.max_width} {self.unit}", w)
         return tuple(v)
 
 
@@ -213,18 +220,18 @@ def model_rules(model: str) -> dict[str, Any]:
 
 _SET_RULES = ("data", "features", "model", "params")
 _NO_FIELDS = ("play", "pause", "step", "reset", "clear", "ping")
-TYPES = ("set", "add_point", "inspect", *_NO_FIELDS)
+TYPES = ("set", "add_point", "inspect", "mode", *_NO_FIELDS)
 _POINT_RULES = {"x": Float(-PLANE, PLANE), "y": Float(-PLANE, PLANE), "label": Int(0, 4)}
 _INSPECT_RULES = {"index": Nullable(Int(0, MAX_POINTS - 1))}
+_MODE_RULES = {"mode": Choice(("points", "images"))}  # which session (2-D points, images) the tab talks to
 
 
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def parse_message(text: str | bytes, model: str) -> dict[str, Any]:
-    """One message from the page -> a validated dict with its ``type``; ``model`` is the session's current model
-    (``params`` of a ``set`` without a new ``model`` are checked against it). Raises ProtocolError."""
+def decode_message(text: str | bytes) -> dict[str, Any]:
+    """The JSON object of one message, checked for size, syntax and nesting (either mode's first step)."""
     if isinstance(text, bytes):
         raise ProtocolError("message", "expected a text (JSON) message, not binary", f"{len(text)} bytes")
     size = len(text.encode("utf-8", "surrogatepass"))
@@ -239,6 +246,13 @@ def parse_message(text: str | bytes, model: str) -> dict[str, Any]:
         raise ProtocolError("message", f"at most {MAX_DEPTH} levels of nesting", f"more than {MAX_DEPTH} levels")
     if not isinstance(msg, dict):
         raise ProtocolError("message", "expected a JSON object with a \"type\"", msg)
+    return msg
+
+
+def parse_message(text: str | bytes, model: str) -> dict[str, Any]:
+    """One message from the page -> a validated dict with its ``type``; ``model`` is the session's current model
+    (``params`` of a ``set`` without a new ``model`` are checked against it). Raises ProtocolError."""
+    msg = decode_message(text)
     kind = msg.get("type")
     if kind not in TYPES:
         raise ProtocolError("type", f"must be one of {', '.join(TYPES)}", kind)
@@ -247,8 +261,8 @@ def parse_message(text: str | bytes, model: str) -> dict[str, Any]:
         for key, v in body.items():
             raise ProtocolError(key, f"unknown field; a {kind} message has only a type", v)
         return {"type": kind}
-    rules = _POINT_RULES if kind == "add_point" else _INSPECT_RULES
-    if kind in ("add_point", "inspect"):
+    rules = {"add_point": _POINT_RULES, "inspect": _INSPECT_RULES, "mode": _MODE_RULES}.get(kind)
+    if kind in ("add_point", "inspect", "mode"):
         fields = check_fields("", body, rules)
         missing = [k for k in rules if k not in fields]
         if missing:
@@ -273,21 +287,24 @@ def _parse_set(body: dict[str, Any], model: str) -> dict[str, Any]:
     return out
 
 
+def _describe(rule: Any) -> dict[str, Any]:
+    if isinstance(rule, Choice):
+        return {"kind": "choice", "values": list(rule.values)}
+    if isinstance(rule, Layers):
+        return {"kind": "layers", "max_layers": rule.max_layers, "max_width": rule.max_width}
+    if isinstance(rule, Bool):
+        return {"kind": "bool"}
+    return {"kind": type(rule).__name__.lower(), "min": rule.lo, "max": rule.hi}
+
+
+def describe_rules(rules: dict[str, Any]) -> dict[str, Any]:
+    """{field: its rule as the page reads it (kind, choices or limits)}."""
+    return {k: _describe(r) for k, r in rules.items()}
+
+
 def public_rules() -> dict[str, Any]:
     """The limits and choices, for the page to build its controls from (so that page and server agree)."""
-    def describe(rule: Any) -> dict[str, Any]:
-        if isinstance(rule, Choice):
-            return {"kind": "choice", "values": list(rule.values)}
-        if isinstance(rule, Layers):
-            return {"kind": "layers", "max_layers": rule.max_layers, "max_width": rule.max_width}
-        if isinstance(rule, Bool):
-            return {"kind": "bool"}
-        return {"kind": type(rule).__name__.lower(), "min": rule.lo, "max": rule.hi}
-
-    def group(rules: dict[str, Any]) -> dict[str, Any]:
-        return {k: describe(r) for k, r in rules.items()}
-
-    return {"data": group(DATA_RULES), "params": {m: group(model_rules(m)) for m in models()},
+    return {"data": describe_rules(DATA_RULES), "params": {m: describe_rules(model_rules(m)) for m in models()},
             "models": [{"name": m, "label": get_spec(m).label, "estimator": get_spec(m).class_name} for m in models()],
             "features": {name: label for name, (label, _) in FEATURES.items()},
             "datasets": {name: list(classes) for name, classes in TOY_2D.items()}, "plane": PLANE}

@@ -84,6 +84,10 @@ class Session:
 
     # ---- messages -------------------------------------------------------------------------------------------------
 
+    def parse(self, raw: str | bytes) -> dict[str, Any]:
+        """A message from the page, validated against this session's model (``protocol.parse_message``)."""
+        return parse_message(raw, self.model)
+
     def apply(self, msg: dict[str, Any] | str) -> str:
         """Apply a protocol message (a parsed dict, or the JSON text) other than play / pause (the server's).
 
@@ -330,12 +334,17 @@ class Session:
     def state(self) -> dict[str, Any]:
         """Everything but the pictures: settings, the latest metrics, running, error."""
         last = self.history[-1] if self.history else {}
-        return {"type": "state", "data": dict(self.data), "features": list(self.features), "model": self.model,
+        return {"type": "state", "mode": "points", "data": dict(self.data), "features": list(self.features),
+                "model": self.model,
                 "params": {m: _jsonable(p) for m, p in self.params.items()}, "running": self.running,
                 "error": self.error, "step": self.n_steps, "epoch": last.get("epoch", 0), "loss": last.get("loss"),
                 "train_accuracy": last.get("train_accuracy"), "test_accuracy": last.get("test_accuracy"),
                 "steps_per_s": self.steps_per_second(), "inspect": self.inspect, "notice": self.notice,
                 "run": self.run}
+
+    def data_message(self) -> dict[str, Any]:
+        """What the page needs once per data change: the points."""
+        return self.points()
 
     def points(self) -> dict[str, Any]:
         """The training and test points: {"type": "points", "train": [[x, y, label], ...], "test": [...]}."""
