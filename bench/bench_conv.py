@@ -121,7 +121,7 @@ def machine(threads: int) -> dict:
 
     flags = cpu_flags()
     isa = sorted(f for f in flags if f.startswith(("avx512", "amx")) or f in ("avx2", "fma", "avx_vnni"))
-    info = {"cpu": cpu_model(), "cores": os.cpu_count(), "isa_flags": " ".join(isa), "threads": threads,
+    info = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": cpu_model(), "cores": os.cpu_count(), "isa_flags": " ".join(isa), "threads": threads,
             "python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
             "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(), "load_before": os.getloadavg()}
     try:
@@ -446,9 +446,11 @@ def _chainrule_layer_times(Tensor, layer, x0, repeats: int) -> tuple[float, floa
     return statistics.median(fwd[1:]), statistics.median(bwd[1:])
 
 
-def conv_kernels(x, repeats: int) -> tuple[str, list[dict]]:
+def conv_kernels(x, repeats: int, layouts: bool) -> tuple[str, list[dict]]:
     """Each convolution of the net alone, its three kernels: oneDNN through chainrule (channels-last) beside
-    PyTorch's ``aten.convolution`` / ``convolution_backward`` in channels_last and NCHW, turns alternating."""
+    PyTorch's ``aten.convolution`` / ``convolution_backward`` in channels_last and NCHW, turns alternating; with
+    ``layouts`` also oneDNN with the activations in the layout the primitive picks (``format_tag any``: blocked),
+    reordered in and out at every call."""
     import numpy as np
     import torch
 
@@ -457,9 +459,10 @@ def conv_kernels(x, repeats: int) -> tuple[str, list[dict]]:
 
     prims, why = oc.primitives()
     rows_spec, inputs = spec(), layer_inputs(x)
+    extra = " oneDNN blocked (any) fwd / dgrad / wgrad |" if layouts else ""
     out, lines = [], ["| conv | input | torch NCHW fwd / dgrad / wgrad | torch channels_last fwd / dgrad / wgrad | "
-                      "oneDNN via chainrule fwd / dgrad / wgrad | kernels | oneDNN / torch best |",
-                      "| --- | --- | ---: | ---: | ---: | --- | ---: |"]
+                      "oneDNN via chainrule fwd / dgrad / wgrad | kernels | oneDNN / torch best |" + extra,
+                      "| --- | --- | ---: | ---: | ---: | --- | ---: |" + (" ---: |" if layouts else "")]
     rng = np.random.default_rng(0)
     for i, row in enumerate(rows_spec):
         if row[0] != "conv":
@@ -488,16 +491,24 @@ def conv_kernels(x, repeats: int) -> tuple[str, list[dict]]:
                                                    [True, False, False]),
                 lambda xt=xt, wt=wt, gyt=gyt: back(gyt, xt, wt, [cout] if bias else None, [1, 1], [pad, pad],
                                                    [1, 1], False, [0, 0], 1, [False, True, bias]))
-        fns["onednn"] = (lambda: prims.forward(x_cl, w, b, geom),
-                         lambda: prims.backward_data(gy_cl, w, (xin.shape[2], xin.shape[3]), geom),
-                         lambda: prims.backward_weight(x_cl, gy_cl, (k, k), geom, bias))
+        for name, act in [("onednn", "nhwc")] + ([("onednn any", "any")] if layouts else []):
+            def run(f, act=act):
+                oc.ACTIVATIONS = act  # read when a plan is made, and part of the plan's key
+                try:
+                    return f()
+                finally:
+                    oc.ACTIVATIONS = "nhwc"
+            fns[name] = (lambda run=run: run(lambda: prims.forward(x_cl, w, b, geom)),
+                         lambda run=run: run(lambda: prims.backward_data(gy_cl, w, (xin.shape[2], xin.shape[3]),
+                                                                         geom)),
+                         lambda run=run: run(lambda: prims.backward_weight(x_cl, gy_cl, (k, k), geom, bias)))
         times = {name: [[], [], []] for name in fns}
         for f3 in fns.values():
             for f in f3:
                 f()  # warm-up: JIT, plan cache
         names = list(fns)
         for r in range(repeats):
-            for name in names[r % 3:] + names[:r % 3]:
+            for name in names[r % len(names):] + names[:r % len(names)]:
                 for j, f in enumerate(fns[name]):
                     t0 = time.perf_counter()
                     f()
@@ -505,11 +516,11 @@ def conv_kernels(x, repeats: int) -> tuple[str, list[dict]]:
         med = {name: [statistics.median(t) for t in ts] for name, ts in times.items()}
         best = min(sum(med["nchw"]), sum(med["channels_last"]))
         impls = " / ".join(plan.impl for key, plan in prims.cache.items()
-                           if key[1] == xin.shape and w.shape in key and geom in key)
+                           if key[1] == xin.shape and w.shape in key and geom in key and key[-1] == "nhwc")
         fmt3 = lambda v: " / ".join(f"{1e3 * t:.1f}" for t in v)  # noqa: E731
         lines.append(f"| {layer_name(row)} | {tuple(xin.shape[1:])} | {fmt3(med['nchw'])} | "
                      f"{fmt3(med['channels_last'])} | {fmt3(med['onednn'])} | {impls} | "
-                     f"{sum(med['onednn']) / best:.2f} |")
+                     f"{sum(med['onednn']) / best:.2f} |" + (f" {fmt3(med['onednn any'])} |" if layouts else ""))
         out.append(dict(layer=layer_name(row), input=list(xin.shape), **med, impls=impls))
     return "\n".join(lines), out
 
@@ -576,10 +587,12 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--layers", action="store_true", help="per-layer and per-kernel tables")
     ap.add_argument("--layer-repeats", type=int, default=7)
+    ap.add_argument("--layouts", action="store_true", help="with --layers: oneDNN's blocked layouts (any) too")
     ap.add_argument("--memory", action="store_true", help="peak memory, one process per variant")
     ap.add_argument("--no-steps", action="store_true", help="skip the whole-step table")
     ap.add_argument("--quick", action="store_true", help="smoke run: batch 64, 3 rounds, 1 step, tables small")
     ap.add_argument("--json", type=Path, help="write every number to this file")
+    ap.add_argument("--markdown", type=Path, help="write the printed report (header and tables) to this file")
     ap.add_argument("--child-memory", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.quick:
@@ -594,46 +607,55 @@ def main() -> None:
         child_memory(name, kw, args.batch)
         return
 
+    report: list[str] = []
+
+    def say(*parts) -> None:
+        line = " ".join(str(p) for p in parts)
+        print(line, flush=True)
+        report.append(line)
+
     info = machine(args.threads)
     bf16_cpu = has_bf16(cpu_flags())
     names_kw, why = variants(bf16_cpu, args.quick)
     info["openmp_runtimes"] = loaded_libraries("gomp", "iomp", "omp.so")
     info["blas_libraries"] = loaded_libraries("openblas", "mkl_rt", "libdnnl")
-    print("# bench_conv: one training step of the airbench93-shaped net, batch", args.batch)
+    say("# bench_conv: one training step of the airbench93-shaped net, batch", args.batch)
     for k, v in info.items():
-        print(f"  {k}: {v}")
+        say(f"  {k}: {v}")
     if why:
-        print(f"  chainrule rows: none ({why}); PyTorch rows and oneDNN's kernels only")
+        say(f"  chainrule rows: none ({why}); PyTorch rows and oneDNN's kernels only")
     if not bf16_cpu:
-        print("  bf16 rows: none (the CPU shows neither avx512_bf16 nor amx_bf16)")
+        say("  bf16 rows: none (the CPU shows neither avx512_bf16 nor amx_bf16)")
     x, y = batch(args.batch)
     result = dict(machine=info, batch=args.batch)
 
     if not args.no_steps:
-        print(f"\n## Training step ({args.rounds} rounds x {args.steps} steps, alternating)")
+        say(f"\n## Training step ({args.rounds} rounds x {args.steps} steps, alternating)")
         times = measure_steps(names_kw, x, y, args.rounds, args.steps, args.warmup)
         table, rows = step_table(times, args.batch)
-        print(table)
+        say(table)
         result["steps"] = rows
     if args.layers:
-        print(f"\n## Convolution kernels alone (median of {args.layer_repeats}, ms)")
-        table, rows = conv_kernels(x, args.layer_repeats)
-        print(table)
+        say(f"\n## Convolution kernels alone (median of {args.layer_repeats}, ms)")
+        table, rows = conv_kernels(x, args.layer_repeats, args.layouts)
+        say(table)
         result["conv_kernels"] = rows
-        print(f"\n## Per layer, forward / backward (median of {args.layer_repeats}, ms)")
+        say(f"\n## Per layer, forward / backward (median of {args.layer_repeats}, ms)")
         conv = "onednn" if not why and "onednn" in conv_backends() else "numpy"
         table, rows = per_layer(x, args.layer_repeats, not why, conv)
-        print(table)
+        say(table)
         result["layers"] = rows
     if args.memory:
-        print("\n## Peak memory (one process per variant)")
+        say("\n## Peak memory (one process per variant)")
         table, rows = memory(names_kw, args.batch, args.threads)
-        print(table)
+        say(table)
         result["memory"] = rows
     result["machine"]["load_after"] = os.getloadavg()
-    print(f"\n  load average before {info['load_before']}, after {os.getloadavg()}")
+    say(f"\n  load average before {info['load_before']}, after {os.getloadavg()}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
+    if args.markdown:
+        args.markdown.write_text("\n".join(report) + "\n")
 
 
 if __name__ == "__main__":

@@ -186,3 +186,92 @@ def to_bf16(x: np.ndarray) -> np.ndarray:
     u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
     u = (u + 0x7FFF + ((u >> 16) & 1)) >> 16 << 16
     return u.astype(np.uint32).view(np.float32).reshape(x.shape)
+
+
+# ---- through the backend seam (chainrule.backend.conv) and the ops -------------------------------------------------
+
+
+@pytest.fixture
+def onednn_conv():
+    from chainrule.backend import conv
+
+    before = conv.info()["conv_requested"]
+    conv.select_conv("onednn")
+    yield conv
+    conv.select_conv(before)
+
+
+def test_the_seam_runs_float32_on_onednn_and_float64_on_numpy(onednn_conv):
+    from chainrule.backend import _im2col
+
+    geom = ConvGeometry((2, 1), ((1, 1), (0, 2)), (1, 2), 1)
+    x, w, b, gy = problem((2, 3, 9, 8), 4, (3, 3), geom)
+    assert onednn_conv.info()["conv"] == "onednn"
+    created = PRIMS.created
+    y32 = onednn_conv.conv2d_forward(x, w, b, geom)
+    assert PRIMS.created == created + 1 and oc.is_channels_last(y32)
+    x64, w64, b64, gy64 = (a.astype(np.float64) for a in (x, w, b, gy))
+    created = PRIMS.created
+    # float64 is computed by the NumPy path, bit for bit, and creates no oneDNN primitive
+    np.testing.assert_array_equal(onednn_conv.conv2d_forward(x64, w64, b64, geom),
+                                  _im2col.conv2d_forward(x64, w64, b64, geom))
+    np.testing.assert_array_equal(onednn_conv.conv2d_backward_data(gy64, w64, (9, 8), geom),
+                                  _im2col.conv2d_backward_data(gy64, w64, (9, 8), geom))
+    for ours, theirs in zip(onednn_conv.conv2d_backward_weight(x64, gy64, (3, 3), geom, True),
+                            _im2col.conv2d_backward_weight(x64, gy64, (3, 3), geom, True)):
+        np.testing.assert_array_equal(ours, theirs)
+    assert PRIMS.created == created
+
+
+def test_a_conv_net_trains_on_onednn_like_pytorch_and_reuses_its_primitives(onednn_conv):
+    """Two SGD steps of conv -> batch norm -> GELU -> max pool -> conv (groups) -> linear through chainrule's ops
+    on oneDNN match PyTorch float64 on the same weights; the second step creates no primitive."""
+    from chainrule import nn, optim
+    from chainrule.nn import functional as cF
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 3, 10, 10)).astype(np.float32)
+    labels = rng.integers(0, 5, size=4)
+    ours = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.GELU(), nn.MaxPool2d(2),
+                         nn.Conv2d(8, 8, 3, stride=2, groups=2, bias=False), nn.Flatten(), nn.Linear(32, 5))
+    theirs = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.GELU(),
+                                 torch.nn.MaxPool2d(2), torch.nn.Conv2d(8, 8, 3, stride=2, groups=2, bias=False),
+                                 torch.nn.Flatten(), torch.nn.Linear(32, 5)).double()
+    linear_w = "6.weight"  # chainrule's Linear keeps (in, out), CS231n's layout; PyTorch's is (out, in)
+    theirs.load_state_dict({k: torch.tensor(np.asarray(v.T if k == linear_w else v, dtype=np.float64))
+                            for k, v in ours.state_dict().items()})
+    opt = optim.SGD(ours.parameters(), lr=0.1, momentum=0.9)
+    topt = torch.optim.SGD(theirs.parameters(), lr=0.1, momentum=0.9)
+    for step in range(2):
+        created = PRIMS.created
+        opt.zero_grad()
+        loss = cF.cross_entropy(ours(x), labels)
+        loss.backward()
+        opt.step()
+        if step:
+            assert PRIMS.created == created
+        topt.zero_grad()
+        tloss = F.cross_entropy(theirs(torch.tensor(x, dtype=torch.float64)), torch.tensor(labels))
+        tloss.backward()
+        topt.step()
+        assert abs(float(loss.item()) - tloss.item()) <= 1e-5 * abs(tloss.item())
+    for name, p in theirs.state_dict().items():
+        mine = np.asarray(ours.state_dict()[name])
+        close(mine.T if name == linear_w else mine, p.numpy(), scale=1e-4)
+
+
+def test_every_bfloat16_plan_is_built_or_refused_with_the_reason():
+    """The bf16 probe builds all three directions' plans (float32 in, bfloat16 operands by reorder): on a CPU with
+    bfloat16 convolutions they are created, elsewhere each is refused as unimplemented (never another error)."""
+    geom = ConvGeometry((2, 2), ((1, 0), (0, 1)), (1, 1), 2)
+    for make in (lambda: PRIMS._forward_plan((2, 4, 6, 6), (4, 2, 3, 3), True, geom, "bfloat16"),
+                 lambda: PRIMS._backward_data_plan((2, 4, 6, 6), (2, 4, 3, 3), (4, 2, 3, 3), geom, "bfloat16"),
+                 lambda: PRIMS._backward_weight_plan((2, 4, 6, 6), (2, 4, 3, 3), (4, 2, 3, 3), True, geom,
+                                                     "bfloat16")):
+        try:
+            plan = make()
+        except oc.OneDNNError as e:
+            assert BF16_WHY and e.status == 3  # dnnl_unimplemented
+        else:
+            assert not BF16_WHY
+            oc._destroy(PRIMS.dnnl, plan)

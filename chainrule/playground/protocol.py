@@ -12,9 +12,12 @@ and then carries on.
     {"type": "inspect", "index": 12}            (a training point for the graph view; null: none)
     {"type": "ping"}                            (the page is open: keeps an idle session from timing out; no reply)
 
+``model`` is one of the registered models that take 2-D points (``chainrule.classifiers.model_names("points")``).
 ``params`` are the estimators' own parameters (``chainrule.classifiers``), under their own names: λ is
-``weight_decay`` for ``MLPClassifier`` and ``reg`` for ``LinearSVM`` / ``SoftmaxClassifier``. Limits that depend
-on the data (k at most the number of training points, a label below the number of classes) are the session's.
+``weight_decay`` for ``MLPClassifier`` and ``reg`` for ``LinearSVM`` / ``SoftmaxClassifier``. The page may set the
+parameters of a model's playground row (``ModelSpec.playground``) that have a rule in ``PARAM_RULES`` (one rule per
+parameter name). Limits that depend on the data (k at most the number of training points, a label below the number
+of classes) are the session's.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from chainrule.classifiers import mlp
+from chainrule.classifiers import get_spec, mlp, model_names
 from chainrule.data.toy import TOY_2D
 from chainrule.optim.factory import OPTIMIZERS
 from chainrule.playground.features import FEATURES
@@ -197,18 +200,23 @@ _L2 = Float(0.0, 10.0)
 _BATCH = Int(1, MAX_POINTS)
 _MOMENTUM = Float(0.0, 1.0, hi_open=True)
 
-# model -> the estimator parameters the page may set (the estimators' own names and values)
-PARAM_RULES: dict[str, dict[str, Any]] = {
-    "knn": {"k": Int(1, MAX_K), "metric": Choice(("l1", "l2"))},
-    "svm": {"reg": _L2, "lr": _LR, "batch_size": _BATCH, "momentum": _MOMENTUM,
-            "optimizer": Choice(tuple(OPTIMIZERS))},
-    "softmax": {"reg": _L2, "lr": _LR, "batch_size": _BATCH, "momentum": _MOMENTUM,
-                "optimizer": Choice(tuple(OPTIMIZERS))},
-    "mlp": {"hidden_sizes": Layers(MAX_LAYERS, MAX_NEURONS), "activation": Choice(mlp.ACTIVATIONS),
-            "weight_decay": _L2, "lr": _LR, "optimizer": Choice(tuple(OPTIMIZERS)), "momentum": _MOMENTUM,
-            "nesterov": Bool(), "batch_size": _BATCH},
+# estimator parameter -> what the page may set it to (the estimators' own names and values)
+PARAM_RULES: dict[str, Any] = {
+    "k": Int(1, MAX_K), "metric": Choice(("l1", "l2")), "hidden_sizes": Layers(MAX_LAYERS, MAX_NEURONS),
+    "activation": Choice(mlp.ACTIVATIONS), "reg": _L2, "weight_decay": _L2, "lr": _LR,
+    "optimizer": Choice(tuple(OPTIMIZERS)), "momentum": _MOMENTUM, "nesterov": Bool(), "batch_size": _BATCH,
 }
-MODELS = tuple(PARAM_RULES)
+
+
+def models() -> tuple[str, ...]:
+    """The models the playground offers: the registered ones that take 2-D points."""
+    return model_names("points")
+
+
+def model_rules(model: str) -> dict[str, Any]:
+    """{parameter: rule} of the parameters the page may set for ``model``: those of its playground row that have a
+    rule."""
+    return {k: PARAM_RULES[k] for k in get_spec(model).playground_params() if k in PARAM_RULES}
 
 _SET_RULES = ("data", "features", "model", "params")
 _NO_FIELDS = ("play", "pause", "step", "reset", "clear", "ping")
@@ -273,9 +281,9 @@ def _parse_set(body: dict[str, Any], model: str) -> dict[str, Any]:
     if "features" in body:
         out["features"] = Subset(tuple(FEATURES)).check("features", body["features"])
     if "model" in body:
-        model = out["model"] = Choice(MODELS).check("model", body["model"])
+        model = out["model"] = Choice(models()).check("model", body["model"])
     if "params" in body:
-        out["params"] = check_fields("params", body["params"], PARAM_RULES[model])
+        out["params"] = check_fields("params", body["params"], model_rules(model))
     return out
 
 
@@ -296,6 +304,7 @@ def describe_rules(rules: dict[str, Any]) -> dict[str, Any]:
 
 def public_rules() -> dict[str, Any]:
     """The limits and choices, for the page to build its controls from (so that page and server agree)."""
-    return {"data": describe_rules(DATA_RULES), "params": {m: describe_rules(r) for m, r in PARAM_RULES.items()},
+    return {"data": describe_rules(DATA_RULES), "params": {m: describe_rules(model_rules(m)) for m in models()},
+            "models": [{"name": m, "label": get_spec(m).label, "estimator": get_spec(m).class_name} for m in models()],
             "features": {name: label for name, (label, _) in FEATURES.items()},
             "datasets": {name: list(classes) for name, classes in TOY_2D.items()}, "plane": PLANE}

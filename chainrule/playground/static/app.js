@@ -182,6 +182,16 @@
       feats.appendChild(l);
     }
     options($("activation"), st.rules.params.mlp.activation.values);
+    // The model list is the registry's (chainrule.classifiers.model_names("points")): the page's own entries keep
+    // their wording, models registered by anyone else are added under their label; none outside it is offered.
+    const select = $("model"), offered = new Set(st.rules.models.map(m => m.name));
+    for (const o of Array.from(select.options)) if (!offered.has(o.value)) o.remove();
+    for (const m of st.rules.models) {
+      if (Array.from(select.options).some(o => o.value === m.name)) continue;
+      const o = document.createElement("option");
+      o.value = m.name; o.textContent = m.label + " (" + m.estimator + ")";
+      select.appendChild(o);
+    }
   }
   function selectedFeatures() {
     return Array.from($("features").querySelectorAll("input:checked")).map(b => b.value);
