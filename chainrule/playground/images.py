@@ -320,6 +320,10 @@ class ImageSession:
         out["activations"] = (image_views.activations(self.est, self._X_test[i:i + 1], self.images.pixels(
             self.images.test[i:i + 1])[0], int(self.images.y[self.images.test[i]]), self.view["gradients"])
             if healthy else None)
+        wgrad = out["activations"].pop("weight_gradient", None) if out["activations"] else None
+        if wgrad is not None and out["filters"] is not None:  # the gradients view: of the first layer's weights too
+            out["filters"] = {**wgrad, "total": out["filters"]["total"], "kind": out["filters"]["kind"],
+                              "gradient": True}
         out["strip"] = (image_views.strip(self._held_out["probs"], self.images.y[self.images.test], STRIP)
                         if healthy and self._held_out else None)
         return out

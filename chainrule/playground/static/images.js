@@ -48,9 +48,10 @@
         ctx.fillStyle = "#475467"; ctx.fillText(im.examples.classes[i], x, y + sp.h * s + 12);
       }
     }
-    $("filters-caption").textContent = templates ? "one template per class (W_, lecture 2)"
+    $("filters-caption").textContent = (templates ? "one template per class (W_, lecture 2)"
       : `first layer: ${Math.min(sp.n, sp.total)} of ${sp.total} ` +
-        (sp.kind === "filters" ? `${sp.w} x ${sp.h} conv filters` : "hidden units' weights");
+        (sp.kind === "filters" ? `${sp.w} x ${sp.h} conv filters` : "hidden units' weights")) +
+      (sp.gradient ? ": the chosen image's loss gradient" : "");
   }
   function drawActivations() {
     const c = $("activations"), a = im.acts;
