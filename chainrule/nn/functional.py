@@ -111,15 +111,17 @@ def dropout(x: TensorLike, p: float = 0.5, training: bool = True,
 
 def dropout2d(x: TensorLike, p: float = 0.5, training: bool = True,
               generator: np.random.Generator | int | None = None) -> Tensor:
-    """Channel dropout of x (N, C, H, W) or (C, H, W): zero each whole channel (feature map) with probability ``p``
-    and scale the kept ones by 1/(1-p) in training; the identity otherwise. ``generator`` as for ``dropout``."""
+    """Channel dropout of x (N, C, H, W): zero each whole channel (feature map) with probability ``p`` and scale
+    the kept ones by 1/(1-p) in training; the identity otherwise. ``generator`` as for ``dropout``. A 3-D input is
+    refused: PyTorch 2.13 reads it as (N, C, L) with a warning that it will read it as (C, H, W) in a future
+    release, so either reading would surprise someone."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout2d: expected p in [0, 1], got {p}")
     x = _as_input(x)
     data = _array(x)
-    if data.ndim not in (3, 4):
-        raise ValueError(f"dropout2d: expected input of shape (N, C, H, W) or (C, H, W), got {data.shape}; for "
-                         "(N, D) features use dropout")
+    if data.ndim != 4:
+        raise ValueError(f"dropout2d: expected input of shape (N, C, H, W), got {data.shape}; for one (C, H, W) "
+                         "image pass x[None], for (N, D) features use dropout")
     if not training or p == 0.0:
         return x if isinstance(x, Tensor) else Tensor(x)
     from chainrule.utils.seeding import as_generator
