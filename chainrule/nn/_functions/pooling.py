@@ -9,7 +9,8 @@ the padded input::
 so max pooling is the elementwise maximum of kh*kw such views and average pooling their sum, scaled: a loop over
 the taps (4 for 2x2, 9 for 3x3), never over samples or positions. The views are zero-copy and ufuncs keep the
 input's memory order, so a channels-last array (``x.transpose(0, 3, 1, 2)`` of an NHWC buffer, PyTorch's
-channels_last) stays channels-last through forward and backward: nothing is reordered.
+channels_last) stays channels-last through forward and backward: nothing is reordered. (Windows of many taps that
+tile the input, such as global pooling, are reduced as one (..., Ho, kh, Wo, kw) view instead: ``Window.tiled``.)
 
 Max-pool gradient routing (PyTorch's CPU rule, checked against torch 2.13): each window's gradient goes to ONE
 input position, the first maximum in row-major window order (tap (i, j) before (i, j+1) before (i+1, 0)); a window
