@@ -46,6 +46,8 @@ def class_targets(op: str, scores: np.ndarray, y: Any, ignore_index: int) -> np.
     elif y.dtype.kind not in "iu":
         raise ValueError(f"{op}: expected integer labels, got dtype {y.dtype}")
     c = scores.shape[1]
+    if y.size and 0 <= y.min() and y.max() < c:  # the common case, checked without an index search
+        return y
     bad = np.argwhere(((y < 0) | (y >= c)) & (y != ignore_index))
     if bad.size:
         where = tuple(int(i) for i in bad[0])
@@ -57,9 +59,7 @@ def class_targets(op: str, scores: np.ndarray, y: Any, ignore_index: int) -> np.
 def _class_scores(op: str, scores: Any, y: Any, weight: Any, reduction: str) -> tuple[Any, Any, Any, bool]:
     """(scores, y, weight, unbatched): (C,) scores with a label () become a batch of one; the weight (C,) an array
     of the scores' dtype."""
-    from chainrule.nn.functional import _check_reduction
-
-    _check_reduction(op, reduction)
+    _loss.check_reduction(op, reduction)
     scores = _as_input(scores)
     s = _array(scores)
     if not np.issubdtype(s.dtype, np.floating):

@@ -202,12 +202,7 @@ def gelu(x: TensorLike, approximate: str = "none") -> Tensor:
 
 # ---- losses -------------------------------------------------------------------------------------------------
 
-_REDUCTIONS = ("mean", "sum", "none")
-
-
-def _check_reduction(op: str, reduction: str) -> None:
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{op}: expected reduction in {_REDUCTIONS}, got {reduction!r}")
+_check_reduction = _loss.check_reduction
 
 
 def check_labels(op: str, y: Any, n: int, num_classes: int) -> np.ndarray:
