@@ -81,7 +81,9 @@ class InPlaceMethods:
     clip_ = clamp_
 
     def __setitem__(self, index: Any, value: Any) -> None:
-        """``t[index] = value`` (NumPy indexing; ``index`` may hold Tensors)."""
-        if isinstance(index, tuple):
-            index = tuple(_array(i) for i in index)
-        self._write("t[index] = value", lambda d, i, v: d.__setitem__(i, v), _array(index), value)
+        """``t[index] = value`` with PyTorch's indexing rule (``chainrule.ops.indexing``; ``index`` may hold
+        Tensors): ``value`` broadcasts to the shape ``t[index]`` has."""
+        from chainrule.ops.indexing import plan
+
+        p = plan(self.data.ndim, index)
+        self._write("t[index] = value", lambda d, v: p.assign(d, v), value)

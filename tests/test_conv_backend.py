@@ -27,6 +27,8 @@ SHAPES = [
     ((2, 6, 9, 8), (6, 1, 3, 3), (3, 2), ((1, 1), (2, 2)), (2, 1), 6),   # depthwise, dilation with stride
     ((1, 2, 3, 3), (4, 2, 5, 5), (1, 1), ((2, 2), (2, 2)), (1, 1), 1),   # kernel larger than the input, padded
     ((3, 5, 6, 7), (4, 5, 2, 4), (1, 3), ((0, 1), (1, 2)), (1, 1), 1),   # even kernels, odd sizes
+    ((2, 4, 6, 5), (6, 2, 3, 3), (1, 1), ((1, 1), (1, 1)), (2, 1), 2),   # stride 1: gx as a convolution
+    ((2, 3, 4, 5), (4, 3, 1, 2), (1, 1), ((1, 2), (2, 0)), (1, 1), 1),   # stride 1, padding past the span (crop)
 ]
 IDS = [f"x{s[0]}-w{s[1]}-s{s[2]}-d{s[4]}-g{s[5]}" for s in SHAPES]
 
@@ -139,15 +141,71 @@ def test_a_1x1_channels_last_convolution_reads_the_input_without_a_copy():
     x = x.transpose(0, 3, 1, 2)
     windows = _im2col._grouped(_im2col._windows(_im2col._channels_last(x, ConvGeometry()), (1, 1), (5, 4),
                                                 ConvGeometry()), 1)
-    assert np.shares_memory(_im2col._im2col(windows, 0, 2, 0, 5), x)
+    assert np.shares_memory(_im2col._im2col(windows, 0, 2, 0, 5, []), x)
 
 
-def test_the_seam_dispatches_to_the_selected_implementation():
+@pytest.fixture
+def numpy_conv():
+    """The NumPy implementation selected for the test (whatever CHAINRULE_CONV says), the previous one after."""
+    before = backend.info()["conv_requested"]
+    assert backend.select_conv("numpy") == "numpy"
+    yield
+    backend.select_conv(before)
+
+
+def test_the_seam_dispatches_to_the_selected_implementation(numpy_conv):
     x, w, b, geom = _case(SHAPES[0])
-    assert backend.info()["conv"] == "numpy"
+    assert backend.info()["conv"] == "numpy" and backend.info()["conv_dtypes"] == ["float32", "float64"]
     np.testing.assert_array_equal(conv.conv2d_forward(x, w, b, geom), _im2col.conv2d_forward(x, w, b, geom))
     with pytest.raises(ValueError, match=r"must be one of \('auto', 'numpy', 'onednn'\)"):
         backend.select_conv("cudnn")
+
+
+def test_gy_short_of_the_full_output_is_zero_padded_at_the_seam(numpy_conv, monkeypatch):
+    """conv_transpose2d with output_padding >= stride (below the dilation) gives gy fewer positions than the
+    geometry's output; implementations get it zero-padded to the full size (the missing positions have no
+    gradient)."""
+    x, w, _, _ = _case(SHAPES[1])
+    geom = ConvGeometry(dilation=(2, 2))
+    w = np.ones((3, 3, 2, 2))
+    full = conv.conv2d_forward(x, w, None, geom)  # (1, 3, 3, 3)
+    seen = []
+    monkeypatch.setattr(_im2col, "conv2d_backward_data", lambda gy, *a: seen.append(gy.shape) or gy)
+    monkeypatch.setattr(_im2col, "conv2d_backward_weight", lambda x, gy, *a: seen.append(gy.shape) or (gy, None))
+    short = np.ones((1, 3, 2, 3))
+    padded = conv.conv2d_backward_data(short, w, x.shape[2:], geom)
+    conv.conv2d_backward_weight(x, short, (2, 2), geom, False)
+    assert seen == [full.shape, full.shape]
+    np.testing.assert_array_equal(padded[:, :, 2], 0)
+    np.testing.assert_array_equal(padded[:, :, :2], short)
+
+
+def test_dtypes_an_implementation_lacks_run_on_numpy(monkeypatch):
+    """An implementation computes the dtypes it lists in DTYPES (float32 when it lists none); float64 then runs on
+    the NumPy path, so gradient checks stay exact whichever implementation is selected."""
+    calls = []
+
+    class Float32Only:  # an implementation module's shape: the three functions and no DTYPES
+        @staticmethod
+        def conv2d_forward(x, w, b, geom):
+            calls.append(x.dtype)
+            return _im2col.conv2d_forward(x, w, b, geom)
+
+        conv2d_backward_data = staticmethod(_im2col.conv2d_backward_data)
+        conv2d_backward_weight = staticmethod(_im2col.conv2d_backward_weight)
+
+    monkeypatch.setattr(conv, "_load", lambda name: (Float32Only, "") if name == "onednn" else (_im2col, ""))
+    before = backend.info()["conv_requested"]
+    try:
+        assert backend.select_conv("onednn") == "onednn"
+        assert backend.info()["conv_dtypes"] == ["float32"]
+        x, w, b, geom = _case(SHAPES[0])
+        y64 = conv.conv2d_forward(x, w, b, geom)
+        y32 = conv.conv2d_forward(x.astype(np.float32), w.astype(np.float32), b.astype(np.float32), geom)
+        assert calls == [np.float32] and y64.dtype == np.float64 and y32.dtype == np.float32
+    finally:
+        monkeypatch.undo()
+        backend.select_conv(before)
 
 
 def _in_subprocess(env: dict[str, str]) -> subprocess.CompletedProcess:

@@ -190,6 +190,7 @@ IMG_CL = np.ascontiguousarray(IMG.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  
 Y_IMG = R.integers(0, 3, (2, 5, 6))  # labels per position of IMG's 3 classes
 CW, Y_IGN = R.random(3) + 0.3, np.array([0, -100, 1, -100, 2])
 BW, PW = R.random((5, 1)), R.random(3) * 3
+Y_ML = np.array([[2, 0, -1], [1, -1, 2], [0, 1, 2], [-1, 0, 0], [2, 2, -1]])  # -1 ends each label list
 RM3, RV3, G3, B3 = R.standard_normal(3), R.random(3) + 0.5, R.standard_normal(3), R.standard_normal(3)
 
 
@@ -203,6 +204,18 @@ def _torch_hinge(s, y, margin=1.0, reduction="mean"):
     margins = torch.clamp(s - picked + margin, min=0) * (1 - TF.one_hot(y, s.shape[1]).double())
     losses = margins.sum(1)
     return {"mean": losses.mean(), "sum": losses.sum(), "none": losses}[reduction]
+
+
+def _torch_multilabel(x):
+    """PyTorch's multilabel_margin_loss written with differentiable ops (its own has no double backward)."""
+    n, c = x.shape
+    losses = []
+    for i in range(n):
+        labels = [int(v) for v in Y_ML[i][:list(Y_ML[i]).index(-1) if -1 in Y_ML[i] else c]]
+        others = [k for k in range(c) if k not in labels]
+        terms = [torch.clamp(1 - x[i, j] + x[i, k], min=0) for j in labels for k in others]
+        losses.append(sum(terms, x.new_zeros(())) / c)
+    return torch.stack(losses).mean()
 
 
 def _gen(seed: int = 3) -> np.random.Generator:
@@ -238,6 +251,21 @@ FUNCTIONAL = [
     ("avg_pool2d 3x3 stride 2 padding 1 ceil", lambda x: F.avg_pool2d(x, 3, 2, 1, True, False),
      lambda x: TF.avg_pool2d(x, 3, 2, 1, True, False), [IMG]),
     ("avg_pool2d 2x2 channels-last", lambda x: F.avg_pool2d(x, 2), lambda x: TF.avg_pool2d(x, 2), [IMG_CL]),
+    ("adaptive_avg_pool2d irregular bins", lambda x: F.adaptive_avg_pool2d(x, (3, 4)),
+     lambda x: TF.adaptive_avg_pool2d(x, (3, 4)), [IMG]),
+    ("adaptive_avg_pool2d global", lambda x: F.adaptive_avg_pool2d(x, 1), lambda x: TF.adaptive_avg_pool2d(x, 1),
+     [IMG_CL]),
+    ("adaptive_max_pool2d irregular bins", lambda x: F.adaptive_max_pool2d(x, (3, 4)),
+     lambda x: TF.adaptive_max_pool2d(x, (3, 4)), [IMG]),
+    ("adaptive_max_pool2d regular bins", lambda x: F.adaptive_max_pool2d(x, (5, 3)),
+     lambda x: TF.adaptive_max_pool2d(x, (5, 3)), [IMG]),
+    *[(f"pad {mode}", lambda x, mode=mode: F.pad(x, (1, 2, 2, 0), mode) ** 2,
+       lambda x, mode=mode: TF.pad(x, (1, 2, 2, 0), mode) ** 2, [IMG])
+      for mode in ("constant", "reflect", "replicate", "circular")],
+    ("interpolate nearest", lambda x: F.interpolate(x, scale_factor=1.5), lambda x: TF.interpolate(x, scale_factor=1.5),
+     [IMG]),
+    ("interpolate bilinear align_corners", lambda x: F.interpolate(x, (4, 9), mode="bilinear", align_corners=True),
+     lambda x: TF.interpolate(x, (4, 9), mode="bilinear", align_corners=True), [IMG]),
     ("layer_norm", lambda x, g, b: F.layer_norm(x, (3, 4), g, b), lambda x, g, b: TF.layer_norm(x, (3, 4), g, b),
      [X3, G34, B34]),
     ("layer_norm, no affine", lambda x: F.layer_norm(x, 4), lambda x: TF.layer_norm(x, (4,)), [X3]),
@@ -248,6 +276,14 @@ FUNCTIONAL = [
     ("elu", lambda x: F.elu(x, 0.7), lambda x: TF.elu(x, 0.7), [X]),
     ("gelu", F.gelu, TF.gelu, [X * 2]),
     ("gelu tanh", lambda x: F.gelu(x, "tanh"), lambda x: TF.gelu(x, approximate="tanh"), [X * 2]),
+    ("hardtanh", lambda x: F.hardtanh(x, -0.5, 0.8) ** 2, lambda x: TF.hardtanh(x, -0.5, 0.8) ** 2, [X]),
+    ("softplus", lambda x: F.softplus(x, 1.5, 2.0), lambda x: TF.softplus(x, 1.5, 2.0), [X * 2]),
+    ("logsigmoid", F.logsigmoid, TF.logsigmoid, [X * 2]),
+    ("glu", lambda x: F.glu(x, 1), lambda x: TF.glu(x, 1), [X]),
+    ("softshrink", lambda x: F.softshrink(x, 0.3) ** 2, lambda x: TF.softshrink(x, 0.3) ** 2, [X]),
+    ("rrelu training", lambda x: F.rrelu(x, 0.1, 0.3, True, _gen()) ** 2,
+     lambda x: (x * torch.tensor(np.where(X >= 0, 1, _gen().random((5, 4)) * 0.2 + 0.1))) ** 2, [X]),
+    ("rrelu eval", lambda x: F.rrelu(x, 0.1, 0.3), lambda x: TF.rrelu(x, 0.1, 0.3), [X]),
     ("softmax", lambda x: F.softmax(x, 1), lambda x: torch.softmax(x, 1), [X]),
     ("log_softmax", lambda x: F.log_softmax(x, 0), lambda x: torch.log_softmax(x, 0), [X]),
     ("logsumexp", lambda x: cr.logsumexp(x, axis=1), lambda x: torch.logsumexp(x, 1), [X]),
@@ -273,17 +309,27 @@ FUNCTIONAL = [
     *[(f"bce with logits {red}", lambda x, t, red=red: F.binary_cross_entropy_with_logits(x, t, red),
        lambda x, t, red=red: TF.binary_cross_entropy_with_logits(x, t, reduction=red), [S, T])
       for red in ("mean", "none")],
+    *[(f"bce with logits {red}, weight and pos_weight",
+       lambda x, t, red=red: F.binary_cross_entropy_with_logits(x, t, red, weight=BW, pos_weight=PW),
+       lambda x, t, red=red: TF.binary_cross_entropy_with_logits(x, t, torch.tensor(BW), reduction=red,
+                                                                 pos_weight=torch.tensor(PW)), [S, T])
+      for red in ("mean", "none")],
     ("conv2d", lambda x, w, b: F.conv2d(x, w, b, stride=(2, 1), padding=1, dilation=(1, 2)),
      lambda x, w, b: TF.conv2d(x, w, b, stride=(2, 1), padding=1, dilation=(1, 2)), [XC, WC, BC]),
     ("conv_transpose2d", lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, output_padding=1),
      lambda x, w, b: TF.conv_transpose2d(x, w, b, stride=2, output_padding=1), [XC, WC.transpose(1, 0, 2, 3), BC]),
     ("unfold and fold", lambda x: F.fold(F.unfold(x, 2, padding=1) ** 2, (4, 5), 2, padding=1),
      lambda x: TF.fold(TF.unfold(x, 2, padding=1) ** 2, (4, 5), 2, padding=1), [XC]),
-    *[(f"bce with logits {red}, weight and pos_weight",
-       lambda x, t, red=red: F.binary_cross_entropy_with_logits(x, t, red, weight=BW, pos_weight=PW),
-       lambda x, t, red=red: TF.binary_cross_entropy_with_logits(x, t, torch.tensor(BW), reduction=red,
-                                                                 pos_weight=torch.tensor(PW)), [S, T])
+    *[(f"l1_loss {red}", lambda p, t, red=red: F.l1_loss(p, t, red),
+       lambda p, t, red=red: TF.l1_loss(p, t, reduction=red), [S, T]) for red in ("mean", "none")],
+    *[(f"smooth_l1_loss {red}", lambda p, t, red=red: F.smooth_l1_loss(p, t, red, 0.7),
+       lambda p, t, red=red: TF.smooth_l1_loss(p, t, reduction=red, beta=0.7), [S, T]) for red in ("mean", "none")],
+    ("soft_margin_loss", lambda x: F.soft_margin_loss(x, np.sign(T - 0.5)),
+     lambda x: TF.soft_margin_loss(x, torch.tensor(np.sign(T - 0.5))), [S]),
+    *[(f"binary_cross_entropy {red}", lambda p, t, red=red: F.binary_cross_entropy(p, t, BW, red),
+       lambda p, t, red=red: TF.binary_cross_entropy(p, t, torch.tensor(BW), reduction=red), [T * 0.9 + 0.05, T])
       for red in ("mean", "none")],
+    ("multilabel_margin_loss", lambda x: F.multilabel_margin_loss(x, Y_ML), _torch_multilabel, [S]),
     ("l2_penalty", lambda a, b: F.l2_penalty([a, b], 0.3), lambda a, b: 0.3 * ((a * a).sum() + (b * b).sum()),
      [W, W6]),
 ]

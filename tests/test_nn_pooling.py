@@ -176,16 +176,18 @@ def test_pooling_keeps_float32():
 @pytest.mark.parametrize("call,error,match", [
     (lambda x: F.max_pool2d(x, 3, padding=2), ValueError, r"padding 2 is more than half the kernel 3.*<= kernel_size"),
     (lambda x: F.avg_pool2d(x, (2, 4), padding=(1, 3)), ValueError, "more than half the kernel"),
-    (lambda x: F.max_pool2d(x, 2, stride=0), ValueError, r"expected stride >= 1, got 0; pass a positive value"),
-    (lambda x: F.avg_pool2d(x, 2, stride=(1, -1)), ValueError, r"stride >= 1, got \(1, -1\)"),
-    (lambda x: F.max_pool2d(x, 0), ValueError, "kernel_size >= 1"),
-    (lambda x: F.max_pool2d(x, 2, dilation=0), ValueError, "dilation >= 1"),
-    (lambda x: F.max_pool2d(x, 2, padding=-1), ValueError, "padding >= 0"),
+    (lambda x: F.max_pool2d(x, 2, stride=0), ValueError, r"stride must be >= 1 in both dimensions, got 0; pass e\.g\. "
+                                                         r"stride=1"),
+    (lambda x: F.avg_pool2d(x, 2, stride=(1, -1)), ValueError, r"stride must be >= 1 in both dimensions, got "
+                                                               r"\(1, -1\)"),
+    (lambda x: F.max_pool2d(x, 0), ValueError, "kernel_size must be >= 1"),
+    (lambda x: F.max_pool2d(x, 2, dilation=0), ValueError, "dilation must be >= 1"),
+    (lambda x: F.max_pool2d(x, 2, padding=-1), ValueError, "padding must be >= 0"),
     (lambda x: F.max_pool2d(x, 9), ValueError, r"output H would be smaller than 1: input H 5 \+ padding 0 is smaller "
                                                r"than the kernel's extent 9"),
     (lambda x: F.max_pool2d(x, 3, dilation=3), ValueError, "kernel's extent 7"),
     (lambda x: F.max_pool2d(x[0, 0], 2), ValueError, r"shape \(N, C, H, W\) or \(C, H, W\), got shape \(5, 6\)"),
-    (lambda x: F.avg_pool2d(x, 2.5), ValueError, "kernel_size as an int or a pair of ints, got 2.5"),
+    (lambda x: F.avg_pool2d(x, 2.5), TypeError, r"kernel_size must be an int or a pair of ints \(h, w\), got 2.5"),
     (lambda x: F.avg_pool2d(x, 2, divisor_override=0), ValueError, "divisor_override as a nonzero integer"),
     (lambda x: F.max_pool2d(x.astype(np.int64), 2), TypeError, "floating-point input"),
 ])
@@ -208,7 +210,7 @@ def test_pool_modules_match_torch_and_check_arguments_at_construction():
     assert repr(nn.MaxPool2d(2)) == "MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)"
     with pytest.raises(ValueError, match="MaxPool2d: padding 2 is more than half the kernel 2"):
         nn.MaxPool2d(2, padding=2)
-    with pytest.raises(ValueError, match="AvgPool2d: expected stride >= 1"):
+    with pytest.raises(ValueError, match="AvgPool2d: stride must be >= 1"):
         nn.AvgPool2d(2, stride=0)
 
 

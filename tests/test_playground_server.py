@@ -241,3 +241,27 @@ def test_every_reply_says_how_many_messages_were_handled(client):
         assert seen["error"] == 5
         ws.send_json({"type": "pause"})
         assert receive(ws, "state")["applied"] == 6
+
+
+def test_a_tab_switches_to_the_images_mode_and_back(client):
+    with client.websocket_connect("/ws", headers=ORIGIN) as ws:
+        hello, _, _ = opened(ws)
+        assert hello["rules"]["images"]["datasets"] == ["digits"] and "mlp" in hello["rules"]["images"]["models"]
+        ws.send_json({"type": "mode", "mode": "images"})
+        examples = receive(ws, "examples")
+        assert examples["classes"] == [str(k) for k in range(10)] and len(examples["labels"]) == 300
+        frame = receive(ws, "frame")
+        assert (frame["mode"], frame["model"], frame["step"], frame["applied"]) == ("images", "mlp", 0, 1)
+        ws.send_json({"type": "set", "params": {"hidden_sizes": [0]}})  # the images mode's own rules
+        assert receive(ws, "error")["field"] == "params.hidden_sizes[0]"
+        ws.send_json({"type": "play"})
+        frames = [receive(ws, "frame") for _ in range(20)]
+        assert frames[-1]["step"] > frames[0]["step"] and any("filters" in f for f in frames)
+        ws.send_json({"type": "mode", "mode": "points"})  # pauses the images session
+        assert receive(ws, "points")["classes"] == 3
+        frame = receive(ws, "frame")
+        assert frame["mode"] == "points" and frame["model"] == "mlp" and not frame["running"]
+        ws.send_json({"type": "mode", "mode": "images"})  # the same images session, where it stopped
+        receive(ws, "examples")
+        back = receive(ws, "frame")
+        assert back["step"] >= frames[-1]["step"] and not back["running"]

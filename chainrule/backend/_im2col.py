@@ -23,8 +23,9 @@ Layouts (what each function returns):
   C-contiguous (N, Ho, Wo, O) result, kept as it is (no reorder). A channels-last x (``x.transpose(0, 2, 3, 1)``
   C-contiguous, as the previous layer returns it) is read without a copy when the geometry does not pad; any other x
   is copied once into a channels-last (padded) buffer.
-- ``conv2d_backward_data`` -> gx (N, C, H, W) with channels-last strides: a view into the (padded) channels-last
-  buffer the columns were added into (col2im, one strided add per kernel tap).
+- ``conv2d_backward_data`` -> gx (N, C, H, W) channels-last: for stride 1 the forward's layout (it is computed as
+  a forward convolution of the padded gy), for other strides a view into the (padded) channels-last buffer the
+  columns were added into (col2im, one strided add per kernel tap).
 - ``conv2d_backward_weight`` -> gw (O, C/G, kh, kw) C-contiguous (the parameters' own layout; a small copy), gb (O,).
 - gy (N, O, Ho, Wo) is read as channels-last rows: free when it is channels-last (the forward's layout, kept by
   elementwise ops), else one copy.
@@ -41,6 +42,7 @@ from chainrule.backend.blas import gemm
 from chainrule.backend.conv_geometry import ConvGeometry
 
 CHUNK_BYTES = 64 * 2**20  # the cap on one im2col block (bytes)
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))  # what this implementation computes
 
 Pair = tuple[int, int]
 
@@ -102,10 +104,21 @@ def blocks(n: int, ho: int, row_bytes: int, cap: int | None = None) -> Iterator[
             yield i, i + 1, h0, min(ho, h0 + step)
 
 
-def _im2col(windows: np.ndarray, n0: int, n1: int, h0: int, h1: int) -> np.ndarray:
-    """The im2col matrix (rows, G*K) of one block: the gathering copy (a view when the windows allow one)."""
+def _im2col(windows: np.ndarray, n0: int, n1: int, h0: int, h1: int, buf: list) -> np.ndarray:
+    """The im2col matrix (rows, G*K) of one block: a view of the windows when their strides allow one (1x1 kernels
+    on channels-last input), else the gathering copy, into one buffer reused by every block (``buf``: a list
+    holding it, allocated on first use)."""
     block = windows[n0:n1, h0:h1]
-    return block.reshape(-1, int(np.prod(block.shape[3:])))
+    shape = (block.shape[0] * block.shape[1] * block.shape[2], int(np.prod(block.shape[3:])))
+    try:
+        return np.reshape(block, shape, copy=False)
+    except (ValueError, TypeError):  # needs a copy (TypeError: NumPy < 2.1 has no copy=; copy then too)
+        pass
+    if not buf or buf[0].shape[0] < shape[0]:
+        buf[:] = [np.empty(shape, dtype=block.dtype)]
+    cols = buf[0][:shape[0]]
+    np.copyto(cols.reshape(block.shape), block)
+    return cols
 
 
 def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geom: ConvGeometry) -> np.ndarray:
@@ -120,8 +133,9 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geom: Con
     k = wm.shape[2]
     y = np.empty((n, ho, wo, o), dtype=x.dtype)
     y2 = y.reshape(-1, o)
+    buf: list = []
     for n0, n1, h0, h1 in blocks(n, ho, wo * g * k * x.itemsize):
-        cols = _im2col(windows, n0, n1, h0, h1)
+        cols = _im2col(windows, n0, n1, h0, h1, buf)
         r0 = (n0 * ho + h0) * wo
         out = y2[r0:r0 + cols.shape[0]]
         for j in range(g):
@@ -134,8 +148,14 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geom: Con
 def conv2d_backward_data(gy: np.ndarray, w: np.ndarray, in_hw: Pair, geom: ConvGeometry) -> np.ndarray:
     """gx (N, C, H, W), the gradient of the input of size ``in_hw`` from gy (N, O, Ho, Wo) (col2im of gy @ w).
 
-    gy may cover fewer output positions than ``geom`` gives for ``in_hw`` (conv_transpose2d with an output_padding
-    of at least the stride): the input pixels only the missing positions read get zero."""
+    Stride 1: the forward convolution of gy, zero-padded by the dilated kernel span (less the forward's padding),
+    with the kernel flipped and its channel axes swapped (one gather and one GEMM per block, like the forward).
+    Other strides: col2im, one GEMM per block then one strided add per kernel tap (the padded gy of the first
+    method would be mostly inserted zeros). gy may cover fewer output positions than ``geom`` gives for ``in_hw``
+    (conv_transpose2d with an output_padding of at least the stride): the input pixels only the missing positions
+    read get zero."""
+    if geom.stride == (1, 1):
+        return _backward_data_as_conv(gy, w, in_hw, geom)
     n, o, ho, wo = gy.shape
     _, cg, kh, kw = w.shape
     g = geom.groups
@@ -149,10 +169,13 @@ def conv2d_backward_data(gy: np.ndarray, w: np.ndarray, in_hw: Pair, geom: ConvG
     rows = _rows(gy)
     gx = np.zeros((n, h + top + bottom, wd + left + right, g * cg), dtype=gy.dtype)
     target = gx.reshape(gx.shape[:3] + (g, cg))  # (N, Hp, Wp, G, C/G), a view
+    buf = None
     for n0, n1, h0, h1 in blocks(n, ho, wo * g * k * gy.itemsize):
         r0 = (n0 * ho + h0) * wo
         r1 = r0 + (n1 - n0) * (h1 - h0) * wo
-        cols = np.empty((r1 - r0, g * k), dtype=gy.dtype)
+        if buf is None:  # the first block is the largest
+            buf = np.empty((r1 - r0, g * k), dtype=gy.dtype)
+        cols = buf[:r1 - r0]
         for j in range(g):
             gemm(rows[r0:r1, j * og:(j + 1) * og], wm[j], out=cols[:, j * k:(j + 1) * k])
         taps = cols.reshape(n1 - n0, h1 - h0, wo, g, kh, kw, cg)
@@ -163,6 +186,28 @@ def conv2d_backward_data(gy: np.ndarray, w: np.ndarray, in_hw: Pair, geom: ConvG
                 target[n0:n1, row:row + (h1 - h0 - 1) * sh + 1:sh, col:col + (wo - 1) * sw + 1:sw] += \
                     taps[:, :, :, :, i, jj]
     return gx[:, top:top + h, left:left + wd].transpose(0, 3, 1, 2)
+
+
+def _backward_data_as_conv(gy: np.ndarray, w: np.ndarray, in_hw: Pair, geom: ConvGeometry) -> np.ndarray:
+    """gx for stride 1: gx[j] = sum_i gy[j + pad - i*d] w[i] is a convolution of gy padded by d*(k-1) - pad at the
+    top/left (cropped where that is negative) to (H + d*(k-1)) rows, with the flipped kernel."""
+    n, o, ho, wo = gy.shape
+    _, cg, kh, kw = w.shape
+    g = geom.groups
+    (dh, dw), ((top, _), (left, _)) = geom.dilation, geom.padding
+    h, wd = in_hw
+    span_h, span_w = dh * (kh - 1), dw * (kw - 1)
+    buf = np.zeros((n, h + span_h, wd + span_w, o), dtype=gy.dtype)
+    shift_h, shift_w = span_h - top, span_w - left  # where gy's row/column 0 lands in buf (may be < 0)
+    src_h, src_w = max(0, -shift_h), max(0, -shift_w)
+    dst_h, dst_w = max(0, shift_h), max(0, shift_w)
+    rows, cols = min(ho - src_h, buf.shape[1] - dst_h), min(wo - src_w, buf.shape[2] - dst_w)
+    if rows > 0 and cols > 0:
+        buf[:, dst_h:dst_h + rows, dst_w:dst_w + cols] = gy.transpose(0, 2, 3, 1)[:, src_h:src_h + rows,
+                                                                                 src_w:src_w + cols]
+    flipped = w.reshape(g, o // g, cg, kh, kw)[..., ::-1, ::-1].transpose(0, 2, 1, 3, 4).reshape(g * cg, o // g,
+                                                                                                 kh, kw)
+    return conv2d_forward(buf.transpose(0, 3, 1, 2), flipped, None, ConvGeometry(dilation=geom.dilation, groups=g))
 
 
 def conv2d_backward_weight(x: np.ndarray, gy: np.ndarray, kernel_hw: Pair, geom: ConvGeometry,
@@ -180,8 +225,9 @@ def conv2d_backward_weight(x: np.ndarray, gy: np.ndarray, kernel_hw: Pair, geom:
     rows = _rows(gy)
     k = kh * kw * cg
     gw = np.zeros((g, og, k), dtype=x.dtype)
+    buf: list = []
     for n0, n1, h0, h1 in blocks(n, ho, wo * g * k * x.itemsize):
-        cols = _im2col(windows, n0, n1, h0, h1)
+        cols = _im2col(windows, n0, n1, h0, h1, buf)
         r0 = (n0 * ho + h0) * wo
         for j in range(g):
             gemm(rows[r0:r0 + cols.shape[0], j * og:(j + 1) * og], cols[:, j * k:(j + 1) * k], trans_a=True,

@@ -14,11 +14,13 @@ from chainrule.classifiers.base import BaseClassifier, DataConversionWarning, No
 from chainrule.classifiers.io import load
 from chainrule.classifiers.knn import KNearestNeighbor
 from chainrule.classifiers.linear import LinearClassifier, LinearSVM, SoftmaxClassifier
+from chainrule.classifiers.random_search import RandomSearchClassifier
 from chainrule.classifiers.registry import ModelSpec, get_spec, model_names, register, spec_of, specs, unregister
 
 __all__ = [
     "BaseClassifier", "NotFittedError", "DataConversionWarning",
     "KNearestNeighbor", "LinearClassifier", "LinearSVM", "SoftmaxClassifier", "MLPClassifier", "NeuralNetClassifier",
+    "RandomSearchClassifier",
     "load", "ModelSpec", "register", "unregister", "get_spec", "model_names", "specs", "spec_of",
 ]
 
@@ -33,7 +35,9 @@ register("softmax", SoftmaxClassifier, label="softmax classifier", inputs=("vect
 register("mlp", "chainrule.classifiers.mlp:MLPClassifier", label="MLP (two-layer net)", inputs=("vectors", "images", "points"),
          playground={"hidden_sizes": (8, 8), "activation": "relu", "weight_decay": 0.001, "lr": 0.01,
                      "optimizer": "adam", "momentum": 0.9, "nesterov": False, "batch_size": 10})
-_LAZY = {"MLPClassifier": "chainrule.classifiers.mlp", "NeuralNetClassifier": "chainrule.classifiers.network"}
+register("cnn", "chainrule.classifiers.cnn:ConvNetClassifier", label="conv net", inputs=("images",))
+_LAZY = {"MLPClassifier": "chainrule.classifiers.mlp", "NeuralNetClassifier": "chainrule.classifiers.network",
+         "ConvNetClassifier": "chainrule.classifiers.cnn"}
 
 
 def __getattr__(name: str):

@@ -29,6 +29,11 @@ Extension points (a leaf overrides these; everything else is the base's):
     stores the network's input shape and rebuilds with ``_build_network``; ``MLPClassifier`` keeps its own
     format (``sizes``, ``activation``, ``norm``, ``dropout``) so files saved before this base still load.
 
+``_augmentation(hp)`` / ``_build_optimizer(hp)`` / ``_training_callbacks(hp, schedule, total_steps)``
+    The training images' augmentation (``FlipCrop`` by default), the optimizer of ``fit`` (weight decay on
+    matrices and filters only) and extra Trainer callbacks (none): ``ConvNetClassifier`` uses alternating flips +
+    translations, per-kind parameter groups (``chainrule.optim.param_groups``) and ``Lookahead``.
+
 Per-model facts the front ends ask for (``BaseClassifier``): ``n_parameters()``, ``weight_images()``,
 ``describe()``, ``has_training_curve`` and ``input_kinds``; this base answers them for any network.
 
@@ -226,7 +231,7 @@ class NeuralNetClassifier(InputSteps, BaseClassifier):
         self.model_ = self._new_network(model_seed)
         loader = self._loader(X, y_index, hp, loader_seed)
         del X
-        optimizer = tr.build_optimizer(hp["optimizer"], self.model_.parameters(), self._optimizer_options(hp))
+        optimizer = self._build_optimizer(hp)
         trainer, budget = self._trainer(loader, optimizer, val, hp, callbacks=callbacks, checkpoints=checkpoints,
                                         checkpoint_every=checkpoint_every, diagnostics=diagnostics)
         if resume is not None:
@@ -306,6 +311,19 @@ class NeuralNetClassifier(InputSteps, BaseClassifier):
         """``_build_network`` for the fitted input steps and classes, its weights drawn from ``seed``."""
         return self._build_network(self._network_sample_shape(), len(self.classes_), seed)
 
+    def _build_optimizer(self, hp: dict[str, Any]) -> Any:
+        """The optimizer of ``fit`` over ``model_`` (decay on weight matrices and filters only)."""
+        return tr.build_optimizer(hp["optimizer"], self.model_.parameters(), self._optimizer_options(hp))
+
+    def _training_callbacks(self, hp: dict[str, Any], schedule: Any, total_steps: int) -> list[Any]:
+        """Trainer callbacks of the leaf's own training tricks (e.g. ``Lookahead``); none by default."""
+        return []
+
+    def _augmentation(self, hp: dict[str, Any]) -> Any:
+        """The ``DataLoader`` augmentation of the training images (``augment`` not False): flips, and with
+        ``augment=True`` 4-pixel zero-padded random crops."""
+        return FlipCrop(padding=4 if hp["augment"] is True else 0)
+
     def _optimizer_options(self, hp: dict[str, Any]) -> dict[str, Any]:
         return {**hp, "nesterov": bool(self.nesterov) and hp["optimizer"] == "sgd"}
 
@@ -320,6 +338,7 @@ class NeuralNetClassifier(InputSteps, BaseClassifier):
         else:
             schedule = run_schedule(hp["schedule"], optimizer, total_steps, warmup=warmup)
         own = [cb for cb in (budget, _EpochPrinter() if self.verbose else None) if cb is not None]
+        own += self._training_callbacks(hp, schedule, total_steps)
         hooks["callbacks"] = [*own, *(hooks.get("callbacks") or ())]
         trainer = Trainer(
             self.model_, functools.partial(F.cross_entropy, label_smoothing=hp["label_smoothing"]), optimizer,
@@ -356,7 +375,7 @@ class NeuralNetClassifier(InputSteps, BaseClassifier):
             return DataLoader(self._network_input(X), y_index, batch, shuffle=True, drop_last=drop_last, seed=seed)
         images = X.reshape(n, *self._image_shape())  # (N, H, W, C) or grayscale (N, H, W)
         return DataLoader(images, y_index, batch, shuffle=True, drop_last=drop_last, seed=seed,
-                          augment=FlipCrop(padding=4 if hp["augment"] is True else 0), transform=self._batch_inputs)
+                          augment=self._augmentation(hp), transform=self._batch_inputs)
 
     def _record(self, trainer: Trainer, steps_per_epoch: int, val: tuple[np.ndarray, np.ndarray] | None) -> None:
         """Learned attributes from the finished trainer; keep the best weights under early stopping."""

@@ -124,28 +124,29 @@ def _resume_locked(args: argparse.Namespace, layers: list[dict[str, Any]], folde
         raise UsageError(f"cannot resume {args.resume} with a different configuration: {'; '.join(diff)}. "
                          "Drop those flags, or start a new run with --out")
     summary = folder.read_summary() if folder.summary_path.is_file() else {}
+    has_curve = P.estimator_class(requested["model"]).has_training_curve
     if summary.get("status") == "complete" and not cfgmod.differing_keys(summary.get("config", {}), requested):
-        what = (f"{summary.get('epochs_completed')} epoch(s), {summary.get('steps')} steps" if requested["model"] != "knn"
-                else "a kNN run has no training loop to continue")
+        what = (f"{summary.get('epochs_completed')} epoch(s), {summary.get('steps')} steps" if has_curve
+                else f"a {P.class_name(requested['model'])} run has no training loop to continue")
         say(f"{args.resume} is complete ({what}); nothing to resume. To train longer, resume with a larger --epochs")
         return 0
     if summary.get("status") in ("failed", "interrupted"):
         logger.info("%s %s earlier (%s); continuing it", args.resume, summary["status"],
                     summary.get("error") or "no reason recorded")
     latest = None
-    if requested["model"] != "knn":
+    if has_curve:
         try:
             latest = folder.checkpoints(requested["keep_checkpoints"]).load_latest(validate=check_trainer_state)
         except CheckpointError as e:
             raise RuntimeError(f"cannot resume {args.resume}: {e}") from e
-    if latest is None:  # stopped before its first checkpoint (or a kNN run): nothing to continue, so start over
+    if latest is None:  # stopped before its first checkpoint (or no training loop): nothing to continue: start over
         logger.info("%s has no checkpoint to continue from: training it from the start", args.resume)
         return _report(train_run(requested, folder, progress=not args.quiet))
     state, path = latest
     if not is_fit_checkpoint(state):
         raise RuntimeError(f"{path} was not written by an estimator's fit (kind {state.get('kind')!r}); it cannot be "
                            "resumed by this version of chainrule")
-    estimator = P.MODEL_CLASSES[requested["model"]]
+    estimator = P.class_name(requested["model"])
     if state["config"].get("estimator") != estimator:
         raise RuntimeError(f"{path} is a checkpoint of a {state['config'].get('estimator')} fit, but this run trains "
                            f"a {estimator}; it cannot be resumed from it")
@@ -164,8 +165,8 @@ def _resume_locked(args: argparse.Namespace, layers: list[dict[str, Any]], folde
 def _report(result: "RunResult") -> int:
     s = result.summary
     say(f"run folder: {result.folder.path}")
-    if s["model"] == "knn":
-        say(f"kNN ({s['metric']}), k={s['knn_k']}" + (" chosen on validation" if s.get("val_acc_by_k") else "")
+    if not s["training_curve"]:
+        say(s["description"] + (" (k chosen on validation)" if s.get("val_acc_by_k") else "")
             + f"; fit {s['train_time_s']:.2f} s, predict {s['predict_time_s']:.2f} s for {s['num_val']} samples")
     else:
         rate = f" ({s['train_samples_per_s']:,.0f} samples/s)" if s.get("train_samples_per_s") else ""
@@ -224,8 +225,7 @@ def train_run(config: Mapping[str, Any], folder: Any, progress: bool = True,
         if data is None:
             data = split_data(config["data"], config["val_size"], split_seed(config), config.get("image_size"))
         estimator = P.build(config["model"], cfgmod.params_of(config))
-        if config["model"] == "knn":
-            _check_k(config, data, estimator.k)
+        _check_fits(config, data, estimator)
         # Everything is checked: create the folder (exclusively, locked until this run ends) and write it.
         if new_run:
             _create(folder)
@@ -250,11 +250,15 @@ def _create(folder: Any) -> None:
         raise UsageError(str(e)) from None
 
 
-def _check_k(config: Mapping[str, Any], data: Data, k: int) -> None:
-    ks = sorted(set(config["select_k"] or [k]))
-    if ks[-1] > len(data.X_train):
-        raise UsageError(f"k={ks[-1]} is larger than the training set ({len(data.X_train)} samples); choose k <= "
-                         f"{len(data.X_train)}")
+def _check_fits(config: Mapping[str, Any], data: Data, est: Any) -> None:
+    """Parameters that cannot exceed the training set (the estimator's ``capped_to``: kNN's k, and every k of
+    ``--select-k``) must fit it: a usage error before anything is written."""
+    n = len(data.X_train)
+    wanted = {name: getattr(est, name) for name in est.capped_to(n)}
+    if config["select_k"] and max(config["select_k"]) > n:
+        wanted = {"k": max(config["select_k"])}
+    for name, value in wanted.items():
+        raise UsageError(f"{name}={value} is larger than the training set ({n} samples); choose {name} <= {n}")
 
 
 def _failed(folder: Any, new_run: bool, error: BaseException) -> None:
@@ -295,8 +299,8 @@ def _train_into(config: dict[str, Any], folder: Any, data: Data, estimator: Any,
     folder.write_summary({**info, "config": _jsonable(config)})
     logger.info("%s: %d training / %d validation samples, %d classes; %s(%s)", data.name, len(data.X_train),
                 len(data.X_val), len(data.classes), type(estimator).__name__, _changed_params(config))
-    if config["model"] == "knn":
-        history, fit_time, y_pred, predict_time = _fit_knn(estimator, config, folder, data)
+    if not estimator.has_training_curve:
+        history, fit_time, y_pred, predict_time = _fit_once(estimator, config, folder, data)
     else:
         stop.training = True
         try:
@@ -308,7 +312,7 @@ def _train_into(config: dict[str, Any], folder: Any, data: Data, estimator: Any,
     estimator.save(folder.model_path)
     trained = Trained(estimator, config["model"], tuple(data.classes), info["input"], config, folder,
                       folder.model_path)
-    if config["model"] != "knn":
+    if estimator.has_training_curve:
         t0 = time.perf_counter()
         y_pred = trained.predict(data.X_val)
         predict_time = time.perf_counter() - t0
@@ -317,9 +321,9 @@ def _train_into(config: dict[str, Any], folder: Any, data: Data, estimator: Any,
                "predict_samples_per_s": len(data.X_val) / predict_time if predict_time > 0 else None,
                "chainrule_version": chainrule.__version__, "config": _jsonable(config)}
     figures = []
-    if config["model"] == "knn" and summary.get("val_acc_by_k"):
-        figures.append(_plot_k(folder, summary["val_acc_by_k"], config["metric"]))
-    elif config["model"] != "knn":
+    if summary.get("val_acc_by_k"):
+        figures.append(_plot_k(folder, summary["val_acc_by_k"], estimator.describe()))
+    elif estimator.has_training_curve:
         figures += history_plots(folder, history, summary.get("best_epoch"))
     figures += model_plots(folder, trained, data.X_val, data.y_val, y_pred, data.X_train, data.y_train)
     summary["wall_time_s"] = time.perf_counter() - t_start
@@ -370,24 +374,29 @@ class _DivergedRun(RuntimeError):
     """A diverged run, its summary and report written (exit 1)."""
 
 
-def _fit_knn(est: Any, config: dict[str, Any], folder: Any, data: Data) -> tuple[Any, float, np.ndarray, float]:
-    """Fit the kNN (choosing k on the validation split first with ``select_k``), predict the validation split and
-    log its one "epoch". Returns (history, fit time, validation predictions, their time)."""
+def _fit_once(est: Any, config: dict[str, Any], folder: Any, data: Data) -> tuple[Any, float, np.ndarray, float]:
+    """Fit a model without a training loop (``has_training_curve`` False: kNN, ...), choosing k on the validation
+    split first with ``select_k`` (one ``predict_many`` pass for every k), predict the validation split and log its
+    one "epoch". Returns (history, fit time, validation predictions, their time)."""
     from chainrule.train import History, MetricsWriter
 
-    ks = sorted(set(config["select_k"] or [est.k]))
+    ks = sorted(set(config["select_k"] or [None]))
     with usage_errors():
         t0 = time.perf_counter()
         est.fit(data.X_train, data.y_train)
         fit_time = time.perf_counter() - t0
         t0 = time.perf_counter()
-        predictions = est.predict_many(data.X_val, ks)  # one distance pass for every k
+        if config["select_k"]:
+            predictions = est.predict_many(data.X_val, ks)  # one distance pass for every k
+        else:
+            predictions = {None: est.predict(data.X_val)}
         predict_time = time.perf_counter() - t0
     accs = {k: float(np.mean(p == data.y_val)) for k, p in predictions.items()}
-    best = max(ks, key=lambda k: (accs[k], -k))
-    record: dict[str, Any] = {"epoch": 1, "step": 0, "time_s": fit_time, "val_acc": accs[best], "knn_k": best,
+    best = max(ks, key=lambda k: (accs[k], -k)) if config["select_k"] else None
+    record: dict[str, Any] = {"epoch": 1, "step": 0, "time_s": fit_time, "val_acc": accs[best],
                               "samples_per_s": len(data.X_val) / predict_time if predict_time > 0 else None}
     if config["select_k"]:
+        record["knn_k"] = best
         for k in ks:
             logger.info("k=%-3d validation accuracy %.4f%s", k, accs[k], "  <- best" if k == best else "")
         est.set_params(k=best)
@@ -409,27 +418,25 @@ def _summary(config: Mapping[str, Any], folder: Any, data: Data, est: Any, y_pre
     cm = confusion_matrix(data.y_val, y_pred, len(data.classes))
     s: dict[str, Any] = {
         "run": Path(folder.path).name, "model": config["model"], "estimator": type(est).__name__,
+        "description": est.describe(), "training_curve": bool(est.has_training_curve),
         "data": config["data"], "dataset": data.name, "num_train": int(len(data.X_train)),
         "num_val": int(len(data.X_val)), "val_acc": float(np.mean(y_pred == data.y_val)),
         "per_class_val_acc": per_class_accuracy(cm, data.classes), "confusion_matrix": cm.tolist(),
         "seed": config.get("random_state"),
     }
-    if config["model"] == "knn":
+    s.update(num_features=est.n_model_features(), num_parameters=est.n_parameters())
+    if not est.has_training_curve:
         first = history.epochs[0]
-        s.update(knn_k=est.k, metric=est.metric, num_features=int(est.n_features_in_), num_parameters=0,
-                 epochs_completed=0, steps=0, val_acc_by_k=first.get("val_acc_by_k"))
+        s.update(epochs_completed=0, steps=0, val_acc_by_k=first.get("val_acc_by_k"))
         if first.get("val_acc_by_k"):
-            s["best_val_acc"] = max(first["val_acc_by_k"].values())
+            s.update(knn_k=first["knn_k"], best_val_acc=max(first["val_acc_by_k"].values()))
         return s
     epochs = history.epochs
     vals = [e.get("val_acc") for e in epochs]
     best = int(np.nanargmax(np.array(vals, dtype=float))) + 1 if any(v is not None for v in vals) else None
-    weights = est.model_.parameters() if config["model"] == "mlp" else [est.W_, est.b_]
     last = epochs[-1] if epochs else {}
     train_time = float(last.get("time_s") or 0.0)
     s.update({
-        "num_features": int(est.model_.sizes[0] if config["model"] == "mlp" else est.W_.shape[0]),
-        "num_parameters": int(sum(np.size(getattr(w, "data", w)) for w in weights)),
         "epochs_completed": len(epochs), "steps": int(est.n_steps_),
         "best_epoch": best, "best_val_acc": vals[best - 1] if best else None,
         "model_epoch": int(getattr(est, "best_epoch_", len(epochs))),
@@ -463,7 +470,7 @@ def _changed_params(config: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={config[k]!r}" for k in own if config[k] != own[k][1])
 
 
-def _plot_k(folder: Any, accs: Mapping[str, float], metric: str) -> tuple[str, Path]:
+def _plot_k(folder: Any, accs: Mapping[str, float], description: str) -> tuple[str, Path]:
     from chainrule.train.plots import _figure, _save
 
     ks = sorted(int(k) for k in accs)
@@ -472,7 +479,7 @@ def _plot_k(folder: Any, accs: Mapping[str, float], metric: str) -> tuple[str, P
     ax.plot(ks, [100 * accs[str(k)] for k in ks], marker="o")
     ax.set_xlabel("k (number of neighbours)")
     ax.set_ylabel("validation accuracy (%)")
-    ax.set_title(f"kNN ({metric.upper()} distance): choosing k on the validation split")
+    ax.set_title(f"{description}: choosing k on the validation split")
     ax.set_xticks(ks)
     ax.grid(alpha=0.3)
     path = folder.plots_dir / "knn_k.png"

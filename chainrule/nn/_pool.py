@@ -14,22 +14,11 @@ from typing import Any
 import numpy as np
 
 from chainrule.backend.conv_geometry import ConvGeometry
+from chainrule.nn._conv import pair
 from chainrule.nn._functions import pooling as _pool
 from chainrule.tensor import Tensor
 
 IntPair = Any  # an int or a pair of ints
-
-
-def pair(op: str, name: str, value: Any, low: int) -> tuple[int, int]:
-    """``value`` (an int or a pair of ints) as a pair of ints >= low; ValueError naming the rule and the fix."""
-    vals = (value, value) if isinstance(value, (int, np.integer)) else \
-        tuple(value) if isinstance(value, (tuple, list)) else (value,)
-    if len(vals) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in vals):
-        raise ValueError(f"{op}: expected {name} as an int or a pair of ints, got {value!r}")
-    if min(vals) < low:
-        fix = "pass a positive value, e.g. 1 or (2, 2)" if low > 0 else "pass 0 or more"
-        raise ValueError(f"{op}: expected {name} >= {low}, got {value!r}; {fix}")
-    return int(vals[0]), int(vals[1])
 
 
 def spatial_input(op: str, x: Any) -> np.ndarray:
@@ -112,8 +101,8 @@ def max_pool2d(x: Any, kernel_size: IntPair, stride: IntPair | None = None, padd
     window = pool_window("max_pool2d", data.shape[-2:], kernel_size, stride, padding, dilation, ceil_mode)
     if not return_indices:
         return _pool.MaxPool2d.apply(x, window=window)
-    _, hits = _pool.max_taps(data, window, want_hits=True)
-    return _pool.TapGather.apply(x, hits=hits, window=window), window.flat_indices(hits)
+    _, arg = _pool.max_taps(data, window, want_arg=True)
+    return _pool.TapGather.apply(x, arg=arg, window=window), window.flat_indices(arg)
 
 
 def avg_pool2d(x: Any, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,

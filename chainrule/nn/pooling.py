@@ -1,4 +1,5 @@
-"""Pooling layers with PyTorch's names and arguments: ``MaxPool2d`` and ``AvgPool2d`` over (N, C, H, W).
+"""Pooling layers with PyTorch's names and arguments over (N, C, H, W): ``MaxPool2d``, ``AvgPool2d``,
+``AdaptiveAvgPool2d`` and ``AdaptiveMaxPool2d``.
 
 Each is a thin, stateless module over ``chainrule.nn.functional`` (no parameters, nothing in ``state_dict``).
 """
@@ -51,3 +52,32 @@ class AvgPool2d(Module):
     def extra_repr(self) -> str:
         stride = self.kernel_size if self.stride is None else self.stride
         return f"kernel_size={self.kernel_size}, stride={stride}, padding={self.padding}"
+
+
+class AdaptiveAvgPool2d(Module):
+    """Mean over PyTorch's adaptive bins to a fixed ``output_size`` (Ho, Wo) whatever the input's (H, W);
+    ``AdaptiveAvgPool2d(1)`` is global average pooling. See ``F.adaptive_avg_pool2d``."""
+
+    def __init__(self, output_size: Any):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.adaptive_avg_pool2d(x, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveMaxPool2d(Module):
+    """Max over PyTorch's adaptive bins to a fixed ``output_size``; see ``F.adaptive_max_pool2d``."""
+
+    def __init__(self, output_size: Any, return_indices: bool = False):
+        super().__init__()
+        self.output_size, self.return_indices = output_size, return_indices
+
+    def forward(self, x: Tensor) -> Any:
+        return F.adaptive_max_pool2d(x, self.output_size, self.return_indices)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"

@@ -22,6 +22,7 @@ from chainrule.ops.elementwise import (
 )
 from chainrule.ops.linalg import MatMul
 from chainrule.ops.reduce import Max, Mean, Min, Sum, Var
+from chainrule.ops import indexing as _indexing
 from chainrule.ops.shape import (
     BroadcastTo, Clone, Concatenate, GetItem, IndexAdd, Reshape, Squeeze, Stack, Transpose, Unsqueeze,
 )
@@ -258,13 +259,10 @@ def clone(x: Any) -> Tensor:
 
 
 def getitem(x: Any, index: Any) -> Tensor:
-    if isinstance(index, Tensor):
-        index = index.data
-    elif isinstance(index, tuple):
-        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
-    elif isinstance(index, list):
-        index = np.asarray(index)
-    return GetItem.apply(x, index)
+    """``x[index]`` with PyTorch's rule where it differs from NumPy's (integers beside arrays, Python bools):
+    see ``chainrule.ops.indexing``."""
+    plan = _indexing.plan(np.ndim(x.data), index)
+    return GetItem.apply(x, plan if (plan.insert or plan.perm is not None) else plan.index)
 
 
 def concatenate(tensors: Sequence[Any], axis: int | None = 0, *, dim: int | None = None) -> Tensor:

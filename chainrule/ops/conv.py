@@ -174,7 +174,7 @@ class Fold(Function):
 
 def _unfold(x: np.ndarray, kernel_hw: Pair, geom: ConvGeometry) -> np.ndarray:
     y = backend.conv2d_forward(x, one_hot_kernels(x.shape[1], kernel_hw, x.dtype), None, geom)
-    return y.reshape(y.shape[0], y.shape[1], -1)  # (N, C*kh*kw, Ho, Wo) -> (N, C*kh*kw, L): a view
+    return y.reshape(y.shape[0], y.shape[1], y.shape[2] * y.shape[3])  # (N, C*kh*kw, Ho, Wo) -> (.., L): a view
 
 
 def _fold(cols: np.ndarray, in_hw: Pair, kernel_hw: Pair, geom: ConvGeometry) -> np.ndarray:

@@ -11,6 +11,8 @@ import numpy as np
 from chainrule.function import Function
 from chainrule.ops import xp
 from chainrule.ops._util import cast, normalize_axes, result_dtype, unbroadcast
+from chainrule.ops.indexing import IndexPlan
+from chainrule.tensor import Tensor
 
 
 class Reshape(Function):
@@ -95,16 +97,29 @@ def _is_basic_index(index: Any) -> bool:
 
 
 class GetItem(Function):
-    """``x[index]`` for slices and integer/boolean array indices; repeated indices accumulate their gradients."""
+    """``x[index]`` for slices and integer/boolean array indices; repeated indices accumulate their gradients.
+    ``index`` is a NumPy index, or an ``IndexPlan`` (``chainrule.ops.indexing``: PyTorch's rule for mixed
+    indices, NumPy indexing then a transpose)."""
 
     @staticmethod
     def forward(ctx, x, index):
-        ctx.shape, ctx.index = x.shape, index
+        ctx.shape = x.shape
+        if isinstance(index, IndexPlan):
+            ctx.plan = index
+            return index.apply(x)
+        ctx.plan = IndexPlan((), index, None)
         return x[index]
 
     @staticmethod
     def backward(ctx, grad):
-        return xp.index_add(grad, ctx.shape, ctx.index), None
+        plan = ctx.plan
+        if plan.perm is not None:
+            grad = grad.transpose(tuple(int(a) for a in np.argsort(plan.perm)))
+        expanded = ctx.shape
+        for axis in plan.insert:
+            expanded = expanded[:axis] + (1,) + expanded[axis:]
+        out = xp.index_add(grad, expanded, plan.index)
+        return (out.reshape(ctx.shape) if plan.insert else out), None
 
 
 def index_add(grad: np.ndarray, shape: tuple[int, ...], index: Any) -> np.ndarray:
@@ -128,7 +143,7 @@ class IndexAdd(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return g[ctx.index], None, None
+        return (GetItem.apply(g, ctx.index) if isinstance(g, Tensor) else g[ctx.index]), None, None
 
 
 def _along(axis: int, ndim: int, index: Any) -> tuple:

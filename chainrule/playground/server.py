@@ -38,7 +38,10 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from chainrule.playground.protocol import ProtocolError, parse_message, public_rules
+from chainrule.playground.image_data import ImageDatasets
+from chainrule.playground.image_protocol import image_public_rules
+from chainrule.playground.images import ImageSession
+from chainrule.playground.protocol import ProtocolError, public_rules
 from chainrule.playground.session import Session
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -77,9 +80,11 @@ def same_origin(websocket: WebSocket) -> bool:
 class _Connection:
     """One tab: its session, its worker thread and the task that plays."""
 
-    def __init__(self, websocket: WebSocket, train_slice: float, network_interval: float):
+    def __init__(self, websocket: WebSocket, train_slice: float, network_interval: float, images: ImageDatasets):
         self.ws = websocket
-        self.session = Session()
+        self.images = images
+        self.sessions: dict[str, Any] = {"points": Session()}  # the images session is made when first asked for
+        self.mode = "points"
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=SESSION_THREAD)
         self.train_slice, self.network_interval = train_slice, network_interval
         self.send_lock = asyncio.Lock()
@@ -90,6 +95,11 @@ class _Connection:
         # server has handled everything the page sent (a reply to an earlier change must not undo a later one).
         self.handled = 0
 
+    @property
+    def session(self) -> Any:
+        """The session of the current mode: a ``Session`` (2-D points) or an ``ImageSession``."""
+        return self.sessions[self.mode]
+
     async def call(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
@@ -99,7 +109,7 @@ class _Connection:
             await self.ws.send_text(text)
 
     async def run(self) -> None:
-        await self.send({"type": "hello", "rules": public_rules()})
+        await self.send({"type": "hello", "rules": {**public_rules(), "images": image_public_rules(self.images.names)}})
         await self.send(await self.call(self.session.points))
         await self.send(await self.call(self._frame, True))
         while True:
@@ -112,12 +122,15 @@ class _Connection:
 
     async def handle(self, raw: str | bytes) -> None:
         try:
-            msg = parse_message(raw, self.session.model)
+            msg = self.session.parse(raw)
         except ProtocolError as e:
             self.handled += 1
             await self.send(self._stamp(e.to_message()))
             return
         if msg["type"] == "ping":  # not counted: the page does not count it either
+            return
+        if msg["type"] == "mode":
+            await self._switch(msg["mode"])
             return
         if msg["type"] in ("play", "pause"):
             self.handled += 1
@@ -136,13 +149,30 @@ class _Connection:
             await self.send(self._stamp(_internal_error(e)))
             return
         if changed == "data":
-            await self.send(await self.call(self.session.points))
+            await self.send(await self.call(self.session.data_message))
         try:
             frame = await self.call(self._frame, True)  # every applied message is answered with a frame
         except Exception as e:
             log.error("playground: error drawing a frame: %s: %s", type(e).__name__, e)
             frame = self._stamp(_internal_error(e))
         await self.send(frame)
+
+    async def _switch(self, mode: str) -> None:
+        """Pause the current mode's session, then talk to ``mode``'s (made on first use), which sends its data and
+        a frame."""
+        self.session.running = False
+        try:
+            if mode not in self.sessions:
+                self.sessions[mode] = await self.call(ImageSession, self.images)
+        except (ValueError, OSError) as e:  # a dataset that cannot be loaded: the tab stays where it was
+            self.handled += 1
+            await self.send(self._stamp(ProtocolError("mode", f"the images cannot be loaded ({e})", mode)
+                                        .to_message()))
+            return
+        self.handled += 1
+        self.mode = mode
+        await self.send(await self.call(self.session.data_message))
+        await self.send(await self.call(self._frame, True))
 
     def _apply(self, msg: dict[str, Any]) -> str:
         try:
@@ -163,7 +193,7 @@ class _Connection:
             network = now - self._last_network >= self.network_interval
         if network:
             self._last_network = now
-        return self._stamp(self.session.frame(network=network))
+        return self._stamp(self.session.frame(network))  # (heavy views: network, graph or images)
 
     def _advance(self) -> dict[str, Any]:
         if self.session.advance(self.train_slice) == 0:  # nothing to train (kNN, no points) or a stopped run
@@ -231,11 +261,14 @@ def _internal_error(e: Exception) -> dict[str, Any]:
 
 
 def create_app(allowed_hosts: Sequence[str] | None = LOCAL_HOSTS, *, train_slice: float = 0.02,
-               network_interval: float = 0.2, max_sessions: int = 32, idle_timeout: float = 600.0) -> Starlette:
+               network_interval: float = 0.2, max_sessions: int = 32, idle_timeout: float = 600.0,
+               image_datasets: ImageDatasets | None = None) -> Starlette:
     """The playground app. ``allowed_hosts``: Host header names it answers to (None: any, for a server bound to a
     non-loopback address); ``train_slice``: seconds of training between frames; ``network_interval``: seconds
     between network-view and graph updates while playing; ``max_sessions``: open tabs at most; ``idle_timeout``:
-    seconds after which a session that is not playing and has had no message from its page is closed."""
+    seconds after which a session that is not playing and has had no message from its page is closed;
+    ``image_datasets``: the images mode's datasets (default: the digits only)."""
+    images = image_datasets or ImageDatasets()
     connections: set[_Connection] = set()
     quiet = _QuietSessions()
     trainer_log = logging.getLogger("chainrule.train")
@@ -256,7 +289,7 @@ def create_app(allowed_hosts: Sequence[str] | None = LOCAL_HOSTS, *, train_slice
             await _refuse(websocket, "server full", f"{max_sessions} tabs are open (the most this server "
                           "serves at once); close one, or wait, and reload this page", 1013)
             return
-        conn = _Connection(websocket, train_slice, network_interval)
+        conn = _Connection(websocket, train_slice, network_interval, images)
         connections.add(conn)
         watch = asyncio.create_task(_idle_watch(conn, idle_timeout))
         try:

@@ -6,8 +6,9 @@
     s.step()                                        # one est.partial_fit over the training points (one epoch)
     frame = s.frame()                               # step, loss, accuracies, the decision surface, ...
 
-The session drives the estimators of ``chainrule.classifiers`` (``KNearestNeighbor``, ``LinearSVM``,
-``SoftmaxClassifier``, ``MLPClassifier``) with their own parameters: it computes the input features
+The session drives the registered estimators of ``chainrule.classifiers`` that take 2-D points
+(``chainrule.classifiers.model_names("points")``: kNN, the linear SVM and softmax, the MLP, and any model registered
+so) with their own parameters, starting from their playground rows (``ModelSpec.playground``): it computes the input features
 (``chainrule.playground.features``) of the 2-D points (``chainrule.data.make_2d``) and calls ``partial_fit`` once
 per training step; every number it reports comes from the estimator. Changing the data, the input features, the
 model or its architecture starts a new estimator; λ, the learning rate, the optimizer, momentum and the batch
@@ -27,30 +28,24 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.classifiers import KNearestNeighbor, LinearSVM, SoftmaxClassifier
+from chainrule.classifiers import get_spec
 from chainrule.data.splits import train_val_indices
 from chainrule.data.toy import TOY_2D, make_2d
 from chainrule.playground import views
 from chainrule.playground.features import DEFAULT_FEATURES, input_features
-from chainrule.playground.protocol import MAX_POINTS, ProtocolError, parse_message
+from chainrule.playground.protocol import MAX_POINTS, ProtocolError, models, parse_message
 
 DEFAULT_DATA = {"dataset": "spiral", "classes": 3, "noise": 0.2, "n_points": 300, "train_fraction": 0.7, "seed": 0}
 DEFAULT_MODEL = "mlp"
-DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
-    "knn": {"k": 5, "metric": "l2"},
-    "svm": {"reg": 0.001, "lr": 0.1, "batch_size": 10, "momentum": 0.9, "optimizer": "sgd"},
-    "softmax": {"reg": 0.001, "lr": 0.1, "batch_size": 10, "momentum": 0.9, "optimizer": "sgd"},
-    "mlp": {"hidden_sizes": (8, 8), "activation": "relu", "weight_decay": 0.001, "lr": 0.01, "optimizer": "adam",
-            "momentum": 0.9, "nesterov": False, "batch_size": 10},
-}
 # Parameters that apply to a running model (set_params, then the next partial_fit uses them).
 LIVE_PARAMS = frozenset({"reg", "weight_decay", "lr", "optimizer", "momentum", "nesterov", "batch_size"})
 # What the playground fixes: the session computes the inputs itself (so the views can read model_ and W_ directly)
 # and trains at a constant learning rate for as long as the learner lets it run.
-FIXED_PARAMS = {"preprocessing": None, "schedule": "constant"}
 # kNN's distance blocks: 1,024 query rows x at most 5,000 training points in float32 is 20 MB per block (its "auto"
 # is 128 MiB). With k <= protocol.MAX_K, one reply's neighbour lists (the 100 x 100 surface) are at most 16 MB.
 KNN_CHUNK_ROWS = 1024
+# (each estimator gets those of these parameters it takes: chainrule.classifiers.ModelSpec.build)
+FIXED_PARAMS = {"preprocessing": None, "schedule": "constant", "chunk_size": KNN_CHUNK_ROWS}
 # One step's training: at most this many minibatch updates and weight x example products (about 0.1-1 s on one
 # core for the largest networks the protocol allows); a longer epoch is trained in slices, one per step.
 MAX_STEP_UPDATES = 100
@@ -58,16 +53,17 @@ MAX_STEP_WORK = 100_000_000
 
 
 def make_estimator(model: str, params: dict[str, Any], seed: int) -> Any:
-    """The ``chainrule.classifiers`` estimator for ``model`` ("knn", "svm", "softmax" or "mlp")."""
-    if model == "knn":
-        return KNearestNeighbor(**params, chunk_size=KNN_CHUNK_ROWS)
-    if model == "svm":
-        return LinearSVM(**params, **FIXED_PARAMS, random_state=seed)
-    if model == "softmax":
-        return SoftmaxClassifier(**params, **FIXED_PARAMS, random_state=seed)
-    from chainrule.classifiers import MLPClassifier
+    """The estimator registered as ``model``, with ``params``, ``FIXED_PARAMS`` and ``random_state=seed`` (those of
+    them it takes)."""
+    return get_spec(model).build(**params, **FIXED_PARAMS, random_state=seed)
 
-    return MLPClassifier(**params, **FIXED_PARAMS, random_state=seed)
+
+class _ParamsByModel(dict):
+    """{model: its parameters in this session}, each starting from the model's playground row."""
+
+    def __missing__(self, model: str) -> dict[str, Any]:
+        params = self[model] = copy.deepcopy(get_spec(model).playground_params())
+        return params
 
 
 class Session:
@@ -77,7 +73,9 @@ class Session:
         self.data = dict(DEFAULT_DATA)
         self.features: tuple[str, ...] = DEFAULT_FEATURES
         self.model = DEFAULT_MODEL
-        self.params = copy.deepcopy(DEFAULT_PARAMS)
+        self.params: dict[str, dict[str, Any]] = _ParamsByModel()
+        for model in models():  # every model's parameters, for the page's controls
+            self.params[model]
         self.surface_size, self.map_size = surface_size, map_size
         self.inspect: int | None = None
         self.running = False
@@ -85,6 +83,10 @@ class Session:
         self._make_data()
 
     # ---- messages -------------------------------------------------------------------------------------------------
+
+    def parse(self, raw: str | bytes) -> dict[str, Any]:
+        """A message from the page, validated against this session's model (``protocol.parse_message``)."""
+        return parse_message(raw, self.model)
 
     def apply(self, msg: dict[str, Any] | str) -> str:
         """Apply a protocol message (a parsed dict, or the JSON text) other than play / pause (the server's).
@@ -146,11 +148,13 @@ class Session:
         params = {**self.params[model], **msg.get("params", {})}
         new_data = data != self.data
         split = self._split(data) if new_data else None
-        if model == "knn" and "k" in msg.get("params", {}):  # (a k kept from before is capped, with a notice)
+        given = msg.get("params", {})  # (a value kept from before is capped in reset, with a notice)
+        if given:
             n_train = len(split[1]) if split is not None else len(self.y_train)
-            if params["k"] > max(n_train, 1):
-                raise ProtocolError("params.k", f"must be at most the number of training points ({n_train})",
-                                    params["k"])
+            for name in make_estimator(model, params, 0).capped_to(max(n_train, 1)):
+                if name in given:
+                    raise ProtocolError(f"params.{name}", f"must be at most the number of training points "
+                                        f"({n_train})", params[name])
         old = self.params[model]
         new_model = (model != self.model or features != self.features
                      or any(params[k] != old[k] for k in params if k not in LIVE_PARAMS))
@@ -176,7 +180,7 @@ class Session:
         self.X_train = np.concatenate([self.X_train, np.array([[x, y]], np.float32)])
         self.y_train = np.concatenate([self.y_train, np.array([label], np.int64)])
         self._F_train = input_features(self.X_train, self.features)
-        if self.model == "knn" or not self._trained():
+        if not self.est.has_training_curve or not self._trained():
             self.reset()
         return "data"
 
@@ -220,17 +224,21 @@ class Session:
         self.error: dict[str, Any] | None = None
         self._step_times: list[tuple[float, int]] = []
         self.notice: str | None = None
-        if self.model == "knn" and len(np.unique(self.y_train)) < 2:
-            self.notice = "kNN needs training points of at least two classes" if len(self.y_train) else None
-        elif self.model == "knn":
-            k = self.params["knn"]["k"]
-            if k > len(self.y_train):
-                self.notice = f"k = {k} is more than the {len(self.y_train)} training points: using k = " \
-                              f"{len(self.y_train)}"
-            self.est.set_params(k=min(k, len(self.y_train)))
-            self.est.fit(self._F_train, self.y_train)
-            self._fitted = True
-            self._record()
+        if self.est.has_training_curve:
+            return
+        # A model without a training loop (kNN) is fitted at once, its data-bound parameters capped to the data.
+        if len(np.unique(self.y_train)) < 2:
+            label = get_spec(self.model).label
+            self.notice = f"{label} needs training points of at least two classes" if len(self.y_train) else None
+            return
+        caps = self.est.capped_to(len(self.y_train))
+        if caps:
+            self.notice = "; ".join(f"{k} = {getattr(self.est, k)} is more than the {len(self.y_train)} training "
+                                    f"points: using {k} = {v}" for k, v in caps.items())
+            self.est.set_params(**caps)
+        self.est.fit(self._F_train, self.y_train)
+        self._fitted = True
+        self._record()
 
     def _trained(self) -> bool:
         """Whether the estimator has finished a fit: a first step that diverged leaves it without weights."""
@@ -238,7 +246,8 @@ class Session:
 
     @property
     def n_steps(self) -> int:
-        """Optimizer steps taken by the estimator (0 for kNN and before the first step)."""
+        """Optimizer steps taken by the estimator (0 without a training loop, as for kNN, and before the first
+        step)."""
         return int(getattr(self.est, "n_steps_", 0)) if self._trained() else 0
 
     def step_rows(self) -> int:
@@ -267,10 +276,11 @@ class Session:
         """One training step: ``partial_fit`` over the training points (one epoch of minibatch updates; a slice of
         them when an epoch would be long, see ``step_rows``).
 
-        Returns False (and does nothing) when there is nothing to do: kNN (its fit is instant), no training points,
-        or a stopped run (see ``error``). A non-finite loss stops the session with an error.
+        Returns False (and does nothing) when there is nothing to do: a model without a training loop (kNN: its fit
+        is instant), no training points, or a stopped run (see ``error``). A non-finite loss stops the session with
+        an error.
         """
-        if self.model == "knn" or self.error is not None or not len(self.y_train):
+        if not self.est.has_training_curve or self.error is not None or not len(self.y_train):
             return False
         try:
             self.est.partial_fit(*self._next_rows(), classes=self.classes)
@@ -324,12 +334,17 @@ class Session:
     def state(self) -> dict[str, Any]:
         """Everything but the pictures: settings, the latest metrics, running, error."""
         last = self.history[-1] if self.history else {}
-        return {"type": "state", "data": dict(self.data), "features": list(self.features), "model": self.model,
+        return {"type": "state", "mode": "points", "data": dict(self.data), "features": list(self.features),
+                "model": self.model,
                 "params": {m: _jsonable(p) for m, p in self.params.items()}, "running": self.running,
                 "error": self.error, "step": self.n_steps, "epoch": last.get("epoch", 0), "loss": last.get("loss"),
                 "train_accuracy": last.get("train_accuracy"), "test_accuracy": last.get("test_accuracy"),
                 "steps_per_s": self.steps_per_second(), "inspect": self.inspect, "notice": self.notice,
                 "run": self.run}
+
+    def data_message(self) -> dict[str, Any]:
+        """What the page needs once per data change: the points."""
+        return self.points()
 
     def points(self) -> dict[str, Any]:
         """The training and test points: {"type": "points", "train": [[x, y, label], ...], "test": [...]}."""
