@@ -13,12 +13,12 @@ def test_groups_by_kind_with_their_options_and_frozen_parameters_left_out():
     names = {id(p): n for n, p in model.named_parameters()}
     model[0].bias.requires_grad = False
     groups = param_groups(model, {"norm": {"lr": 6.4, "weight_decay": 0.0}})
-    assert [g["name"] for g in groups] == ["norm", "bias", "weight"]
-    assert sorted(names[id(p)] for p in groups[0]["params"]) == ["1.bias", "1.weight"]
+    assert [g["name"] for g in groups] == ["weight", "bias", "norm"]
+    assert sorted(names[id(p)] for p in groups[2]["params"]) == ["1.bias", "1.weight"]
     assert [names[id(p)] for p in groups[1]["params"]] == ["3.bias"]  # 0.bias is frozen
-    assert sorted(names[id(p)] for p in groups[2]["params"]) == ["0.weight", "3.weight"]
+    assert sorted(names[id(p)] for p in groups[0]["params"]) == ["0.weight", "3.weight"]
     opt = optim.SGD(groups, lr=0.1, momentum=0.9, weight_decay=5e-4)
-    assert [(g["lr"], g["weight_decay"]) for g in opt.param_groups] == [(6.4, 0.0), (0.1, 5e-4), (0.1, 5e-4)]
+    assert [(g["lr"], g["weight_decay"]) for g in opt.param_groups] == [(0.1, 5e-4), (0.1, 5e-4), (6.4, 0.0)]
     for p in model.parameters():
         p.grad = np.ones_like(p.data)
     before = model[1].bias.data.copy()

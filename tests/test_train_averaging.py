@@ -113,10 +113,13 @@ def test_lookahead_pulls_the_model_back_to_the_slow_weights_every_k_steps():
             expected = start["0.weight"] + np.float32(0.25) * (moved - start["0.weight"])
             np.testing.assert_allclose(model[0].weight.data, expected, rtol=1e-6)
             start["0.weight"] = expected
+    la.finish()  # no step since the last sync: the model keeps the slow weights
+    np.testing.assert_allclose(model[0].weight.data, start["0.weight"], rtol=1e-6)
     moved = model[0].weight.data + 1.0
     model[0].weight.data[...] = moved
-    la.finish()  # the steps since the last sync are dropped
-    np.testing.assert_allclose(model[0].weight.data, start["0.weight"], rtol=1e-6)
+    la.update()
+    la.finish()  # a last sync folds in the step since the previous one
+    np.testing.assert_allclose(model[0].weight.data, start["0.weight"] + np.float32(0.25), rtol=1e-6)
 
 
 def test_lookahead_alpha_one_changes_nothing_and_cubic_alpha_is_airbench_schedule():

@@ -12,6 +12,9 @@ group's columns are a contiguous column block, so every group's product is one G
 
     y[rows, group g's O/G channels] = cols[rows, group g's K taps] @ w_g^T      (rows, K) x (K, O/G)
 
+Depthwise convolutions (one input channel per group, at most ``_depthwise.MAX_MULTIPLIER`` outputs each) have no
+GEMM worth the name: ``chainrule.backend._depthwise`` computes them with one multiply-add per kernel tap instead.
+
 Memory. The im2col matrix is built for one block of output rows at a time, at most ``CHUNK_BYTES`` (64 MiB): whole
 samples when one fits, else runs of output rows of one sample (a block never has less than one output row, so a
 single row larger than the cap, (Wo * K) elements, is the one case that exceeds it). The backward passes use the
@@ -23,8 +26,9 @@ Layouts (what each function returns):
   C-contiguous (N, Ho, Wo, O) result, kept as it is (no reorder). A channels-last x (``x.transpose(0, 2, 3, 1)``
   C-contiguous, as the previous layer returns it) is read without a copy when the geometry does not pad; any other x
   is copied once into a channels-last (padded) buffer.
-- ``conv2d_backward_data`` -> gx (N, C, H, W) with channels-last strides: a view into the (padded) channels-last
-  buffer the columns were added into (col2im, one strided add per kernel tap).
+- ``conv2d_backward_data`` -> gx (N, C, H, W) channels-last: for stride 1 the forward's layout (it is computed as
+  a forward convolution of the padded gy), for other strides a view into the (padded) channels-last buffer the
+  columns were added into (col2im, one strided add per kernel tap).
 - ``conv2d_backward_weight`` -> gw (O, C/G, kh, kw) C-contiguous (the parameters' own layout; a small copy), gb (O,).
 - gy (N, O, Ho, Wo) is read as channels-last rows: free when it is channels-last (the forward's layout, kept by
   elementwise ops), else one copy.
@@ -37,6 +41,7 @@ from typing import Iterator
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from chainrule.backend import _depthwise
 from chainrule.backend.blas import gemm
 from chainrule.backend.conv_geometry import ConvGeometry
 
@@ -111,7 +116,7 @@ def _im2col(windows: np.ndarray, n0: int, n1: int, h0: int, h1: int, buf: list) 
     shape = (block.shape[0] * block.shape[1] * block.shape[2], int(np.prod(block.shape[3:])))
     try:
         return np.reshape(block, shape, copy=False)
-    except ValueError:
+    except (ValueError, TypeError):  # needs a copy (TypeError: NumPy < 2.1 has no copy=; copy then too)
         pass
     if not buf or buf[0].shape[0] < shape[0]:
         buf[:] = [np.empty(shape, dtype=block.dtype)]
@@ -127,7 +132,10 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geom: Con
     g = geom.groups
     og = o // g
     ho, wo = geom.output_size((h, wd), (kh, kw))
-    windows = _grouped(_windows(_channels_last(x, geom), (kh, kw), (ho, wo), geom), g)
+    windows = _windows(_channels_last(x, geom), (kh, kw), (ho, wo), geom)
+    if _is_depthwise(w, g):
+        return _depthwise.forward(windows, w, b, blocks).transpose(0, 3, 1, 2)
+    windows = _grouped(windows, g)
     wm = _weight_matrices(w, g)
     k = wm.shape[2]
     y = np.empty((n, ho, wo, o), dtype=x.dtype)
@@ -147,8 +155,14 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geom: Con
 def conv2d_backward_data(gy: np.ndarray, w: np.ndarray, in_hw: Pair, geom: ConvGeometry) -> np.ndarray:
     """gx (N, C, H, W), the gradient of the input of size ``in_hw`` from gy (N, O, Ho, Wo) (col2im of gy @ w).
 
-    gy may cover fewer output positions than ``geom`` gives for ``in_hw`` (conv_transpose2d with an output_padding
-    of at least the stride): the input pixels only the missing positions read get zero."""
+    Stride 1: the forward convolution of gy, zero-padded by the dilated kernel span (less the forward's padding),
+    with the kernel flipped and its channel axes swapped (one gather and one GEMM per block, like the forward).
+    Other strides: col2im, one GEMM per block then one strided add per kernel tap (the padded gy of the first
+    method would be mostly inserted zeros). gy may cover fewer output positions than ``geom`` gives for ``in_hw``
+    (conv_transpose2d with an output_padding of at least the stride): the input pixels only the missing positions
+    read get zero."""
+    if geom.stride == (1, 1) and not _is_depthwise(w, geom.groups):
+        return _backward_data_as_conv(gy, w, in_hw, geom)
     n, o, ho, wo = gy.shape
     _, cg, kh, kw = w.shape
     g = geom.groups
@@ -157,10 +171,13 @@ def conv2d_backward_data(gy: np.ndarray, w: np.ndarray, in_hw: Pair, geom: ConvG
     (top, bottom), (left, right) = geom.padding
     h, wd = in_hw
     _check_covered(gy.shape[2:], in_hw, (kh, kw), geom)
+    gx = np.zeros((n, h + top + bottom, wd + left + right, g * cg), dtype=gy.dtype)
+    if _is_depthwise(w, g):
+        _depthwise.data_grad(_rows(gy).reshape(n, ho, wo, o), w, gx, geom.stride, geom.dilation, blocks)
+        return gx[:, top:top + h, left:left + wd].transpose(0, 3, 1, 2)
     wm = _weight_matrices(w, g)
     k = wm.shape[2]
     rows = _rows(gy)
-    gx = np.zeros((n, h + top + bottom, wd + left + right, g * cg), dtype=gy.dtype)
     target = gx.reshape(gx.shape[:3] + (g, cg))  # (N, Hp, Wp, G, C/G), a view
     buf = None
     for n0, n1, h0, h1 in blocks(n, ho, wo * g * k * gy.itemsize):
@@ -181,6 +198,28 @@ def conv2d_backward_data(gy: np.ndarray, w: np.ndarray, in_hw: Pair, geom: ConvG
     return gx[:, top:top + h, left:left + wd].transpose(0, 3, 1, 2)
 
 
+def _backward_data_as_conv(gy: np.ndarray, w: np.ndarray, in_hw: Pair, geom: ConvGeometry) -> np.ndarray:
+    """gx for stride 1: gx[j] = sum_i gy[j + pad - i*d] w[i] is a convolution of gy padded by d*(k-1) - pad at the
+    top/left (cropped where that is negative) to (H + d*(k-1)) rows, with the flipped kernel."""
+    n, o, ho, wo = gy.shape
+    _, cg, kh, kw = w.shape
+    g = geom.groups
+    (dh, dw), ((top, _), (left, _)) = geom.dilation, geom.padding
+    h, wd = in_hw
+    span_h, span_w = dh * (kh - 1), dw * (kw - 1)
+    buf = np.zeros((n, h + span_h, wd + span_w, o), dtype=gy.dtype)
+    shift_h, shift_w = span_h - top, span_w - left  # where gy's row/column 0 lands in buf (may be < 0)
+    src_h, src_w = max(0, -shift_h), max(0, -shift_w)
+    dst_h, dst_w = max(0, shift_h), max(0, shift_w)
+    rows, cols = min(ho - src_h, buf.shape[1] - dst_h), min(wo - src_w, buf.shape[2] - dst_w)
+    if rows > 0 and cols > 0:
+        buf[:, dst_h:dst_h + rows, dst_w:dst_w + cols] = gy.transpose(0, 2, 3, 1)[:, src_h:src_h + rows,
+                                                                                 src_w:src_w + cols]
+    flipped = w.reshape(g, o // g, cg, kh, kw)[..., ::-1, ::-1].transpose(0, 2, 1, 3, 4).reshape(g * cg, o // g,
+                                                                                                 kh, kw)
+    return conv2d_forward(buf.transpose(0, 3, 1, 2), flipped, None, ConvGeometry(dilation=geom.dilation, groups=g))
+
+
 def conv2d_backward_weight(x: np.ndarray, gy: np.ndarray, kernel_hw: Pair, geom: ConvGeometry,
                            bias: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """(gw (O, C/G, kh, kw), gb (O,) if ``bias`` else None) from x (N, C, H, W) and gy (N, O, Ho, Wo).
@@ -192,8 +231,12 @@ def conv2d_backward_weight(x: np.ndarray, gy: np.ndarray, kernel_hw: Pair, geom:
     g = geom.groups
     og, cg = o // g, c // g
     _check_covered((ho, wo), (h, wd), kernel_hw, geom)
-    windows = _grouped(_windows(_channels_last(x, geom), kernel_hw, (ho, wo), geom), g)
+    windows = _windows(_channels_last(x, geom), kernel_hw, (ho, wo), geom)
     rows = _rows(gy)
+    if cg == 1 and og <= _depthwise.MAX_MULTIPLIER:
+        gw = _depthwise.weight_grad(windows, rows.reshape(n, ho, wo, o))
+        return gw, (rows.sum(axis=0) if bias else None)
+    windows = _grouped(windows, g)
     k = kh * kw * cg
     gw = np.zeros((g, og, k), dtype=x.dtype)
     buf: list = []
@@ -205,6 +248,11 @@ def conv2d_backward_weight(x: np.ndarray, gy: np.ndarray, kernel_hw: Pair, geom:
                  out=gw[j], beta=1.0)
     gw = np.ascontiguousarray(gw.reshape(g, og, kh, kw, cg).transpose(0, 1, 4, 2, 3)).reshape(o, cg, kh, kw)
     return gw, (rows.sum(axis=0) if bias else None)
+
+
+def _is_depthwise(w: np.ndarray, groups: int) -> bool:
+    """One input channel per group (groups = C) and few outputs per channel: ``_depthwise``'s per-tap path."""
+    return w.shape[1] == 1 and w.shape[0] // groups <= _depthwise.MAX_MULTIPLIER
 
 
 def _check_covered(out_hw: Pair, in_hw: Pair, kernel_hw: Pair, geom: ConvGeometry) -> None:

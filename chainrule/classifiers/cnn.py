@@ -90,9 +90,9 @@ class ConvNetClassifier(NeuralNetClassifier):
                  pool: str = "max", norm: str | None = "batch", activation: str = "gelu", whiten: bool = True,
                  whiten_kernel: int = 2, whiten_eps: float = 5e-4, whiten_images: int = 5000,
                  image_shape: Sequence[int] | None = None, data_format: str = "NHWC", optimizer: str = "sgd",
-                 lr: float = 0.75, momentum: float = 0.85, nesterov: bool = True, weight_decay: float = 1.3e-3,
-                 norm_lr_scale: float = 64.0, norm_weight_decay: float = 0.0, batch_size: int = 512,
-                 epochs: int = 8, schedule: str = "linear", warmup_epochs: float = 1.5,
+                 lr: float = 0.4, momentum: float = 0.85, nesterov: bool = True, weight_decay: float = 1.3e-3,
+                 norm_lr_scale: float = 64.0, norm_weight_decay: float = 0.0, batch_size: int = 256,
+                 epochs: int = 4, schedule: str = "linear", warmup_epochs: float = 1.0,
                  label_smoothing: float = 0.2, clip_grad_norm: float | None = None,
                  preprocessing: str | None = "standardize", augment: bool | str = True, translate: int = 2,
                  alternate_flips: bool = True, lookahead: bool = True, test_time_flip: bool = True,
@@ -175,9 +175,10 @@ class ConvNetClassifier(NeuralNetClassifier):
 
     def _image_shape(self) -> tuple[int, ...] | None:
         """One image's shape in ``data_format`` order: ``image_shape`` for flat rows, else the samples' shape."""
-        if self.image_shape is not None:
-            return tuple(int(s) for s in self.image_shape)
-        return self.sample_shape_ if len(self.sample_shape_) in (2, 3) else None
+        shape = tuple(int(s) for s in self.image_shape) if self.image_shape is not None else self.sample_shape_
+        if len(shape) == 2:  # grayscale: one channel
+            return (*shape, 1) if self.data_format == "NHWC" else (1, *shape)
+        return shape if len(shape) == 3 else None
 
     def _chw(self) -> tuple[int, int, int]:
         """(C, H, W) of one image; ValueError when the samples are not images of the declared shape."""
@@ -187,8 +188,6 @@ class ConvNetClassifier(NeuralNetClassifier):
             raise ValueError(f"{name} needs images: X (N, H, W, C) (data_format='NHWC'), (N, C, H, W) "
                              f"(data_format='NCHW') or flat rows with image_shape; got samples of shape "
                              f"{self.sample_shape_} with image_shape={self.image_shape!r}")
-        if len(shape) == 2:
-            return (1, *shape)
         return (shape[2], shape[0], shape[1]) if self.data_format == "NHWC" else tuple(shape)
 
     def _network_input(self, rows: Any) -> Any:
@@ -238,8 +237,8 @@ class ConvNetClassifier(NeuralNetClassifier):
     def _augmentation(self, hp: dict[str, Any]) -> FlipTranslate:
         translate = hp["translate"] if hp["augment"] is True else 0
         flip = "alternate" if hp["alternate_flips"] else "random"
-        return FlipTranslate(translate, flip, data_format=self.data_format if len(self._image_shape()) == 3
-                             else "NHWC", seed=int(np.random.SeedSequence(self._seed_int()).generate_state(1)[0]))
+        return FlipTranslate(translate, flip, data_format=self.data_format,
+                             seed=int(np.random.SeedSequence(self._seed_int()).generate_state(1)[0]))
 
     def _seed_int(self) -> int:
         rs = self.random_state
@@ -265,10 +264,15 @@ class ConvNetClassifier(NeuralNetClassifier):
         return [Lookahead(self.model_, alpha=alpha, k=LOOKAHEAD_EVERY)]
 
     def _chunk_scores(self, X: np.ndarray, batch: int, flip: bool) -> np.ndarray:
-        images = self._network_inputs(X)
+        """Scores averaged over the mirrored and shifted images (``chainrule.data.predict_tta``), each view made
+        from the images as given and then preprocessed, as training batches are."""
         shift = check_int_param(self, "test_time_shift", 0)
-        return predict_tta(lambda v: predict_scores(self.model_, v, batch), images, flip=flip, shift=shift,
-                           data_format="NCHW").astype(np.float32)
+        images = X.reshape(len(X), *self._image_shape())
+
+        def scores(view: np.ndarray) -> np.ndarray:
+            return predict_scores(self.model_, self._network_inputs(view.reshape(len(view), -1)), batch)
+
+        return predict_tta(scores, images, flip=flip, shift=shift, data_format=self.data_format).astype(np.float32)
 
     def _scoring_module(self) -> nn.Module:
         """``model_`` averaged over the test-time views (``nn.TestTimeAugment``: ``predict_tta``'s as ops)."""

@@ -5,8 +5,8 @@
 
 Each trainable parameter (``requires_grad``) gets a kind from ``parameter_kind``: ``"norm"`` for the parameters of
 normalisation layers (``chainrule.nn.normalization``: batch norm's beta and gamma, layer norm's), ``"bias"`` for
-other parameters named ``bias``, ``"weight"`` for the rest. One group per kind present, in that order (``"name"``
-holds the kind), with the options ``rules`` gives for the kind; options a rule leaves out come from the
+other parameters named ``bias``, ``"weight"`` for the rest. One group per kind present, in the order weight, bias,
+norm (``"name"`` holds the kind; reports show group 0's learning rate, the base one), with the options ``rules`` gives for the kind; options a rule leaves out come from the
 optimizer's keyword arguments, as for any param group. Frozen parameters are left out. The estimators build their
 optimizers this way (e.g. ``ConvNetClassifier``'s ``norm_lr_scale`` and ``norm_weight_decay``), and the
 optimizer's checkpoint records the group structure, so a resume checks it.
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-KINDS = ("norm", "bias", "weight")
+KINDS = ("weight", "bias", "norm")
 
 
 def _norm_types() -> tuple[type, ...]:

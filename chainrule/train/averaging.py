@@ -22,7 +22,8 @@ written once for the 3072-1024-1024-10 net -- by k.
 Lookahead (Zhang et al., 2019, "Lookahead Optimizer: k steps forward, 1 step back"): the optimizer moves the model
 ("fast" weights); every k-th step the slow copy moves towards them, ``slow <- slow + alpha (fast - slow)``, and the
 model is set back to it, ``fast <- slow``. Float buffers (batch norm's statistics) are treated alike, as airbench
-does. At the end of training (``finish()``, the ``on_train_end`` hook) the model takes the slow weights.
+does. At the end of training (``finish()``, the ``on_train_end`` hook) a last sync folds in the steps since the
+previous one and the model takes the slow weights.
 """
 
 from __future__ import annotations
@@ -138,8 +139,9 @@ class Lookahead:
             self._sync(self.alpha_at(self.steps))
 
     def finish(self) -> None:
-        """Set the model to the slow weights (airbench's final sync, which drops the steps since the last one)."""
-        self._sync(0.0)
+        """End on the slow weights: a last sync if steps were taken since the previous one (so a run shorter than
+        k steps still moves), then the model takes the slow weights."""
+        self._sync(self.alpha_at(self.steps) if self.steps % self.k else 0.0)
 
     def on_step_end(self, trainer: Any) -> None:  # Trainer callbacks
         self.update()
