@@ -46,6 +46,7 @@ from chainrule.data.whitening import patch_whitening_filters
 from chainrule.nn.convnet import CONV_ACTIVATIONS, NORMS, POOLS, ConvNet
 from chainrule.optim.factory import make_optimizer
 from chainrule.optim.groups import param_groups
+from chainrule.tensor import Tensor
 from chainrule.train import predict_scores
 from chainrule.train.averaging import Lookahead
 
@@ -189,10 +190,12 @@ class ConvNetClassifier(NeuralNetClassifier):
                              f"{self.sample_shape_} with image_shape={self.image_shape!r}")
         return (shape[2], shape[0], shape[1]) if self.data_format == "NHWC" else tuple(shape)
 
-    def _network_input(self, rows: np.ndarray) -> np.ndarray:
+    def _network_input(self, rows: Any) -> Any:
+        """Rows (N, D) -> images (N, C, H, W); on a Tensor as ops (``as_module``, the exported graph)."""
         c, h, w = self._chw()
         if self.data_format == "NHWC":
-            return np.ascontiguousarray(rows.reshape(len(rows), h, w, c).transpose(0, 3, 1, 2))
+            images = rows.reshape(len(rows), h, w, c).transpose(0, 3, 1, 2)
+            return images if isinstance(images, Tensor) else np.ascontiguousarray(images)
         return rows.reshape(len(rows), c, h, w)
 
     def _build_network(self, sample_shape: tuple[int, ...], n_classes: int, random_state: int) -> ConvNet:
@@ -270,6 +273,11 @@ class ConvNetClassifier(NeuralNetClassifier):
             return predict_scores(self.model_, self._network_inputs(view.reshape(len(view), -1)), batch)
 
         return predict_tta(scores, images, flip=flip, shift=shift, data_format=self.data_format).astype(np.float32)
+
+    def _scoring_module(self) -> nn.Module:
+        """``model_`` averaged over the test-time views (``nn.TestTimeAugment``: ``predict_tta``'s as ops)."""
+        flip, shift = check_flag(self, "test_time_flip"), check_int_param(self, "test_time_shift", 0)
+        return nn.TestTimeAugment(self.model_, flip, shift) if flip or shift else self.model_
 
     # ---- per-model facts -------------------------------------------------------------------------------------------
 
