@@ -121,7 +121,7 @@ def machine(threads: int) -> dict:
 
     flags = cpu_flags()
     isa = sorted(f for f in flags if f.startswith(("avx512", "amx")) or f in ("avx2", "fma", "avx_vnni"))
-    info = {"cpu": cpu_model(), "cores": os.cpu_count(), "isa_flags": " ".join(isa), "threads": threads,
+    info = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": cpu_model(), "cores": os.cpu_count(), "isa_flags": " ".join(isa), "threads": threads,
             "python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
             "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(), "load_before": os.getloadavg()}
     try:
@@ -592,6 +592,7 @@ def main() -> None:
     ap.add_argument("--no-steps", action="store_true", help="skip the whole-step table")
     ap.add_argument("--quick", action="store_true", help="smoke run: batch 64, 3 rounds, 1 step, tables small")
     ap.add_argument("--json", type=Path, help="write every number to this file")
+    ap.add_argument("--markdown", type=Path, help="write the printed report (header and tables) to this file")
     ap.add_argument("--child-memory", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.quick:
@@ -606,46 +607,55 @@ def main() -> None:
         child_memory(name, kw, args.batch)
         return
 
+    report: list[str] = []
+
+    def say(*parts) -> None:
+        line = " ".join(str(p) for p in parts)
+        print(line, flush=True)
+        report.append(line)
+
     info = machine(args.threads)
     bf16_cpu = has_bf16(cpu_flags())
     names_kw, why = variants(bf16_cpu, args.quick)
     info["openmp_runtimes"] = loaded_libraries("gomp", "iomp", "omp.so")
     info["blas_libraries"] = loaded_libraries("openblas", "mkl_rt", "libdnnl")
-    print("# bench_conv: one training step of the airbench93-shaped net, batch", args.batch)
+    say("# bench_conv: one training step of the airbench93-shaped net, batch", args.batch)
     for k, v in info.items():
-        print(f"  {k}: {v}")
+        say(f"  {k}: {v}")
     if why:
-        print(f"  chainrule rows: none ({why}); PyTorch rows and oneDNN's kernels only")
+        say(f"  chainrule rows: none ({why}); PyTorch rows and oneDNN's kernels only")
     if not bf16_cpu:
-        print("  bf16 rows: none (the CPU shows neither avx512_bf16 nor amx_bf16)")
+        say("  bf16 rows: none (the CPU shows neither avx512_bf16 nor amx_bf16)")
     x, y = batch(args.batch)
     result = dict(machine=info, batch=args.batch)
 
     if not args.no_steps:
-        print(f"\n## Training step ({args.rounds} rounds x {args.steps} steps, alternating)")
+        say(f"\n## Training step ({args.rounds} rounds x {args.steps} steps, alternating)")
         times = measure_steps(names_kw, x, y, args.rounds, args.steps, args.warmup)
         table, rows = step_table(times, args.batch)
-        print(table)
+        say(table)
         result["steps"] = rows
     if args.layers:
-        print(f"\n## Convolution kernels alone (median of {args.layer_repeats}, ms)")
+        say(f"\n## Convolution kernels alone (median of {args.layer_repeats}, ms)")
         table, rows = conv_kernels(x, args.layer_repeats, args.layouts)
-        print(table)
+        say(table)
         result["conv_kernels"] = rows
-        print(f"\n## Per layer, forward / backward (median of {args.layer_repeats}, ms)")
+        say(f"\n## Per layer, forward / backward (median of {args.layer_repeats}, ms)")
         conv = "onednn" if not why and "onednn" in conv_backends() else "numpy"
         table, rows = per_layer(x, args.layer_repeats, not why, conv)
-        print(table)
+        say(table)
         result["layers"] = rows
     if args.memory:
-        print("\n## Peak memory (one process per variant)")
+        say("\n## Peak memory (one process per variant)")
         table, rows = memory(names_kw, args.batch, args.threads)
-        print(table)
+        say(table)
         result["memory"] = rows
     result["machine"]["load_after"] = os.getloadavg()
-    print(f"\n  load average before {info['load_before']}, after {os.getloadavg()}")
+    say(f"\n  load average before {info['load_before']}, after {os.getloadavg()}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
+    if args.markdown:
+        args.markdown.write_text("\n".join(report) + "\n")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ in alternating turns driven by this one (each round runs every implementation on
 the rounds. Ratios are time / im2col's time. The table's
 header says the machine, thread count and load average (other jobs on the machine make absolute times noisy).
 
-    python bench/bench_im2col.py [--threads 2] [--rounds 7] [--json]
+    python bench/bench_im2col.py [--threads 2] [--rounds 7] [--cpu-time] [--json]
 """
 
 from __future__ import annotations
@@ -109,9 +109,9 @@ def _implementations(xs, ws, stride, padding, naive):
     return impls
 
 
-def worker(impl: str) -> None:
+def worker(impl: str, clock) -> None:
     """Serve timings of ``impl`` over stdin/stdout: a line "layer part" runs that pass once and answers its
-    seconds; the implementations of a layer are built when first asked for."""
+    seconds on ``clock``; the implementations of a layer are built when first asked for."""
     built: dict[int, tuple] = {}
     for line in sys.stdin:
         index, part = map(int, line.split())
@@ -119,18 +119,19 @@ def worker(impl: str) -> None:
             label, xs, ws, stride, padding, naive = LAYERS[index]
             built = {index: _implementations(xs, ws, stride, padding, naive)[impl]}  # one layer's arrays at a time
         fn = built[index][part]
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
-        print(time.perf_counter() - t0, flush=True)
+        print(clock() - t0, flush=True)
 
 
-def run(rounds: int, threads: int) -> list[dict]:
+def run(rounds: int, threads: int, cpu_time: bool) -> list[dict]:
     """Every implementation in its own process (one BLAS / OpenMP thread pool each: pools of two libraries
     alternating in one process slow each other down), driven in alternating turns from here."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
                MKL_NUM_THREADS=str(threads))
     names = ["im2col", "torch NCHW", "torch channels_last", "naive"]
-    procs = {name: subprocess.Popen([sys.executable, __file__, "--worker", name], stdin=subprocess.PIPE,
+    extra = ["--cpu-time"] if cpu_time else []
+    procs = {name: subprocess.Popen([sys.executable, __file__, "--worker", name, *extra], stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, text=True, env=env) for name in names}
 
     def ask(name: str, index: int, part: int) -> float:
@@ -176,29 +177,34 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="BLAS / torch threads (default: 2)")
     ap.add_argument("--rounds", type=int, default=7, help="alternating rounds; the median is reported (default: 7)")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="time each pass by its process's CPU time instead of wall time: with --threads 1 it does "
+                         "not count the time other jobs take the core away (a loaded machine)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         import torch
 
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
-        worker(args.worker)
+        worker(args.worker, time.process_time if args.cpu_time else time.perf_counter)
         return
     import numpy as np
     import torch
 
     load_before = os.getloadavg()
-    rows = run(args.rounds, args.threads)
+    rows = run(args.rounds, args.threads, args.cpu_time)
     load_after = os.getloadavg()
     meta = {"machine": _machine(), "threads": args.threads, "numpy": np.__version__, "torch": torch.__version__,
             "load_avg_1min_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "rounds": args.rounds}
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "rounds": args.rounds,
+            "clock": "process CPU time" if args.cpu_time else "wall time"}
     if args.json:
         print(json.dumps({"meta": meta, "rows": rows}))
         return
     header = (f"{meta['machine']}; {args.threads} threads; NumPy {meta['numpy']}, PyTorch {meta['torch']}; "
               f"{meta['date']}; load average {load_before[0]:.1f} -> {load_after[0]:.1f}; median of "
-              f"{args.rounds} alternating rounds (naive rows: {max(3, args.rounds // 2)}); float32 (naive float64)")
+              f"{args.rounds} alternating rounds (naive rows: {max(3, args.rounds // 2)}); {meta['clock']}; float32 "
+              "(naive float64)")
     print(table(rows, header))
 
 

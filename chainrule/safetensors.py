@@ -34,7 +34,7 @@ from chainrule.tensor import Tensor
 from chainrule.utils.atomic import atomic_write_bytes
 from chainrule.utils.serial import FileFormatError
 
-__all__ = ["save_file", "load_file", "read_metadata", "save_model", "load_model", "SafetensorsError",
+__all__ = ["save_file", "load_file", "load_file_and_metadata", "read_metadata", "save_model", "load_model", "SafetensorsError",
            "MAX_HEADER_BYTES"]
 
 MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit on the JSON header
@@ -156,10 +156,15 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
 
 def load_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Every tensor of the file at ``path``, as NumPy arrays, after checking the header (module docstring)."""
+    return load_file_and_metadata(path)[0]
+
+
+def load_file_and_metadata(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """(tensors, ``__metadata__``) of the file at ``path``, read once, after checking the header."""
     st = _require_package()
-    path, data, _ = _read(path)
+    path, data, metadata = _read(path)
     try:
-        return dict(st.load(data))
+        return dict(st.load(data)), metadata
     except Exception as e:  # safetensors raises its own SafetensorError; our checks should have caught it first
         raise SafetensorsError(f"{path}: safetensors could not read it ({type(e).__name__}: {e})") from e
 
@@ -179,11 +184,12 @@ def load_model(model: Any, path: str | os.PathLike, strict: bool = True) -> Any:
 
 def check_dtypes(model: Any, state: Mapping[str, np.ndarray], source: str) -> None:
     """Refuse integer or boolean arrays for floating-point entries (and floats for integer ones), naming each."""
-    expected = model.state_dict()
+    expected = {key: p.data.dtype for key, p in model.named_parameters()}
+    expected.update((key, b.dtype) for key, b in model.named_buffers())
     bad = []
     for key, value in state.items():
         if key in expected:
-            want, got = expected[key].dtype, np.asarray(value).dtype
+            want, got = expected[key], np.asarray(value).dtype
             if (want.kind == "f") != (got.kind == "f") or got.kind not in "biuf":
                 bad.append(f"{key}: {got} (the model's is {want})")
     if bad:

@@ -258,3 +258,20 @@ def test_a_conv_net_trains_on_onednn_like_pytorch_and_reuses_its_primitives(oned
     for name, p in theirs.state_dict().items():
         mine = np.asarray(ours.state_dict()[name])
         close(mine.T if name == linear_w else mine, p.numpy(), scale=1e-4)
+
+
+def test_every_bfloat16_plan_is_built_or_refused_with_the_reason():
+    """The bf16 probe builds all three directions' plans (float32 in, bfloat16 operands by reorder): on a CPU with
+    bfloat16 convolutions they are created, elsewhere each is refused as unimplemented (never another error)."""
+    geom = ConvGeometry((2, 2), ((1, 0), (0, 1)), (1, 1), 2)
+    for make in (lambda: PRIMS._forward_plan((2, 4, 6, 6), (4, 2, 3, 3), True, geom, "bfloat16"),
+                 lambda: PRIMS._backward_data_plan((2, 4, 6, 6), (2, 4, 3, 3), (4, 2, 3, 3), geom, "bfloat16"),
+                 lambda: PRIMS._backward_weight_plan((2, 4, 6, 6), (2, 4, 3, 3), (4, 2, 3, 3), True, geom,
+                                                     "bfloat16")):
+        try:
+            plan = make()
+        except oc.OneDNNError as e:
+            assert BF16_WHY and e.status == 3  # dnnl_unimplemented
+        else:
+            assert not BF16_WHY
+            oc._destroy(PRIMS.dnnl, plan)

@@ -27,6 +27,8 @@ SHAPES = [
     ((2, 6, 9, 8), (6, 1, 3, 3), (3, 2), ((1, 1), (2, 2)), (2, 1), 6),   # depthwise, dilation with stride
     ((1, 2, 3, 3), (4, 2, 5, 5), (1, 1), ((2, 2), (2, 2)), (1, 1), 1),   # kernel larger than the input, padded
     ((3, 5, 6, 7), (4, 5, 2, 4), (1, 3), ((0, 1), (1, 2)), (1, 1), 1),   # even kernels, odd sizes
+    ((2, 4, 6, 5), (6, 2, 3, 3), (1, 1), ((1, 1), (1, 1)), (2, 1), 2),   # stride 1: gx as a convolution
+    ((2, 3, 4, 5), (4, 3, 1, 2), (1, 1), ((1, 2), (2, 0)), (1, 1), 1),   # stride 1, padding past the span (crop)
 ]
 IDS = [f"x{s[0]}-w{s[1]}-s{s[2]}-d{s[4]}-g{s[5]}" for s in SHAPES]
 

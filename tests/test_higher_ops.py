@@ -190,6 +190,7 @@ IMG_CL = np.ascontiguousarray(IMG.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  
 Y_IMG = R.integers(0, 3, (2, 5, 6))  # labels per position of IMG's 3 classes
 CW, Y_IGN = R.random(3) + 0.3, np.array([0, -100, 1, -100, 2])
 BW, PW = R.random((5, 1)), R.random(3) * 3
+Y_ML = np.array([[2, 0, -1], [1, -1, 2], [0, 1, 2], [-1, 0, 0], [2, 2, -1]])  # -1 ends each label list
 RM3, RV3, G3, B3 = R.standard_normal(3), R.random(3) + 0.5, R.standard_normal(3), R.standard_normal(3)
 
 
@@ -203,6 +204,18 @@ def _torch_hinge(s, y, margin=1.0, reduction="mean"):
     margins = torch.clamp(s - picked + margin, min=0) * (1 - TF.one_hot(y, s.shape[1]).double())
     losses = margins.sum(1)
     return {"mean": losses.mean(), "sum": losses.sum(), "none": losses}[reduction]
+
+
+def _torch_multilabel(x):
+    """PyTorch's multilabel_margin_loss written with differentiable ops (its own has no double backward)."""
+    n, c = x.shape
+    losses = []
+    for i in range(n):
+        labels = [int(v) for v in Y_ML[i][:list(Y_ML[i]).index(-1) if -1 in Y_ML[i] else c]]
+        others = [k for k in range(c) if k not in labels]
+        terms = [torch.clamp(1 - x[i, j] + x[i, k], min=0) for j in labels for k in others]
+        losses.append(sum(terms, x.new_zeros(())) / c)
+    return torch.stack(losses).mean()
 
 
 def _gen(seed: int = 3) -> np.random.Generator:
@@ -263,6 +276,14 @@ FUNCTIONAL = [
     ("elu", lambda x: F.elu(x, 0.7), lambda x: TF.elu(x, 0.7), [X]),
     ("gelu", F.gelu, TF.gelu, [X * 2]),
     ("gelu tanh", lambda x: F.gelu(x, "tanh"), lambda x: TF.gelu(x, approximate="tanh"), [X * 2]),
+    ("hardtanh", lambda x: F.hardtanh(x, -0.5, 0.8) ** 2, lambda x: TF.hardtanh(x, -0.5, 0.8) ** 2, [X]),
+    ("softplus", lambda x: F.softplus(x, 1.5, 2.0), lambda x: TF.softplus(x, 1.5, 2.0), [X * 2]),
+    ("logsigmoid", F.logsigmoid, TF.logsigmoid, [X * 2]),
+    ("glu", lambda x: F.glu(x, 1), lambda x: TF.glu(x, 1), [X]),
+    ("softshrink", lambda x: F.softshrink(x, 0.3) ** 2, lambda x: TF.softshrink(x, 0.3) ** 2, [X]),
+    ("rrelu training", lambda x: F.rrelu(x, 0.1, 0.3, True, _gen()) ** 2,
+     lambda x: (x * torch.tensor(np.where(X >= 0, 1, _gen().random((5, 4)) * 0.2 + 0.1))) ** 2, [X]),
+    ("rrelu eval", lambda x: F.rrelu(x, 0.1, 0.3), lambda x: TF.rrelu(x, 0.1, 0.3), [X]),
     ("softmax", lambda x: F.softmax(x, 1), lambda x: torch.softmax(x, 1), [X]),
     ("log_softmax", lambda x: F.log_softmax(x, 0), lambda x: torch.log_softmax(x, 0), [X]),
     ("logsumexp", lambda x: cr.logsumexp(x, axis=1), lambda x: torch.logsumexp(x, 1), [X]),
@@ -299,6 +320,16 @@ FUNCTIONAL = [
      lambda x, w, b: TF.conv_transpose2d(x, w, b, stride=2, output_padding=1), [XC, WC.transpose(1, 0, 2, 3), BC]),
     ("unfold and fold", lambda x: F.fold(F.unfold(x, 2, padding=1) ** 2, (4, 5), 2, padding=1),
      lambda x: TF.fold(TF.unfold(x, 2, padding=1) ** 2, (4, 5), 2, padding=1), [XC]),
+    *[(f"l1_loss {red}", lambda p, t, red=red: F.l1_loss(p, t, red),
+       lambda p, t, red=red: TF.l1_loss(p, t, reduction=red), [S, T]) for red in ("mean", "none")],
+    *[(f"smooth_l1_loss {red}", lambda p, t, red=red: F.smooth_l1_loss(p, t, red, 0.7),
+       lambda p, t, red=red: TF.smooth_l1_loss(p, t, reduction=red, beta=0.7), [S, T]) for red in ("mean", "none")],
+    ("soft_margin_loss", lambda x: F.soft_margin_loss(x, np.sign(T - 0.5)),
+     lambda x: TF.soft_margin_loss(x, torch.tensor(np.sign(T - 0.5))), [S]),
+    *[(f"binary_cross_entropy {red}", lambda p, t, red=red: F.binary_cross_entropy(p, t, BW, red),
+       lambda p, t, red=red: TF.binary_cross_entropy(p, t, torch.tensor(BW), reduction=red), [T * 0.9 + 0.05, T])
+      for red in ("mean", "none")],
+    ("multilabel_margin_loss", lambda x: F.multilabel_margin_loss(x, Y_ML), _torch_multilabel, [S]),
     ("l2_penalty", lambda a, b: F.l2_penalty([a, b], 0.3), lambda a, b: 0.3 * ((a * a).sum() + (b * b).sum()),
      [W, W6]),
 ]

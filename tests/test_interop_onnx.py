@@ -159,3 +159,27 @@ def test_outputs_that_are_not_a_graph_of_the_input_are_refused():
         cro.export(nn.BatchNorm1d(3, track_running_stats=False), np.zeros((2, 3), np.float32))
     with pytest.raises(cro.OnnxExportError, match="must be floating point"):
         cro.export(nn.Linear(3, 2), np.zeros((2, 3), np.uint8))
+
+
+def conv_net():
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 6, 3, stride=2, padding=1, groups=2), nn.GELU(), nn.Dropout2d(0.1),
+        nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False), nn.MaxPool2d(3, stride=2, ceil_mode=True),
+        nn.Flatten(), nn.Linear(6 * 2 * 2, 5),
+    )
+
+
+def test_conv_net_runs_in_onnxruntime_with_equal_outputs(tmp_path):
+    cr.manual_seed(0)
+    model = conv_net()
+    rng = np.random.default_rng(0)
+    model(cr.Tensor(rng.standard_normal((8, 3, 16, 16)).astype(np.float32)))  # training: running statistics move
+    model.eval()
+    path = tmp_path / "cnn.onnx"
+    proto = cro.export(model, rng.standard_normal((2, 3, 16, 16)).astype(np.float32), path)
+    assert [n.op_type for n in proto.graph.node if n.op_type in ("Conv", "MaxPool", "AveragePool",
+                                                                 "BatchNormalization")] == \
+        ["Conv", "BatchNormalization", "MaxPool", "Conv", "AveragePool", "MaxPool"]
+    x = rng.standard_normal((5, 3, 16, 16)).astype(np.float32)
+    np.testing.assert_allclose(run_onnx(path, x), ours(model, x), rtol=1e-5, atol=1e-5)

@@ -232,3 +232,45 @@ def test_safetensors_without_chainrule_metadata_is_not_an_estimator(tmp_path):
     st.save_model(nn.Linear(2, 2), path)
     with pytest.raises(ValueError, match="without chainrule's classifier metadata"):
         load(path)
+
+
+def conv_pair():
+    """A chainrule conv net and the same architecture in PyTorch (same layer indices, same layouts)."""
+    ours = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(8, 8, 3, padding=1, groups=2), nn.GELU(), nn.AvgPool2d(2), nn.Flatten(),
+                         nn.Linear(8 * 4 * 4, 10))
+    theirs = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+                                 torch.nn.MaxPool2d(2), torch.nn.Conv2d(8, 8, 3, padding=1, groups=2),
+                                 torch.nn.GELU(), torch.nn.AvgPool2d(2), torch.nn.Flatten(),
+                                 torch.nn.Linear(8 * 4 * 4, 10))
+    return ours, theirs
+
+
+def test_conv_net_goes_to_pytorch_and_back_through_safetensors(tmp_path):
+    model, tmodel = conv_pair()
+    x = np.random.default_rng(0).standard_normal((6, 3, 16, 16)).astype(np.float32)
+    model(cr.Tensor(x))  # training mode: running statistics move
+    model.eval()
+    path = tmp_path / "cnn.safetensors"
+    st.save_file(model.to_torch_state_dict(), path)
+    tmodel.load_state_dict(safetensors_torch.load_file(str(path)))
+    tmodel.eval()
+    with torch.no_grad():
+        np.testing.assert_allclose(ours_out := model(cr.Tensor(x)).data, tmodel(torch.from_numpy(x)).numpy(),
+                                   rtol=1e-5, atol=1e-5)
+    # and back: a PyTorch-trained conv net loads into chainrule
+    torch.manual_seed(0)
+    tmodel.train()
+    opt = torch.optim.SGD(tmodel.parameters(), lr=0.05)
+    for _ in range(3):
+        opt.zero_grad()
+        tmodel(torch.from_numpy(x)).square().mean().backward()
+        opt.step()
+    tmodel.eval()
+    safetensors_torch.save_file(tmodel.state_dict(), str(path))
+    fresh, _ = conv_pair()
+    fresh.eval().load_torch_state_dict(st.load_file(path))
+    with torch.no_grad():
+        np.testing.assert_allclose(fresh(cr.Tensor(x)).data, tmodel(torch.from_numpy(x)).numpy(), rtol=1e-5,
+                                   atol=1e-5)
+    assert not np.allclose(fresh(cr.Tensor(x)).data, ours_out)

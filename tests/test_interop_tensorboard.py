@@ -79,3 +79,40 @@ def test_first_layer_images_of_linear_and_conv_weights():
             self.weight = nn.Parameter(np.random.default_rng(0).standard_normal((6, 3, 5, 5)).astype(np.float32))
 
     assert logger.first_layer_images(Conv()).shape == (5, 5, 5, 3)
+
+
+def test_a_resumed_run_logs_each_step_once(tmp_path):
+    """Steps logged after the checkpoint a run resumes from are computed again: the resumed logger purges them, so
+    TensorBoard reads each step once, with the resumed run's values (equal to the trainer's history)."""
+    from chainrule import nn, optim
+    from chainrule.data import DataLoader
+    from chainrule.nn import functional as F
+    from chainrule.train import Trainer
+    from chainrule.train.tensorboard import TensorBoardLogger
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((60, 5)).astype(np.float32), rng.integers(0, 3, 60)
+
+    def trainer(callbacks):
+        model = nn.MLP([5, 8, 3], seed=0)
+        return Trainer(model, F.cross_entropy, optim.SGD(model.parameters(), lr=0.1), DataLoader(X, y, 10, seed=0),
+                       epochs=3, callbacks=callbacks)
+
+    class StopAt:
+        def __init__(self, keep, stop):
+            self.keep, self.stop, self.state = keep, stop, None
+
+        def on_step_end(self, t):
+            if t.step == self.keep:
+                self.state = t.state_dict()
+            if t.step == self.stop:
+                t.stop_training = True
+
+    stopper = StopAt(keep=8, stop=11)  # logged up to step 11, resumed from the state of step 8
+    trainer([TensorBoardLogger(tmp_path), stopper]).fit()
+    resumed = trainer([TensorBoardLogger(tmp_path)])
+    resumed.load_state_dict(stopper.state)
+    history = resumed.fit()
+    events = read_events(tmp_path).Scalars("step/loss")
+    assert [e.step for e in events] == list(range(1, 19))
+    np.testing.assert_allclose([e.value for e in events], history.column("loss"), rtol=1e-6)

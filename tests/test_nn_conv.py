@@ -187,6 +187,24 @@ def test_a_torch_conv2d_state_dict_loads_by_name_and_gives_the_same_output():
     np.testing.assert_allclose(ours(x).data, theirs(torch.tensor(x)).detach().numpy(), rtol=1e-12, atol=1e-13)
 
 
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+@pytest.mark.parametrize("padding", [(2, 1), "same"])
+def test_conv2d_padding_modes_match_torch(mode, padding):
+    theirs = torch.nn.Conv2d(4, 6, (2, 3), padding=padding, padding_mode=mode, dilation=(1, 2), groups=2).double()
+    ours = nn.Conv2d(4, 6, (2, 3), padding=padding, padding_mode=mode, dilation=(1, 2), groups=2, dtype=np.float64)
+    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    x = _inputs("padding modes", [(2, 4, 7, 8)])[0]
+    xt, xc = torch.tensor(x, requires_grad=True), Tensor(x.copy(), requires_grad=True)
+    y, yt = ours(xc), theirs(xt)
+    np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=1e-12, atol=1e-13)
+    g = np.random.default_rng(1).standard_normal(y.shape)
+    y.backward(g)
+    yt.backward(torch.tensor(g))
+    np.testing.assert_allclose(xc.grad, xt.grad.numpy(), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(ours.weight.grad, theirs.weight.grad.numpy(), rtol=1e-12, atol=1e-12)
+    assert f"padding_mode='{mode}'" in repr(ours)
+
+
 def test_conv_transpose2d_module_with_output_size_matches_torch():
     theirs = torch.nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, groups=2).double()
     ours = nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, groups=2, dtype=np.float64)
@@ -265,7 +283,10 @@ def test_unfold_and_fold_modules():
     (lambda x, w: F.fold(F.unfold(x, 2), (5, 6), 2), ValueError, r"has 4 x 5 = 20 blocks, but the input has L = 16"),
     (lambda x, w: F.fold(np.zeros((1, 7, 4)), (3, 3), 2), ValueError, r"rows must be C \* kh \* kw, a multiple of"),
     (lambda x, w: nn.Conv2d(6, 4, 3, groups=4), ValueError, r"Conv2d: groups=4 must divide both"),
-    (lambda x, w: nn.Conv2d(6, 4, 3, padding_mode="reflect"), ValueError, r"padding_mode='reflect' is not supported"),
+    (lambda x, w: nn.Conv2d(6, 4, 3, padding_mode="mirror"), ValueError,
+     r"Conv2d: padding_mode must be one of \('zeros', 'reflect', 'replicate', 'circular'\).* got 'mirror'"),
+    (lambda x, w: nn.ConvTranspose2d(6, 4, 3, padding_mode="reflect"), ValueError,
+     r"ConvTranspose2d: padding_mode must be one of \('zeros',\)"),
     (lambda x, w: nn.Conv2d(6, 4, 3, stride=2, padding="same"), ValueError, r"padding='same' needs stride 1"),
 ])
 def test_bad_arguments_name_the_rule_value_and_fix(call, error, match):

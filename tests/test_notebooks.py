@@ -38,7 +38,8 @@ class RecordingClient(nbclient.NotebookClient):
 
 def test_there_are_notebooks_for_each_lecture():
     names = {p.name for p in NOTEBOOKS}
-    assert {"lecture2_knn_linear.ipynb", "lecture3_loss_optimization.ipynb", "lecture4_backprop.ipynb"} <= names
+    assert {"lecture2_knn_linear.ipynb", "lecture3_loss_optimization.ipynb", "lecture4_backprop.ipynb",
+            "convolutions_naive_vs_fast.ipynb"} <= names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

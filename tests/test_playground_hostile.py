@@ -177,3 +177,23 @@ def test_a_playing_tab_writes_nothing_per_step_to_stderr():
     finally:
         out, err = stop_playground(proc)
     assert err == "", err  # was one line per step, ~10 KB/s
+
+
+def test_a_page_that_stops_reading_holds_back_only_its_own_session(server):
+    """Images mode sends pictures a few times a second: a page that stops reading fills the socket's buffers, then
+    its session waits to send (it trains no further), so the server's memory stays bounded."""
+    proc, url = server
+    with opened(url) as ws:
+        ws.send('{"type": "mode", "mode": "images"}')
+        receive(ws, "examples")
+        receive(ws, "frame")
+        ws.send('{"type": "play"}')
+        receive(ws, "frame")
+        before = peak_rss_mb(proc.pid)
+        time.sleep(6)  # not reading
+        assert peak_rss_mb(proc.pid) - before < 100
+        frames = [receive(ws, "frame") for _ in range(50)]
+        assert frames[-1]["step"] > frames[0]["step"] and frames[-1]["mode"] == "images"
+        with opened(url) as other:  # and the server still serves others
+            still_serves(other)
+        ws.send('{"type": "pause"}')

@@ -154,3 +154,26 @@ def test_the_images_protocol():
         parse_image_message('{"type": "set", "params": {"hidden_sizes": [8]}}', "softmax", names)
     with pytest.raises(ProtocolError, match="at most 8 levels of nesting"):
         parse_image_message('{"type": "set", "view": ' + "[" * 20 + "]" * 20 + "}", "mlp", names)
+
+
+def test_a_conv_net_learns_filters_and_refuses_blocks_the_images_do_not_fit(session):
+    from chainrule.playground.image_protocol import image_models
+
+    if "cnn" not in image_models():
+        pytest.skip("no conv net registered (ConvNetClassifier, 'cnn')")
+    before = json.dumps(session.state())
+    with pytest.raises(ProtocolError, match=r"params: this cnn does not fit the 8 x 8 images of digits \("):
+        session.apply({"type": "set", "model": "cnn", "params": {"channels": [8, 8, 8, 8]}})  # 8 -> 4 -> 2 -> 1 -> 0
+    assert json.dumps(session.state()) == before
+    with pytest.raises(ProtocolError, match=r"params.channels\[1\]: a block has 1 to 64 channels, got 0"):
+        session.apply('{"type": "set", "model": "cnn", "params": {"channels": [8, 0]}}')
+    assert session.apply({"type": "set", "model": "cnn"}) == "model"
+    for _ in range(20):
+        session.step()
+    f = session.frame()
+    assert (f["filters"]["kind"], f["filters"]["n"], f["filters"]["h"], f["filters"]["w"]) == ("filters", 8, 3, 3)
+    names = [layer["name"] for layer in f["activations"]["layers"]]
+    assert names == ["input image", "block 1", "block 2", "scores"]
+    assert [layer["n"] for layer in f["activations"]["layers"][1:3]] == [8, 16]  # one map per channel
+    session.apply({"type": "set", "view": {"gradients": True}})
+    assert session.frame()["activations"]["layers"][1]["max"] > 0

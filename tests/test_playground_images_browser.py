@@ -1,7 +1,7 @@
 """The playground's images mode in a real headless Chromium (Debian's chromium + chromium-driver, via Selenium).
 
-On the built-in 8x8 digits: picks the conv net (the MLP while no conv net is offered), plays until held-out accuracy
-reaches 95%, checks that the first-layer view changes while training, that clicking a held-out image changes the
+On the built-in 8x8 digits: picks the conv net (the registry's "cnn"; the MLP where no conv net is registered),
+plays until held-out accuracy reaches 95%, checks that the first-layer view changes while training, that clicking a held-out image changes the
 activation view (and the gradients toggle too), that bad input is a message in the page while the server keeps
 serving, and saves a screenshot (to $PLAYGROUND_IMAGES_SCREENSHOT too, when set: docs/images/playground-digits.png).
 With $PLAYGROUND_CIFAR10 set to CIFAR-10 (a `--data` spec), the same page trains on it and saves
@@ -41,7 +41,7 @@ def images_mode(d, dataset, model):
     Select(control(d, "image-dataset")).select_by_value(dataset)
     wait_for(d, lambda s: s["pending"] == 0, 120, f"the {dataset} images")
     models = [o.get_attribute("value") for o in Select(control(d, "image-model")).options]
-    pick = "convnet" if "convnet" in models else model
+    pick = "cnn" if "cnn" in models else model
     Select(control(d, "image-model")).select_by_value(pick)
     return wait_for(d, lambda s: s["pending"] == 0 and s["model"] == pick, 30, f"the {pick}")
 
@@ -54,9 +54,11 @@ def test_digits_train_live_with_filters_activations_and_held_out_strip(browser, 
     try:
         d.get(url)
         s = images_mode(d, "digits", "mlp")
+        conv = s["model"] == "cnn"
         assert s["step"] == 0 and not s["running"] and s["error"] is None
+        architecture = ("image-channels", "image-kernel", "image-pool") if conv else ("image-hidden",)
         for testid in ("mode", "image-dataset", "image-model", "image-lr", "image-lambda", "image-batch",
-                       "image-optimizer", "gradients", "play", "step", "reset"):
+                       "image-optimizer", "image-activation", "gradients", "play", "step", "reset", *architecture):
             assert control(d, testid).is_displayed(), testid
 
         control(d, "play").click()
@@ -100,13 +102,20 @@ def test_digits_train_live_with_filters_activations_and_held_out_strip(browser, 
             shutil.copyfile(shot, os.environ["PLAYGROUND_IMAGES_SCREENSHOT"])
 
         # bad input is a message in the page, and the server keeps serving
-        hidden = control(d, "image-hidden")
-        hidden.clear()
-        hidden.send_keys("64, 0\t")
-        s = wait_for(d, lambda s: s["error"] is not None, 10, "the error for a zero-width layer")
-        assert s["error"] == "params.hidden_sizes[1]: a layer has 1 to 512 neurons, got 0"
-        Select(control(d, "image-optimizer")).select_by_value("sgd")
-        Select(control(d, "image-lr")).select_by_value("10")
+        layers = control(d, "image-channels" if conv else "image-hidden")
+        layers.clear()
+        layers.send_keys("8, 0\t")
+        s = wait_for(d, lambda s: s["error"] is not None, 10, "the error for zero channels / a zero-width layer")
+        assert s["error"] == ("params.channels[1]: a block has 1 to 64 channels, got 0" if conv
+                              else "params.hidden_sizes[1]: a layer has 1 to 512 neurons, got 0")
+        if conv:  # four blocks, each halving the image: 8 x 8 digits end below one pixel
+            d.find_element("id", "error-close").click()
+            layers.clear()
+            layers.send_keys("8, 8, 8, 8\t")
+            s = wait_for(d, lambda s: s["error"] is not None, 10, "the error for blocks that do not fit")
+            assert s["error"].startswith("params: this cnn does not fit the 8 x 8 images of digits")
+            assert s["params"]["channels"] == [8, 16]
+        Select(control(d, "image-lr")).select_by_value("10")  # with Adam: the loss soon exceeds 3 x its first
         control(d, "play").click()
         s = wait_for(d, lambda s: s["error"] is not None and "diverged" in s["error"], 30, "divergence")
         assert "lower the learning rate and press reset" in s["error"] and not s["running"]
@@ -130,8 +139,8 @@ def test_cifar10_trains_in_the_page(browser, tmp_path):  # noqa: F811
         d.get(url)
         images_mode(d, "cifar10", "mlp")
         control(d, "play").click()
-        s = wait_for(d, lambda s: s["step"] >= 2000 and (s["test_accuracy"] or 0) > 0.3, 240,
-                     "CIFAR-10 training above chance")
+        s = wait_for(d, lambda s: s["step"] >= 1000 and (s["test_accuracy"] or 0) > 0.25, 400,
+                     "CIFAR-10 training well above chance (10%)")
         time.sleep(0.5)
         shot = tmp_path / "cifar10.png"
         assert d.save_screenshot(str(shot))

@@ -23,8 +23,9 @@ Layouts (what each function returns):
   C-contiguous (N, Ho, Wo, O) result, kept as it is (no reorder). A channels-last x (``x.transpose(0, 2, 3, 1)``
   C-contiguous, as the previous layer returns it) is read without a copy when the geometry does not pad; any other x
   is copied once into a channels-last (padded) buffer.
-- ``conv2d_backward_data`` -> gx (N, C, H, W) with channels-last strides: a view into the (padded) channels-last
-  buffer the columns were added into (col2im, one strided add per kernel tap).
+- ``conv2d_backward_data`` -> gx (N, C, H, W) channels-last: for stride 1 the forward's layout (it is computed as
+  a forward convolution of the padded gy), for other strides a view into the (padded) channels-last buffer the
+  columns were added into (col2im, one strided add per kernel tap).
 - ``conv2d_backward_weight`` -> gw (O, C/G, kh, kw) C-contiguous (the parameters' own layout; a small copy), gb (O,).
 - gy (N, O, Ho, Wo) is read as channels-last rows: free when it is channels-last (the forward's layout, kept by
   elementwise ops), else one copy.
@@ -111,7 +112,7 @@ def _im2col(windows: np.ndarray, n0: int, n1: int, h0: int, h1: int, buf: list) 
     shape = (block.shape[0] * block.shape[1] * block.shape[2], int(np.prod(block.shape[3:])))
     try:
         return np.reshape(block, shape, copy=False)
-    except ValueError:
+    except (ValueError, TypeError):  # needs a copy (TypeError: NumPy < 2.1 has no copy=; copy then too)
         pass
     if not buf or buf[0].shape[0] < shape[0]:
         buf[:] = [np.empty(shape, dtype=block.dtype)]
@@ -147,8 +148,14 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geom: Con
 def conv2d_backward_data(gy: np.ndarray, w: np.ndarray, in_hw: Pair, geom: ConvGeometry) -> np.ndarray:
     """gx (N, C, H, W), the gradient of the input of size ``in_hw`` from gy (N, O, Ho, Wo) (col2im of gy @ w).
 
-    gy may cover fewer output positions than ``geom`` gives for ``in_hw`` (conv_transpose2d with an output_padding
-    of at least the stride): the input pixels only the missing positions read get zero."""
+    Stride 1: the forward convolution of gy, zero-padded by the dilated kernel span (less the forward's padding),
+    with the kernel flipped and its channel axes swapped (one gather and one GEMM per block, like the forward).
+    Other strides: col2im, one GEMM per block then one strided add per kernel tap (the padded gy of the first
+    method would be mostly inserted zeros). gy may cover fewer output positions than ``geom`` gives for ``in_hw``
+    (conv_transpose2d with an output_padding of at least the stride): the input pixels only the missing positions
+    read get zero."""
+    if geom.stride == (1, 1):
+        return _backward_data_as_conv(gy, w, in_hw, geom)
     n, o, ho, wo = gy.shape
     _, cg, kh, kw = w.shape
     g = geom.groups
@@ -179,6 +186,28 @@ def conv2d_backward_data(gy: np.ndarray, w: np.ndarray, in_hw: Pair, geom: ConvG
                 target[n0:n1, row:row + (h1 - h0 - 1) * sh + 1:sh, col:col + (wo - 1) * sw + 1:sw] += \
                     taps[:, :, :, :, i, jj]
     return gx[:, top:top + h, left:left + wd].transpose(0, 3, 1, 2)
+
+
+def _backward_data_as_conv(gy: np.ndarray, w: np.ndarray, in_hw: Pair, geom: ConvGeometry) -> np.ndarray:
+    """gx for stride 1: gx[j] = sum_i gy[j + pad - i*d] w[i] is a convolution of gy padded by d*(k-1) - pad at the
+    top/left (cropped where that is negative) to (H + d*(k-1)) rows, with the flipped kernel."""
+    n, o, ho, wo = gy.shape
+    _, cg, kh, kw = w.shape
+    g = geom.groups
+    (dh, dw), ((top, _), (left, _)) = geom.dilation, geom.padding
+    h, wd = in_hw
+    span_h, span_w = dh * (kh - 1), dw * (kw - 1)
+    buf = np.zeros((n, h + span_h, wd + span_w, o), dtype=gy.dtype)
+    shift_h, shift_w = span_h - top, span_w - left  # where gy's row/column 0 lands in buf (may be < 0)
+    src_h, src_w = max(0, -shift_h), max(0, -shift_w)
+    dst_h, dst_w = max(0, shift_h), max(0, shift_w)
+    rows, cols = min(ho - src_h, buf.shape[1] - dst_h), min(wo - src_w, buf.shape[2] - dst_w)
+    if rows > 0 and cols > 0:
+        buf[:, dst_h:dst_h + rows, dst_w:dst_w + cols] = gy.transpose(0, 2, 3, 1)[:, src_h:src_h + rows,
+                                                                                 src_w:src_w + cols]
+    flipped = w.reshape(g, o // g, cg, kh, kw)[..., ::-1, ::-1].transpose(0, 2, 1, 3, 4).reshape(g * cg, o // g,
+                                                                                                 kh, kw)
+    return conv2d_forward(buf.transpose(0, 3, 1, 2), flipped, None, ConvGeometry(dilation=geom.dilation, groups=g))
 
 
 def conv2d_backward_weight(x: np.ndarray, gy: np.ndarray, kernel_hw: Pair, geom: ConvGeometry,

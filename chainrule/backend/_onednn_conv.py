@@ -13,10 +13,10 @@ convolution kernels read and write without a reorder, and one that NumPy's eleme
 follows the input's memory order), so GELU, batch norm and the additions of backward stay channels-last between
 two convolutions and no op pays a reorder. Every output here (y, gx) is allocated channels-last; an input (x, gy)
 is used as it lies if it is channels-last, and copied to channels-last otherwise (a batch of NCHW images, once, at
-the first layer: oneDNN 3.2 has no fast kernel for an NCHW input with a channels-last output). Weights and weight gradients are plain (O, C / groups, kh, kw) arrays; the primitive is asked for the
-weights layout it prefers (``format_tag any``, a blocked layout such as ``OIhw8i8o`` on AVX2) and the weights are
-reordered into it at every call (a few hundred KiB; PyTorch eager does the same), as is the weight gradient out of
-it. ``ACTIVATIONS = "any"`` lets the primitive pick the activations' layout too (blocked ``nChw8c`` on AVX2) with a
+the first layer: oneDNN 3.2 runs its reference kernel, ~10x slower, for an NCHW input with a channels-last output).
+Weights and weight gradients are plain (O, C / groups, kh, kw) arrays; the primitive is asked for the weights layout
+it prefers (``format_tag any``: a blocked one) and the weights are reordered into it at every call (at most a few
+hundred KiB here), as is the weight gradient out of it. ``ACTIVATIONS = "any"`` lets the primitive pick the activations' layout too (blocked ``nChw8c`` on AVX2) with a
 reorder in and out of every call: measured slower here (``bench/bench_conv.py --layouts``), kept to rerun that
 comparison.
 
@@ -25,8 +25,8 @@ the operands (x, w, gy) rounded to bfloat16 by a reorder and accumulated in floa
 oneDNN has bfloat16 convolutions (AVX-512 BF16 or AMX; ``bf16_problem`` says why not elsewhere).
 
 One plan (primitive descriptors JIT-compiled into primitives, memory objects, reorders) is created per distinct
-problem -- direction, shapes, geometry, bias, precision -- and cached, least recently used first
-out: a training step of a conv net has a few dozen distinct convolutions, so after the first step every call is a
+problem -- direction, shapes, geometry, bias, precision, activation layout -- and cached, least recently used
+first out: a training step of a conv net has a few dozen distinct convolutions, so after the first step every call is a
 cache hit (a data-handle swap per operand and one to three ``execute`` calls) and no primitive is created.
 """
 
@@ -72,8 +72,7 @@ def is_channels_last(x: np.ndarray) -> bool:
 
 
 def _channels_last(x: np.ndarray) -> np.ndarray:
-    """``x`` as float32 channels-last: itself if it is, else a copy (oneDNN 3.2 runs its reference kernel, ~10x
-    slower, when the input is NCHW and the output channels-last, so an NCHW input is copied once here)."""
+    """``x`` as float32 channels-last: itself if it is, else a channels-last copy."""
     x = np.asarray(x, dtype=np.float32)
     if is_channels_last(x):
         return x
@@ -258,8 +257,10 @@ class ConvPrimitives:
             try:
                 geom = ConvGeometry()
                 for make in (lambda: self._forward_plan((1, 8, 4, 4), (8, 8, 3, 3), True, geom, "bfloat16"),
-                             lambda: self._backward_weight_plan((1, 8, 4, 4), "nhwc", (1, 8, 2, 2),
-                                                                (8, 8, 3, 3), True, geom, "bfloat16")):
+                             lambda: self._backward_data_plan((1, 8, 4, 4), (1, 8, 2, 2), (8, 8, 3, 3), geom,
+                                                              "bfloat16"),
+                             lambda: self._backward_weight_plan((1, 8, 4, 4), (1, 8, 2, 2), (8, 8, 3, 3), True,
+                                                                geom, "bfloat16")):
                     with self.dnnl.lock:
                         _destroy(self.dnnl, make())
                 self._bf16_problem = ""
@@ -439,25 +440,32 @@ def load() -> tuple[Any, str]:
     return (sys.modules[__name__] if prims is not None else None), why
 
 
-def _precision() -> str:
+def _precision(prims: ConvPrimitives) -> str:
+    """"bfloat16" under ``set_float32_matmul_precision("medium")`` where this CPU has bfloat16 convolutions, else
+    "float32" ("medium" allows bfloat16 products, as in PyTorch; it does not demand them)."""
     from chainrule.backend import blas
-    return "bfloat16" if blas.get_float32_matmul_precision() == "medium" else "float32"
+
+    medium = blas.get_float32_matmul_precision() == "medium"
+    return "bfloat16" if medium and not prims.bf16_problem() else "float32"
 
 
 def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geom: ConvGeometry) -> np.ndarray:
     """y (N, O, Ho, Wo), channels-last, from x (N, C, H, W), w (O, C / groups, kh, kw) and b (O,) or None."""
-    return _loaded().forward(x, w, b, geom, _precision())
+    prims = _loaded()
+    return prims.forward(x, w, b, geom, _precision(prims))
 
 
 def conv2d_backward_data(gy: np.ndarray, w: np.ndarray, in_hw: tuple[int, int], geom: ConvGeometry) -> np.ndarray:
     """gx (N, C, H, W), channels-last, from gy (N, O, Ho, Wo), w (O, C / groups, kh, kw) and (H, W)."""
-    return _loaded().backward_data(gy, w, in_hw, geom, _precision())
+    prims = _loaded()
+    return prims.backward_data(gy, w, in_hw, geom, _precision(prims))
 
 
 def conv2d_backward_weight(x: np.ndarray, gy: np.ndarray, kernel_hw: tuple[int, int], geom: ConvGeometry,
                            bias: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """(gw (O, C / groups, kh, kw), gb (O,) if ``bias`` else None) from x (N, C, H, W) and gy (N, O, Ho, Wo)."""
-    return _loaded().backward_weight(x, gy, kernel_hw, geom, bias, _precision())
+    prims = _loaded()
+    return prims.backward_weight(x, gy, kernel_hw, geom, bias, _precision(prims))
 
 
 def _loaded() -> ConvPrimitives:
@@ -468,5 +476,5 @@ def _loaded() -> ConvPrimitives:
     return prims
 
 
-__all__ = ["ACTIVATIONS", "DTYPES", "ConvPrimitives", "channels_last", "conv2d_backward_data", "conv2d_backward_weight",
-           "conv2d_forward", "is_channels_last", "load", "primitives"]
+__all__ = ["ACTIVATIONS", "DTYPES", "ConvPrimitives", "channels_last", "conv2d_backward_data",
+           "conv2d_backward_weight", "conv2d_forward", "is_channels_last", "load", "primitives"]

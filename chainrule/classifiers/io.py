@@ -150,10 +150,10 @@ def _save_safetensors(path: str | os.PathLike, tree: dict[str, Any], version: st
 
 
 def _load_safetensors(path: str) -> dict[str, Any]:
-    from chainrule.safetensors import SafetensorsError, load_file, read_metadata
+    from chainrule.safetensors import SafetensorsError, load_file_and_metadata
 
     try:
-        meta = read_metadata(path)
+        arrays, meta = load_file_and_metadata(path)
         doc = json.loads(meta["chainrule"]) if "chainrule" in meta else None
     except (SafetensorsError, json.JSONDecodeError) as e:
         raise ValueError(f"{path}: not a chainrule classifier file ({e})") from e
@@ -164,7 +164,6 @@ def _load_safetensors(path: str) -> dict[str, Any]:
         raise ValueError(f"{path}: format_version {doc.get('format_version')!r} is not one this chainrule reads "
                          f"(<= {FORMAT_VERSION}); upgrade chainrule")
     tree = doc["state"]
-    arrays = load_file(path)
     if sorted(arrays) != sorted(tree.get("arrays") or []):
         raise ValueError(f"{path}: its tensors {sorted(arrays)} are not the ones its metadata lists "
                          f"{sorted(tree.get('arrays') or [])}")

@@ -12,11 +12,17 @@
 """
 
 from chainrule.nn import functional, init, utils
-from chainrule.nn.activations import ELU, GELU, Identity, LeakyReLU, Maxout, ReLU, Sigmoid, Tanh
+from chainrule.nn.activations import (
+    ELU, GELU, GLU, Hardtanh, Identity, LeakyReLU, LogSigmoid, Maxout, ReLU, RReLU, Sigmoid, Softplus, Softshrink,
+    Tanh,
+)
 from chainrule.nn.conv import Conv2d, ConvTranspose2d, Fold, Unfold
 from chainrule.nn.dropout import Dropout, Dropout2d
 from chainrule.nn.linear import Linear
-from chainrule.nn.losses import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, MultiClassHingeLoss, NLLLoss
+from chainrule.nn.losses import (
+    BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, MultiClassHingeLoss, MultiLabelMarginLoss, NLLLoss,
+    SmoothL1Loss, SoftMarginLoss,
+)
 from chainrule.nn.mlp import MLP
 from chainrule.nn.convnet import ConvNet
 from chainrule.nn.module import IncompatibleKeys, Module, Parameter, Sequential
@@ -35,6 +41,8 @@ __all__ = [
     "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Upsample", "ZeroPad2d", "ConstantPad2d", "ReflectionPad2d",
     "ReplicationPad2d", "CircularPad2d",
     "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "ELU", "GELU", "Maxout",
+    "Hardtanh", "Softplus", "LogSigmoid", "GLU", "Softshrink", "RReLU",
     "CrossEntropyLoss", "MultiClassHingeLoss", "MSELoss", "BCEWithLogitsLoss", "NLLLoss",
+    "L1Loss", "SmoothL1Loss", "SoftMarginLoss", "BCELoss", "MultiLabelMarginLoss",
     "ConvNet",
 ]

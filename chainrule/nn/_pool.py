@@ -101,8 +101,8 @@ def max_pool2d(x: Any, kernel_size: IntPair, stride: IntPair | None = None, padd
     window = pool_window("max_pool2d", data.shape[-2:], kernel_size, stride, padding, dilation, ceil_mode)
     if not return_indices:
         return _pool.MaxPool2d.apply(x, window=window)
-    _, hits = _pool.max_taps(data, window, want_hits=True)
-    return _pool.TapGather.apply(x, hits=hits, window=window), window.flat_indices(hits)
+    _, arg = _pool.max_taps(data, window, want_arg=True)
+    return _pool.TapGather.apply(x, arg=arg, window=window), window.flat_indices(arg)
 
 
 def avg_pool2d(x: Any, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,

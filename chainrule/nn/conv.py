@@ -26,6 +26,7 @@ class _ConvNd(Module):
     """What Conv2d and ConvTranspose2d share: sizes, the weight of ``weight_shape`` and its PyTorch init."""
 
     op = "Conv2d"
+    padding_modes: tuple[str, ...] = ("zeros",)
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, weight_lead: tuple[int, int],
                  bias: bool, padding_mode: str, dtype: Any, seed: Any):
@@ -33,9 +34,9 @@ class _ConvNd(Module):
         if in_channels < 1 or out_channels < 1:
             raise ValueError(f"{self.op}: expected positive channel counts, got in_channels={in_channels}, "
                              f"out_channels={out_channels}")
-        if padding_mode != "zeros":
-            raise ValueError(f"{self.op}: padding_mode={padding_mode!r} is not supported; only 'zeros' (pad the "
-                             "input yourself with F.pad for other modes, then use padding=0)")
+        if padding_mode not in self.padding_modes:
+            raise ValueError(f"{self.op}: padding_mode must be one of {self.padding_modes} (PyTorch's), got "
+                             f"{padding_mode!r}")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size = _conv.pair(self.op, "kernel_size", kernel_size, 1)
         self.padding_mode = padding_mode
@@ -59,10 +60,12 @@ class Conv2d(_ConvNd):
     """x (N, in_channels, H, W) -> (N, out_channels, Ho, Wo), ``F.conv2d`` with the layer's weight and bias.
 
     Arguments as PyTorch's ``nn.Conv2d``: ``padding`` an int, a pair, ``"same"`` or ``"valid"``; ``groups``
-    dividing both channel counts (groups = in_channels: depthwise). ``padding_mode`` must be ``"zeros"``.
+    dividing both channel counts (groups = in_channels: depthwise). ``padding_mode`` ``"zeros"`` (the default),
+    ``"reflect"``, ``"replicate"`` or ``"circular"``: the latter three pad with ``F.pad`` first, as PyTorch does.
     """
 
     op = "Conv2d"
+    padding_modes = ("zeros", "reflect", "replicate", "circular")
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1, padding: Any = 0,
                  dilation: Any = 1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros", *,
@@ -70,16 +73,19 @@ class Conv2d(_ConvNd):
         groups = _conv._groups("Conv2d", groups, in_channels, out_channels)
         stride = _conv.pair("Conv2d", "stride", stride, 1)
         dilation = _conv.pair("Conv2d", "dilation", dilation, 1)
-        if isinstance(padding, str):
-            _conv._conv_padding(padding, (1, 1), stride, dilation)  # checks the name, and stride 1 for "same"
-        else:
+        if not isinstance(padding, str):
             padding = _conv.pair("Conv2d", "padding", padding, 0)
         super().__init__(in_channels, out_channels, kernel_size, (out_channels, in_channels // groups), bias,
                          padding_mode, dtype, seed)
+        (top, bottom), (left, right) = _conv._conv_padding(padding, self.kernel_size, stride, dilation)  # checks
+        self._pad = (left, right, top, bottom)  # F.pad's order, for the padding modes other than zeros
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
 
     def forward(self, x: Any) -> Tensor:
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        if self.padding_mode == "zeros":
+            return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        x = F.pad(x, self._pad, mode=self.padding_mode)
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
     def extra_repr(self) -> str:
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
@@ -88,6 +94,8 @@ class Conv2d(_ConvNd):
             s += f", dilation={self.dilation}"
         if self.groups != 1:
             s += f", groups={self.groups}"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode!r}"
         return s + ("" if self.bias is not None else ", bias=False")
 
 

@@ -9,8 +9,10 @@ Pooling (chainrule.nn._pool): max_pool2d, avg_pool2d.
 Adaptive pooling, padding and resizing (chainrule.nn._resize): adaptive_avg_pool2d, adaptive_max_pool2d, pad,
 interpolate.
 Convolution (``chainrule.nn._conv``): conv2d, conv_transpose2d, unfold, fold.
-Activations: sigmoid, tanh, relu, leaky_relu, elu, gelu (+ softmax, log_softmax from the core).
-Losses: cross_entropy, nll_loss, multiclass_hinge, mse, binary_cross_entropy_with_logits, l2_penalty.
+Activations: sigmoid, tanh, relu, leaky_relu, elu, gelu (+ softmax, log_softmax from the core); and
+(chainrule.nn._pointwise) hardtanh, softplus, logsigmoid, glu, softshrink, rrelu.
+Losses: cross_entropy, nll_loss, multiclass_hinge, mse, binary_cross_entropy_with_logits, l2_penalty; and
+(chainrule.nn._criteria) l1_loss, smooth_l1_loss, soft_margin_loss, binary_cross_entropy, multilabel_margin_loss.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ from chainrule.nn._functions import dropout as _drop
 from chainrule.nn._functions import linear as _lin
 from chainrule.nn._functions import loss as _loss
 from chainrule.nn._functions import normalization as _norm
+from chainrule.nn._criteria import (
+    binary_cross_entropy, l1_loss, multilabel_margin_loss, smooth_l1_loss, soft_margin_loss,
+)
+from chainrule.nn._pointwise import glu, hardtanh, logsigmoid, rrelu, softplus, softshrink
 from chainrule.nn._pool import avg_pool2d, max_pool2d
 from chainrule.nn._resize import adaptive_avg_pool2d, adaptive_max_pool2d, interpolate, pad
 from chainrule.ops import log_softmax, relu, sigmoid, softmax, tanh
@@ -35,8 +41,9 @@ __all__ = [
     "adaptive_avg_pool2d", "adaptive_max_pool2d", "pad", "interpolate",
     "conv2d", "conv_transpose2d", "unfold", "fold",
     "sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "softmax", "log_softmax",
+    "hardtanh", "softplus", "logsigmoid", "glu", "softshrink", "rrelu",
     "cross_entropy", "nll_loss", "multiclass_hinge", "mse", "mse_loss", "binary_cross_entropy_with_logits",
-    "l2_penalty",
+    "l2_penalty", "l1_loss", "smooth_l1_loss", "soft_margin_loss", "binary_cross_entropy", "multilabel_margin_loss",
 ]
 
 TensorLike = Any  # Tensor or np.ndarray

@@ -97,3 +97,48 @@ class BCEWithLogitsLoss(_Loss):
     def forward(self, logits: Tensor, target: Any) -> Tensor:
         return F.binary_cross_entropy_with_logits(logits, target, self.reduction, weight=self.weight,
                                                   pos_weight=self.pos_weight)
+
+
+class L1Loss(_Loss):
+    """|x - target|; see ``F.l1_loss``."""
+
+    def forward(self, x: Tensor, target: Any) -> Tensor:
+        return F.l1_loss(x, target, self.reduction)
+
+
+class SmoothL1Loss(_Loss):
+    """Quadratic below ``beta``, L1 above; see ``F.smooth_l1_loss``."""
+
+    def __init__(self, reduction: str = "mean", beta: float = 1.0):
+        super().__init__(reduction)
+        if beta < 0:
+            raise ValueError(f"SmoothL1Loss: beta must be >= 0, got {beta}")
+        self.beta = float(beta)
+
+    def forward(self, x: Tensor, target: Any) -> Tensor:
+        return F.smooth_l1_loss(x, target, self.reduction, self.beta)
+
+
+class SoftMarginLoss(_Loss):
+    """log(1 + exp(-y x)) for labels y in {-1, 1}; see ``F.soft_margin_loss``."""
+
+    def forward(self, x: Tensor, target: Any) -> Tensor:
+        return F.soft_margin_loss(x, target, self.reduction)
+
+
+class BCELoss(_Loss):
+    """Binary cross-entropy of probabilities; ``weight`` (a buffer) as ``F.binary_cross_entropy``."""
+
+    def __init__(self, weight: Any = None, reduction: str = "mean"):
+        super().__init__(reduction)
+        self.register_buffer("weight", _constant(weight))
+
+    def forward(self, p: Tensor, target: Any) -> Tensor:
+        return F.binary_cross_entropy(p, target, self.weight, self.reduction)
+
+
+class MultiLabelMarginLoss(_Loss):
+    """Multi-label hinge loss with -1-terminated label lists; see ``F.multilabel_margin_loss``."""
+
+    def forward(self, x: Tensor, target: Any) -> Tensor:
+        return F.multilabel_margin_loss(x, target, self.reduction)

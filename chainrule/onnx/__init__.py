@@ -15,6 +15,11 @@ named after them ("0.weight"). The model is built with the ``onnx`` package (ops
 (full check, with shape inference), and is written atomically. The input is ``"input"`` with a dynamic batch axis
 ``N``, the output ``"output"``.
 
+Exportable ops (the table in ``chainrule.onnx._ops``): arithmetic and elementwise ops, matmul, reductions, shapes,
+softmax / log-softmax, ``Linear``, ``Maxout``, every activation, ``BatchNorm`` (evaluation) over (N, C) and
+(N, C, H, W), ``LayerNorm``, ``conv2d`` (stride, padding, dilation, groups), ``max_pool2d`` (ceil_mode included) and
+``avg_pool2d`` (every divisor rule). Dropout is the identity in evaluation mode and leaves no node.
+
 An estimator is exported through its ``as_module()``: its input steps (standardisation, mean image, ZCA whitening)
 followed by its network or linear map, on the flattened raw rows (N, D) as float32; its output is the class scores
 (N, C), columns in ``classes_`` order. Estimators whose prediction is not such a graph (kNN, hand-designed HOG

@@ -17,10 +17,11 @@ import numpy as np
 from chainrule.nn._functions import activation as act
 from chainrule.nn._functions import linear as lin
 from chainrule.nn._functions import normalization as norm
+from chainrule.nn._functions import pooling as pool
 from chainrule.onnx._graph import GraphBuilder, OnnxExportError
 from chainrule.ops import arithmetic as ar
 from chainrule.ops import elementwise as el
-from chainrule.ops import linalg, reduce, shape
+from chainrule.ops import conv, linalg, reduce, shape
 from chainrule.ops.softmax import LogSoftmax, LogSumExp, Softmax
 
 Converter = Callable[[GraphBuilder, Any, tuple, dict], str]
@@ -224,3 +225,38 @@ def _layer_norm(b: GraphBuilder, node: Any, args: tuple, kwargs: dict) -> str:
     scale = b.value(weight) if weight is not None else b.const(np.ones(shape_, dtype), "scale")
     inputs = [b.value(x), scale] + ([b.value(bias)] if bias is not None else [])
     return b.op("LayerNormalization", inputs, axis=int(min(node.axes)), epsilon=float(node.eps))
+
+
+# ---- convolutions and pooling (x (N, C, H, W); the memory layout chainrule keeps is not part of the graph) --------
+
+
+def _geometry(geom: Any) -> dict[str, list[int]]:
+    """ONNX's strides / pads [top, left, bottom, right] / dilations of a ``ConvGeometry``."""
+    (top, bottom), (left, right) = geom.padding
+    return {"strides": list(geom.stride), "pads": [top, left, bottom, right], "dilations": list(geom.dilation)}
+
+
+@_row(conv.Conv2d)
+def _conv2d(b: GraphBuilder, node: Any, args: tuple, kwargs: dict) -> str:
+    x, w, bias = (list(args) + [None])[:3]
+    inputs = [b.value(x), b.value(w)] + ([b.value(bias)] if bias is not None else [])
+    return b.op("Conv", inputs, group=int(node.geom.groups), kernel_shape=list(np.shape(w.data)[2:]),
+                **_geometry(node.geom))
+
+
+@_row(pool.MaxPool2d)
+def _max_pool2d(b: GraphBuilder, node: Any, args: tuple, kwargs: dict) -> str:
+    window = node.window  # its padding includes ceil_mode's extra rows and columns, padded with -inf like ONNX's
+    return b.op("MaxPool", [b.value(args[0])], kernel_shape=list(window.kernel), **_geometry(window.geometry))
+
+
+@_row(pool.AvgPool2d)
+def _avg_pool2d(b: GraphBuilder, node: Any, args: tuple, kwargs: dict) -> str:
+    """Each window's sum over chainrule's divisor (Ho, Wo), which covers count_include_pad, ceil_mode and
+    divisor_override alike: AveragePool counting the padding (the sum / kh kw), times kh kw, over the divisor."""
+    window = node.window
+    geometry = _geometry(window.geometry)
+    del geometry["dilations"]
+    mean = b.op("AveragePool", [b.value(args[0])], kernel_shape=list(window.kernel), count_include_pad=1, **geometry)
+    scale = (window.kernel[0] * window.kernel[1]) / window.divisor
+    return b.op("Mul", [mean, b.const(scale.astype(node._out.dtype), "divisor")])

@@ -9,38 +9,55 @@ a bad one answered with an error naming the field, the rule and the value):
     {"type": "play"} {"type": "pause"} {"type": "step"} {"type": "reset"} {"type": "ping"}
     {"type": "inspect", "index": 7}             (a held-out image: its activations are shown)
 
-``params`` are the estimators' own parameters under their own names (``chainrule.classifiers``).
+The models are the registry's (``chainrule.classifiers.model_names("images")`` that have ``partial_fit``);
+``params`` are their estimators' own parameters under their own names.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from chainrule.classifiers import mlp
+from chainrule.classifiers import get_spec, model_names
+from chainrule.nn.activations import ACTIVATION_NAMES
 from chainrule.optim.factory import OPTIMIZERS
 from chainrule.playground.protocol import (Bool, Choice, Float, Int, Layers, ProtocolError, check_fields,
                                            decode_message, describe_rules)
 
 MAX_HIDDEN_LAYERS = 4
 MAX_HIDDEN_WIDTH = 512
+MAX_BLOCKS = 4
+MAX_CHANNELS = 64
 MAX_BATCH = 256
 MAX_HELD_OUT = 1000
 
-_LR = Float(0.0, 10.0, lo_open=True)
-_L2 = Float(0.0, 10.0)
-_BATCH = Int(1, MAX_BATCH)
-_MOMENTUM = Float(0.0, 1.0, hi_open=True)
-_LINEAR = {"reg": _L2, "lr": _LR, "batch_size": _BATCH, "momentum": _MOMENTUM, "optimizer": Choice(tuple(OPTIMIZERS))}
-
-# model -> the estimator parameters the page may set (the estimators' own names)
-IMAGE_PARAM_RULES: dict[str, dict[str, Any]] = {
-    "softmax": dict(_LINEAR),
-    "svm": dict(_LINEAR),
-    "mlp": {"hidden_sizes": Layers(MAX_HIDDEN_LAYERS, MAX_HIDDEN_WIDTH), "activation": Choice(mlp.ACTIVATIONS),
-            "weight_decay": _L2, "lr": _LR, "optimizer": Choice(tuple(OPTIMIZERS)), "momentum": _MOMENTUM,
-            "batch_size": _BATCH},
+# The estimator parameters the page may set, by the estimators' own names: a model offers those its estimator
+# takes (``image_param_rules``), so a new registered model gets its controls without a change here.
+PARAM_RULES: dict[str, Any] = {
+    "hidden_sizes": Layers(MAX_HIDDEN_LAYERS, MAX_HIDDEN_WIDTH),
+    "channels": Layers(MAX_BLOCKS, MAX_CHANNELS, layer="block", unit="channels", min_layers=1),
+    "kernel_size": Choice((1, 3, 5)),
+    "pool": Choice(("max", "avg")),
+    "activation": Choice(tuple(ACTIVATION_NAMES)),
+    "reg": Float(0.0, 10.0),
+    "weight_decay": Float(0.0, 10.0),
+    "lr": Float(0.0, 10.0, lo_open=True),
+    "optimizer": Choice(tuple(OPTIMIZERS)),
+    "momentum": Float(0.0, 1.0, hi_open=True),
+    "batch_size": Int(1, MAX_BATCH),
 }
-IMAGE_MODELS = tuple(IMAGE_PARAM_RULES)
+
+
+def image_models() -> tuple[str, ...]:
+    """The registry's models that take images and train step by step (``partial_fit``), in registration order."""
+    return tuple(n for n in model_names("images") if hasattr(get_spec(n).estimator_class, "partial_fit"))
+
+
+def image_param_rules(model: str) -> dict[str, Any]:
+    """{parameter: rule} for the parameters of ``PARAM_RULES`` that ``model``'s estimator takes."""
+    names = set(get_spec(model).estimator_class._get_param_names())
+    return {k: r for k, r in PARAM_RULES.items() if k in names}
+
+
 _SET_FIELDS = ("data", "model", "params", "view")
 _NO_FIELDS = ("play", "pause", "step", "reset", "ping")
 TYPES = ("set", "inspect", "mode", *_NO_FIELDS)
@@ -71,9 +88,9 @@ def parse_image_message(text: str | bytes, model: str, datasets: tuple[str, ...]
     if "data" in body:
         out["data"] = check_fields("data", body["data"], {"dataset": Choice(datasets)})
     if "model" in body:
-        model = out["model"] = Choice(IMAGE_MODELS).check("model", body["model"])
+        model = out["model"] = Choice(image_models()).check("model", body["model"])
     if "params" in body:
-        out["params"] = check_fields("params", body["params"], IMAGE_PARAM_RULES[model])
+        out["params"] = check_fields("params", body["params"], image_param_rules(model))
     if "view" in body:
         out["view"] = check_fields("view", body["view"], {"gradients": Bool()})
     return out
@@ -87,5 +104,7 @@ def _required(fields: dict[str, Any], name: str) -> dict[str, Any]:
 
 def image_public_rules(datasets: tuple[str, ...]) -> dict[str, Any]:
     """The images mode's limits and choices, for the page to build its controls from."""
-    return {"datasets": list(datasets), "models": list(IMAGE_MODELS),
-            "params": {m: describe_rules(r) for m, r in IMAGE_PARAM_RULES.items()}}
+    models = image_models()
+    return {"datasets": list(datasets), "models": list(models),
+            "labels": {m: f"{get_spec(m).label} ({get_spec(m).class_name})" for m in models},
+            "params": {m: describe_rules(image_param_rules(m)) for m in models}}

@@ -16,10 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.function import no_grad
 from chainrule.nn import Linear, Maxout
 from chainrule.nn import functional as F
-from chainrule.playground.views import _layer_weights, probabilities
+from chainrule.playground.views import probabilities
 from chainrule.tensor import Tensor
 
 MAX_TILES = 32
@@ -59,22 +58,20 @@ def sprite(tiles: np.ndarray, normalize: bool = True, cols: int | None = None) -
     return {"png": _png(sheet), "n": int(n), "h": int(h), "w": int(w), "c": int(c), "cols": int(cols)}
 
 
-def _first_layer(est: Any) -> np.ndarray | None:
-    """(D, K) weights of the first layer on the pixels: ``W_`` of a linear model, the first Linear of ``model_``."""
-    if hasattr(est, "model_"):
-        first = next((m for m in est.model_ if isinstance(m, (Linear, Maxout))), None)
-        return None if first is None else _layer_weights(first)
-    return getattr(est, "W_", None)
-
-
 def filters(est: Any, sample_shape: tuple[int, ...]) -> dict[str, Any] | None:
-    """The first layer's weights as images (H, W, C) each: a linear model's templates (one per class, lecture 2),
-    an MLP's first hidden units (the first ``MAX_TILES``). None when the model has no such layer."""
-    W = _first_layer(est)
-    if W is None or W.shape[0] != int(np.prod(sample_shape)):
+    """The first layer's weights as images, from the estimator's ``weight_images()``: a linear model's templates
+    (one per class, lecture 2), an MLP's first hidden units, a conv net's first filters (``filter_shape()``), the
+    first ``MAX_TILES``. None when the model has no such weights."""
+    got = est.weight_images() if hasattr(est, "weight_images") else None
+    if got is None:
         return None
-    shown = W[:, :MAX_TILES].T.reshape(-1, *sample_shape)
-    return {**sprite(shown), "total": int(W.shape[1]), "kind": "templates" if hasattr(est, "W_") else "units"}
+    W, is_linear = got
+    shape = tuple(est.filter_shape()) if hasattr(est, "filter_shape") else tuple(sample_shape)
+    if W.shape[0] != int(np.prod(shape)):
+        return None
+    shown = np.asarray(W)[:, :MAX_TILES].T.reshape(-1, *shape)
+    kind = "templates" if is_linear else "units" if shape == tuple(sample_shape) else "filters"
+    return {**sprite(shown), "total": int(W.shape[1]), "kind": kind}
 
 
 def _as_tiles(a: np.ndarray) -> tuple[np.ndarray, str]:
@@ -88,14 +85,22 @@ def _as_tiles(a: np.ndarray) -> tuple[np.ndarray, str]:
     return tile.reshape(1, side, side, 1), "vector"
 
 
-def activations(est: Any, x: np.ndarray, pixels: np.ndarray, label: int, gradients: bool) -> dict[str, Any] | None:
-    """The forward pass of one image x (1, H, W, C) (model inputs) through a float64 copy of the model: each
-    layer's output as tiles, or with ``gradients`` the gradient of the example's loss (cross-entropy with its
-    label; the hinge loss for the SVM) with respect to it (lecture 4). Also the class probabilities."""
-    layers: list[tuple[str, Tensor]] = []
+def _conv_layers(model: Any, x: np.ndarray) -> tuple[list[tuple[str, Tensor]], Tensor]:
+    """A conv net (``features(x)``: its maps after each block; ``head`` and ``scale``: its scores, as its forward
+    computes them): the input (1, C, H, W), each block's maps, and the scores."""
+    t = Tensor(np.ascontiguousarray(x.transpose(0, 3, 1, 2)), requires_grad=True)
+    maps = model.features(t)
+    layers = [("input", t)] + [(f"block {i + 1}", m.retain_grad()) for i, m in enumerate(maps)]
+    scores = (model.head(maps[-1].amax(axis=(2, 3))) * model.scale).retain_grad()
+    return layers + [("scores", scores)], scores
+
+
+def _dense_layers(est: Any, x: np.ndarray) -> tuple[list[tuple[str, Tensor]], Tensor]:
+    """An MLP (``model_`` a sequence of layers) or a linear model (``W_``, ``b_``), in float64: the input (1, D),
+    each layer's output, the scores."""
+    h = Tensor(x.reshape(1, -1).astype(np.float64), requires_grad=True)
+    layers = [("input", h)]
     if hasattr(est, "model_"):
-        h = Tensor(x.reshape(1, -1).astype(np.float64), requires_grad=True)
-        layers.append(("input", h))
         for module in est.model_:
             if isinstance(module, (Linear, Maxout)):
                 W = Tensor(module.weight.data.astype(np.float64))
@@ -104,35 +109,50 @@ def activations(est: Any, x: np.ndarray, pixels: np.ndarray, label: int, gradien
             else:
                 h = module(h)
             layers.append((type(module).__name__, h.retain_grad()))
-    elif hasattr(est, "W_"):
-        h = Tensor(x.reshape(1, -1).astype(np.float64), requires_grad=True)
-        layers.append(("input", h))
+    else:
         h = F.linear(h, Tensor(est.W_.astype(np.float64)), Tensor(est.b_.astype(np.float64)))
         layers.append(("scores", h.retain_grad()))
-    else:
+    return layers, h
+
+
+def activations(est: Any, x: np.ndarray, pixels: np.ndarray, label: int, gradients: bool) -> dict[str, Any] | None:
+    """The forward pass of one image x (1, H, W, C) (model inputs) through the model (in evaluation mode; dense
+    models through a float64 copy): each layer's output as tiles, or with ``gradients`` the gradient of the
+    example's loss (cross-entropy with its label; the hinge loss for the SVM) with respect to it (lecture 4), the
+    input's summed over its channels. Also the class probabilities."""
+    model = getattr(est, "model_", None)
+    if model is None and not hasattr(est, "W_"):
         return None
-    scores = layers[-1][1]
-    hinge = hasattr(est, "margin")
-    loss = (F.multiclass_hinge(scores, np.array([label]), margin=float(est.margin)) if hinge
-            else F.cross_entropy(scores, np.array([label])))
-    with np.errstate(all="ignore"):
-        loss.backward()
+    conv = model is not None and all(hasattr(model, a) for a in ("features", "head", "scale"))
+    was_training = model.training if model is not None else False
+    if model is not None:
+        model.eval()
+    try:
+        layers, scores = _conv_layers(model, x) if conv else _dense_layers(est, x)
+        hinge = hasattr(est, "margin")
+        loss = (F.multiclass_hinge(scores, np.array([label]), margin=float(est.margin)) if hinge
+                else F.cross_entropy(scores, np.array([label])))
+        with np.errstate(all="ignore"):
+            loss.backward()
+    finally:
+        if model is not None:
+            model.train(was_training)
     out = []
     for i, (name, t) in enumerate(layers[:MAX_LAYERS]):
         if i == 0:
-            a = (t.grad if gradients else None)
-            tiles = (_as_tiles(a.reshape(pixels.shape).transpose(2, 0, 1).sum(0)[None])[0] if gradients
-                     else pixels[None])
-            out.append({"name": "input image", "kind": "image",
-                        **(sprite(tiles) if gradients else sprite(tiles, normalize=False))})
+            if gradients:
+                g = t.grad.reshape(pixels.shape) if not conv else t.grad[0].transpose(1, 2, 0)
+                out.append({"name": "input image (gradient)", "kind": "image", **sprite(g.sum(-1)[None, :, :, None])})
+            else:
+                out.append({"name": "input image", "kind": "image", **sprite(pixels[None], normalize=False)})
             continue
-        a = (t.grad if gradients else t.data)[0]
+        a = np.asarray((t.grad if gradients else t.data)[0])
         tiles, kind = _as_tiles(a)
         out.append({"name": name, "kind": kind, "size": int(a.size), **sprite(tiles),
                     "max": float(np.nan_to_num(np.abs(a)).max())})
-    with no_grad():
-        s = scores.data[0] - scores.data[0].max()
-        p = np.exp(s) / np.exp(s).sum()
+    s = np.asarray(scores.data[0], np.float64)
+    p = np.exp(s - s.max())
+    p /= p.sum()
     return {"layers": out, "probs": [round(float(v), 4) for v in p], "label": int(label),
             "loss": float(loss.data), "gradients": bool(gradients)}
 

@@ -11,34 +11,47 @@ As in the 2-D mode, every number comes from the estimator (``chainrule.classifie
 ``session.make_estimator`` with its own parameters). A step is one ``partial_fit`` on the next
 ``UPDATES_PER_STEP`` minibatches of a shuffled pass over the training images; the training loss and accuracy are
 windowed over the last ``WINDOW`` steps (as ConvNetJS shows them); held-out accuracy is over all held-out images.
-A run stops with an error when its loss is not finite or its windowed loss exceeds ``DIVERGED`` times the first
-step's (CS231n's rule of thumb: a learning rate that high only makes things worse), until ``reset``.
+A run stops with an error when its loss is not finite, when its windowed loss exceeds ``DIVERGED`` times the first
+step's (CS231n's rule of thumb: a learning rate that high only makes things worse), or when, having halved, it
+climbs back to the first step's for a whole window (a too-high learning rate that killed the units), until
+``reset``.
 
 Not thread-safe: the server runs all of one session's calls on one worker thread.
 """
 
 from __future__ import annotations
 
-import copy
 import time
 from typing import Any
 
 import numpy as np
 
+from chainrule.classifiers import get_spec
 from chainrule.playground import image_views
 from chainrule.playground.image_data import ImageData
-from chainrule.playground.image_protocol import parse_image_message
+from chainrule.playground.image_protocol import image_models, image_param_rules, parse_image_message
 from chainrule.playground.protocol import ProtocolError
-from chainrule.playground.session import LIVE_PARAMS, make_estimator
+from chainrule.playground.session import LIVE_PARAMS
 from chainrule.playground.views import last_loss
 
 DEFAULT_MODEL = "mlp"
-DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
-    "softmax": {"reg": 0.0001, "lr": 0.003, "batch_size": 20, "momentum": 0.9, "optimizer": "adam"},
-    "svm": {"reg": 0.0001, "lr": 0.003, "batch_size": 20, "momentum": 0.9, "optimizer": "adam"},
-    "mlp": {"hidden_sizes": (64,), "activation": "relu", "weight_decay": 0.0001, "lr": 0.003, "optimizer": "adam",
-            "momentum": 0.9, "batch_size": 20},
-}
+# Where a model starts, by parameter name (each model takes those its estimator has): small and quick to train
+# on one CPU core, as ConvNetJS's demos are.
+DEFAULTS: dict[str, Any] = {"hidden_sizes": (64,), "channels": (8, 16), "kernel_size": 3, "pool": "max",
+                            "activation": "relu", "reg": 0.0001, "weight_decay": 0.0001, "lr": 0.003,
+                            "optimizer": "adam", "momentum": 0.9, "batch_size": 20}
+# What the images mode fixes: the session makes the model inputs itself (pixels in [0, 1] minus the mean image), the
+# learning rate is constant, and a conv net is the plain one of the lecture (no frozen whitening layer, whose
+# filters would not learn, no augmentation, averaging or test-time tricks, one conv per block).
+FIXED: dict[str, Any] = {"preprocessing": None, "schedule": "constant", "whiten": False, "augment": False,
+                         "lookahead": False, "test_time_flip": False, "test_time_shift": 0, "label_smoothing": 0.0,
+                         "convs_per_block": 1, "norm_lr_scale": 1.0, "warmup_epochs": 0.0,
+                         "matmul_precision": "float32"}
+
+
+def make_image_estimator(model: str, params: dict[str, Any], seed: int = 0) -> Any:
+    """The registry's estimator for ``model`` with ``params`` and the images mode's fixed settings."""
+    return get_spec(model).build(**FIXED, **params, random_state=seed)
 UPDATES_PER_STEP = 5
 DIVERGED = 3.0  # CS231n's early stop for a learning rate that is too high: the loss above 3 x its first value
 WINDOW = 20
@@ -53,7 +66,7 @@ class ImageSession:
         self.datasets = datasets
         self.data = {"dataset": dataset}
         self.model = DEFAULT_MODEL
-        self.params = copy.deepcopy(DEFAULT_PARAMS)
+        self.params = {m: {k: DEFAULTS[k] for k in image_param_rules(m)} for m in image_models()}
         self.view = {"gradients": False}
         self.inspect = 0
         self.running = False
@@ -100,9 +113,9 @@ class ImageSession:
         images = self.datasets.get(data["dataset"]) if data != self.data else self.images
         model = msg.get("model", self.model)
         params = {**self.params[model], **msg.get("params", {})}
-        self._check(images, params)
         old = self.params[model]
         new_model = model != self.model or any(params[k] != old[k] for k in params if k not in LIVE_PARAMS)
+        self._check(images, model, params, new_model or images is not self.images)
         live = {k: v for k, v in params.items() if k in LIVE_PARAMS and v != old[k]}
         self.view = {**self.view, **msg.get("view", {})}
         if data != self.data:
@@ -119,17 +132,30 @@ class ImageSession:
             return "live"
         return "view" if "view" in msg else "none"
 
-    def _check(self, images: ImageData, params: dict[str, Any]) -> None:
-        """Combinations the field rules cannot see: a batch larger than the training images."""
+    def _check(self, images: ImageData, model: str, params: dict[str, Any], new: bool) -> None:
+        """Combinations the field rules cannot see: a batch larger than the training images, and (for a new
+        model or data) an architecture the images do not fit, found by one step of a throwaway estimator on two
+        images (a conv net whose blocks pool 8 x 8 digits below one pixel, say): the estimator says what is wrong."""
         if params["batch_size"] > len(images.train):
             raise ProtocolError("params.batch_size", f"must be at most the number of training images "
                                 f"({len(images.train)})", params["batch_size"])
+        if not new:
+            return
+        idx = images.train[:2]
+        try:
+            with np.errstate(all="ignore"):
+                make_image_estimator(model, params).partial_fit(images.batch(idx), images.y[idx],
+                                                                classes=np.arange(len(images.classes)))
+        except Exception as e:  # whatever the estimator refuses, in its own words
+            h, w = images.sample_shape[:2]
+            raise ProtocolError("params", f"this {model} does not fit the {h} x {w} images of {images.name} "
+                                f"({type(e).__name__}: {e})", params) from None
 
     # ---- training -------------------------------------------------------------------------------------------------
 
     def reset(self) -> None:
         """A new estimator on the current data and parameters; clears history, windows and any error."""
-        self.est = make_estimator(self.model, self.params[self.model], 0)
+        self.est = make_image_estimator(self.model, self.params[self.model])
         self.classes = np.arange(len(self.images.classes))
         self.run += 1
         self.history: list[dict[str, Any]] = []
@@ -139,6 +165,7 @@ class ImageSession:
         self._window: list[tuple[int, int, float]] = []  # (examples, correct, loss) of the latest steps
         self._times: list[tuple[float, int, float, float]] = []  # (time, examples, train s, forward s)
         self._held_out: dict[str, Any] | None = None
+        self._best = float("inf")  # the lowest windowed loss of this run
         self._X_test = self.images.batch(self.images.test)
 
     def _next_batch(self) -> np.ndarray:
@@ -187,9 +214,16 @@ class ImageSession:
             self._stop("diverged", f"training diverged: the loss became {loss}")
             return False
         first, now = self.history[0]["loss"], self.history[-1]["loss"]
-        if first is not None and now is not None and now > DIVERGED * first:
+        if first is None or now is None:
+            return True
+        self._best = min(self._best, now)
+        if now > DIVERGED * first:
             self._stop("diverged", f"training diverged: the loss grew to {now:.3g}, more than {DIVERGED:g} x its "
                        f"first value {first:.3g}")
+            return False
+        if self._best < first / 2 and now >= 0.95 * first and len(self._window) == WINDOW:
+            self._stop("diverged", f"training diverged: the loss went back up to {now:.3g}, the untrained model's "
+                       f"{first:.3g}, after reaching {self._best:.3g} (dead units or saturated scores)")
             return False
         return True
 

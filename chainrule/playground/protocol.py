@@ -131,20 +131,27 @@ class Bool:
 
 @dataclass(frozen=True)
 class Layers:
-    """hidden_sizes: a list of at most ``max_layers`` widths, each in [1, max_width]."""
+    """hidden_sizes (or a conv net's channels): a list of at most ``max_layers`` widths, each in [1, max_width];
+    ``layer`` and ``unit`` name them in the errors, ``min_layers`` the fewest."""
     max_layers: int
     max_width: int
+    layer: str = "layer"
+    unit: str = "neurons"
+    min_layers: int = 0
 
     def check(self, field: str, v: Any) -> tuple[int, ...]:
         if not isinstance(v, list):
-            raise ProtocolError(field, "expected a list of layer widths, e.g. [8, 8]", v)
+            raise ProtocolError(field, f"expected a list of {self.layer} widths, e.g. [8, 8]", v)
         if len(v) > self.max_layers:
-            raise ProtocolError(field, f"at most {self.max_layers} hidden layers", v)
+            raise ProtocolError(field, f"at most {self.max_layers} hidden {self.layer}s"
+                                if self.layer == "layer" else f"at most {self.max_layers} {self.layer}s", v)
+        if len(v) < self.min_layers:
+            raise ProtocolError(field, f"at least {self.min_layers} {self.layer}", v)
         for i, w in enumerate(v):
             if isinstance(w, bool) or not isinstance(w, int):
                 raise ProtocolError(f"{field}[{i}]", "expected an integer", w)
             if not 1 <= w <= self.max_width:
-                raise ProtocolError(f"{field}[{i}]", f"a layer has 1 to {self.max_width} neurons", w)
+                raise ProtocolError(f"{field}[{i}]", f"a {self.layer} has 1 to {self.max_width} {self.unit}", w)
         return tuple(v)
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -52,8 +53,11 @@ class TensorBoardLogger:
         self.close()
         history = trainer.history
         self._written_steps, self._written_epochs = history.num_steps, len(history.epochs)
-        # A resumed run: what was logged after the checkpoint is about to be computed again, so drop it.
-        self._writer = SummaryWriter(str(self.logdir), purge_step=trainer.step + 1 if trainer.step else None)
+        # A resumed run: what was logged after the checkpoint is about to be computed again, so drop it. tensorboardX
+        # names files by the second: the suffix keeps a file written within the same second (a quick resume) from
+        # replacing the last one, and sorts after it (TensorBoard reads the files in name order).
+        self._writer = SummaryWriter(str(self.logdir), purge_step=trainer.step + 1 if trainer.step else None,
+                                     filename_suffix=f".{time.time_ns()}")
 
     def on_step_end(self, trainer: Any) -> None:
         for row in trainer.history.step_rows(self._written_steps):
@@ -80,7 +84,10 @@ class TensorBoardLogger:
         self._writer.flush()
 
     def on_train_end(self, trainer: Any) -> None:
-        self.on_epoch_end(trainer) if len(trainer.history.epochs) > self._written_epochs else self.on_step_end(trainer)
+        if len(trainer.history.epochs) > self._written_epochs:
+            self.on_epoch_end(trainer)
+        else:  # stopped inside an epoch: its steps so far
+            self.on_step_end(trainer)
         self.close()
 
     def close(self) -> None:

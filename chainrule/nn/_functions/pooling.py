@@ -15,10 +15,10 @@ Max-pool gradient routing (PyTorch's CPU rule, checked against torch 2.13): each
 input position, the first maximum in row-major window order (tap (i, j) before (i, j+1) before (i+1, 0)); a window
 holding NaN outputs NaN and routes to its last NaN (PyTorch's NCHW kernel; its channels_last kernel picks the
 first); a window whose in-bounds values are all -inf routes to its first in-bounds position, never to padding.
-``hits`` (T, ..., Ho, Wo) marks the winning tap of each window (one byte per tap and output: the input's size
-for disjoint windows), ``indices`` (return_indices) the flat position h * W + w in each input plane, as PyTorch's.
+``arg`` holds the number of each window's winning tap (one byte per output), ``indices`` (return_indices) the flat
+position h * W + w in each input plane, as PyTorch's.
 
-Twice differentiable, and more: every map here is linear given ``hits``. Max pooling's backward scatters with
+Twice differentiable, and more: every map here is linear given ``arg``. Max pooling's backward scatters with
 ``TapScatter`` whose backward gathers with ``TapGather`` (and back); average pooling's backward is
 ``AvgPoolBackward``, whose backward is ``AvgPool`` again. The winning taps are constants of higher derivatives
 (max pooling is piecewise linear), as in PyTorch.
@@ -53,11 +53,20 @@ class Window:
         return any(v for side in self.geometry.padding for v in side)
 
     def taps(self, xp: np.ndarray) -> list[np.ndarray]:
-        """The kh*kw strided views of the padded array ``xp`` (..., Hp, Wp), each (..., Ho, Wo), row-major."""
+        """The kh*kw strided views of the padded array ``xp`` (..., Hp, Wp), each (..., Ho, Wo), row-major.
+
+        (Splitting xp into its sh * sw phases first, so that every tap is a contiguous slice, measured no faster
+        overall on this project's machine: the split costs a copy of the input.)"""
         (kh, kw), (sh, sw), (dh, dw) = self.kernel, self.geometry.stride, self.geometry.dilation
         ho, wo = self.out_hw
         return [xp[..., i * dh:i * dh + sh * (ho - 1) + 1:sh, j * dw:j * dw + sw * (wo - 1) + 1:sw]
                 for i in range(kh) for j in range(kw)]
+
+    def scatter_views(self, lead: tuple[int, ...], dtype: np.dtype, channels_last: bool) -> tuple[list, Any]:
+        """(views, finish): zero-initialised tap views of a padded gradient to add each tap's gradient into, and
+        a function returning the input-sized gradient once they are filled."""
+        gxp = self.padded_zeros(lead, dtype, channels_last)
+        return self.taps(gxp), lambda: self.crop(gxp)
 
     def pad(self, x: np.ndarray, fill: float) -> np.ndarray:
         """x (..., H, W) padded with ``fill`` in x's memory order (x itself when there is no padding)."""
@@ -93,9 +102,8 @@ class Window:
             firsts.append(-(-before // d))
         return firsts[0][:, None] * self.kernel[1] + firsts[1][None, :]
 
-    def flat_indices(self, hits: np.ndarray) -> np.ndarray:
+    def flat_indices(self, arg: np.ndarray) -> np.ndarray:
         """PyTorch's return_indices: the input position h * W + w of each output's winning tap (int64)."""
-        arg = hits.argmax(axis=0)
         kw = self.kernel[1]
         (sh, sw), (dh, dw) = self.geometry.stride, self.geometry.dilation
         (top, _), (left, _) = self.geometry.padding
@@ -109,34 +117,33 @@ class Window:
 # ---- max pooling ------------------------------------------------------------------------------------------------
 
 
-def max_taps(x: np.ndarray, window: Window, want_hits: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """(out, hits): the window maxima of x (..., H, W) and, if ``want_hits``, the winners as a boolean (T, ...,
-    Ho, Wo) array: ``hits[t]`` is True where tap t wins its window (exactly one t per window, the rule above)."""
+def max_taps(x: np.ndarray, window: Window, want_arg: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """(out, arg): the window maxima of x (..., H, W) and, if ``want_arg``, the number of each window's winning
+    tap (uint8, or int32 past 255 taps; the rule above), in out's memory order."""
     taps = window.taps(window.pad(x, -np.inf))
-    out = np.maximum(taps[0], taps[1]) if len(taps) > 1 else np.copy(taps[0])
-    for view in taps[2:]:
-        np.maximum(out, view, out=out)
-    if not want_hits:
+    if not want_arg:
+        out = np.maximum(taps[0], taps[1]) if len(taps) > 1 else np.copy(taps[0])
+        for view in taps[2:]:
+            np.maximum(out, view, out=out)
         return out, None
-    hits = np.empty((len(taps),) + out.shape, dtype=bool)
-    open_ = None  # windows whose winner is not found yet
-    for t, view in enumerate(taps):  # plain ufuncs, no masked writes (those are slow on strided views)
-        np.equal(view, out, out=hits[t])
-        if open_ is None:
-            open_ = ~hits[0]
-        else:
-            hits[t] &= open_
-            open_ ^= hits[t]
+    out = np.copy(taps[0])
+    dtype = np.uint8 if len(taps) <= 256 else np.int32
+    arg = np.zeros_like(out, dtype=dtype)
+    better = np.empty_like(out, dtype=bool)
+    step = np.empty_like(arg)
+    for t, view in enumerate(taps[1:], start=1):
+        np.greater(view, out, out=better)      # strictly greater: an equal later tap never takes over (first wins)
+        np.maximum(out, view, out=out)         # (propagates NaN; NaN windows are fixed below)
+        np.multiply(better, dtype(t), out=step)
+        np.maximum(arg, step, out=arg)         # taps come in increasing order: the last improvement wins
     nan = np.isnan(out)
     inf = np.isneginf(out) if window.padded else None
-    if nan.any() or (inf is not None and inf.any()):  # rare: fix those windows through the tap numbers
-        arg = hits.argmax(axis=0)
-        for t, view in enumerate(taps):  # NaN wins; the last NaN, as PyTorch's NCHW kernel
+    if nan.any() or (inf is not None and inf.any()):  # rare: NaN wins (its last one, as PyTorch's NCHW kernel) ...
+        for t, view in enumerate(taps):
             np.copyto(arg, t, where=np.isnan(view))
-        if inf is not None:  # all -inf: the first in-bounds position, not padding
-            np.copyto(arg, window.first_in_bounds_tap(), where=inf)
-        hits = np.equal(arg, np.arange(len(taps)).reshape((-1,) + (1,) * arg.ndim))
-    return out, hits
+        if inf is not None:  # ... and an all -inf window routes to its first in-bounds position, not to padding
+            np.copyto(arg, window.first_in_bounds_tap().astype(dtype), where=inf)
+    return out, arg
 
 
 def is_channels_last(x: np.ndarray) -> bool:
@@ -144,25 +151,29 @@ def is_channels_last(x: np.ndarray) -> bool:
     return x.ndim == 4 and x.shape[1] > 1 and abs(x.strides[1]) < abs(x.strides[3])
 
 
-def scatter_taps(grad: np.ndarray, hits: np.ndarray, window: Window, channels_last: bool) -> np.ndarray:
+def scatter_taps(grad: np.ndarray, arg: np.ndarray, window: Window, channels_last: bool) -> np.ndarray:
     """The input-shaped array with each grad[..., o] added at its window's winning tap (max pool's backward), in
     the input's layout."""
-    gxp = window.padded_zeros(grad.shape[:-2], grad.dtype, channels_last)
+    views, finish = window.scatter_views(grad.shape[:-2], grad.dtype, channels_last)
     (kh, kw), (sh, sw), (dh, dw) = window.kernel, window.geometry.stride, window.geometry.dilation
     disjoint = sh >= dh * (kh - 1) + 1 and sw >= dw * (kw - 1) + 1  # no input position in two windows
-    for t, view in enumerate(window.taps(gxp)):  # within one tap the positions are distinct: no collisions
+    scratch = None if disjoint else np.empty_like(grad)
+    hit = np.empty_like(arg, dtype=bool)
+    for t, view in enumerate(views):  # within one tap the positions are distinct: no collisions
+        np.equal(arg, t, out=hit)
         if disjoint:
-            np.multiply(grad, hits[t], out=view)
+            np.multiply(grad, hit, out=view)
         else:
-            view += grad * hits[t]
-    return window.crop(gxp)
+            np.multiply(grad, hit, out=scratch)
+            view += scratch
+    return finish()
 
 
-def gather_taps(x: np.ndarray, hits: np.ndarray, window: Window) -> np.ndarray:
+def gather_taps(x: np.ndarray, arg: np.ndarray, window: Window) -> np.ndarray:
     """x at each window's winning tap (the adjoint of ``scatter_taps``)."""
-    out = np.zeros_like(hits[0], dtype=x.dtype)
+    out = np.zeros_like(arg, dtype=x.dtype)
     for t, view in enumerate(window.taps(window.pad(x, 0.0))):
-        np.copyto(out, view, where=hits[t])
+        np.copyto(out, view, where=arg == t)
     return out
 
 
@@ -171,46 +182,46 @@ class MaxPool2d(Function):
 
     @staticmethod
     def forward(ctx, x, window=None):
-        out, hits = max_taps(x, window, want_hits=ctx.needs_input_grad[0])  # the winners only if backward comes
-        ctx.window, ctx.hits, ctx.cl = window, hits, is_channels_last(x)
+        out, arg = max_taps(x, window, want_arg=ctx.needs_input_grad[0])  # the winners only if backward comes
+        ctx.window, ctx.arg, ctx.cl = window, arg, is_channels_last(x)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        return _scatter(grad, ctx.hits, ctx.window, ctx.cl)
+        return _scatter(grad, ctx.arg, ctx.window, ctx.cl)
 
 
 class TapScatter(Function):
     """grad (..., Ho, Wo) -> (..., H, W): ``scatter_taps`` as an op (max pooling's backward on the graph)."""
 
     @staticmethod
-    def forward(ctx, grad, hits=None, window=None, channels_last=False):
-        ctx.hits, ctx.window, ctx.cl = hits, window, channels_last
-        return scatter_taps(grad, hits, window, channels_last)
+    def forward(ctx, grad, arg=None, window=None, channels_last=False):
+        ctx.arg, ctx.window, ctx.cl = arg, window, channels_last
+        return scatter_taps(grad, arg, window, channels_last)
 
     @staticmethod
     def backward(ctx, g):
-        return TapGather.apply(g, hits=ctx.hits, window=ctx.window) if isinstance(g, Tensor) else \
-            gather_taps(g, ctx.hits, ctx.window)
+        return TapGather.apply(g, arg=ctx.arg, window=ctx.window) if isinstance(g, Tensor) else \
+            gather_taps(g, ctx.arg, ctx.window)
 
 
 class TapGather(Function):
     """x (..., H, W) -> (..., Ho, Wo): ``gather_taps`` as an op (the backward of ``TapScatter``)."""
 
     @staticmethod
-    def forward(ctx, x, hits=None, window=None):
-        ctx.hits, ctx.window, ctx.cl = hits, window, is_channels_last(x)
-        return gather_taps(x, hits, window)
+    def forward(ctx, x, arg=None, window=None):
+        ctx.arg, ctx.window, ctx.cl = arg, window, is_channels_last(x)
+        return gather_taps(x, arg, window)
 
     @staticmethod
     def backward(ctx, g):
-        return _scatter(g, ctx.hits, ctx.window, ctx.cl)
+        return _scatter(g, ctx.arg, ctx.window, ctx.cl)
 
 
-def _scatter(grad: Any, hits: np.ndarray, window: Window, channels_last: bool) -> Any:
+def _scatter(grad: Any, arg: np.ndarray, window: Window, channels_last: bool) -> Any:
     if isinstance(grad, Tensor):
-        return TapScatter.apply(grad, hits=hits, window=window, channels_last=channels_last)
-    return scatter_taps(grad, hits, window, channels_last)
+        return TapScatter.apply(grad, arg=arg, window=window, channels_last=channels_last)
+    return scatter_taps(grad, arg, window, channels_last)
 
 
 # ---- average pooling --------------------------------------------------------------------------------------------
@@ -229,10 +240,10 @@ def avg_taps(x: np.ndarray, window: Window) -> np.ndarray:
 def spread_taps(grad: np.ndarray, window: Window, channels_last: bool) -> np.ndarray:
     """Average pooling's backward: each grad / divisor added to every tap of its window, in the input's layout."""
     g = grad * (1 / window.divisor).astype(grad.dtype)
-    gxp = window.padded_zeros(grad.shape[:-2], grad.dtype, channels_last)
-    for view in window.taps(gxp):
+    views, finish = window.scatter_views(grad.shape[:-2], grad.dtype, channels_last)
+    for view in views:
         view += g
-    return window.crop(gxp)
+    return finish()
 
 
 class AvgPool2d(Function):

@@ -7,19 +7,21 @@
   const LR = [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10];
   const L2 = [0, 0.0001, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1];
   const BATCH = [1, 4, 8, 10, 16, 20, 32, 64, 128, 256];
-  const MODEL_LABELS = {softmax: "linear, softmax loss (SoftmaxClassifier)",
-                        svm: "linear, multiclass SVM loss (LinearSVM)", mlp: "neural network (MLPClassifier)",
-                        convnet: "conv net (ConvNetClassifier)"};
-  const im = {rules: null, examples: null, sprite: null, history: [], run: null, filters: null, acts: null,
-              strip: null, inspect: 0, images: {}};
+  const im = {rules: null, examples: null, history: [], run: null, filters: null, acts: null, strip: null,
+              inspect: 0};
 
-  function image(png, onload) {  // decoded once per distinct PNG
-    if (im.images[png]) return im.images[png];
-    const img = new Image();
-    img.onload = onload;
-    img.src = "data:image/png;base64," + png;
-    im.images = {[png]: img, ...(Object.keys(im.images).length > 64 ? {} : im.images)};
-    return img;
+  // Each picture slot draws the newest of its PNGs that has finished decoding, so a canvas never goes blank while
+  // the next one decodes (new pictures arrive a few times a second while training).
+  const slots = {};
+  function shown(key, sp) {
+    const s = slots[key] || (slots[key] = {png: null, seq: 0, view: null});
+    if (sp && sp.png !== s.png) {
+      const seq = ++s.seq, img = new Image();
+      s.png = sp.png;
+      img.onload = () => { if (!s.view || seq > s.view.seq) { s.view = {sp: sp, img: img, seq: seq}; later(); } };
+      img.src = "data:image/png;base64," + sp.png;
+    }
+    return s.view;
   }
   function tile(ctx, sp, img, i, x, y, scale) {
     const sx = (i % sp.cols) * (sp.w + 1), sy = Math.floor(i / sp.cols) * (sp.h + 1);
@@ -34,18 +36,21 @@
     ctx.clearRect(0, 0, c.width, c.height);
     ctx.font = "11px system-ui, sans-serif"; ctx.fillStyle = "#98a2b3";
     if (!f) { ctx.fillText("press play or step to train", 10, 20); $("filters-caption").textContent = ""; return; }
-    const templates = f.kind === "templates", img = image(f.png, later);
-    const s = fitScale(f, templates ? 56 : 40), gap = templates ? 18 : 6;
-    const per = Math.max(1, Math.floor((c.width + 6) / (f.w * s + 6)));
-    for (let i = 0; i < f.n; i++) {
-      const x = (i % per) * (f.w * s + 6), y = Math.floor(i / per) * (f.h * s + gap);
-      if (img.complete) tile(ctx, f, img, i, x, y, s);
+    const v = shown("filters", f);
+    if (!v) return;
+    const sp = v.sp, templates = sp.kind === "templates";
+    const s = fitScale(sp, templates ? 56 : 40), gap = templates ? 18 : 6;
+    const per = Math.max(1, Math.floor((c.width + 6) / (sp.w * s + 6)));
+    for (let i = 0; i < sp.n; i++) {
+      const x = (i % per) * (sp.w * s + 6), y = Math.floor(i / per) * (sp.h * s + gap);
+      tile(ctx, sp, v.img, i, x, y, s);
       if (templates && im.examples) {
-        ctx.fillStyle = "#475467"; ctx.fillText(im.examples.classes[i], x, y + f.h * s + 12);
+        ctx.fillStyle = "#475467"; ctx.fillText(im.examples.classes[i], x, y + sp.h * s + 12);
       }
     }
     $("filters-caption").textContent = templates ? "one template per class (W_, lecture 2)"
-      : `first layer: ${Math.min(f.n, f.total)} of ${f.total} hidden units' weights`;
+      : `first layer: ${Math.min(sp.n, sp.total)} of ${sp.total} ` +
+        (sp.kind === "filters" ? `${sp.w} x ${sp.h} conv filters` : "hidden units' weights");
   }
   function drawActivations() {
     const c = $("activations"), ctx = c.getContext("2d"), a = im.acts;
@@ -53,18 +58,20 @@
     ctx.font = "11px system-ui, sans-serif"; ctx.fillStyle = "#98a2b3";
     if (!a) { ctx.fillText("press play or step, then click a held-out image", 10, 20); return; }
     let y = 4;
-    for (const l of a.layers) {
-      const img = image(l.png, later), s = fitScale(l, l.kind === "maps" ? 40 : 64);
+    a.layers.forEach((layer, k) => {
+      const v = shown("act" + k, layer);
+      if (!v) return;
+      const l = v.sp, s = fitScale(l, l.kind === "maps" ? 40 : 64);
       ctx.fillStyle = "#475467";
       ctx.fillText(l.name + (l.size ? ` (${l.size})` : ""), 4, y + 12);
       const what = a.gradients ? "grad" : "value";
       if (l.max !== undefined) ctx.fillText("max |" + what + "| " + l.max.toPrecision(2), 4, y + 26);
       const per = Math.max(1, Math.floor((c.width - 130) / (l.w * s + 4)));
-      for (let i = 0; i < l.n && img.complete; i++) {
-        tile(ctx, l, img, i, 130 + (i % per) * (l.w * s + 4), y + Math.floor(i / per) * (l.h * s + 4), s);
+      for (let i = 0; i < l.n; i++) {
+        tile(ctx, l, v.img, i, 130 + (i % per) * (l.w * s + 4), y + Math.floor(i / per) * (l.h * s + 4), s);
       }
       y += Math.ceil(l.n / per) * (l.h * s + 4) + 8;
-    }
+    });
     const names = im.examples ? im.examples.classes : [];
     ctx.fillStyle = "#475467";
     ctx.fillText("class probabilities (label " + (names[a.label] || a.label) + ")", 4, y + 12);
@@ -77,8 +84,8 @@
     c.dataset.drawn = String(Number(c.dataset.drawn || 0) + 1);
   }
   function drawStrip() {
-    const box = $("strip"), s = im.strip, ex = im.examples;
-    if (!s || !ex || !im.sprite) { box.textContent = "held-out predictions appear once the model has trained"; return; }
+    const box = $("strip"), s = im.strip, ex = im.examples, v = ex && shown("examples", ex.sprite);
+    if (!s || !v) { box.textContent = "held-out predictions appear once the model has trained"; return; }
     if (box.children.length !== s.index.length) {
       box.innerHTML = "";
       s.index.forEach((_, k) => {
@@ -88,13 +95,12 @@
         box.appendChild(cv);
       });
     }
-    const img = im.sprite.img;
     s.index.forEach((idx, k) => {
-      const cv = box.children[k], ctx = cv.getContext("2d"), sp = ex.sprite;
+      const cv = box.children[k], ctx = cv.getContext("2d"), sp = v.sp;
       cv.dataset.index = idx;
       cv.className = "cell" + (idx === im.inspect ? " on" : "") + (s.top[k][0] !== ex.labels[idx] ? " wrong" : "");
       ctx.clearRect(0, 0, cv.width, cv.height);
-      if (img.complete) tile(ctx, sp, img, idx, 2, 2, 48 / Math.max(sp.w, sp.h));
+      tile(ctx, sp, v.img, idx, 2, 2, 48 / Math.max(sp.w, sp.h));
       ctx.font = "10px system-ui, sans-serif";
       s.top[k].forEach((cls, j) => {
         ctx.fillStyle = cls === ex.labels[idx] ? "#1f9d55" : "#f0782a";
@@ -138,14 +144,16 @@
   function sync(msg) {
     const p = msg.params[msg.model], rules = im.rules.params[msg.model];
     fill("image-dataset", im.rules.datasets, null, msg.data.dataset);
-    fill("image-model", im.rules.models, v => MODEL_LABELS[v] || v, msg.model);
-    document.querySelectorAll("#images-main .igroup").forEach(g => {
-      g.hidden = !g.dataset.models.split(" ").includes(msg.model);
+    fill("image-model", im.rules.models, v => im.rules.labels[v] || v, msg.model);
+    // a control shows when the model's estimator takes its parameter (the server's rules say which)
+    document.querySelectorAll("#images-main [data-param]").forEach(c => {
+      c.hidden = !c.dataset.param.split(" ").some(k => k in rules);
     });
-    if ("hidden_sizes" in p) {
-      put("image-hidden", p.hidden_sizes.join(", "));
-      fill("image-activation", rules.activation.values, null, p.activation);
-    }
+    if ("hidden_sizes" in p) put("image-hidden", p.hidden_sizes.join(", "));
+    if ("channels" in p) put("image-channels", p.channels.join(", "));
+    if ("kernel_size" in p) fill("image-kernel", rules.kernel_size.values, v => v + " x " + v, p.kernel_size);
+    if ("pool" in p) fill("image-pool", rules.pool.values, v => v === "max" ? "max 2 x 2" : "average 2 x 2", p.pool);
+    if ("activation" in p) fill("image-activation", rules.activation.values, null, p.activation);
     const l2 = "weight_decay" in p ? "weight_decay" : "reg";
     $("image-lambda-name").textContent = l2;
     fill("image-lambda", L2, null, p[l2]);
@@ -158,11 +166,15 @@
   function wire() {
     $("image-dataset").addEventListener("change", e => PG.set({data: {dataset: e.target.value}}));
     $("image-model").addEventListener("change", e => PG.set({model: e.target.value}));
-    $("image-hidden").addEventListener("change", e => {
-      const parts = e.target.value.split(/[\s,]+/).filter(t => t !== "");
-      if (!parts.length) return;  // an emptied field is being retyped, not "no hidden layer"
-      params({hidden_sizes: parts.map(t => (/^-?\d+$/.test(t) ? Number(t) : t))});  // the server checks them
-    });
+    for (const [id, key] of [["image-hidden", "hidden_sizes"], ["image-channels", "channels"]]) {
+      $(id).addEventListener("change", e => {
+        const parts = e.target.value.split(/[\s,]+/).filter(t => t !== "");
+        if (!parts.length) return;  // an emptied field is being retyped, not "no hidden layer"
+        params({[key]: parts.map(t => (/^-?\d+$/.test(t) ? Number(t) : t))});  // the server checks them
+      });
+    }
+    $("image-kernel").addEventListener("change", e => params({kernel_size: +e.target.value}));
+    $("image-pool").addEventListener("change", e => params({pool: e.target.value}));
     $("image-activation").addEventListener("change", e => params({activation: e.target.value}));
     $("image-lambda").addEventListener("change", e => params({[$("image-lambda-name").textContent]: +e.target.value}));
     $("image-lr").addEventListener("change", e => params({lr: +e.target.value}));
@@ -175,7 +187,6 @@
     init(rules) { im.rules = rules; },
     examples(msg) {
       im.examples = msg;
-      im.sprite = {img: image(msg.sprite.png, later)};
       im.strip = null;
       later();
     },
