@@ -270,8 +270,9 @@ def chainrule_step(x, y, conv: str, gemm: str, bf16: bool):
 # ---- variants -----------------------------------------------------------------------------------------------------
 
 
-def variants(bf16_cpu: bool, quick: bool) -> tuple[list[tuple[str, dict]], str]:
-    """[(name, constructor arguments)], and why chainrule's rows are missing ("" when present)."""
+def variants(bf16_cpu: bool, quick: bool, only_conv: list[str] | None = None) -> tuple[list[tuple[str, dict]], str]:
+    """[(name, constructor arguments)], and why chainrule's rows are missing ("" when present); ``only_conv`` keeps
+    chainrule's rows of those convolution backends."""
     out = [("torch NCHW fp32", dict(lib="torch", layout="nchw", bf16=False)),
            ("torch channels_last fp32", dict(lib="torch", layout="channels_last", bf16=False))]
     if bf16_cpu:
@@ -279,7 +280,7 @@ def variants(bf16_cpu: bool, quick: bool) -> tuple[list[tuple[str, dict]], str]:
     why = chainrule_missing()
     if why:
         return out, why
-    convs = conv_backends()
+    convs = [c for c in conv_backends() if only_conv is None or c in only_conv]
     for conv in convs:
         gemms = ["numpy", "onednn"] if conv == "onednn" and not quick else ["numpy"]
         for gemm in gemms:
@@ -590,6 +591,8 @@ def main() -> None:
     ap.add_argument("--layouts", action="store_true", help="with --layers: oneDNN's blocked layouts (any) too")
     ap.add_argument("--memory", action="store_true", help="peak memory, one process per variant")
     ap.add_argument("--no-steps", action="store_true", help="skip the whole-step table")
+    ap.add_argument("--conv", nargs="+", choices=("numpy", "onednn"), help="chainrule's conv backends to time "
+                    "(default: every one available; the numpy im2col step takes ~4x oneDNN's)")
     ap.add_argument("--quick", action="store_true", help="smoke run: batch 64, 3 rounds, 1 step, tables small")
     ap.add_argument("--json", type=Path, help="write every number to this file")
     ap.add_argument("--markdown", type=Path, help="write the printed report (header and tables) to this file")
@@ -616,7 +619,7 @@ def main() -> None:
 
     info = machine(args.threads)
     bf16_cpu = has_bf16(cpu_flags())
-    names_kw, why = variants(bf16_cpu, args.quick)
+    names_kw, why = variants(bf16_cpu, args.quick, args.conv)
     info["openmp_runtimes"] = loaded_libraries("gomp", "iomp", "omp.so")
     info["blas_libraries"] = loaded_libraries("openblas", "mkl_rt", "libdnnl")
     say("# bench_conv: one training step of the airbench93-shaped net, batch", args.batch)
