@@ -219,6 +219,13 @@ def test_test_time_augment_module_equals_predict_tta():
                                padding_mode=mode, data_format="NCHW")
         np.testing.assert_allclose(ours(nn.TestTimeAugment(model, flip, shift, mode), x), expected, rtol=1e-5,
                                    atol=1e-6)
+    # images given as NHWC rows: the views are made in that layout, each passed on as NHWC images
+    rows = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).reshape(4, -1)
+    nhwc_model = nn.Sequential(lambda_module(lambda t: t.transpose(0, 3, 1, 2)), model)
+    expected = predict_tta(lambda v: ours(nhwc_model, np.ascontiguousarray(v)), rows.reshape(4, 7, 8, 3),
+                           data_format="NHWC")
+    tta = nn.TestTimeAugment(nhwc_model, data_format="NHWC", image_shape=(7, 8, 3))
+    np.testing.assert_allclose(ours(tta, rows), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_slicing_and_padding_export():

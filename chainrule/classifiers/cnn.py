@@ -278,10 +278,13 @@ class ConvNetClassifier(NeuralNetClassifier):
 
         return predict_tta(scores, images, flip=flip, shift=shift, data_format=self._layout()).astype(np.float32)
 
-    def _scoring_module(self) -> nn.Module:
-        """``model_`` averaged over the test-time views (``nn.TestTimeAugment``: ``predict_tta``'s as ops)."""
+    def _prediction_module(self, pipeline: nn.Module) -> nn.Module:
+        """``pipeline`` averaged over the test-time views of the images as given (``nn.TestTimeAugment``:
+        ``predict_tta``'s views as ops, as ``_chunk_scores`` makes them)."""
         flip, shift = check_flag(self, "test_time_flip"), check_int_param(self, "test_time_shift", 0)
-        return nn.TestTimeAugment(self.model_, flip, shift) if flip or shift else self.model_
+        if not (flip or shift):
+            return pipeline
+        return nn.TestTimeAugment(pipeline, flip, shift, data_format=self.data_format, image_shape=self._image_shape())
 
     # ---- per-model facts -------------------------------------------------------------------------------------------
 

@@ -446,22 +446,22 @@ class NeuralNetClassifier(InputSteps, BaseClassifier):
 
     def as_module(self) -> nn.Module:
         """The fitted prediction as one ``nn.Module`` of ops (evaluation mode): raw rows x (N, D) float32 -> the
-        preprocessing (standardisation, mean image, ZCA) -> ``_network_input`` -> ``_scoring_module()`` -> scores
-        (N, C); what ``chainrule.onnx.export`` writes. Shares ``model_``. Refused for features='hog_color' (NumPy
-        code outside the graph)."""
+        preprocessing (standardisation, mean image, ZCA) -> ``_network_input`` -> the network -> scores (N, C),
+        wrapped by ``_prediction_module`` (a leaf's test-time augmentation); what ``chainrule.onnx.export`` writes.
+        Shares ``model_``. Refused for features='hog_color' (NumPy code outside the graph)."""
         from chainrule.classifiers._input_module import input_module
 
         self._check_is_fitted()
-        return nn.Sequential(input_module(self, self._network_input), self._scoring_module()).eval()
+        return self._prediction_module(nn.Sequential(input_module(self, self._network_input), self.model_)).eval()
 
-    def _scoring_module(self) -> nn.Module:
-        """The network as prediction uses it on network inputs: ``model_``; test_time_flip (the mirror of each raw
-        image, averaged) is refused here, a leaf whose augmentation works on network inputs overrides this."""
+    def _prediction_module(self, pipeline: nn.Module) -> nn.Module:
+        """``pipeline`` (raw rows -> scores) as prediction uses it; test_time_flip is refused here (a leaf whose
+        test-time augmentation is a graph, such as the conv net's, overrides this)."""
         if check_flag(self, "test_time_flip"):
             raise ValueError(f"{type(self).__name__} with test_time_flip=True averages the scores of each image and "
                              "its mirror image, which as_module() (one pass) does not compute; set "
                              "test_time_flip=False to export it")
-        return self.model_
+        return pipeline
 
     # ---- persistence ----------------------------------------------------------------------------------------------
 
