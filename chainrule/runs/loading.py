@@ -85,6 +85,13 @@ class Trained:
         """(W (D, units), is_linear) of a model that weighs raw pixels (the estimator's ``weight_images``)."""
         return self.estimator.weight_images()
 
+    def weight_image_shape(self) -> tuple[int, ...]:
+        """The image shape of each column of ``first_layer_weights``: a conv net's filters (``filter_shape()``),
+        else one input image."""
+        if hasattr(self.estimator, "filter_shape"):
+            return tuple(self.estimator.filter_shape())
+        return tuple(self.input["shape"])
+
     def describe(self) -> str:
         """A few words on the model, for plot titles (the estimator's ``describe``)."""
         return self.estimator.describe()

@@ -78,6 +78,9 @@ def train_run(config: Mapping[str, Any], folder: Any, progress: bool = True,
             data = split_data(config["data"], config["val_size"], split_seed(config), config.get("image_size"))
         estimator = P.build(config["model"], cfgmod.params_of(config))
         _check_fits(config, data, estimator)
+        if config["tensorboard"] and not estimator.has_training_curve:
+            raise UsageError(f"--tensorboard logs training curves, and {type(estimator).__name__} has no training "
+                             "loop; drop --tensorboard (the run folder's metrics.csv has its validation accuracy)")
         # Everything is checked: create the folder (exclusively, locked until this run ends) and write it.
         if new_run:
             _create(folder)
