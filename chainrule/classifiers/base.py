@@ -72,9 +72,10 @@ class BaseClassifier:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         BaseClassifier.registry[cls.__name__] = cls
-        for name in ("fit", "partial_fit"):
-            if name in cls.__dict__:
-                setattr(cls, name, _unfitted_on_failure(cls.__dict__[name]))
+        for name in ("fit", "partial_fit"):  # defined here or by a mixin (NeuralNetClassifier's NetworkTraining)
+            method = getattr(cls, name, None)
+            if method is not None and not getattr(method, "_unfitted_on_failure", False):
+                setattr(cls, name, _unfitted_on_failure(method))
 
     def _forget_fit(self) -> None:
         """Back to the state of a new estimator with the same hyperparameters: every attribute that is not one is
