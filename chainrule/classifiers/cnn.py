@@ -46,6 +46,7 @@ from chainrule.data.whitening import patch_whitening_filters
 from chainrule.nn.convnet import CONV_ACTIVATIONS, NORMS, POOLS, ConvNet
 from chainrule.optim.factory import make_optimizer
 from chainrule.optim.groups import param_groups
+from chainrule.tensor import Tensor
 from chainrule.train import predict_scores
 from chainrule.train.averaging import Lookahead
 
@@ -193,10 +194,12 @@ class ConvNetClassifier(NeuralNetClassifier):
                              f"{self.sample_shape_} with image_shape={self.image_shape!r}")
         return (shape[2], shape[0], shape[1]) if self._layout() == "NHWC" else tuple(shape)
 
-    def _network_input(self, rows: np.ndarray) -> np.ndarray:
+    def _network_input(self, rows: Any) -> Any:
+        """Rows (N, D) -> images (N, C, H, W); on a Tensor as ops (``as_module``, the exported graph)."""
         c, h, w = self._chw()
         if self._layout() == "NHWC":
-            return np.ascontiguousarray(rows.reshape(len(rows), h, w, c).transpose(0, 3, 1, 2))
+            images = rows.reshape(len(rows), h, w, c).transpose(0, 3, 1, 2)
+            return images if isinstance(images, Tensor) else np.ascontiguousarray(images)
         return rows.reshape(len(rows), c, h, w)
 
     def _build_network(self, sample_shape: tuple[int, ...], n_classes: int, random_state: int) -> ConvNet:
@@ -274,6 +277,14 @@ class ConvNetClassifier(NeuralNetClassifier):
             return predict_scores(self.model_, self._network_inputs(view.reshape(len(view), -1)), batch)
 
         return predict_tta(scores, images, flip=flip, shift=shift, data_format=self._layout()).astype(np.float32)
+
+    def _prediction_module(self, pipeline: nn.Module) -> nn.Module:
+        """``pipeline`` averaged over the test-time views of the images as given (``nn.TestTimeAugment``:
+        ``predict_tta``'s views as ops, as ``_chunk_scores`` makes them)."""
+        flip, shift = check_flag(self, "test_time_flip"), check_int_param(self, "test_time_shift", 0)
+        if not (flip or shift):
+            return pipeline
+        return nn.TestTimeAugment(pipeline, flip, shift, data_format=self.data_format, image_shape=self._image_shape())
 
     # ---- per-model facts -------------------------------------------------------------------------------------------
 

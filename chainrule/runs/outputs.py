@@ -8,17 +8,12 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from chainrule.train import plots
+from chainrule.train import confusion_matrix, per_class_accuracy, plots
 from chainrule.train.history import History
 from chainrule.train.report import html_table, key_value_table, write_report
 from chainrule.train.runfolder import RunFolder
 
 logger = logging.getLogger("chainrule")
-
-
-def per_class_accuracy(cm: np.ndarray, classes: Sequence[str]) -> dict[str, float | None]:
-    totals = cm.sum(axis=1)
-    return {str(c): (float(cm[i, i] / totals[i]) if totals[i] else None) for i, c in enumerate(classes)}
 
 
 def confusion_text(cm: np.ndarray, classes: Sequence[str]) -> str:
@@ -74,7 +69,7 @@ def _templates(trained: Any) -> tuple[np.ndarray, list[str] | None, str] | None:
 
     A linear model's rows of W are its class templates; an MLP's first layer holds one image-sized weight vector
     per hidden unit. Only raw-pixel image models have weights that look like images
-    (``chainrule.commands.pipeline.Trained.first_layer_weights``).
+    (``chainrule.runs.Trained.first_layer_weights``).
     """
     weights = trained.first_layer_weights() if trained.input["kind"] == "image" else None
     if weights is None:
@@ -92,10 +87,10 @@ def model_plots(run: RunFolder, trained: Any, X_val_raw: np.ndarray, y_val: np.n
                 title_suffix: str = "") -> list[tuple[str, Path]]:
     """Confusion matrix, accuracy per class, validation images with their labels (image data), learned weights
     as images (raw-pixel models), decision boundary (2-D inputs); ``trained`` is a
-    ``chainrule.commands.pipeline.Trained``."""
+    ``chainrule.runs.Trained``."""
     out = []
     classes = trained.classes
-    cm = plots.confusion_matrix(y_val, y_pred, len(classes))
+    cm = confusion_matrix(y_val, y_pred, len(classes))
     p = run.plots_dir / "confusion.png"
     plots.plot_confusion(cm, classes, p, title="Confusion matrix (validation)" + title_suffix)
     out.append(("Confusion matrix on the validation split (rows: true class)", p))
