@@ -58,7 +58,10 @@ RUN_OPTIONS: tuple[Option, ...] = (
            "--seed; 0 for kNN)", low=0),
     Option("out", "str", None, "the run folder (default: runs/<model>-<data>-<timestamp>)"),
     Option("select_k", "ints", None, "kNN only: try these k on the validation split (one distance pass) and train "
-           "with the best, e.g. 1,3,5,10,20 (default: off: train with --k)"),
+           "with the best, e.g. 1,3,5,10,20 (default: 1,3,5,10,20 unless --k is given; none: train with --k)"),
+    Option("select_metric", "strs", None, "kNN only: try these metrics on the validation split (one distance pass "
+           "each) and train with the best, e.g. l1,l2 (default: l1,l2 unless --metric is given; none: train with "
+           "--metric)"),
     Option("checkpoint_every", "int", 0, "also checkpoint every N steps (0: at epoch ends only)", low=0,
            resume_may_differ=True),
     Option("keep_checkpoints", "int", 3, "step checkpoints to keep", low=1, resume_may_differ=True),
@@ -66,6 +69,10 @@ RUN_OPTIONS: tuple[Option, ...] = (
            resume_may_differ=True),
 )
 RUN_BY_KEY = {o.key: o for o in RUN_OPTIONS}
+# kNN's defaults: validation chooses k and the metric (the lectures' 1-NN figures: L1 beats L2 on CIFAR-10), unless
+# the parameter itself is given. {run setting: (candidates, the parameters that turn it off when given)}.
+KNN_SELECTION: dict[str, Any] = {"select_k": [1, 3, 5, 10, 20], "select_metric": ["l1", "l2"]}
+_KNN_FIXED_BY = {"select_k": ("k",), "select_metric": ("metric",)}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -142,16 +149,23 @@ def resolve(*layers: Mapping[str, tuple[Any, str]]) -> dict[str, Any]:
         raise UsageError(f"--model must be one of {', '.join(MODELS)}; got {model_value!r}{hint}")
     config: dict[str, Any] = {"model": model}
     for o in RUN_OPTIONS:
-        value, where = merged.pop(o.key, (o.default, "the default"))
+        default = o.default
+        if model == "knn" and o.key in KNN_SELECTION and not set(_KNN_FIXED_BY[o.key]) & set(merged):
+            default = KNN_SELECTION[o.key]
+        value, where = merged.pop(o.key, (default, "the default"))
         config[o.key] = o.default if value is None else _run_value(o, value, where)
     P.check_names(model, merged, "--model " + model)
-    params = P.defaults(model)
+    from chainrule.data.registry import has_images
+
+    params = P.defaults(model, images=has_images(config["data"] or "digits"))
     for name, (value, where) in merged.items():
         params[name] = P.coerce(model, name, value, where)
     _check_run(config)
     P.build(model, params)  # the estimator checks its parameters: usage errors before anything is written
     if config["select_k"] is not None and model != "knn":
         raise UsageError(f"--select-k chooses a kNN's k; --model {model} has no k")
+    if config["select_metric"] is not None and model != "knn":
+        raise UsageError(f"--select-metric chooses a kNN's metric; --model {model} has no metric")
     config.update(params)
     return config
 
@@ -159,6 +173,15 @@ def resolve(*layers: Mapping[str, tuple[Any, str]]) -> dict[str, Any]:
 def _run_value(o: Option, value: Any, where: str) -> Any:
     if o.kind == "ints":
         return parse_int_list(value, where)
+    if o.kind == "strs":  # kNN metrics: "l1,l2" / ["l1", "l2"] / "none"
+        from chainrule.classifiers.distances import METRICS
+
+        items = value if isinstance(value, (list, tuple)) else str(value).strip().lower().split(",")
+        items = [str(i).strip().lower() for i in items if str(i).strip().lower() not in ("", "none")]
+        bad = [i for i in items if i not in METRICS]
+        if bad:
+            raise UsageError(f"{where} must list metrics among {', '.join(METRICS)}, got {value!r}")
+        return list(dict.fromkeys(items))
     if o.kind == "bool":
         if isinstance(value, bool):
             return value

@@ -251,9 +251,9 @@ def _create(folder: Any) -> None:
 
 
 def _check_k(config: Mapping[str, Any], data: Data, k: int) -> None:
-    ks = sorted(set(config["select_k"] or [k]))
-    if ks[-1] > len(data.X_train):
-        raise UsageError(f"k={ks[-1]} is larger than the training set ({len(data.X_train)} samples); choose k <= "
+    ks = sorted(set(config["select_k"] or [k]))  # candidates beyond the training set are left out: one must fit
+    if ks[0] > len(data.X_train):
+        raise UsageError(f"k={ks[0]} is larger than the training set ({len(data.X_train)} samples); choose k <= "
                          f"{len(data.X_train)}")
 
 
@@ -369,35 +369,39 @@ class _DivergedRun(RuntimeError):
 
 
 def _fit_knn(est: Any, config: dict[str, Any], folder: Any, data: Data) -> tuple[Any, float, np.ndarray, float]:
-    """Fit the kNN (choosing k on the validation split first with ``select_k``), predict the validation split and
-    log its one "epoch". Returns (history, fit time, validation predictions, their time)."""
+    """Fit the kNN (choosing k and the metric on the validation split first with ``select_k`` /
+    ``select_metric``: ``KNearestNeighbor.select``), predict the validation split and log its one "epoch". Returns
+    (history, fit time, validation predictions, their time)."""
     from chainrule.train import History, MetricsWriter
 
-    ks = sorted(set(config["select_k"] or [est.k]))
+    ks = [k for k in sorted(set(config["select_k"] or [est.k])) if k <= len(data.X_train)]
+    metrics = config["select_metric"] or [est.metric]
     with usage_errors():
         t0 = time.perf_counter()
         est.fit(data.X_train, data.y_train)
         fit_time = time.perf_counter() - t0
         t0 = time.perf_counter()
-        predictions = est.predict_many(data.X_val, ks)  # one distance pass for every k
+        table, predictions = est.select(data.X_val, data.y_val, ks, metrics)  # one distance pass per metric
         predict_time = time.perf_counter() - t0
-    accs = {k: float(np.mean(p == data.y_val)) for k, p in predictions.items()}
-    best = max(ks, key=lambda k: (accs[k], -k))
-    record: dict[str, Any] = {"epoch": 1, "step": 0, "time_s": fit_time, "val_acc": accs[best], "knn_k": best,
-                              "samples_per_s": len(data.X_val) / predict_time if predict_time > 0 else None}
-    if config["select_k"]:
-        for k in ks:
-            logger.info("k=%-3d validation accuracy %.4f%s", k, accs[k], "  <- best" if k == best else "")
-        est.set_params(k=best)
-        config["k"] = best
+    accs = table[est.metric]
+    record: dict[str, Any] = {"epoch": 1, "step": 0, "time_s": fit_time, "val_acc": accs[est.k], "knn_k": est.k,
+                              "samples_per_s": len(data.X_val) * len(metrics) / predict_time if predict_time > 0
+                              else None}
+    if len(ks) > 1 or len(metrics) > 1:
+        for metric, by_k in table.items():
+            for k, acc in by_k.items():
+                logger.info("%s k=%-3d validation accuracy %.4f%s", metric, k, acc,
+                            "  <- best" if (k, metric) == (est.k, est.metric) else "")
+        config["k"], config["metric"] = est.k, est.metric
         _write_config(folder, config)
         record["val_acc_by_k"] = {str(k): a for k, a in accs.items()}
+        record["val_acc_by_metric"] = {m: {str(k): a for k, a in by_k.items()} for m, by_k in table.items()}
     history = History()
     history.log_epoch(record)
     writer, holder = MetricsWriter(folder.path), SimpleNamespace(history=history)
     writer.on_train_begin(holder)
     writer.on_train_end(holder)
-    return history, fit_time, np.asarray(predictions[best]).astype(np.int64), predict_time
+    return history, fit_time, np.asarray(predictions).astype(np.int64), predict_time
 
 
 def _summary(config: Mapping[str, Any], folder: Any, data: Data, est: Any, y_pred: np.ndarray,
@@ -415,7 +419,8 @@ def _summary(config: Mapping[str, Any], folder: Any, data: Data, est: Any, y_pre
     if config["model"] == "knn":
         first = history.epochs[0]
         s.update(knn_k=est.k, metric=est.metric, num_features=int(est.n_features_in_), num_parameters=0,
-                 epochs_completed=0, steps=0, val_acc_by_k=first.get("val_acc_by_k"))
+                 epochs_completed=0, steps=0, val_acc_by_k=first.get("val_acc_by_k"),
+                 val_acc_by_metric=first.get("val_acc_by_metric"))
         if first.get("val_acc_by_k"):
             s["best_val_acc"] = max(first["val_acc_by_k"].values())
         return s
