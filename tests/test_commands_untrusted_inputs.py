@@ -66,3 +66,40 @@ def test_predict_says_what_a_path_that_is_not_an_image_file_is(digits_run, tmp_p
         assert main(["predict", str(digits_run), str(tmp_path / name), "-q"]) == 2
         err = capsys.readouterr().err.strip().splitlines()[-1]
         assert f"image {tmp_path / name} {what}; predict takes image files" in err, err
+
+
+def _image_folder(root: Path, class_dirs: list[bytes], n: int = 6) -> None:
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in class_dirs:
+        folder = os.path.join(os.fsencode(root), c)
+        os.makedirs(folder)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(
+                os.fsdecode(os.path.join(folder, b"%d.png" % i)))
+
+
+def test_class_folders_not_valid_utf8_are_shown_with_replacement_characters(tmp_path, capsys):
+    import json
+
+    _image_folder(tmp_path / "data", [b"caf\xe9", b"dog"])  # a Latin-1 folder name
+    data = ["--data", f"folder:{tmp_path / 'data'}", "--val-size", "4", "-q"]
+    assert main(["train", *data, "--model", "softmax", "--epochs", "1", "--out", str(tmp_path / "run")]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["status"] != "failed" and summary["classes"] == ["caf\ufffd", "dog"]
+    assert (tmp_path / "run" / "plots").is_dir() and any((tmp_path / "run" / "plots").iterdir())
+    assert "caf\ufffd" in (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "run"), *data[:2], "-q"]) == 0
+    assert "caf\ufffd" in capsys.readouterr().out
+
+
+def test_class_folders_that_would_read_the_same_are_refused_before_training(tmp_path, capsys):
+    _image_folder(tmp_path / "data", [b"caf\xe9", b"caf\xe8", b"dog"])
+    assert main(["train", "--data", f"folder:{tmp_path / 'data'}", "--model", "softmax", "--epochs", "1",
+                 "--val-size", "6", "--out", str(tmp_path / "run"), "-q"]) == 1  # the data's error, as others
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "class folders b'caf\\xe8' and b'caf\\xe9' are not valid UTF-8 and would both be shown as" in err, err
+    assert not (tmp_path / "run").exists()
