@@ -55,8 +55,9 @@ with ``create_graph``, and differentiating its result raises an error naming the
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 import numpy as np
 
@@ -112,6 +113,23 @@ def once_differentiable(backward: F) -> F:
     instead of being silently zero."""
     backward.once_differentiable = True  # type: ignore[attr-defined]
     return backward
+
+
+# Callbacks (node, args, kwargs) told of every node recorded, innermost last: ``record_nodes``. Empty except while
+# a model is traced for export, so the hot path pays one truthiness test.
+_RECORDERS: list[Callable[..., None]] = []
+
+
+@contextlib.contextmanager
+def record_nodes(callback: Callable[..., None]) -> Iterator[None]:
+    """Within the block, call ``callback(node, args, kwargs)`` for every node recorded on a graph: the arguments of
+    its ``apply`` (Tensors, arrays, numbers and keyword options), which a node keeps only as far as its backward
+    needs them. ``chainrule.onnx`` traces a forward pass with it."""
+    _RECORDERS.append(callback)
+    try:
+        yield
+    finally:
+        _RECORDERS.remove(callback)
 
 
 class Function:
@@ -189,6 +207,8 @@ class Function:
             ctx._out = out
             ctx._out_vc = vc
             ctx._clock = _CLOCK[0]
+            if _RECORDERS:  # a trace for export (chainrule.onnx): the node's arguments, which it need not keep
+                _RECORDERS[-1](ctx, args, kwargs)
         else:
             ctx = None
         t = _new(Tensor)  # Tensor._from_op, inlined: this is the hot path of every op

@@ -9,7 +9,8 @@ itself (PyTorch's meaning).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -153,6 +154,58 @@ def gradgradcheck(fn: Callable[..., Tensor], *inputs: Any, grad_outputs: Any = N
                          samples=samples, seed=seed)
     except GradcheckError as e:
         raise GradcheckError(f"gradgradcheck (second derivatives; the last input is grad_outputs): {e}") from None
+
+
+@dataclass(frozen=True)
+class ParameterCheck:
+    """One parameter's result in ``check_parameters``: entries checked, the largest relative and absolute errors."""
+
+    name: str
+    shape: tuple[int, ...]
+    checked: int
+    max_rel_error: float
+    max_abs_error: float
+    ok: bool
+
+
+def check_parameters(loss_fn: Callable[[], Tensor], params: Iterable[tuple[str, Any]], *, eps: float = 1e-5,
+                     tol: float = 1e-5, atol: float = 1e-8, samples: int | None = None,
+                     rng: np.random.Generator | None = None) -> tuple[float, list[ParameterCheck]]:
+    """CS231n's gradient check of a model's loss, parameter by parameter (float64 parameters).
+
+    ``loss_fn()`` evaluates the scalar loss (it must be deterministic: restore dropout masks inside it); one
+    backward pass gives the analytic gradients, then each entry of each named parameter (or ``samples`` random
+    entries of a larger one, drawn from ``rng``) is compared with the centered difference (L(w + h) - L(w - h)) / 2h.
+    An entry passes when its ``rel_error`` is at most ``tol`` or its absolute error at most ``atol`` (gradients
+    that are zero in exact arithmetic have meaningless relative errors). Returns (the loss, one ``ParameterCheck``
+    per parameter)."""
+    params = list(params)
+    rng = np.random.default_rng(0) if rng is None else rng
+    for _, p in params:
+        p.grad = None
+    loss = loss_fn()
+    loss.backward()
+    results = []
+    for name, p in params:
+        analytic = np.zeros_like(p.data) if p.grad is None else p.grad.copy()
+        coords = list(np.ndindex(*p.shape))
+        if samples is not None and len(coords) > samples:
+            coords = [coords[i] for i in rng.choice(len(coords), size=samples, replace=False)]
+        worst = worst_abs = 0.0
+        ok = True
+        for idx in coords:
+            old = p.data[idx]
+            p.data[idx] = old + eps
+            plus = float(loss_fn().data)
+            p.data[idx] = old - eps
+            minus = float(loss_fn().data)
+            p.data[idx] = old
+            numeric = (plus - minus) / (2 * eps)
+            rel, diff = rel_error(analytic[idx], numeric), abs(float(analytic[idx]) - numeric)
+            worst, worst_abs = max(worst, rel), max(worst_abs, diff)
+            ok = ok and (rel <= tol or diff <= atol)
+        results.append(ParameterCheck(name, tuple(p.shape), len(coords), worst, worst_abs, ok))
+    return float(loss.data), results
 
 
 def _as_float64(x: Any) -> Any:

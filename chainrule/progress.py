@@ -15,6 +15,11 @@ long work and one when it ends (visible where chainrule's INFO messages are, e.g
 ``--quiet``). Nested work (a kNN prediction inside a tuning trial) shares the line: the outer tasks are shown
 briefly on its left.
 
+In a Jupyter kernel (an IPython shell with a kernel, the stream left at its default) the bar is an HTML
+``<progress>`` element with the same text, shown once the work has run for ``delay`` seconds and updated in place
+(one ``display_data`` message, then ``update_display_data`` messages at most every ``interval`` seconds); it stays
+in the cell's output, complete, when the work ends.
+
 Lines printed while a bar is live must not land on top of it: log through ``LogHandler`` (the CLI does) or print
 with ``write(text)``; both erase the bar, print the line, and draw the bar again below it.
 
@@ -24,6 +29,7 @@ it off; worker processes (joblib, Dask, multiprocessing) never draw.
 
 from __future__ import annotations
 
+import html
 import logging
 import math
 import multiprocessing
@@ -91,6 +97,13 @@ def _isatty(stream: Any) -> bool:
         return False
 
 
+def _notebook_kernel() -> bool:
+    """True inside a Jupyter kernel: display messages reach a front end that renders HTML."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
 def _count(n: float, unit: str) -> str:
     if unit == "B":
         for size, suffix in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
@@ -142,7 +155,9 @@ class Progress:
         self.closed = False
         on = is_enabled() if enabled is None else bool(enabled) and is_enabled()
         self.tty = on and _isatty(self.stream)
-        self.log = on and not self.tty and self.log_every > 0
+        self.notebook = on and not self.tty and stream is None and _notebook_kernel()
+        self._display: Any = None  # the notebook's display handle, once shown
+        self.log = on and not self.tty and not self.notebook and self.log_every > 0
         if self.tty:
             with _lock:
                 _active.append(self)
@@ -183,6 +198,10 @@ class Progress:
                 self._last_draw = now
                 with _lock:
                     _draw(self.stream)
+        elif self.notebook:
+            if now - self.start >= self.delay and now - self._last_draw >= self.interval:
+                self._last_draw = now
+                self._show()
         elif self.log and now - self._last_log >= self.log_every:
             self._last_log = now
             self._logged = True
@@ -225,6 +244,21 @@ class Progress:
                 return f"{head} |{'#' * filled}{' ' * (self._cells - filled)}| {tail}"
         return f"{head} {tail}"
 
+    def html(self) -> str:
+        """The notebook form: an HTML ``<progress>`` bar (indeterminate without a total) and the status text."""
+        bar = (f'<progress value="{self.n:g}" max="{self.total:g}" style="width: 30ch"></progress>' if self.total
+               else '<progress style="width: 30ch"></progress>')
+        return (f'<div class="chainrule-progress">{bar} '
+                f'<code>{html.escape(self.line())}</code></div>')
+
+    def _show(self) -> None:
+        from IPython.display import HTML, display
+
+        if self._display is None:
+            self._display = display(HTML(self.html()), display_id=True)
+        else:
+            self._display.update(HTML(self.html()))
+
     def short(self) -> str:
         """The compact form used when inner work shares the line: "trials 3/20 <0:42"."""
         counts = f"{_count(self.n, self.unit)}/{_count(self.total, self.unit)}" if self.total else \
@@ -238,6 +272,8 @@ class Progress:
         if self.closed:
             return
         self.closed = True
+        if self.notebook and self._display is not None:
+            self._show()  # the final state stays in the cell's output
         if self.tty:
             with _lock:
                 if self in _active:

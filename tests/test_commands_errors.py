@@ -219,8 +219,7 @@ def test_a_one_class_folder_is_refused_by_the_cli_as_by_the_python_api(model, tm
     refuse it with the estimator's own rule and message, and no run folder is left."""
     from PIL import Image
 
-    from chainrule.commands.params import MODEL_CLASSES
-    import chainrule.classifiers as classifiers
+    from chainrule.classifiers import get_spec
     from chainrule.data import load_image_folder
 
     (tmp_path / "only" / "cat").mkdir(parents=True)
@@ -228,7 +227,7 @@ def test_a_one_class_folder_is_refused_by_the_cli_as_by_the_python_api(model, tm
         Image.new("RGB", (8, 8), (i, 2 * i, 3 * i)).save(tmp_path / "only" / "cat" / f"{i}.png")
     ds = load_image_folder(tmp_path / "only")
     with pytest.raises(ValueError) as api:
-        getattr(classifiers, MODEL_CLASSES[model])().fit(ds.X_train, ds.y_train)
+        get_spec(model).estimator_class().fit(ds.X_train, ds.y_train)
     capsys.readouterr()
     assert main(["train", "--data", f"folder:{tmp_path / 'only'}", "--model", model, "--out",
                  str(tmp_path / "r"), "-q"]) == 2

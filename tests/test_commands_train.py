@@ -214,4 +214,4 @@ def test_knn_run_chooses_k_on_validation_then_evaluates_and_predicts(tmp_path, c
     assert main(["predict", str(run), str(img), "-q"]) == 0
     assert "fraction of the k=" in capsys.readouterr().out
     assert main(["train", "--resume", str(run), "-q"]) == 0
-    assert "a kNN run has no training loop to continue" in capsys.readouterr().out
+    assert "a KNearestNeighbor run has no training loop to continue" in capsys.readouterr().out

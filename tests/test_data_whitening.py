@@ -98,3 +98,59 @@ def test_mlp_whitens_once_then_augments_whitened_images():
     white = mlp.preprocessor_.transform(X.reshape(64, -1)).reshape(64, 4, 4, 3)
     batch = white[:5]
     np.testing.assert_array_equal(mlp._batch_inputs(batch), batch.reshape(5, -1))
+
+
+# ---- patch whitening of a first conv (patch_whitening_filters) --------------------------------------------------
+
+
+def _patches_reference(x_nchw: np.ndarray, k: int) -> np.ndarray:
+    """Every k x k patch of every image as a row (C k k), by explicit loops."""
+    n, c, h, w = x_nchw.shape
+    rows = [x_nchw[i, :, r:r + k, s:s + k].reshape(-1) for i in range(n) for r in range(h - k + 1)
+            for s in range(w - k + 1)]
+    return np.array(rows, dtype=np.float64)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_patch_filters_invert_the_patch_covariance(k):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(7, 3, 9, 8)) * np.array([1.0, 0.5, 2.0])[:, None, None]
+    x[:, 1] += 0.8 * x[:, 0]  # correlated channels
+    filters = whitening.patch_whitening_filters(x, k, eps=1e-3)
+    d = 3 * k * k
+    assert filters.shape == (2 * d, 3, k, k) and filters.dtype == np.float32
+    np.testing.assert_array_equal(filters[d:], -filters[:d])
+    patches = _patches_reference(x, k)
+    cov = patches.T @ patches / len(patches)
+    flat = filters[:d].reshape(d, d).astype(np.float64)
+    # W^T W = U diag(1 / (lambda + eps)) U^T = (Sigma + eps I)^-1, whatever the eigenvectors' signs
+    np.testing.assert_allclose(flat.T @ flat, np.linalg.inv(cov + 1e-3 * np.eye(d)), rtol=1e-4, atol=1e-4)
+    coords = patches @ flat.T  # what the conv computes at every position: unit variance, decorrelated
+    lam = np.linalg.eigvalsh(cov)[::-1]
+    np.testing.assert_allclose(coords.T @ coords / len(coords), np.diag(lam / (lam + 1e-3)), atol=1e-4)
+    assert np.all(np.diff(np.linalg.norm(flat, axis=1)) >= -1e-6)  # sorted by decreasing variance
+
+
+def test_patch_filters_same_for_nhwc_and_for_any_chunking(monkeypatch):
+    x = np.random.default_rng(1).normal(size=(10, 3, 6, 6)).astype(np.float32)
+    nchw = whitening.patch_whitening_filters(x, 2)
+    np.testing.assert_array_equal(whitening.patch_whitening_filters(x.transpose(0, 2, 3, 1), 2, data_format="NHWC"),
+                                  nchw)
+    monkeypatch.setattr(whitening, "_PATCHES", 1)  # one image per block
+    chunked = whitening.patch_whitening_filters(x, 2, both_signs=False)
+    assert chunked.shape == (12, 3, 2, 2)
+    np.testing.assert_allclose(np.abs(chunked), np.abs(nchw[:12]), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"kernel_size": 0}, "kernel_size must be an int in"),
+    ({"kernel_size": 7}, "kernel_size must be an int in"),
+    ({"eps": 0.0}, "eps must be a finite number > 0"),
+    ({"data_format": "CHW"}, "data_format must be"),
+])
+def test_patch_filters_refuse_bad_arguments(kwargs, message):
+    x = np.zeros((2, 3, 6, 6), np.float32)
+    with pytest.raises(ValueError, match=message):
+        whitening.patch_whitening_filters(x, **kwargs)
+    with pytest.raises(ValueError, match="expects images"):
+        whitening.patch_whitening_filters(np.zeros((2, 6, 6)))

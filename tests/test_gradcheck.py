@@ -237,3 +237,23 @@ def test_pytorch_tuple_form_of_the_inputs_is_accepted():
         assert check(lambda p, q: (p @ q).tanh(), [x, y]) is True
         assert check(lambda p, q: (p @ q).tanh(), x, y) is True  # chainrule's own form still works
         assert check(lambda p: p.tanh(), x) is True and check(lambda p: p.tanh(), (x,)) is True
+
+
+def test_check_parameters_samples_entries_and_applies_the_cs231n_rule():
+    from chainrule import Tensor, nn
+    from chainrule.gradcheck import check_parameters
+    import chainrule.nn.functional as F
+
+    model = nn.MLP([4, 3, 2], activation="tanh", seed=0, dtype=np.float64)
+    rng = np.random.default_rng(1)
+    X, y = Tensor(rng.standard_normal((5, 4))), rng.integers(0, 2, size=5)
+    loss, checks = check_parameters(lambda: F.cross_entropy(model(X), y), model.named_parameters(), samples=5,
+                                    rng=rng)
+    assert loss > 0 and [c.name for c in checks] == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert [c.checked for c in checks] == [5, 3, 5, 2] and all(c.ok for c in checks)
+    assert max(c.max_rel_error for c in checks) < 1e-6
+    # a loss whose analytic gradient is wrong (the graph sees only half of the weights' effect) fails
+    w = model[0].weight
+    _, bad = check_parameters(lambda: F.cross_entropy(model(X), y) + (w * w.data).sum() * 0.5,
+                              [("0.weight", w)], rng=rng)
+    assert not bad[0].ok and bad[0].max_rel_error > 1e-3

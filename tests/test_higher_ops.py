@@ -106,6 +106,15 @@ TORCH: dict[str, Callable[..., Any]] = {
     "log_softmax axis 0": lambda a: torch.log_softmax(a, 0), "logsumexp all": lambda a: torch.logsumexp(a, (0, 1)),
     "logsumexp axis 1": lambda a: torch.logsumexp(a, 1),
     "logsumexp axis tuple keepdims": lambda a: torch.logsumexp(a, (0, 2), keepdim=True),
+    "conv2d stride padding groups bias": lambda x, w, b: TF.conv2d(x, w, b, stride=2, padding=1, groups=2),
+    "conv2d same even kernel dilation": lambda x, w: TF.conv2d(x, w, padding="same", dilation=(1, 2)),
+    "conv2d depthwise": lambda x, w: TF.conv2d(x, w, stride=(2, 1), groups=3),
+    "conv_transpose2d output_padding groups":
+        lambda x, w, b: TF.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1, groups=2),
+    "conv weight gradient": lambda x, gy: torch.nn.grad.conv2d_weight(x, (6, 2, 3, 3), gy, stride=2, padding=1,
+                                                                      groups=2),
+    "unfold": lambda x: TF.unfold(x, (2, 3), padding=1, stride=(2, 1)),
+    "fold": lambda c: TF.fold(c, (4, 5), 2, dilation=(1, 2)),
     "reuse x*x+x": lambda a: a * a + a,
     "reuse diamond": lambda a, b: (a * b).tanh() * (a * b).exp() + (a @ b.T) @ a,
 }
@@ -174,6 +183,15 @@ X3 = R.standard_normal((2, 3, 4))
 G34, B34 = R.standard_normal((3, 4)), R.standard_normal((3, 4))
 S = R.standard_normal((5, 3)) * 2
 T = R.random((5, 3))
+XC, WC = R.standard_normal((2, 3, 4, 5)), R.standard_normal((2, 3, 3, 2))  # conv input and weight
+BC = R.standard_normal(2)
+IMG = R.permutation(2 * 3 * 5 * 6).reshape(2, 3, 5, 6) / 9.0 - 2.0  # (N, C, H, W), no ties for max pooling
+IMG_CL = np.ascontiguousarray(IMG.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # the same, channels-last
+Y_IMG = R.integers(0, 3, (2, 5, 6))  # labels per position of IMG's 3 classes
+CW, Y_IGN = R.random(3) + 0.3, np.array([0, -100, 1, -100, 2])
+BW, PW = R.random((5, 1)), R.random(3) * 3
+Y_ML = np.array([[2, 0, -1], [1, -1, 2], [0, 1, 2], [-1, 0, 0], [2, 2, -1]])  # -1 ends each label list
+RM3, RV3, G3, B3 = R.standard_normal(3), R.random(3) + 0.5, R.standard_normal(3), R.standard_normal(3)
 
 
 def _torch_maxout(x, w, b):
@@ -186,6 +204,18 @@ def _torch_hinge(s, y, margin=1.0, reduction="mean"):
     margins = torch.clamp(s - picked + margin, min=0) * (1 - TF.one_hot(y, s.shape[1]).double())
     losses = margins.sum(1)
     return {"mean": losses.mean(), "sum": losses.sum(), "none": losses}[reduction]
+
+
+def _torch_multilabel(x):
+    """PyTorch's multilabel_margin_loss written with differentiable ops (its own has no double backward)."""
+    n, c = x.shape
+    losses = []
+    for i in range(n):
+        labels = [int(v) for v in Y_ML[i][:list(Y_ML[i]).index(-1) if -1 in Y_ML[i] else c]]
+        others = [k for k in range(c) if k not in labels]
+        terms = [torch.clamp(1 - x[i, j] + x[i, k], min=0) for j in labels for k in others]
+        losses.append(sum(terms, x.new_zeros(())) / c)
+    return torch.stack(losses).mean()
 
 
 def _gen(seed: int = 3) -> np.random.Generator:
@@ -205,6 +235,37 @@ FUNCTIONAL = [
      lambda x: TF.batch_norm(x, None, None, training=True), [X]),
     ("batch_norm eval", lambda x, g, b: F.batch_norm(x, RM.copy(), RV.copy(), g, b, training=False),
      lambda x, g, b: TF.batch_norm(x, torch.tensor(RM), torch.tensor(RV), g, b, training=False), [X, G4, B4]),
+    ("batch_norm (N, C, H, W) training", lambda x, g, b: F.batch_norm(x, None, None, g, b, training=True),
+     lambda x, g, b: TF.batch_norm(x, None, None, g, b, training=True), [IMG, G3, B3]),
+    ("batch_norm (N, C, H, W) channels-last eval",
+     lambda x, g, b: F.batch_norm(x, RM3.copy(), RV3.copy(), g, b, training=False),
+     lambda x, g, b: TF.batch_norm(x, torch.tensor(RM3), torch.tensor(RV3), g, b, training=False), [IMG_CL, G3, B3]),
+    ("dropout2d", lambda x: F.dropout2d(x, 0.4, generator=_gen()),
+     lambda x: x * torch.tensor((_gen().random((2, 3, 1, 1)) >= 0.4) / 0.6), [IMG]),
+    ("max_pool2d 3x3 stride 2 padding 1 ceil", lambda x: F.max_pool2d(x, 3, 2, 1, ceil_mode=True),
+     lambda x: TF.max_pool2d(x, 3, 2, 1, ceil_mode=True), [IMG]),
+    ("max_pool2d 2x2 channels-last, indices", lambda x: F.max_pool2d(x, 2, return_indices=True)[0],
+     lambda x: TF.max_pool2d(x, 2), [IMG_CL]),
+    ("max_pool2d dilation", lambda x: F.max_pool2d(x, 2, 1, 1, dilation=2), lambda x: TF.max_pool2d(x, 2, 1, 1, 2),
+     [IMG]),
+    ("avg_pool2d 3x3 stride 2 padding 1 ceil", lambda x: F.avg_pool2d(x, 3, 2, 1, True, False),
+     lambda x: TF.avg_pool2d(x, 3, 2, 1, True, False), [IMG]),
+    ("avg_pool2d 2x2 channels-last", lambda x: F.avg_pool2d(x, 2), lambda x: TF.avg_pool2d(x, 2), [IMG_CL]),
+    ("adaptive_avg_pool2d irregular bins", lambda x: F.adaptive_avg_pool2d(x, (3, 4)),
+     lambda x: TF.adaptive_avg_pool2d(x, (3, 4)), [IMG]),
+    ("adaptive_avg_pool2d global", lambda x: F.adaptive_avg_pool2d(x, 1), lambda x: TF.adaptive_avg_pool2d(x, 1),
+     [IMG_CL]),
+    ("adaptive_max_pool2d irregular bins", lambda x: F.adaptive_max_pool2d(x, (3, 4)),
+     lambda x: TF.adaptive_max_pool2d(x, (3, 4)), [IMG]),
+    ("adaptive_max_pool2d regular bins", lambda x: F.adaptive_max_pool2d(x, (5, 3)),
+     lambda x: TF.adaptive_max_pool2d(x, (5, 3)), [IMG]),
+    *[(f"pad {mode}", lambda x, mode=mode: F.pad(x, (1, 2, 2, 0), mode) ** 2,
+       lambda x, mode=mode: TF.pad(x, (1, 2, 2, 0), mode) ** 2, [IMG])
+      for mode in ("constant", "reflect", "replicate", "circular")],
+    ("interpolate nearest", lambda x: F.interpolate(x, scale_factor=1.5), lambda x: TF.interpolate(x, scale_factor=1.5),
+     [IMG]),
+    ("interpolate bilinear align_corners", lambda x: F.interpolate(x, (4, 9), mode="bilinear", align_corners=True),
+     lambda x: TF.interpolate(x, (4, 9), mode="bilinear", align_corners=True), [IMG]),
     ("layer_norm", lambda x, g, b: F.layer_norm(x, (3, 4), g, b), lambda x, g, b: TF.layer_norm(x, (3, 4), g, b),
      [X3, G34, B34]),
     ("layer_norm, no affine", lambda x: F.layer_norm(x, 4), lambda x: TF.layer_norm(x, (4,)), [X3]),
@@ -215,12 +276,31 @@ FUNCTIONAL = [
     ("elu", lambda x: F.elu(x, 0.7), lambda x: TF.elu(x, 0.7), [X]),
     ("gelu", F.gelu, TF.gelu, [X * 2]),
     ("gelu tanh", lambda x: F.gelu(x, "tanh"), lambda x: TF.gelu(x, approximate="tanh"), [X * 2]),
+    ("hardtanh", lambda x: F.hardtanh(x, -0.5, 0.8) ** 2, lambda x: TF.hardtanh(x, -0.5, 0.8) ** 2, [X]),
+    ("softplus", lambda x: F.softplus(x, 1.5, 2.0), lambda x: TF.softplus(x, 1.5, 2.0), [X * 2]),
+    ("logsigmoid", F.logsigmoid, TF.logsigmoid, [X * 2]),
+    ("glu", lambda x: F.glu(x, 1), lambda x: TF.glu(x, 1), [X]),
+    ("softshrink", lambda x: F.softshrink(x, 0.3) ** 2, lambda x: TF.softshrink(x, 0.3) ** 2, [X]),
+    ("rrelu training", lambda x: F.rrelu(x, 0.1, 0.3, True, _gen()) ** 2,
+     lambda x: (x * torch.tensor(np.where(X >= 0, 1, _gen().random((5, 4)) * 0.2 + 0.1))) ** 2, [X]),
+    ("rrelu eval", lambda x: F.rrelu(x, 0.1, 0.3), lambda x: TF.rrelu(x, 0.1, 0.3), [X]),
     ("softmax", lambda x: F.softmax(x, 1), lambda x: torch.softmax(x, 1), [X]),
     ("log_softmax", lambda x: F.log_softmax(x, 0), lambda x: torch.log_softmax(x, 0), [X]),
     ("logsumexp", lambda x: cr.logsumexp(x, axis=1), lambda x: torch.logsumexp(x, 1), [X]),
     *[(f"cross_entropy {red} smoothing {eps}", lambda s, red=red, eps=eps: F.cross_entropy(s, Y, red, eps),
        lambda s, red=red, eps=eps: TF.cross_entropy(s, torch.tensor(Y), reduction=red, label_smoothing=eps), [S])
       for red in ("mean", "sum", "none") for eps in (0.0, 0.2)],
+    *[(f"cross_entropy (N, C, H, W) {red}, weight, ignore_index, smoothing",
+       lambda s, red=red: F.cross_entropy(s, Y_IMG, red, 0.2, weight=CW, ignore_index=1),
+       lambda s, red=red: TF.cross_entropy(s, torch.tensor(Y_IMG), torch.tensor(CW), ignore_index=1, reduction=red,
+                                           label_smoothing=0.2), [IMG]) for red in ("mean", "none")],
+    ("cross_entropy weight, ignored rows", lambda s: F.cross_entropy(s, Y_IGN, weight=CW),
+     lambda s: TF.cross_entropy(s, torch.tensor(Y_IGN), torch.tensor(CW)), [S]),
+    *[(f"nll_loss (N, C, H, W) {red}", lambda s, red=red: F.nll_loss(s, Y_IMG, CW, 1, red),
+       lambda s, red=red: TF.nll_loss(s, torch.tensor(Y_IMG), torch.tensor(CW), ignore_index=1, reduction=red), [IMG])
+      for red in ("mean", "none")],
+    ("nll_loss of log_softmax", lambda s: F.nll_loss(F.log_softmax(s, 1), Y),
+     lambda s: TF.nll_loss(torch.log_softmax(s, 1), torch.tensor(Y)), [S]),
     *[(f"multiclass_hinge {red}", lambda s, red=red: F.multiclass_hinge(s, Y, 0.7, red),
        lambda s, red=red: _torch_hinge(s, torch.tensor(Y), 0.7, red), [S]) for red in ("mean", "none")],
     *[(f"mse {red}", lambda p, t, red=red: F.mse(p, t, red), lambda p, t, red=red: TF.mse_loss(p, t, reduction=red),
@@ -229,6 +309,27 @@ FUNCTIONAL = [
     *[(f"bce with logits {red}", lambda x, t, red=red: F.binary_cross_entropy_with_logits(x, t, red),
        lambda x, t, red=red: TF.binary_cross_entropy_with_logits(x, t, reduction=red), [S, T])
       for red in ("mean", "none")],
+    *[(f"bce with logits {red}, weight and pos_weight",
+       lambda x, t, red=red: F.binary_cross_entropy_with_logits(x, t, red, weight=BW, pos_weight=PW),
+       lambda x, t, red=red: TF.binary_cross_entropy_with_logits(x, t, torch.tensor(BW), reduction=red,
+                                                                 pos_weight=torch.tensor(PW)), [S, T])
+      for red in ("mean", "none")],
+    ("conv2d", lambda x, w, b: F.conv2d(x, w, b, stride=(2, 1), padding=1, dilation=(1, 2)),
+     lambda x, w, b: TF.conv2d(x, w, b, stride=(2, 1), padding=1, dilation=(1, 2)), [XC, WC, BC]),
+    ("conv_transpose2d", lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, output_padding=1),
+     lambda x, w, b: TF.conv_transpose2d(x, w, b, stride=2, output_padding=1), [XC, WC.transpose(1, 0, 2, 3), BC]),
+    ("unfold and fold", lambda x: F.fold(F.unfold(x, 2, padding=1) ** 2, (4, 5), 2, padding=1),
+     lambda x: TF.fold(TF.unfold(x, 2, padding=1) ** 2, (4, 5), 2, padding=1), [XC]),
+    *[(f"l1_loss {red}", lambda p, t, red=red: F.l1_loss(p, t, red),
+       lambda p, t, red=red: TF.l1_loss(p, t, reduction=red), [S, T]) for red in ("mean", "none")],
+    *[(f"smooth_l1_loss {red}", lambda p, t, red=red: F.smooth_l1_loss(p, t, red, 0.7),
+       lambda p, t, red=red: TF.smooth_l1_loss(p, t, reduction=red, beta=0.7), [S, T]) for red in ("mean", "none")],
+    ("soft_margin_loss", lambda x: F.soft_margin_loss(x, np.sign(T - 0.5)),
+     lambda x: TF.soft_margin_loss(x, torch.tensor(np.sign(T - 0.5))), [S]),
+    *[(f"binary_cross_entropy {red}", lambda p, t, red=red: F.binary_cross_entropy(p, t, BW, red),
+       lambda p, t, red=red: TF.binary_cross_entropy(p, t, torch.tensor(BW), reduction=red), [T * 0.9 + 0.05, T])
+      for red in ("mean", "none")],
+    ("multilabel_margin_loss", lambda x: F.multilabel_margin_loss(x, Y_ML), _torch_multilabel, [S]),
     ("l2_penalty", lambda a, b: F.l2_penalty([a, b], 0.3), lambda a, b: 0.3 * ((a * a).sum() + (b * b).sum()),
      [W, W6]),
 ]

@@ -260,11 +260,16 @@ def test_batchnorm1d_cumulative_average_and_no_tracking(rng):
 
 def test_batchnorm_errors():
     bn = nn.BatchNorm1d(3)
-    with pytest.raises(ValueError, match="more than 1 sample"):
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
         bn(np.zeros((1, 3), np.float32))
     assert int(bn.num_batches_tracked) == 0
-    with pytest.raises(ValueError, match=r"expected input of shape \(N, D\)"):
-        bn(np.zeros((2, 3, 4), np.float32))
+    with pytest.raises(ValueError, match=r"BatchNorm1d: expected input of shape \(N, C\) or \(N, C, L\), got "
+                                         r"\(2, 3, 4, 5\)"):
+        bn(np.zeros((2, 3, 4, 5), np.float32))
+    with pytest.raises(ValueError, match=r"BatchNorm2d: expected input of shape \(N, C, H, W\), got \(2, 3\)"):
+        nn.BatchNorm2d(3)(np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match=r"expected input of shape \(N, C\) or \(N, C, H, W\), got \(3,\)"):
+        F.batch_norm(np.zeros(3), None, None, training=True)
     with pytest.raises(ValueError, match=r"expected weight of shape \(3,\)"):
         F.batch_norm(np.zeros((4, 3)), None, None, np.ones(2), training=True)
     with pytest.raises(TypeError, match="input dtype float32 does not match running_mean dtype float64"):

@@ -16,7 +16,11 @@ import numpy as np
 import pytest
 
 import chainrule as cr
+import chainrule.nn.functional as F
 from chainrule import Function, Tensor, ops
+from chainrule.backend.conv_geometry import ConvGeometry
+from chainrule.nn import reference_conv as rc
+from chainrule.ops import conv as conv_ops
 from chainrule.ops import xp
 
 
@@ -51,6 +55,7 @@ def draw(spec: In, rng: np.random.Generator, dtype: Any) -> np.ndarray:
     return np.asarray(x, dtype=dtype)
 
 
+CONV_GEOM = ConvGeometry((2, 2), ((1, 1), (1, 1)), (1, 1), 2)  # the "conv weight gradient" case's geometry
 MASK = np.random.default_rng(7).random((3, 4)) > 0.5  # a fixed condition / boolean mask
 ROWS = np.array([True, False, True])
 
@@ -246,6 +251,25 @@ CASES: list[Case] = [
     unary("logsumexp axis 1", lambda a: a.logsumexp(axis=1), lambda a: np_logsumexp(a, 1)),
     unary("logsumexp axis tuple keepdims", lambda a: ops.logsumexp(a, axis=(0, 2), keepdims=True),
           lambda a: np_logsumexp(a, (0, 2), True), shape=(2, 3, 4)),
+    # ---- convolution (chainrule.ops.conv; the naive loops of chainrule.nn.reference_conv as the reference) ------
+    Case("conv2d stride padding groups bias", lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1, groups=2),
+         lambda x, w, b: rc.conv2d_naive(x, w, b, (2, 2), ((1, 1), (1, 1)), groups=2),
+         [In((2, 4, 5, 6)), In((6, 2, 3, 3)), In((6,))]),
+    binary("conv2d same even kernel dilation", lambda x, w: F.conv2d(x, w, padding="same", dilation=(1, 2)),
+           lambda x, w: rc.conv2d_naive(x, w, padding=((0, 1), (1, 1)), dilation=(1, 2)), (1, 3, 6, 5), (2, 3, 2, 2)),
+    binary("conv2d depthwise", lambda x, w: F.conv2d(x, w, stride=(2, 1), groups=3),
+           lambda x, w: rc.conv2d_naive(x, w, stride=(2, 1), groups=3), (2, 3, 5, 5), (6, 1, 3, 3)),
+    Case("conv_transpose2d output_padding groups",
+         lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1, groups=2),
+         lambda x, w, b: rc.conv_transpose2d_naive(x, w, b, (2, 2), (1, 1), (1, 1), groups=2),
+         [In((2, 4, 3, 4)), In((4, 3, 3, 2)), In((6,))]),
+    binary("conv weight gradient", lambda x, gy: conv_ops.conv_weight(x, gy, (3, 3), CONV_GEOM),
+           lambda x, gy: rc.conv2d_backward_naive(gy, x, np.zeros((6, 2, 3, 3)), (2, 2), ((1, 1), (1, 1)),
+                                                  groups=2)[1], (2, 4, 5, 6), (2, 6, 3, 3)),
+    unary("unfold", lambda x: F.unfold(x, (2, 3), padding=1, stride=(2, 1)),
+          lambda x: rc.unfold_naive(x, (2, 3), padding=(1, 1), stride=(2, 1)), shape=(2, 3, 5, 4)),
+    unary("fold", lambda c: F.fold(c, (4, 5), 2, dilation=(1, 2)),
+          lambda c: rc.fold_naive(c, (4, 5), (2, 2), dilation=(1, 2)), shape=(2, 12, 9)),
     # ---- reused inputs (the copy gate adds gradients) -------------------------------------------------------
     unary("reuse x*x+x", lambda a: a * a + a, lambda a: a * a + a),
     binary("reuse diamond", lambda a, b: (a * b).tanh() * (a * b).exp() + (a @ b.T) @ a,

@@ -9,47 +9,20 @@ when it runs as root).
 
 import os
 import shutil
-import tempfile
-import time
 
 import pytest
-from playground_proc import start_playground, stop_playground
+from playground_proc import browser, start_playground, state, stop_playground, wait_for  # noqa: F401 (fixture)
 
 pytest.importorskip("uvicorn", reason="the playground needs the [playground] extra (uvicorn)")
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (it is in the test extra)")
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-DRIVER = shutil.which("chromedriver")
+pytest.importorskip("selenium.webdriver", reason="selenium is not installed (it is in the test extra)")
 pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or DRIVER is None,
+    shutil.which("chromedriver") is None or not (shutil.which("chromium") or shutil.which("chromium-browser")),
     reason="Chromium or chromedriver is not installed (apt-get install chromium chromium-driver; scripts/test.sh "
            "does it when run as root)")
 
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--window-size=1440,1420")
-
 
 @pytest.fixture
-def browser():
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="chainrule-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={profile}")
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
-
-
-@pytest.fixture
-def page(browser):
+def page(browser):  # noqa: F811
     proc, url = start_playground()
     try:
         browser.get(url)
@@ -57,20 +30,6 @@ def page(browser):
     finally:
         out, err = stop_playground(proc)
         assert proc.returncode == 0, err
-
-
-def state(driver):
-    return driver.execute_script("return window.playground.state()")
-
-
-def wait_for(driver, condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        s = state(driver)
-        if condition(s):
-            return s
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}; state: {state(driver)}")
 
 
 def test_train_regularise_click_and_screenshot(page, tmp_path):

@@ -12,6 +12,7 @@ def test_docs_examples_run(capsys):
     for code in blocks:
         exec(compile(code, str(DOC), "exec"), {})  # noqa: S102 - the documentation's own examples
     out = capsys.readouterr().out.splitlines()
+    assert "150 True units" in out  # the images session's example
     assert out[-1] == "MLPClassifier 100"
     step, train_acc, test_acc = out[-2].split()
     assert int(step) == 100 * 21 and float(train_acc) > 0.9 and float(test_acc) > 0.8

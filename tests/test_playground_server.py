@@ -97,9 +97,10 @@ def test_bad_messages_get_errors_and_the_session_carries_on(client):
         frame = receive(ws, "frame")
         assert frame["model"] == "knn" and frame["params"]["knn"]["k"] == 3 and frame["train_accuracy"] > 0.9
         bad = [
-            ('{"type": "set", "params": {"k": 0}}', "params.k", "must be between 1 and 5000"),
-            ('{"type": "set", "params": {"k": 400}}', "params.k",
-             "must be at most the number of training points (210)"),
+            ('{"type": "set", "params": {"k": 0}}', "params.k", "must be between 1 and 100"),
+            ('{"type": "set", "params": {"k": 400}}', "params.k", "must be between 1 and 100"),
+            ('{"type": "set", "data": {"n_points": 100}, "params": {"k": 71}}', "params.k",
+             "must be at most the number of training points (70)"),
             ('{"type": "set", "data": {"n_points": 6000}}', "data.n_points", "must be between 4 and 5000"),
             ('{"type": "set", "model": "mlp", "params": {"hidden_sizes": [8,8,8,8,8,8,8,8,8]}}',
              "params.hidden_sizes", "at most 8 hidden layers"),
@@ -153,14 +154,15 @@ def test_sessions_are_independent_and_freed_on_close(client):
     assert left == []
 
 
-def test_sessions_beyond_the_limit_are_refused():
+def test_sessions_beyond_the_limit_are_told_the_server_is_full():
     app = create_app(allowed_hosts=["testserver"], max_sessions=1)
     with TestClient(app) as c, c.websocket_connect("/ws", headers=ORIGIN) as first:
         opened(first)
         with pytest.raises(WebSocketDisconnect) as info:
             with c.websocket_connect("/ws", headers=ORIGIN) as second:
+                assert second.receive_json()["rule"] == "server full"
                 second.receive_json()
-        assert info.value.code == 1013
+        assert (info.value.code, info.value.reason) == (1013, "server full")
 
 
 def test_four_tabs_train_at_once_and_pause_promptly(client):
@@ -239,3 +241,27 @@ def test_every_reply_says_how_many_messages_were_handled(client):
         assert seen["error"] == 5
         ws.send_json({"type": "pause"})
         assert receive(ws, "state")["applied"] == 6
+
+
+def test_a_tab_switches_to_the_images_mode_and_back(client):
+    with client.websocket_connect("/ws", headers=ORIGIN) as ws:
+        hello, _, _ = opened(ws)
+        assert hello["rules"]["images"]["datasets"] == ["digits"] and "mlp" in hello["rules"]["images"]["models"]
+        ws.send_json({"type": "mode", "mode": "images"})
+        examples = receive(ws, "examples")
+        assert examples["classes"] == [str(k) for k in range(10)] and len(examples["labels"]) == 300
+        frame = receive(ws, "frame")
+        assert (frame["mode"], frame["model"], frame["step"], frame["applied"]) == ("images", "mlp", 0, 1)
+        ws.send_json({"type": "set", "params": {"hidden_sizes": [0]}})  # the images mode's own rules
+        assert receive(ws, "error")["field"] == "params.hidden_sizes[0]"
+        ws.send_json({"type": "play"})
+        frames = [receive(ws, "frame") for _ in range(20)]
+        assert frames[-1]["step"] > frames[0]["step"] and any("filters" in f for f in frames)
+        ws.send_json({"type": "mode", "mode": "points"})  # pauses the images session
+        assert receive(ws, "points")["classes"] == 3
+        frame = receive(ws, "frame")
+        assert frame["mode"] == "points" and frame["model"] == "mlp" and not frame["running"]
+        ws.send_json({"type": "mode", "mode": "images"})  # the same images session, where it stopped
+        receive(ws, "examples")
+        back = receive(ws, "frame")
+        assert back["step"] >= frames[-1]["step"] and not back["running"]

@@ -53,8 +53,9 @@ def test_knn_fits_at_once_and_its_regions_follow_k():
     s.apply('{"type": "set", "params": {"k": 25}}')
     f25 = s.frame()
     assert f25["train_accuracy"] < 1.0 and roughness(f25) < roughness(f1)
-    with pytest.raises(ProtocolError, match=r"params.k: must be at most the number of training points \(210\)"):
-        s.apply('{"type": "set", "params": {"k": 211}}')
+    s.apply('{"type": "set", "data": {"n_points": 80}}')
+    with pytest.raises(ProtocolError, match=r"params.k: must be at most the number of training points \(56\)"):
+        s.apply('{"type": "set", "params": {"k": 57}}')
     assert s.params["knn"]["k"] == 25  # a rejected message changes nothing
 
 
@@ -64,7 +65,7 @@ def test_clear_then_add_points_of_chosen_classes():
     s.apply('{"type": "set", "model": "knn"}')  # its k = 5 is capped (with a notice) while there are fewer points
     assert len(s.y_train) == len(s.y_test) == 0 and s.frame()["surface"] is None
     s.apply({"type": "add_point", "x": -0.5, "y": 0.0, "label": 0})
-    assert s.notice == "kNN needs training points of at least two classes" and s.frame()["surface"] is None
+    assert s.notice == "k-nearest neighbour needs training points of at least two classes" and s.frame()["surface"] is None
     s.apply({"type": "add_point", "x": 0.5, "y": 0.0, "label": 1})
     frame = s.frame()
     assert s.notice == "k = 5 is more than the 2 training points: using k = 2"

@@ -91,3 +91,75 @@ def test_as_a_trainer_callback():
 def test_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         EMA(_model(), **kwargs)
+
+
+# ---- Lookahead ------------------------------------------------------------------------------------------------------
+
+
+def test_lookahead_pulls_the_model_back_to_the_slow_weights_every_k_steps():
+    from chainrule.train.averaging import Lookahead
+
+    model = _model()
+    start = {k: v.copy() for k, v in model.state_dict().items()}
+    la = Lookahead(model, alpha=0.25, k=3)
+    rng = np.random.default_rng(0)
+    for step in range(1, 7):
+        moved = rng.standard_normal(model[0].weight.data.shape).astype(np.float32)
+        model[0].weight.data[...] = moved
+        la.update()
+        if step % 3:
+            np.testing.assert_array_equal(model[0].weight.data, moved)  # between syncs the optimizer moves it
+        else:
+            expected = start["0.weight"] + np.float32(0.25) * (moved - start["0.weight"])
+            np.testing.assert_allclose(model[0].weight.data, expected, rtol=1e-6)
+            start["0.weight"] = expected
+    la.finish()  # no step since the last sync: the model keeps the slow weights
+    np.testing.assert_allclose(model[0].weight.data, start["0.weight"], rtol=1e-6)
+    moved = model[0].weight.data + 1.0
+    model[0].weight.data[...] = moved
+    la.update()
+    la.finish()  # a last sync folds in the step since the previous one
+    np.testing.assert_allclose(model[0].weight.data, start["0.weight"] + np.float32(0.25), rtol=1e-6)
+
+
+def test_lookahead_alpha_one_changes_nothing_and_cubic_alpha_is_airbench_schedule():
+    from chainrule.train.averaging import Lookahead, cubic_alpha
+
+    model = _model()
+    la = Lookahead(model, alpha=1.0, k=1)
+    model[0].weight.data[...] += 2.0
+    after = model[0].weight.data.copy()
+    la.update()
+    np.testing.assert_array_equal(model[0].weight.data, after)
+    alpha = cubic_alpha(100)
+    assert alpha(0) == 1.0 and alpha(100) == pytest.approx(1 - 0.95 ** 5)
+    assert alpha(50) == pytest.approx(1 - 0.95 ** 5 * 0.125)
+    with pytest.raises(ValueError, match="alpha must be in"):
+        Lookahead(model, alpha=0.0)
+    with pytest.raises(ValueError, match="k must be a positive"):
+        Lookahead(model, k=0)
+
+
+def test_lookahead_in_a_trainer_resumes_exactly_from_a_checkpoint(tmp_path):
+    from chainrule.train import CheckpointManager, load_checkpoint
+    from chainrule.train.averaging import Lookahead, cubic_alpha
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64) + (X[:, 1] > 0)
+
+    def run(state=None, checkpoints=None):
+        model = _model()
+        la = Lookahead(model, alpha=cubic_alpha(16), k=3)
+        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        trainer = Trainer(model, F.cross_entropy, opt, DataLoader(X, y, 16, seed=0), epochs=4, callbacks=[la],
+                          checkpoints=checkpoints, checkpoint_every=7)
+        if state is not None:
+            trainer.load_state_dict(state)
+        trainer.fit()
+        return model
+
+    whole = run(checkpoints=CheckpointManager(tmp_path, keep_last=10))
+    resumed = run(state=load_checkpoint(tmp_path / "step-00000007.npz"))  # mid-epoch, between two syncs
+    for k, v in whole.state_dict().items():
+        np.testing.assert_array_equal(resumed.state_dict()[k], v)

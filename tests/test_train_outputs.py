@@ -216,3 +216,19 @@ def test_run_report_leads_with_pictures_and_escapes_class_names(tmp_path):
     assert pos == sorted(pos)
     assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text and "a &amp; b" in text
     assert "&lt;caption&gt;" in text and "<caption>" not in text
+
+
+def test_activation_maps_picture(tmp_path):
+    from pathlib import Path
+
+    from chainrule.train.activation_plots import _resize_nearest, plot_activation_maps
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (3, 8, 8, 3)).astype(np.uint8)
+    maps = [rng.normal(size=(3, 5, 4, 4)), rng.normal(size=(3, 2, 2, 2))]
+    out = plot_activation_maps(images, maps, tmp_path / "act.png", names=["b1", "b2"], channels=4)
+    assert Path(out).stat().st_size > 1000
+    up = _resize_nearest(np.arange(4.0).reshape(1, 1, 2, 2), 4, 4)
+    np.testing.assert_array_equal(up[0, 0], [[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 3, 3], [2, 2, 3, 3]])
+    with pytest.raises(ValueError, match="one \\(n, C, H, W\\) array per block"):
+        plot_activation_maps(images, [maps[0][:2]], tmp_path / "bad.png")

@@ -14,9 +14,14 @@ the tests hold it to (bit for bit):
   and zero-padded crop for given draws, written straight into the flattened (B, H*W*C) float32 batch
   (``FlipCrop.take`` calls it).
 
-Each returns a "not handled" value (False / None) when numba is missing (or ``CHAINRULE_NO_NUMBA=1``) or the arrays
-are not ones it compiles for (float32, C-contiguous), and the caller runs its NumPy code: the dispatch is in these
-two calls, nowhere else. ``bench/ablate_mlp.py --fused-bench`` times them against that code.
+- ``gelu_erf`` / ``gelu_erf_backward``: the exact GELU ``x Phi(x)`` and its gradient, one oneDNN eltwise pass each
+  (``chainrule.backend._onednn_eltwise``) for float32 arrays when the oneDNN convolution backend is selected (its
+  OpenMP pool is then the one a conv net's step runs on; NumPy has no erf, and the formula's passes cost a conv
+  net's step more than any layer but the convolutions).
+
+Each returns a "not handled" value (False / None) when numba is missing (or ``CHAINRULE_NO_NUMBA=1``; for the
+GELU: oneDNN is not the convolution backend) or the arrays are not ones it compiles for (float32, C-contiguous; for
+the GELU any dense layout), and the caller runs its NumPy code: the dispatch is in these calls, nowhere else. ``bench/ablate_mlp.py --fused-bench`` times them against that code.
 """
 
 from __future__ import annotations
@@ -93,3 +98,30 @@ def gather_flip_crop(X: np.ndarray, idx: np.ndarray, flip: np.ndarray, dy: np.nd
     _gfc_kernel(X, np.asarray(idx, dtype=np.int64), np.asarray(flip, dtype=np.bool_), np.asarray(dy, np.int64),
                 np.asarray(dx, np.int64), int(padding), out)
     return out
+
+
+def gelu_erf(x: np.ndarray) -> np.ndarray | None:
+    """``x Phi(x)`` (Phi the standard normal CDF) in x's layout, or None where oneDNN's kernel does not run: x not
+    float32 or not dense, or the convolution backend is not ``onednn``."""
+    prims = _gelu_primitives(x)
+    return None if prims is None else prims.forward(x)
+
+
+def gelu_erf_backward(x: np.ndarray, grad: np.ndarray) -> np.ndarray | None:
+    """``grad (Phi(x) + x phi(x))``, or None where oneDNN's kernel does not run (as ``gelu_erf``)."""
+    prims = _gelu_primitives(x)
+    if prims is None or not isinstance(grad, np.ndarray) or grad.dtype != np.float32 or grad.shape != x.shape:
+        return None
+    if grad.strides != x.strides:  # one flat pass needs one layout: bring grad to x's (one copy)
+        g = np.empty_like(x)
+        g[...] = grad
+        grad = g
+    return prims.backward(x, grad)
+
+
+def _gelu_primitives(x: np.ndarray):
+    from chainrule.backend import _onednn_eltwise, conv
+
+    if conv._STATE.name != "onednn" or not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.size == 0:
+        return None
+    return _onednn_eltwise.primitives() if _onednn_eltwise.dense(x) else None

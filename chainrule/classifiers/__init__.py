@@ -14,17 +14,36 @@ from chainrule.classifiers.base import BaseClassifier, DataConversionWarning, No
 from chainrule.classifiers.io import load
 from chainrule.classifiers.knn import KNearestNeighbor
 from chainrule.classifiers.linear import LinearClassifier, LinearSVM, SoftmaxClassifier
+from chainrule.classifiers.random_search import RandomSearchClassifier
+from chainrule.classifiers.registry import ModelSpec, get_spec, model_names, register, spec_of, specs, unregister
 
 __all__ = [
     "BaseClassifier", "NotFittedError", "DataConversionWarning",
-    "KNearestNeighbor", "LinearClassifier", "LinearSVM", "SoftmaxClassifier", "MLPClassifier", "load",
+    "KNearestNeighbor", "LinearClassifier", "LinearSVM", "SoftmaxClassifier", "MLPClassifier", "NeuralNetClassifier",
+    "RandomSearchClassifier",
+    "load", "ModelSpec", "register", "unregister", "get_spec", "model_names", "specs", "spec_of",
 ]
+
+# The models every front end offers (chainrule.classifiers.registry). The playground starts each with these
+# parameters (small steps on a few hundred 2-D points).
+_LINEAR_PLAYGROUND = {"reg": 0.001, "lr": 0.1, "batch_size": 10, "momentum": 0.9, "optimizer": "sgd"}
+register("knn", KNearestNeighbor, label="k-nearest neighbour", inputs=("vectors", "images", "points"),
+         playground={"k": 5, "metric": "l2"})
+register("svm", LinearSVM, label="linear SVM", inputs=("vectors", "images", "points"), playground=_LINEAR_PLAYGROUND)
+register("softmax", SoftmaxClassifier, label="softmax classifier", inputs=("vectors", "images", "points"),
+         playground=_LINEAR_PLAYGROUND)
+register("mlp", "chainrule.classifiers.mlp:MLPClassifier", label="MLP (two-layer net)", inputs=("vectors", "images", "points"),
+         playground={"hidden_sizes": (8, 8), "activation": "relu", "weight_decay": 0.001, "lr": 0.01,
+                     "optimizer": "adam", "momentum": 0.9, "nesterov": False, "batch_size": 10})
+register("cnn", "chainrule.classifiers.cnn:ConvNetClassifier", label="conv net", inputs=("images",))
+_LAZY = {"MLPClassifier": "chainrule.classifiers.mlp", "NeuralNetClassifier": "chainrule.classifiers.network",
+         "ConvNetClassifier": "chainrule.classifiers.cnn"}
 
 
 def __getattr__(name: str):
-    # The MLP pulls in nn, train and features: load it on first use, not with every kNN or linear model.
-    if name == "MLPClassifier":
-        from chainrule.classifiers.mlp import MLPClassifier
+    # The networks pull in nn, train and features: load them on first use, not with every kNN or linear model.
+    if name in _LAZY:
+        import importlib
 
-        return MLPClassifier
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'chainrule.classifiers' has no attribute {name!r}")

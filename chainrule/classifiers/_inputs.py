@@ -21,7 +21,7 @@ from chainrule.data.whitening import ZCAWhiten
 from chainrule.features import HogColorFeatures
 
 FEATURES = (None, "hog_color")
-PREPROCESSING = (None, "standardize", "center", "zca")
+PREPROCESSING = ("standardize", "center", "zca", None)
 _STEPS = {"Standardize": Standardize, "MeanImage": MeanImage, "ZCAWhiten": ZCAWhiten}
 Preprocessor = Union[Standardize, MeanImage, ZCAWhiten]
 

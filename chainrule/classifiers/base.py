@@ -370,6 +370,40 @@ class BaseClassifier:
     def predict(self, X: Any) -> np.ndarray:  # pragma: no cover - every subclass overrides
         raise NotImplementedError
 
+    # ---- per-model facts the front ends ask for (the CLI's summaries and reports, the playground) -----------------
+
+    has_training_curve = False  # True: fit runs epochs of a training loop (loss curve, checkpoints, resume)
+
+    def n_parameters(self) -> int:
+        """How many learned numbers the fitted model holds in its weights (0 for a model that stores its training
+        data, such as kNN)."""
+        return 0
+
+    def n_model_features(self) -> int:
+        """How many numbers per sample the fitted model weighs (after any hand-designed features)."""
+        self._check_is_fitted()
+        return int(self.n_features_in_)
+
+    def weight_images(self) -> tuple[np.ndarray, bool] | None:
+        """(W (D, units), is_linear): learned weights over the raw input values, one column per unit (class
+        templates, first-layer units), for pictures of what the model looks for; ``is_linear``: the columns are the
+        class scores' templates. None when the model has no such weights."""
+        return None
+
+    def probabilities(self, X: Any) -> tuple[np.ndarray, str]:
+        """((N, C) class probabilities, columns in ``classes_`` order; what they are), for reports and the
+        playground's shading: ``predict_proba`` where the model has one."""
+        return np.asarray(self.predict_proba(X)), "softmax of the scores"  # type: ignore[attr-defined]
+
+    def capped_to(self, n_samples: int) -> dict[str, Any]:
+        """{parameter: largest allowed value} for the parameters that cannot exceed a training set of
+        ``n_samples`` and now do (kNN's k); empty when every parameter fits."""
+        return {}
+
+    def describe(self) -> str:
+        """A few words on the model and its main setting, for plot titles ("kNN, k=5, l2")."""
+        return type(self).__name__
+
     def _validate_params(self) -> None:
         """Check every hyperparameter (ValueError naming the rule and the value) without fitting: what ``fit``
         checks first, for front ends (the CLI) that must refuse bad settings before they write anything."""
@@ -387,7 +421,8 @@ class BaseClassifier:
     # ---- persistence (format in chainrule.classifiers.io) --------------------------------------------------------
 
     def save(self, path: Any) -> None:
-        """Write the fitted estimator to ``path`` (a .npz file holding arrays and JSON metadata; no pickle)."""
+        """Write the fitted estimator to ``path``: a .npz file holding arrays and JSON metadata, or, for a path ending
+        in ``.safetensors``, a safetensors file (no pickle either way; ``chainrule.classifiers.io``)."""
         from chainrule.classifiers.io import save
 
         save(self, path)

@@ -15,6 +15,11 @@ written atomically. Its JSON document (``format_version`` 2)::
                "learned": {...},                  # the estimator's JSON-able learned values (e.g. loss_curve)
                "arrays": {"W_": <array>, ...}}}   # its learned arrays, each stored as an archive entry
 
+A path ending in ``.safetensors`` is written and read as a safetensors file instead (``chainrule.safetensors``:
+checked before it is read): the learned arrays are its tensors, the rest of the tree (with ``classes`` as
+``{"values": [...], "dtype": ...}``) is the JSON metadata entry ``"chainrule"``; the ``"arrays"`` entry lists the
+tensor names.
+
 Files of format version 1 (chainrule 0.1: arrays at the top level of the archive beside a ``__metadata__`` JSON
 entry) still load. A hyperparameter that JSON cannot hold (e.g. ``random_state=np.random.default_rng()``) is saved
 as null with a warning: it only matters for refitting. Unknown classes, newer format versions and missing or
@@ -97,12 +102,17 @@ def save(estimator: Any, path: str | os.PathLike) -> None:
     tree = {"class": type(estimator).__name__, "params": params, "n_features_in": int(estimator.n_features_in_),
             "sample_shape": list(estimator.sample_shape_), "classes": classes_value, "learned": meta_state,
             "arrays": arrays}
+    if _is_safetensors(path):
+        _save_safetensors(path, tree, __version__)
+        return
     save_tree(path, tree, header={"format": FORMAT, "chainrule_version": __version__}, format_version=FORMAT_VERSION)
 
 
 def load(path: str | os.PathLike, expected: type | None = None) -> Any:
     """Read a classifier written by ``save``; with ``expected`` (a class) the file must hold that class."""
     path = os.fspath(path)
+    if _is_safetensors(path):
+        return _build(path, _load_safetensors(path), expected)
     try:  # the zip's directory first: which format; members are then read bounded (chainrule.utils.serial)
         version1 = _V1_META_KEY in npz_members(path)
         arrays = read_npz(path) if version1 else {}
@@ -120,6 +130,50 @@ def load(path: str | os.PathLike, expected: type | None = None) -> Any:
                              + ("; it is a training checkpoint: load a run with chainrule.commands.pipeline."
                                 "load_trained" if header.get("format") is None else ""))
     return _build(path, tree, expected)
+
+
+def _is_safetensors(path: str | os.PathLike) -> bool:
+    return os.fspath(path).endswith(".safetensors")
+
+
+def _save_safetensors(path: str | os.PathLike, tree: dict[str, Any], version: str) -> None:
+    from chainrule.safetensors import save_file
+
+    classes = tree["classes"]
+    if isinstance(classes, np.ndarray):
+        classes = {"values": classes.tolist(), "dtype": classes.dtype.str}
+    else:
+        classes = {"values": classes, "dtype": None}
+    doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "chainrule_version": version,
+           "state": {**tree, "classes": classes, "arrays": sorted(tree["arrays"])}}
+    save_file(tree["arrays"], path, metadata={"chainrule": json.dumps(doc, separators=(",", ":"))})
+
+
+def _load_safetensors(path: str) -> dict[str, Any]:
+    from chainrule.safetensors import SafetensorsError, load_file_and_metadata
+
+    try:
+        arrays, meta = load_file_and_metadata(path)
+        doc = json.loads(meta["chainrule"]) if "chainrule" in meta else None
+    except (SafetensorsError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a chainrule classifier file ({e})") from e
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("state"), dict):
+        raise ValueError(f"{path}: a safetensors file without chainrule's classifier metadata (format {FORMAT!r}); "
+                         "load plain weights with chainrule.safetensors.load_file")
+    if not isinstance(doc.get("format_version"), int) or doc["format_version"] > FORMAT_VERSION:
+        raise ValueError(f"{path}: format_version {doc.get('format_version')!r} is not one this chainrule reads "
+                         f"(<= {FORMAT_VERSION}); upgrade chainrule")
+    tree = doc["state"]
+    if sorted(arrays) != sorted(tree.get("arrays") or []):
+        raise ValueError(f"{path}: its tensors {sorted(arrays)} are not the ones its metadata lists "
+                         f"{sorted(tree.get('arrays') or [])}")
+    classes = tree.get("classes") or {}
+    try:
+        values = classes["values"]
+        classes = values if classes["dtype"] is None else np.array(values, dtype=np.dtype(classes["dtype"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{path}: the class labels in its metadata are malformed ({e})") from e
+    return {**tree, "classes": classes, "arrays": arrays}
 
 
 def _version1_tree(path: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -150,8 +204,11 @@ def _build(path: str, tree: dict[str, Any], expected: type | None) -> Any:
     registry = _registry()
     name = tree.get("class")
     cls = registry.get(name)
-    if cls is None and name in package.__all__:  # exported but loaded lazily (MLPClassifier)
-        cls = getattr(package, name)
+    if cls is None and isinstance(name, str):  # a registered model whose module is imported on first use
+        try:
+            cls = package.spec_of(name).estimator_class
+        except ValueError:
+            cls = None
     if cls is None:
         raise ValueError(f"{path}: unknown classifier class {name!r}; known: {sorted(registry)}")
     if expected is not None and cls is not expected:

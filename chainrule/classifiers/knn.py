@@ -147,6 +147,15 @@ class KNearestNeighbor(BaseClassifier):
         k = self._check_k(self.k)
         return self._chunked_votes(X, [k])[k] / float(k)
 
+    def probabilities(self, X: Any) -> tuple[np.ndarray, str]:
+        return self.predict_proba(X), f"fraction of the k={self.k} nearest training samples in each class"
+
+    def describe(self) -> str:
+        return f"kNN, k={self.k}, {self.metric}"
+
+    def capped_to(self, n_samples: int) -> dict[str, Any]:
+        return {"k": n_samples} if isinstance(self.k, int) and self.k > n_samples else {}
+
     def predict_many(self, X: Any, ks: Iterable[int]) -> dict[int, np.ndarray]:
         """{k: labels (N,)} for every k in ``ks`` from one distance pass (the neighbours of the largest k)."""
         self._check_is_fitted()

@@ -351,6 +351,36 @@ class LinearClassifier(InputSteps, BaseClassifier):
         scaled = np.clip(255.0 * (W - low) / np.maximum(high - low, 1e-12), 0.0, 255.0)
         return scaled.astype(np.float32).reshape(len(self.classes_), *self.sample_shape_)
 
+    # ---- per-model facts ------------------------------------------------------------------------------------------
+
+    has_training_curve = True
+    _kind = "linear classifier"  # for describe()
+
+    def n_parameters(self) -> int:
+        self._check_is_fitted()
+        return int(self.W_.size + self.b_.size)
+
+    def n_model_features(self) -> int:
+        self._check_is_fitted()
+        return int(self.W_.shape[0])
+
+    def weight_images(self) -> tuple[np.ndarray, bool] | None:
+        self._check_is_fitted()
+        return None if self.features_ is not None else (self.W_, True)
+
+    def describe(self) -> str:
+        return f"{self._kind}, reg {self.reg:g}"
+
+    def as_module(self) -> Any:
+        """The fitted prediction as one ``nn.Module`` of ops: raw rows x (N, D) float32 -> scores x' W + b (N, C),
+        with the preprocessing (standardisation, mean image, ZCA) on the graph; what ``chainrule.onnx.export``
+        writes. Refused for features='hog_color' (NumPy code outside the graph)."""
+        from chainrule import nn
+        from chainrule.classifiers._input_module import input_module
+
+        self._check_is_fitted()
+        return nn.Sequential(input_module(self), self._model_from_weights()).eval()
+
     # ---- persistence ---------------------------------------------------------------------------------------------
 
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -443,6 +473,14 @@ class LinearSVM(LinearClassifier):
         hp["margin"] = check_real_param(self, "margin", 0.0)
         return hp
 
+    _kind = "linear SVM"
+
+    def probabilities(self, X: Any) -> tuple[np.ndarray, str]:
+        """((N, C) the softmax of the class scores X W + b, what they are). An SVM's scores are margins, not
+        log-probabilities, so these are not calibrated (they say how clearly one class wins); for that reason the
+        SVM has no ``predict_proba``, like scikit-learn's LinearSVC."""
+        return _softmax_rows(self._scores(X)), "softmax of the SVM scores (not calibrated)"
+
     def _loss_grad(self, W, b, X, y, reg, pred=None):
         return svm_loss_vectorized(W, b, X, y, reg, self.margin, pred)
 
@@ -487,10 +525,16 @@ class SoftmaxClassifier(LinearClassifier):
 
         return F.cross_entropy(scores, y)
 
+    _kind = "softmax classifier"
+
     def predict_proba(self, X: Any) -> np.ndarray:
         """(N, C) class probabilities softmax(X W + b), columns in ``classes_`` order."""
-        S = self._scores(X)
-        S -= S.max(axis=1, keepdims=True)
-        np.exp(S, out=S)
-        S /= S.sum(axis=1, keepdims=True)
-        return S
+        return _softmax_rows(self._scores(X))
+
+
+def _softmax_rows(S: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of scores S (N, C) float64, in place."""
+    S -= S.max(axis=1, keepdims=True)
+    np.exp(S, out=S)
+    S /= S.sum(axis=1, keepdims=True)
+    return S

@@ -25,61 +25,41 @@ import numpy as np
 from chainrule.utils.atomic import atomic_open
 
 from chainrule.commands import config as cfgmod
+from chainrule.commands import params as P
 from chainrule.commands.common import UsageError, data_spec, log_context, say, split_data, usage_errors
 
 logger = logging.getLogger("chainrule")
 
-MODELS = cfgmod.MODELS
 SELECT_K = [1, 3, 5, 10, 20]
-LABELS = {"random": "random search over W", "knn": "k-nearest neighbour", "svm": "linear SVM",
-          "softmax": "softmax classifier", "mlp": "MLP (two-layer net)"}
+RANDOM_LABEL = "random search over W"
+
+
+def _label(model: str) -> str:
+    from chainrule.classifiers import get_spec
+
+    return get_spec(model).label
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("compare", parents=[common], help="train kNN, SVM, softmax and MLP; one comparison report",
-                       description="Train and compare the random-search baseline, kNN, a linear SVM, a softmax "
-                                   "classifier and an MLP on one dataset with sensible defaults; write one run "
-                                   "folder per model and a report comparing them.")
+    models = P.model_names()
+    p = sub.add_parser("compare", parents=[common], help=f"train {', '.join(models)}; one comparison report",
+                       description="Train and compare the random-search baseline and the registered models ("
+                                   + ", ".join(_label(m) for m in models) + ") on one dataset with sensible "
+                                   "defaults; write one run folder per model and a report comparing them.")
     p.add_argument("--data", help="dataset spec (default: digits, offline)")
-    p.add_argument("--models", default=",".join(MODELS),
-                   help=f"which models, comma-separated (default: {','.join(MODELS)})")
+    p.add_argument("--models", default=None,
+                   help=f"which models, comma-separated (default: {','.join(models)})")
     p.add_argument("--epochs", default=None, help="epochs of the SVM, softmax and MLP (default: each estimator's: "
                    "1,500 steps for the linear models, 50 epochs for the MLP)")
     p.add_argument("--hidden", default=None, help="hidden_sizes of the MLP (default: 100)")
-    p.add_argument("--features", default=None, help="features of every model but kNN: none (raw pixels, the "
-                   "default) or hog_color")
+    p.add_argument("--features", default=None, help="features of every model that takes them (not kNN): none (raw "
+                   "pixels, the default) or hog_color")
     p.add_argument("--val-size", default=None, help="validation fraction or count (default: 0.1)")
     p.add_argument("--seed", default=None, help="random_state of every model and the split's seed (default: 0)")
     p.add_argument("--random-tries", type=int, default=1000,
                    help="random weight matrices tried by the random-search baseline (default: 1000; 0: skip it)")
     p.add_argument("--out", metavar="DIR", help="folder (default: runs/compare-<data>-<timestamp>)")
     p.set_defaults(func=run)
-
-
-def random_search(X_train: np.ndarray, y_train: np.ndarray, num_classes: int, tries: int, seed: int,
-                  max_samples: int = 2000, chunk: int = 50) -> tuple[np.ndarray, float]:
-    """Lecture 3's strategy #1: draw ``tries`` random W (D+1, C) (bias row last), keep the one with the lowest
-    multiclass SVM loss on (a subsample of) the training set. Returns (W, its loss)."""
-    rng = np.random.default_rng(seed)
-    if len(X_train) > max_samples:
-        pick = np.sort(rng.choice(len(X_train), size=max_samples, replace=False))
-        X_train, y_train = X_train[pick], y_train[pick]
-    n, d = X_train.shape
-    Xb = np.hstack([X_train, np.ones((n, 1), dtype=X_train.dtype)])
-    rows = np.arange(n)
-    best_w, best_loss = None, np.inf
-    scale = 1.0 / np.sqrt(d + 1)
-    for start in range(0, tries, chunk):
-        m = min(chunk, tries - start)
-        W = (rng.standard_normal((d + 1, m * num_classes)) * scale).astype(np.float32)
-        S = (Xb @ W).reshape(n, m, num_classes)                      # scores of every candidate
-        correct = S[rows, :, y_train][:, :, None]                     # (n, m, 1)
-        losses = np.maximum(0.0, S - correct + 1.0).sum(axis=2).mean(axis=0) - 1.0  # minus the j = y term
-        j = int(np.argmin(losses))
-        if losses[j] < best_loss:
-            best_loss = float(losses[j])
-            best_w = W.reshape(d + 1, m, num_classes)[:, j, :].copy()
-    return best_w, best_loss
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,10 +71,11 @@ def run(args: argparse.Namespace) -> int:
 
     from chainrule.commands.train import train_run
 
-    models = [m.strip().lower() for m in args.models.split(",") if m.strip()]
-    unknown = [m for m in models if m not in MODELS]
+    known = P.model_names()
+    models = [m.strip().lower() for m in (args.models or ",".join(known)).split(",") if m.strip()]
+    unknown = [m for m in models if m not in known]
     if unknown or not models:
-        raise UsageError(f"--models must list some of {', '.join(MODELS)}; got {args.models!r}")
+        raise UsageError(f"--models must list some of {', '.join(known)}; got {args.models!r}")
     if args.random_tries < 0:
         raise UsageError(f"--random-tries must be >= 0, got {args.random_tries}")
     spec = data_spec(args.data)
@@ -107,15 +88,18 @@ def run(args: argparse.Namespace) -> int:
     configs = {}
     for m in models:
         layer = {**shared, "model": (m, "--models")}
-        if m == "knn":
-            layer.update(select_k=(SELECT_K, "compare's k candidates"), split_seed=(seed, "--seed"))
-        else:
+        own = P.signature(m)
+        if cfgmod.can_select_k(m):
+            layer["select_k"] = (SELECT_K, "compare's k candidates")
+        if "random_state" in own:
             layer["random_state"] = (seed, "--seed")
-            for key, value in (("epochs", args.epochs), ("features", args.features)):
-                if value is not None:
-                    layer[key] = (value, f"--{key}")
-        if m == "mlp" and args.hidden is not None:
-            layer["hidden_sizes"] = (args.hidden, "--hidden")
+        else:
+            layer["split_seed"] = (seed, "--seed")
+        # compare's few flags set the parameter of that name in every model that has it
+        for key, value, flag in (("epochs", args.epochs, "--epochs"), ("features", args.features, "--features"),
+                                 ("hidden_sizes", args.hidden, "--hidden")):
+            if value is not None and key in own:
+                layer[key] = (value, flag)
         configs[m] = cfgmod.resolve(layer)
     out = Path(args.out) if args.out else Path("runs") / default_run_name("compare", spec)
     if out.exists() and any(out.iterdir()):
@@ -129,31 +113,33 @@ def run(args: argparse.Namespace) -> int:
         rows: list[dict[str, Any]] = []
         results: dict[str, Any] = {}
         if args.random_tries:
-            with log_context(LABELS["random"]):
+            with log_context(RANDOM_LABEL):
                 rows.append(_random_row(args.features, data, args.random_tries, seed))
         from chainrule.progress import Progress
 
         with Progress(len(models), "compare", "models", enabled=not args.quiet, delay=0.0, log_every=0,
                       rate=False) as bar:
             for m in models:
-                bar.desc = f"compare: {LABELS[m]}"
+                bar.desc = f"compare: {_label(m)}"
                 bar.set(bar.n)  # (redraw with the new name)
                 # Each model's messages say which model they are about; its per-epoch lines only with --verbose.
-                with log_context(LABELS[m], quiet_info=True):
+                with log_context(_label(m), quiet_info=True):
                     result = train_run(configs[m], RunFolder(out / m), progress=not args.quiet, data=data,
                                        checkpoints=False)
                 bar.update()
                 results[m] = result
                 s = result.summary
-                row = {"model": LABELS[m], "key": m, "val_acc": s["val_acc"], "train_time_s": s["train_time_s"],
+                row = {"model": _label(m), "key": m, "val_acc": s["val_acc"], "train_time_s": s["train_time_s"],
                        "predict_time_s": s["predict_time_s"], "predict_samples_per_s": s.get("predict_samples_per_s"),
                        "parameters": s.get("num_parameters"),
-                       "notes": (f"k={s['knn_k']} ({s['metric']}), chosen on validation" if m == "knn" else
-                                 f"{s['epochs_completed']} epochs, {s['steps']} steps"),
+                       "notes": (f"{s['description']}, k chosen on validation" if s.get("val_acc_by_k") else
+                                 f"{s['epochs_completed']} epochs, {s['steps']} steps" if s["training_curve"] else
+                                 s["description"]),
                        "report": f"{m}/report.html"}
                 rows.append(row)
-                timing = (f"predict {row['predict_time_s']:.2f} s" if m == "knn" else f"{row['train_time_s']:.2f} s")
-                logger.debug("%s: %.2f%% validation accuracy (%s, %s)", LABELS[m], 100 * row["val_acc"], row["notes"],
+                timing = (f"{row['train_time_s']:.2f} s" if s["training_curve"] else
+                          f"predict {row['predict_time_s']:.2f} s")
+                logger.debug("%s: %.2f%% validation accuracy (%s, %s)", _label(m), 100 * row["val_acc"], row["notes"],
                              timing)
         wall = time.perf_counter() - t_start
         plots_dir = out / "plots"
@@ -203,29 +189,27 @@ def _refuse_existing(out: Path) -> None:
 
 
 def _random_row(features: str | None, data: Any, tries: int, seed: int) -> dict[str, Any]:
-    """The random-search baseline on the linear models' inputs: the same features, standardised."""
-    from chainrule.classifiers._inputs import compute_features, fit_preprocessor, make_features, preprocess
+    """The random-search baseline (``chainrule.classifiers.RandomSearchClassifier``) on the linear models' inputs:
+    the same features, standardised."""
+    from chainrule.classifiers.random_search import RandomSearchClassifier
 
+    est = RandomSearchClassifier(tries=tries, features=None if features in (None, "none") else features,
+                                 random_state=seed)
     with usage_errors("--features: "):
-        steps = make_features(None if features in (None, "none") else features, 8)
-        shape = data.X_train.shape[1:]
-        F_train = compute_features(steps, data.X_train.reshape(len(data.X_train), -1), shape)
-        F_val = compute_features(steps, data.X_val.reshape(len(data.X_val), -1), shape)
-    prep = fit_preprocessor(F_train, "standardize")
-    X_train, X_val = preprocess(prep, F_train), preprocess(prep, F_val)
+        t0 = time.perf_counter()
+        est.fit(data.X_train, data.y_train)
+        train_time = time.perf_counter() - t0
     t0 = time.perf_counter()
-    W, loss = random_search(X_train, data.y_train, len(data.classes), tries, seed)
-    train_time = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    y_pred = (X_val @ W[:-1] + W[-1]).argmax(axis=1)
+    y_pred = est.predict(data.X_val)
     predict_time = time.perf_counter() - t0
     acc = float(np.mean(y_pred == data.y_val))
     logger.debug("%.2f%% validation accuracy (the best of %d random W by training SVM loss: %.3f)", 100 * acc, tries,
-                 loss)
-    return {"model": LABELS["random"], "key": "random", "val_acc": acc, "train_time_s": train_time,
+                 est.best_loss_)
+    return {"model": RANDOM_LABEL, "key": "random", "val_acc": acc, "train_time_s": train_time,
             "predict_time_s": predict_time,
-            "predict_samples_per_s": len(X_val) / predict_time if predict_time > 0 else None,
-            "parameters": int(W.size), "notes": f"best of {tries} by training SVM loss ({loss:.3f})", "report": None}
+            "predict_samples_per_s": len(data.X_val) / predict_time if predict_time > 0 else None,
+            "parameters": est.n_parameters(), "notes": f"best of {tries} by training SVM loss ({est.best_loss_:.3f})",
+            "report": None}
 
 
 def _write_report(out: Path, spec: str, data: Any, rows: list[dict[str, Any]], results: dict[str, Any], bars: Path,
@@ -246,12 +230,11 @@ def _write_report(out: Path, spec: str, data: Any, rows: list[dict[str, Any]], r
                    "keeps the lowest training SVM loss (lecture 3's strategy #1).</p>"),
                 ("Runs", f"<ul>{links}</ul>")]
     plots = [("Validation accuracy by model (training time in brackets)", bars)]
-    for key, caption, png in (("softmax", "Softmax classifier: learned templates", "weights.png"),
-                              ("svm", "Linear SVM: learned templates", "weights.png"),
-                              ("mlp", "MLP: accuracy per epoch", "accuracy.png"),
-                              ("mlp", "MLP: training loss", "loss.png")):
-        if key in results:
-            plots.append((caption, out / key / "plots" / png))
+    for key in results:  # each model's learned weights as images, and its training curves
+        for png, caption in (("weights.png", "learned weights"), ("accuracy.png", "accuracy per epoch"),
+                             ("loss.png", "training loss")):
+            if (out / key / "plots" / png).is_file():
+                plots.append((f"{_label(key)}: {caption}", out / key / "plots" / png))
     fitted = [r for r in rows if r.get("key") in results]
     if fitted:
         best = max(fitted, key=lambda r: r["val_acc"])
@@ -260,10 +243,10 @@ def _write_report(out: Path, spec: str, data: Any, rows: list[dict[str, Any]], r
     for key in results:
         p = out / key / "plots" / "decision_boundary.png"
         if p.is_file():
-            plots.append((f"{LABELS[key]}: decision boundary", p))
+            plots.append((f"{_label(key)}: decision boundary", p))
     top = max(rows, key=lambda r: r["val_acc"])
     headline = [("best validation accuracy", f"{100 * top['val_acc']:.2f}%"), ("best model", top["model"]),
                 ("training / validation samples", f"{len(data.X_train):,} / {len(data.X_val):,}"),
                 ("total time", f"{wall:.3g} s")]
-    write_report(out / "report.html", f"chainrule compare: {spec}", subtitle="random search, kNN, linear SVM, "
-                 "softmax and MLP on the same split", sections=sections, plots=plots, headline=headline)
+    write_report(out / "report.html", f"chainrule compare: {spec}",
+                 subtitle=", ".join(r["model"] for r in rows) + " on the same split", sections=sections, plots=plots, headline=headline)

@@ -2,7 +2,7 @@
 
 A run configuration is one flat table (what ``--config run.toml`` holds and what ``config.toml`` records)::
 
-    model = "mlp"                              # which estimator: knn | svm | softmax | mlp
+    model = "mlp"                              # which estimator: a name in chainrule.classifiers' registry
     data = "folder:../shared/data/cifar10-train-jpeg.tar.gz"
     val_size = 5000                            # run settings: RUN_OPTIONS below
     hidden_sizes = [1024, 1024]                # the estimator's own parameters (chainrule.commands.params)
@@ -25,7 +25,7 @@ from typing import Any, Mapping
 from chainrule.commands import params as P
 from chainrule.commands.common import UsageError, parse_int_list
 
-MODELS = tuple(P.MODEL_CLASSES)
+DEFAULT_MODEL = "mlp"  # what --model is when no flag or file names one
 RUN_FORMAT = 2  # config.toml's "format"; chainrule 0.1's run folders have none (format 1)
 # Keys written into config.toml for information; ignored when it is read back.
 INFO_KEYS = ("chainrule_version", "command", "format", "run_name", "estimator")
@@ -67,6 +67,9 @@ RUN_OPTIONS: tuple[Option, ...] = (
     Option("keep_checkpoints", "int", 3, "step checkpoints to keep", low=1, resume_may_differ=True),
     Option("diagnostics", "bool", True, "per-epoch weight/gradient norms, update ratios, dead ReLUs",
            resume_may_differ=True),
+    Option("tensorboard", "bool", False, "also write TensorBoard event files to <run>/tensorboard: scalars, weight "
+           "and gradient histograms, first-layer images (needs tensorboardX: pip install 'chainrule[interop]')",
+           resume_may_differ=True),
 )
 RUN_BY_KEY = {o.key: o for o in RUN_OPTIONS}
 # kNN's defaults: validation chooses k and the metric (the lectures' 1-NN figures: L1 beats L2 on CIFAR-10), unless
@@ -78,9 +81,11 @@ _KNN_FIXED_BY = {"select_k": ("k",), "select_metric": ("metric",)}
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``--model``, one flag per run setting and one per estimator parameter (with ``params.ALIASES``); every
     default is None so that "given on the command line" can be told apart."""
-    parser.add_argument("--model", default=None, metavar="|".join(MODELS),
-                        help="the estimator: knn (KNearestNeighbor), svm (LinearSVM), softmax (SoftmaxClassifier), "
-                             "mlp (MLPClassifier) (default: mlp)")
+    from chainrule.classifiers import specs
+
+    parser.add_argument("--model", default=None, metavar="|".join(P.model_names()),
+                        help="the estimator: " + ", ".join(f"{s.name} ({s.class_name})" for s in specs())
+                             + f" (default: {DEFAULT_MODEL})")
     run = parser.add_argument_group("run settings")
     for o in RUN_OPTIONS:
         default_text = "" if o.default is None else f" (default: {str(o.default).lower()})"
@@ -141,12 +146,13 @@ def resolve(*layers: Mapping[str, tuple[Any, str]]) -> dict[str, Any]:
     merged: dict[str, tuple[Any, str]] = {}
     for layer in layers:
         merged.update(layer)
-    model_value, where = merged.pop("model", ("mlp", "the default"))
+    model_value, where = merged.pop("model", (DEFAULT_MODEL, "the default"))
     model = str(model_value).strip().lower()
-    if model not in MODELS:
-        close = difflib.get_close_matches(model, MODELS, n=1)
+    models = P.model_names()
+    if model not in models:
+        close = difflib.get_close_matches(model, models, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise UsageError(f"--model must be one of {', '.join(MODELS)}; got {model_value!r}{hint}")
+        raise UsageError(f"--model must be one of {', '.join(models)}; got {model_value!r}{hint}")
     config: dict[str, Any] = {"model": model}
     for o in RUN_OPTIONS:
         default = o.default
@@ -162,12 +168,17 @@ def resolve(*layers: Mapping[str, tuple[Any, str]]) -> dict[str, Any]:
         params[name] = P.coerce(model, name, value, where)
     _check_run(config)
     P.build(model, params)  # the estimator checks its parameters: usage errors before anything is written
-    if config["select_k"] is not None and model != "knn":
+    if config["select_k"] is not None and not can_select_k(model):
         raise UsageError(f"--select-k chooses a kNN's k; --model {model} has no k")
     if config["select_metric"] is not None and model != "knn":
         raise UsageError(f"--select-metric chooses a kNN's metric; --model {model} has no metric")
     config.update(params)
     return config
+
+
+def can_select_k(model: str) -> bool:
+    """Whether ``--select-k`` applies: the estimator scores several k in one pass (``predict_many``, kNN's)."""
+    return hasattr(P.estimator_class(model), "predict_many")
 
 
 def _run_value(o: Option, value: Any, where: str) -> Any:
@@ -242,7 +253,7 @@ def run_settings(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def to_toml(config: Mapping[str, Any]) -> dict[str, Any]:
     """The table config.toml holds: run settings, then the estimator's parameters (None as "none")."""
-    out = {"format": RUN_FORMAT, "estimator": P.MODEL_CLASSES[config["model"]]}
+    out = {"format": RUN_FORMAT, "estimator": P.class_name(config["model"])}
     out.update({k: v for k, v in run_settings(config).items() if v is not None and k != "out"})
     out.update({k: P.to_toml_value(v) for k, v in params_of(config).items()})
     return out

@@ -21,11 +21,18 @@ from chainrule.commands.common import UsageError, parse_int_list, say, usage_err
 from chainrule.nn.activations import ACTIVATION_NAMES as ACTIVATIONS
 
 
+# --model: the network whose loss is checked (hidden layers from --hidden or none) and its data loss
+MODELS = {"mlp": ("a fully-connected net, softmax loss", True, "cross_entropy"),
+          "softmax": ("a linear classifier, softmax loss", False, "cross_entropy"),
+          "svm": ("a linear classifier, multiclass hinge loss", False, "multiclass_hinge")}
+
+
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("gradcheck", parents=[common], help="numerical gradient check of a model's loss",
                        description="Check a model's backward pass against numerical gradients (float64), printing "
                                    "the relative error of each parameter. Exit code 1 if any exceeds --tol.")
-    p.add_argument("--model", choices=("mlp", "softmax", "svm"), default="mlp", help="default: mlp")
+    p.add_argument("--model", choices=tuple(MODELS), default="mlp",
+                   help="; ".join(f"{k}: {v[0]}" for k, v in MODELS.items()) + " (default: mlp)")
     p.add_argument("--hidden", default="10,10", help="hidden sizes of the MLP (default: 10,10)")
     p.add_argument("--activation", choices=ACTIVATIONS, default="relu", metavar="|".join(ACTIVATIONS),
                    help="default: relu")
@@ -50,7 +57,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import chainrule.nn.functional as F
-    from chainrule import Tensor, nn, rel_error
+    from chainrule import Tensor, nn
+    from chainrule.gradcheck import check_parameters
 
     for name in ("inputs", "classes", "batch", "samples"):
         if getattr(args, name) < 1:
@@ -59,9 +67,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--classes must be >= 2, got {args.classes}")
     if not (args.eps > 0 and args.tol > 0 and args.atol >= 0 and args.reg >= 0):
         raise UsageError("--eps and --tol must be > 0, --atol and --reg >= 0")
-    hidden = parse_int_list(args.hidden, "--hidden") if args.model == "mlp" else []
-    if args.model == "mlp" and not hidden:
-        raise UsageError("--hidden is empty for --model mlp; give sizes like 10,10")
+    _, has_hidden, loss_name = MODELS[args.model]
+    hidden = parse_int_list(args.hidden, "--hidden") if has_hidden else []
+    if has_hidden and not hidden:
+        raise UsageError(f"--hidden is empty for --model {args.model}; give sizes like 10,10")
     sizes = [args.inputs, *hidden, args.classes]
     with usage_errors():
         model = nn.MLP(sizes, activation=args.activation, dropout=args.dropout,
@@ -69,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed + 1)
     X = Tensor(rng.standard_normal((args.batch, args.inputs)))
     y = rng.integers(0, args.classes, size=args.batch)
-    data_loss = F.multiclass_hinge if args.model == "svm" else F.cross_entropy
+    data_loss = getattr(F, loss_name)
     rng_states = model.rng_states()
 
     def loss_value() -> Any:
@@ -80,39 +89,21 @@ def run(args: argparse.Namespace) -> int:
         return loss
 
     model.train()
-    model.zero_grad()
-    loss = loss_value()
-    loss.backward()
+    loss, checks = check_parameters(loss_value, model.named_parameters(), eps=args.eps, tol=args.tol,
+                                    atol=args.atol, samples=args.samples, rng=rng)
     say(f"gradient check of {args.model} {' -> '.join(map(str, sizes))} ({args.activation}, norm {args.norm}, "
         f"dropout {args.dropout:g}, reg {args.reg:g}) in float64 on {args.batch} random samples; "
-        f"loss {float(loss.data):.6f}")
+        f"loss {loss:.6f}")
     say(f"{'parameter':<14} {'shape':<12} {'checked':>8}  {'max rel error':>13}  {'max abs error':>13}  result")
-    failed = 0
-    for name, p in model.named_parameters():
-        analytic = np.zeros_like(p.data) if p.grad is None else p.grad.copy()
-        coords = list(np.ndindex(*p.shape))
-        if len(coords) > args.samples:
-            coords = [coords[i] for i in rng.choice(len(coords), size=args.samples, replace=False)]
-        worst = worst_abs = 0.0
-        ok = True
-        for idx in coords:
-            old = p.data[idx]
-            p.data[idx] = old + args.eps
-            plus = float(loss_value().data)
-            p.data[idx] = old - args.eps
-            minus = float(loss_value().data)
-            p.data[idx] = old
-            numeric = (plus - minus) / (2 * args.eps)
-            rel, diff = rel_error(analytic[idx], numeric), abs(float(analytic[idx]) - numeric)
-            worst, worst_abs = max(worst, rel), max(worst_abs, diff)
-            ok = ok and (rel <= args.tol or diff <= args.atol)
-        failed += not ok
-        shape = "x".join(map(str, p.shape))
-        say(f"{name:<14} {shape:<12} {len(coords):>8}  {worst:>13.3e}  {worst_abs:>13.3e}  {'ok' if ok else 'FAIL'}")
+    for c in checks:
+        shape = "x".join(map(str, c.shape))
+        say(f"{c.name:<14} {shape:<12} {c.checked:>8}  {c.max_rel_error:>13.3e}  {c.max_abs_error:>13.3e}  "
+            f"{'ok' if c.ok else 'FAIL'}")
+    failed = sum(not c.ok for c in checks)
     if failed:
         raise RuntimeError(f"{failed} parameter(s) have a relative error above --tol {args.tol:g} and an absolute "
                            f"error above --atol {args.atol:g} (a single "
                            "large error at a ReLU/hinge kink can be benign: rerun with another --seed)")
-    say(f"all {len(list(model.parameters()))} parameters pass (relative error <= {args.tol:g} or absolute error "
+    say(f"all {len(checks)} parameters pass (relative error <= {args.tol:g} or absolute error "
         f"<= {args.atol:g} at every checked entry)")
     return 0

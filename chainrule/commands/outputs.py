@@ -157,7 +157,7 @@ def write_run_report(run: RunFolder, summary: Mapping[str, Any], config: Mapping
                      extra_sections: Sequence[tuple[str, str]] = ()) -> Path:
     """``report.html``: the headline numbers, then every picture (curves, confusion matrix, per-class accuracy,
     example images, learned templates, ...), then the tables (summary, per class, epochs, diagnostics, config)."""
-    keys = ("model", "data", "dataset", "num_train", "num_val", "num_features", "num_parameters", "epochs_completed",
+    keys = ("model", "description", "data", "dataset", "num_train", "num_val", "num_features", "num_parameters", "epochs_completed",
             "steps", "best_epoch", "best_val_acc", "model_epoch", "val_acc", "final_train_acc", "final_val_acc",
             "knn_k",
             "train_time_s", "train_samples_per_s", "predict_time_s", "predict_samples_per_s", "wall_time_s",

@@ -1,7 +1,8 @@
 """The estimators' parameters as command-line flags and config-file keys: one table, generated from the estimators.
 
-``chainrule train --model NAME`` trains ``MODELS[NAME]`` (a ``chainrule.classifiers`` estimator) with parameters
-under the estimator's own names and values: every ``__init__`` parameter of any of the four estimators is a flag
+``chainrule train --model NAME`` trains the estimator registered as NAME (``chainrule.classifiers.get_spec``) with
+parameters under the estimator's own names and values: every ``__init__`` parameter of any registered estimator is a
+flag
 (``--hidden-sizes``, ``--lr``, ``--weight-decay``, ``--preprocessing``, ...) and a ``--config`` key
 (``hidden_sizes = [100]``), parsed by the type in the estimator's signature and checked by the estimator itself
 (``_validate_params``) before anything is written. ``ALIASES`` is the one table of short names the CLI adds.
@@ -22,8 +23,6 @@ from typing import Any
 
 from chainrule.commands.common import UsageError
 
-MODEL_CLASSES = {"knn": "KNearestNeighbor", "svm": "LinearSVM", "softmax": "SoftmaxClassifier",
-                 "mlp": "MLPClassifier"}
 # The CLI's short names for estimator parameters (each also works as a --config key).
 ALIASES = {"hidden": "hidden_sizes", "seed": "random_state"}
 # Defaults of the command line that differ from the estimators': a run is reproducible unless asked otherwise.
@@ -41,18 +40,29 @@ _TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 
 
 def estimator_class(model: str) -> type:
-    """The estimator class of ``--model model``."""
-    import chainrule.classifiers as classifiers
+    """The estimator class of ``--model model`` (the registry's row)."""
+    from chainrule.classifiers import get_spec
 
-    return getattr(classifiers, MODEL_CLASSES[model])
+    return get_spec(model).estimator_class
 
 
-@lru_cache(maxsize=None)
+def model_names() -> tuple[str, ...]:
+    """The models the CLI offers: the registry's."""
+    from chainrule.classifiers import model_names as names
+
+    return names()
+
+
 def signature(model: str) -> dict[str, tuple[frozenset[str], Any]]:
     """{parameter: (kinds, estimator default)} of ``model``'s estimator; kinds from its annotation: "int",
     "float", "bool", "str", "None", "ints" (a sequence of ints)."""
+    return _signature(estimator_class(model))
+
+
+@lru_cache(maxsize=None)
+def _signature(cls: type) -> dict[str, tuple[frozenset[str], Any]]:
     out = {}
-    for p in inspect.signature(estimator_class(model).__init__).parameters.values():
+    for p in inspect.signature(cls.__init__).parameters.values():
         if p.name == "self":
             continue
         out[p.name] = (_kinds(str(p.annotation)), p.default)
@@ -83,7 +93,7 @@ def defaults(model: str, images: bool = True) -> dict[str, Any]:
 def all_parameters() -> dict[str, list[str]]:
     """{parameter: [models that have it]} over every model, in a stable order."""
     out: dict[str, list[str]] = {}
-    for model in MODEL_CLASSES:
+    for model in model_names():
         for name in signature(model):
             out.setdefault(name, []).append(model)
     return out
@@ -204,11 +214,18 @@ def check_names(model: str, keys: Any, where: str) -> None:
     bad = [k for k in keys if k not in own]
     if bad:
         others = {k: [m for m in all_parameters().get(k, [])] for k in bad}
-        parts = [f"{k} (a parameter of {', '.join(MODEL_CLASSES[m] for m in others[k])})" if others[k] else k
+        parts = [f"{k} (a parameter of {', '.join(class_name(m) for m in others[k])})" if others[k] else k
                  for k in bad]
         raise UsageError(f"{where}: {', '.join(parts)} {'is' if len(bad) == 1 else 'are'} not "
-                         f"{'a parameter' if len(bad) == 1 else 'parameters'} of {MODEL_CLASSES[model]} "
+                         f"{'a parameter' if len(bad) == 1 else 'parameters'} of {class_name(model)} "
                          f"(--model {model}); its parameters: {', '.join(own)}")
+
+
+def class_name(model: str) -> str:
+    """The estimator class name of ``--model model``, without importing it."""
+    from chainrule.classifiers import get_spec
+
+    return get_spec(model).class_name
 
 
 def to_toml_value(value: Any) -> Any:
@@ -223,18 +240,25 @@ def to_toml_value(value: Any) -> Any:
 # ---- help texts -------------------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=None)
 def descriptions() -> dict[str, str]:
     """{parameter: first sentence of its description} from the estimators' docstrings (numpydoc "name : text")."""
     out: dict[str, str] = {}
-    for model in reversed(MODEL_CLASSES):  # the MLP's words first, then the linear models', then kNN's
-        doc = inspect.getdoc(estimator_class(model)) or ""
-        section = doc.split("Parameters", 1)[1] if "Parameters" in doc else ""
-        section = re.split(r"\n\s*\n\s*Attributes", section)[0]
-        for m in re.finditer(r"^(\w+(?:, \w+)*) : (.*?)(?=^\w+(?:, \w+)* : |\Z)", section, re.S | re.M):
-            text = " ".join(m.group(2).split())
-            for name in m.group(1).split(", "):
-                out.setdefault(name, text)
+    for model in reversed(model_names()):  # the later rows' words first (the MLP's before the linear models')
+        for name, text in _descriptions(estimator_class(model)).items():
+            out.setdefault(name, text)
+    return out
+
+
+@lru_cache(maxsize=None)
+def _descriptions(cls: type) -> dict[str, str]:
+    out: dict[str, str] = {}
+    doc = inspect.getdoc(cls) or ""
+    section = doc.split("Parameters", 1)[1] if "Parameters" in doc else ""
+    section = re.split(r"\n\s*\n\s*Attributes", section)[0]
+    for m in re.finditer(r"^(\w+(?:, \w+)*) : (.*?)(?=^\w+(?:, \w+)* : |\Z)", section, re.S | re.M):
+        text = " ".join(m.group(2).split())
+        for name in m.group(1).split(", "):
+            out.setdefault(name, text)
     return out
 
 

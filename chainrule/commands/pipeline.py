@@ -24,10 +24,6 @@ from chainrule.commands.common import UsageError, usage_errors
 
 __all__ = ["Trained", "load_trained", "estimator_from_checkpoint", "input_spec", "OldRunFormatError"]
 
-LABELS = {"knn": "kNN", "svm": "linear SVM", "softmax": "softmax classifier", "mlp": "MLP"}
-MODEL_OF_CLASS = {"KNearestNeighbor": "knn", "LinearSVM": "svm", "SoftmaxClassifier": "softmax",
-                  "MLPClassifier": "mlp"}
-
 
 class OldRunFormatError(RuntimeError):
     """A run folder or checkpoint written by chainrule 0.1, whose format this version does not read."""
@@ -56,16 +52,12 @@ class Trained:
     """A fitted estimator and what its run recorded (class names, input description, configuration)."""
 
     estimator: Any
-    model: str                     # "knn" | "svm" | "softmax" | "mlp"
+    model: str                     # its name in the registry (chainrule.classifiers.spec_of)
     classes: tuple[str, ...]       # names of the classes; predictions are indices into this
     input: dict[str, Any]          # input_spec of the training data
     config: dict[str, Any] = field(default_factory=dict)  # the run configuration (config.toml), if any
     folder: Any = None             # the RunFolder, if the model came from one
     source: Path | None = None     # the file the estimator was loaded from
-
-    @property
-    def is_knn(self) -> bool:
-        return self.model == "knn"
 
     @property
     def split_seed(self) -> int:
@@ -82,54 +74,35 @@ class Trained:
         return np.asarray(self.estimator.predict(X)).astype(np.int64)
 
     def probabilities(self, X: np.ndarray) -> tuple[np.ndarray, str]:
-        """(N, C) class probabilities (columns in ``classes`` order) and what they are."""
-        est = self.estimator
-        if hasattr(est, "predict_proba"):
-            scores = est.predict_proba(X)
-            what = (f"fraction of the k={est.k} nearest training samples in each class" if self.is_knn
-                    else "softmax of the scores")
-        else:  # the SVM
-            s = est.decision_function(X)
-            s = np.stack([-s, s], axis=1) / 2 if s.ndim == 1 else s
-            s = np.exp(s - s.max(axis=1, keepdims=True))
-            scores, what = s / s.sum(axis=1, keepdims=True), "softmax of the SVM scores (not calibrated)"
+        """(N, C) class probabilities (columns in ``classes`` order) and what they are (the estimator's
+        ``probabilities``)."""
+        scores, what = self.estimator.probabilities(X)
         out = np.zeros((len(scores), len(self.classes)))
         out[:, self._columns()] = scores
         return out, what
 
     def first_layer_weights(self) -> tuple[np.ndarray, bool] | None:
-        """(W (D, units), is_linear) of a model that weighs raw pixels (templates for linear models, first-layer
-        units for an MLP); None for kNN and for models on features."""
-        est = self.estimator
-        if self.is_knn or getattr(est, "features_", None) is not None:
-            return None
-        if self.model == "mlp":
-            return est.model_[0].weight.data, len(est.model_.sizes) == 2
-        return est.W_, True
+        """(W (D, units), is_linear) of a model that weighs raw pixels (the estimator's ``weight_images``)."""
+        return self.estimator.weight_images()
 
     def describe(self) -> str:
-        """A few words on the model, for plot titles."""
-        p = self.estimator.get_params()
-        if self.is_knn:
-            return f"kNN, k={p['k']}, {p['metric']}"
-        if self.model == "mlp":
-            hidden = ",".join(map(str, p["hidden_sizes"])) or "none"
-            return f"MLP, hidden {hidden}, weight_decay {p['weight_decay']:g}"
-        return f"{LABELS[self.model]}, reg {p['reg']:g}"
+        """A few words on the model, for plot titles (the estimator's ``describe``)."""
+        return self.estimator.describe()
 
 
 def estimator_from_checkpoint(state: Mapping[str, Any]) -> Any:
     """The estimator a fit checkpoint describes, with the weights training had reached at that step."""
     from chainrule.classifiers import _training as tr
-    from chainrule.commands.params import estimator_class
+    from chainrule.classifiers import spec_of
 
     if not tr.is_fit_checkpoint(state):
         raise ValueError("this checkpoint was not written by an estimator's fit (chainrule train)")
     config = state["config"]
-    model = MODEL_OF_CLASS.get(config.get("estimator"))
-    if model is None:
-        raise ValueError(f"unknown estimator {config.get('estimator')!r} in the checkpoint")
-    est = estimator_class(model)(**config["params"])
+    try:
+        spec = spec_of(str(config.get("estimator")))
+    except ValueError:
+        raise ValueError(f"unknown estimator {config.get('estimator')!r} in the checkpoint") from None
+    est = spec.estimator_class(**config["params"])
     tr.restore_fitted(est, state["metadata"])
     est._set_weights(state["model"], state["history"])
     return est
@@ -207,7 +180,7 @@ def _from_file(path: Path, folder: Any, config: dict[str, Any]) -> Trained:
     except ValueError as e:
         raise RuntimeError(f"{path} is neither a chainrule checkpoint nor an estimator file: {e}") from e
     classes, info = _summary_facts(folder, est)
-    return Trained(est, MODEL_OF_CLASS[type(est).__name__], classes, info, config, folder, Path(path))
+    return Trained(est, _model_name(est), classes, info, config, folder, Path(path))
 
 
 def _from_checkpoint(state: Mapping[str, Any], path: Path, folder: Any, config: dict[str, Any]) -> Trained:
@@ -220,4 +193,10 @@ def _from_checkpoint(state: Mapping[str, Any], path: Path, folder: Any, config: 
         raise RuntimeError(f"{path}: {e}; evaluate and predict need a run folder, its model.npz or one of its "
                            "checkpoints") from e
     classes, info = _summary_facts(folder, est)
-    return Trained(est, MODEL_OF_CLASS[type(est).__name__], classes, info, config, folder, Path(path))
+    return Trained(est, _model_name(est), classes, info, config, folder, Path(path))
+
+
+def _model_name(est: Any) -> str:
+    from chainrule.classifiers import spec_of
+
+    return spec_of(est).name

@@ -31,6 +31,16 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="address to bind (default: 127.0.0.1, this machine only; any other address warns, since "
                         "anyone who can reach it can use the playground)")
     p.add_argument("--open", action="store_true", help="open the page in the default web browser")
+    p.add_argument("--data", default=None, metavar="SPEC",
+                   help="images mode: CIFAR-10 or another image dataset besides the built-in digits, as "
+                        "cifar10:PATH (e.g. the CIFAR-10 JPEG archive), folder:PATH or cifar10 (the cached release); "
+                        "loaded when a tab first picks it")
+    p.add_argument("--image-size", type=int, default=None, metavar="N",
+                   help="resize folder images to N x N (images mode shows images of at most 64 x 64)")
+    p.add_argument("--max-tabs", type=int, default=32, help="browser tabs served at once; the next one is told "
+                   "'server full' (default: 32)")
+    p.add_argument("--idle-timeout", type=float, default=600.0, help="seconds after which a tab that is not "
+                   "training and has sent nothing is closed (default: 600; open pages ping while visible)")
     p.set_defaults(func=run)
 
 
@@ -64,6 +74,16 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _image_specs(spec: str | None) -> dict[str, str]:
+    """--data SPEC -> {name the page shows: spec}: "cifar10" for the CIFAR-10 forms, "folder" for a folder."""
+    if spec is None:
+        return {}
+    name = spec.partition(":")[0].lower()
+    if name not in ("cifar10", "folder") or (name == "folder" and ":" not in spec):
+        raise UsageError(f"--data must be cifar10, cifar10:PATH or folder:PATH, got {spec!r}")
+    return {name: spec}
+
+
 def _url(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
@@ -73,19 +93,26 @@ def run(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from chainrule.playground.server import LOCAL_HOSTS, create_app
+        from chainrule.playground.image_data import ImageDatasets
+        from chainrule.playground.server import LOCAL_HOSTS, MAX_FRAME_BYTES, create_app
     except ImportError as e:
         raise RuntimeError(f"the playground needs Starlette, uvicorn and websockets ({e}); install them with: "
                            "pip install \"chainrule[playground]\"") from None
+    if args.max_tabs < 1:
+        raise UsageError(f"--max-tabs must be at least 1, got {args.max_tabs}")
+    if not args.idle_timeout > 0:
+        raise UsageError(f"--idle-timeout must be a positive number of seconds, got {args.idle_timeout}")
+    images = ImageDatasets(_image_specs(args.data), image_size=args.image_size)
     local = is_loopback(args.host)
     sock = _listen(args.host, args.port)
     url = _url(sock)
     if not local:
         print(f"chainrule playground: warning: listening on {args.host}, not only this machine: anyone who can "
               "reach this address can use the playground (there is no login)", file=sys.stderr, flush=True)
-    app = create_app(allowed_hosts=LOCAL_HOSTS if local else None)
+    app = create_app(allowed_hosts=LOCAL_HOSTS if local else None, max_sessions=args.max_tabs,
+                     idle_timeout=args.idle_timeout, image_datasets=images)
     config = uvicorn.Config(app, log_level="warning", access_log=False, ws="auto", lifespan="off",
-                            ws_max_size=1 << 20, timeout_graceful_shutdown=3)
+                            ws_max_size=MAX_FRAME_BYTES, timeout_graceful_shutdown=3)
     server = uvicorn.Server(config)
 
     def stop(signum: int, frame: Any) -> None:

@@ -124,28 +124,29 @@ def _resume_locked(args: argparse.Namespace, layers: list[dict[str, Any]], folde
         raise UsageError(f"cannot resume {args.resume} with a different configuration: {'; '.join(diff)}. "
                          "Drop those flags, or start a new run with --out")
     summary = folder.read_summary() if folder.summary_path.is_file() else {}
+    has_curve = P.estimator_class(requested["model"]).has_training_curve
     if summary.get("status") == "complete" and not cfgmod.differing_keys(summary.get("config", {}), requested):
-        what = (f"{summary.get('epochs_completed')} epoch(s), {summary.get('steps')} steps" if requested["model"] != "knn"
-                else "a kNN run has no training loop to continue")
+        what = (f"{summary.get('epochs_completed')} epoch(s), {summary.get('steps')} steps" if has_curve
+                else f"a {P.class_name(requested['model'])} run has no training loop to continue")
         say(f"{args.resume} is complete ({what}); nothing to resume. To train longer, resume with a larger --epochs")
         return 0
     if summary.get("status") in ("failed", "interrupted"):
         logger.info("%s %s earlier (%s); continuing it", args.resume, summary["status"],
                     summary.get("error") or "no reason recorded")
     latest = None
-    if requested["model"] != "knn":
+    if has_curve:
         try:
             latest = folder.checkpoints(requested["keep_checkpoints"]).load_latest(validate=check_trainer_state)
         except CheckpointError as e:
             raise RuntimeError(f"cannot resume {args.resume}: {e}") from e
-    if latest is None:  # stopped before its first checkpoint (or a kNN run): nothing to continue, so start over
+    if latest is None:  # stopped before its first checkpoint (or no training loop): nothing to continue: start over
         logger.info("%s has no checkpoint to continue from: training it from the start", args.resume)
         return _report(train_run(requested, folder, progress=not args.quiet))
     state, path = latest
     if not is_fit_checkpoint(state):
         raise RuntimeError(f"{path} was not written by an estimator's fit (kind {state.get('kind')!r}); it cannot be "
                            "resumed by this version of chainrule")
-    estimator = P.MODEL_CLASSES[requested["model"]]
+    estimator = P.class_name(requested["model"])
     if state["config"].get("estimator") != estimator:
         raise RuntimeError(f"{path} is a checkpoint of a {state['config'].get('estimator')} fit, but this run trains "
                            f"a {estimator}; it cannot be resumed from it")
@@ -164,8 +165,8 @@ def _resume_locked(args: argparse.Namespace, layers: list[dict[str, Any]], folde
 def _report(result: "RunResult") -> int:
     s = result.summary
     say(f"run folder: {result.folder.path}")
-    if s["model"] == "knn":
-        say(f"kNN ({s['metric']}), k={s['knn_k']}" + (" chosen on validation" if s.get("val_acc_by_k") else "")
+    if not s["training_curve"]:
+        say(s["description"] + (" (k chosen on validation)" if s.get("val_acc_by_k") else "")
             + f"; fit {s['train_time_s']:.2f} s, predict {s['predict_time_s']:.2f} s for {s['num_val']} samples")
     else:
         rate = f" ({s['train_samples_per_s']:,.0f} samples/s)" if s.get("train_samples_per_s") else ""
@@ -224,8 +225,7 @@ def train_run(config: Mapping[str, Any], folder: Any, progress: bool = True,
         if data is None:
             data = split_data(config["data"], config["val_size"], split_seed(config), config.get("image_size"))
         estimator = P.build(config["model"], cfgmod.params_of(config))
-        if config["model"] == "knn":
-            _check_k(config, data, estimator.k)
+        _check_fits(config, data, estimator)
         # Everything is checked: create the folder (exclusively, locked until this run ends) and write it.
         if new_run:
             _create(folder)
@@ -250,11 +250,16 @@ def _create(folder: Any) -> None:
         raise UsageError(str(e)) from None
 
 
-def _check_k(config: Mapping[str, Any], data: Data, k: int) -> None:
-    ks = sorted(set(config["select_k"] or [k]))  # candidates beyond the training set are left out: one must fit
-    if ks[0] > len(data.X_train):
-        raise UsageError(f"k={ks[0]} is larger than the training set ({len(data.X_train)} samples); choose k <= "
-                         f"{len(data.X_train)}")
+def _check_fits(config: Mapping[str, Any], data: Data, est: Any) -> None:
+    """Parameters that cannot exceed the training set (the estimator's ``capped_to``: kNN's k) must fit it, and so
+    must one candidate of ``--select-k`` (candidates beyond the training set are left out): a usage error before
+    anything is written."""
+    n = len(data.X_train)
+    wanted = {name: getattr(est, name) for name in est.capped_to(n)}
+    if config["select_k"]:
+        wanted = {"k": min(config["select_k"])} if min(config["select_k"]) > n else {}
+    for name, value in wanted.items():
+        raise UsageError(f"{name}={value} is larger than the training set ({n} samples); choose {name} <= {n}")
 
 
 def _failed(folder: Any, new_run: bool, error: BaseException) -> None:
@@ -295,8 +300,8 @@ def _train_into(config: dict[str, Any], folder: Any, data: Data, estimator: Any,
     folder.write_summary({**info, "config": _jsonable(config)})
     logger.info("%s: %d training / %d validation samples, %d classes; %s(%s)", data.name, len(data.X_train),
                 len(data.X_val), len(data.classes), type(estimator).__name__, _changed_params(config))
-    if config["model"] == "knn":
-        history, fit_time, y_pred, predict_time = _fit_knn(estimator, config, folder, data)
+    if not estimator.has_training_curve:
+        history, fit_time, y_pred, predict_time = _fit_once(estimator, config, folder, data)
     else:
         stop.training = True
         try:
@@ -308,7 +313,7 @@ def _train_into(config: dict[str, Any], folder: Any, data: Data, estimator: Any,
     estimator.save(folder.model_path)
     trained = Trained(estimator, config["model"], tuple(data.classes), info["input"], config, folder,
                       folder.model_path)
-    if config["model"] != "knn":
+    if estimator.has_training_curve:
         t0 = time.perf_counter()
         y_pred = trained.predict(data.X_val)
         predict_time = time.perf_counter() - t0
@@ -317,9 +322,9 @@ def _train_into(config: dict[str, Any], folder: Any, data: Data, estimator: Any,
                "predict_samples_per_s": len(data.X_val) / predict_time if predict_time > 0 else None,
                "chainrule_version": chainrule.__version__, "config": _jsonable(config)}
     figures = []
-    if config["model"] == "knn" and summary.get("val_acc_by_k"):
-        figures.append(_plot_k(folder, summary["val_acc_by_k"], config["metric"]))
-    elif config["model"] != "knn":
+    if summary.get("val_acc_by_k"):
+        figures.append(_plot_k(folder, summary["val_acc_by_k"], estimator.describe()))
+    elif estimator.has_training_curve:
         figures += history_plots(folder, history, summary.get("best_epoch"))
     figures += model_plots(folder, trained, data.X_val, data.y_val, y_pred, data.X_train, data.y_train)
     summary["wall_time_s"] = time.perf_counter() - t_start
@@ -333,14 +338,16 @@ def _fit(est: Any, config: Mapping[str, Any], folder: Any, data: Data, progress:
          stop: Any) -> tuple[Any, float]:
     """``est.fit`` with the run-folder hooks; a diverged run writes its summary and report, then fails (exit 1)."""
     from chainrule.train import MetricsWriter, ProgressBar
+    from chainrule.train.tensorboard import TensorBoardLogger
 
     recorder, writer = _Recorder(), MetricsWriter(folder.path)
+    extra = [TensorBoardLogger(folder.path / "tensorboard", data.X_train.shape[1:])] if config["tensorboard"] else []
     t0 = time.perf_counter()
     try:
         with usage_errors():
             try:
                 est.fit(data.X_train, data.y_train, validation_data=(data.X_val, data.y_val),
-                        callbacks=[writer, ProgressBar(enabled=progress), recorder, stop],
+                        callbacks=[writer, ProgressBar(enabled=progress), recorder, stop, *extra],
                         checkpoints=(folder.checkpoints(config["keep_checkpoints"],
                                                         extra={"run": _run_settings(config)}) if checkpoints else None),
                         checkpoint_every=config["checkpoint_every"] or None, resume=resume_state,
@@ -368,33 +375,37 @@ class _DivergedRun(RuntimeError):
     """A diverged run, its summary and report written (exit 1)."""
 
 
-def _fit_knn(est: Any, config: dict[str, Any], folder: Any, data: Data) -> tuple[Any, float, np.ndarray, float]:
-    """Fit the kNN (choosing k and the metric on the validation split first with ``select_k`` /
-    ``select_metric``: ``KNearestNeighbor.select``), predict the validation split and log its one "epoch". Returns
-    (history, fit time, validation predictions, their time)."""
+def _fit_once(est: Any, config: dict[str, Any], folder: Any, data: Data) -> tuple[Any, float, np.ndarray, float]:
+    """Fit a model without a training loop (``has_training_curve`` False: kNN, ...), choosing k and the metric on
+    the validation split first with ``select_k`` / ``select_metric`` (``KNearestNeighbor.select``: one distance
+    pass per metric scores every k), predict the validation split and log its one "epoch". Returns (history, fit
+    time, validation predictions, their time)."""
     from chainrule.train import History, MetricsWriter
 
-    ks = [k for k in sorted(set(config["select_k"] or [est.k])) if k <= len(data.X_train)]
-    metrics = config["select_metric"] or [est.metric]
+    selecting = bool(config["select_k"] or config.get("select_metric"))
+    ks = [k for k in sorted(set(config["select_k"] or [getattr(est, "k", 1)])) if k <= len(data.X_train)]
     with usage_errors():
         t0 = time.perf_counter()
         est.fit(data.X_train, data.y_train)
         fit_time = time.perf_counter() - t0
         t0 = time.perf_counter()
-        table, predictions = est.select(data.X_val, data.y_val, ks, metrics)  # one distance pass per metric
+        if selecting:
+            table, predictions = est.select(data.X_val, data.y_val, ks, config.get("select_metric") or None)
+        else:
+            predictions = est.predict(data.X_val)
         predict_time = time.perf_counter() - t0
-    accs = table[est.metric]
-    record: dict[str, Any] = {"epoch": 1, "step": 0, "time_s": fit_time, "val_acc": accs[est.k], "knn_k": est.k,
-                              "samples_per_s": len(data.X_val) * len(metrics) / predict_time if predict_time > 0
-                              else None}
-    if len(ks) > 1 or len(metrics) > 1:
+    record: dict[str, Any] = {"epoch": 1, "step": 0, "time_s": fit_time,
+                              "val_acc": float(np.mean(predictions == data.y_val)),
+                              "samples_per_s": len(data.X_val) / predict_time if predict_time > 0 else None}
+    if selecting:
+        record["knn_k"] = est.k
         for metric, by_k in table.items():
             for k, acc in by_k.items():
                 logger.info("%s k=%-3d validation accuracy %.4f%s", metric, k, acc,
                             "  <- best" if (k, metric) == (est.k, est.metric) else "")
         config["k"], config["metric"] = est.k, est.metric
         _write_config(folder, config)
-        record["val_acc_by_k"] = {str(k): a for k, a in accs.items()}
+        record["val_acc_by_k"] = {str(k): a for k, a in table[est.metric].items()}
         record["val_acc_by_metric"] = {m: {str(k): a for k, a in by_k.items()} for m, by_k in table.items()}
     history = History()
     history.log_epoch(record)
@@ -411,28 +422,26 @@ def _summary(config: Mapping[str, Any], folder: Any, data: Data, est: Any, y_pre
     cm = confusion_matrix(data.y_val, y_pred, len(data.classes))
     s: dict[str, Any] = {
         "run": Path(folder.path).name, "model": config["model"], "estimator": type(est).__name__,
+        "description": est.describe(), "training_curve": bool(est.has_training_curve),
         "data": config["data"], "dataset": data.name, "num_train": int(len(data.X_train)),
         "num_val": int(len(data.X_val)), "val_acc": float(np.mean(y_pred == data.y_val)),
         "per_class_val_acc": per_class_accuracy(cm, data.classes), "confusion_matrix": cm.tolist(),
         "seed": config.get("random_state"),
     }
-    if config["model"] == "knn":
+    s.update(num_features=est.n_model_features(), num_parameters=est.n_parameters())
+    if not est.has_training_curve:
         first = history.epochs[0]
-        s.update(knn_k=est.k, metric=est.metric, num_features=int(est.n_features_in_), num_parameters=0,
-                 epochs_completed=0, steps=0, val_acc_by_k=first.get("val_acc_by_k"),
+        s.update(epochs_completed=0, steps=0, val_acc_by_k=first.get("val_acc_by_k"),
                  val_acc_by_metric=first.get("val_acc_by_metric"))
         if first.get("val_acc_by_k"):
-            s["best_val_acc"] = max(first["val_acc_by_k"].values())
+            s.update(knn_k=first["knn_k"], best_val_acc=max(first["val_acc_by_k"].values()))
         return s
     epochs = history.epochs
     vals = [e.get("val_acc") for e in epochs]
     best = int(np.nanargmax(np.array(vals, dtype=float))) + 1 if any(v is not None for v in vals) else None
-    weights = est.model_.parameters() if config["model"] == "mlp" else [est.W_, est.b_]
     last = epochs[-1] if epochs else {}
     train_time = float(last.get("time_s") or 0.0)
     s.update({
-        "num_features": int(est.model_.sizes[0] if config["model"] == "mlp" else est.W_.shape[0]),
-        "num_parameters": int(sum(np.size(getattr(w, "data", w)) for w in weights)),
         "epochs_completed": len(epochs), "steps": int(est.n_steps_),
         "best_epoch": best, "best_val_acc": vals[best - 1] if best else None,
         "model_epoch": int(getattr(est, "best_epoch_", len(epochs))),
@@ -466,7 +475,7 @@ def _changed_params(config: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={config[k]!r}" for k in own if config[k] != own[k][1])
 
 
-def _plot_k(folder: Any, accs: Mapping[str, float], metric: str) -> tuple[str, Path]:
+def _plot_k(folder: Any, accs: Mapping[str, float], description: str) -> tuple[str, Path]:
     from chainrule.train.plots import _figure, _save
 
     ks = sorted(int(k) for k in accs)
@@ -475,7 +484,7 @@ def _plot_k(folder: Any, accs: Mapping[str, float], metric: str) -> tuple[str, P
     ax.plot(ks, [100 * accs[str(k)] for k in ks], marker="o")
     ax.set_xlabel("k (number of neighbours)")
     ax.set_ylabel("validation accuracy (%)")
-    ax.set_title(f"kNN ({metric.upper()} distance): choosing k on the validation split")
+    ax.set_title(f"{description}: choosing k on the validation split")
     ax.set_xticks(ks)
     ax.grid(alpha=0.3)
     path = folder.plots_dir / "knn_k.png"

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.commands.common import UsageError, data_spec, load_dataset, say, usage_errors
-from chainrule.commands.params import MODEL_CLASSES, estimator_class
+from chainrule.commands.params import class_name, estimator_class, model_names
 
 logger = logging.getLogger("chainrule")
 
@@ -37,7 +37,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                     "trial is saved at once, so --resume continues an interrupted search.")
     p.add_argument("--data", help="dataset spec: cifar10 | cifar10:PATH | folder:PATH | digits | spiral "
                                   "(default: digits, offline)")
-    p.add_argument("--model", choices=tuple(MODEL_CLASSES), help="classifier to tune")
+    p.add_argument("--model", choices=model_names(), help="classifier to tune")
     p.add_argument("--space", metavar="FILE.toml", help="search space: a [space] table of hyperparameters "
                    "(lists or distributions like {loguniform = [1e-4, 1e-1]}) and an optional [fixed] table")
     p.add_argument("--strategy", choices=("grid", "random", "halving"), help="search strategy (default: random, "
@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
 
         out = Path(args.out) if args.out else Path("runs") / default_run_name("tune", s["model"], s["data"])
     logger.info("%s: searching %s over %d training samples (%s), %s strategy, run folder %s", ds.name,
-                MODEL_CLASSES[s["model"]], len(y), f"{validation}-fold CV" if validation != "holdout" else
+                class_name(s["model"]), len(y), f"{validation}-fold CV" if validation != "holdout" else
                 f"holdout {val_size}", strategy, out)
     progress = _Progress(enabled=not getattr(args, "quiet", False))
     try:
@@ -202,7 +202,7 @@ def train_settings(run_dir: str | Path) -> dict[str, Any]:
     from chainrule.tune import load_best
 
     best = load_best(run_dir)
-    if best.model not in MODEL_CLASSES or not best.data:
+    if best.model not in model_names() or not best.data:
         raise ValueError(f"{run_dir} was not written by `chainrule tune` (no data spec and model in its "
                          "search.json); use chainrule.tune.load_best from Python instead")
     params = dict(best.params)

@@ -44,7 +44,8 @@ class DataLoader:
             `Augment`); its generator is seeded with (seed, epoch, batch index). An augmentation
             with a ``take(X, indices, rng)`` method (``FlipCrop``) is asked for
             ``f(X[indices], rng)`` through it instead, so that it can gather and augment in one
-            pass.
+            pass; one whose ``needs_epoch`` is true also gets ``epoch=e`` (``FlipTranslate``'s
+            alternating flips).
         replacement: sample each batch with replacement, CS231n's
             ``np.random.choice(N, batch_size)``; an epoch is then max(N // batch_size, 1)
             batches.
@@ -134,7 +135,8 @@ class DataLoader:
         else:
             rng = _generator(self.seed, _AUGMENT_STREAM, epoch, index)
             take = getattr(self.augment, "take", None)
-            xb = take(self.X, sel, rng) if take is not None else self.augment(self.X[sel], rng)
+            kwargs = {"epoch": epoch} if getattr(self.augment, "needs_epoch", False) else {}
+            xb = take(self.X, sel, rng, **kwargs) if take is not None else self.augment(self.X[sel], rng, **kwargs)
         if self.transform is not None:
             xb = self.transform(xb)
         return np.asarray(xb).astype(np.float32, copy=False), yb.astype(np.int64, copy=False)

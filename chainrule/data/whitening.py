@@ -25,6 +25,7 @@ import numpy as np
 from chainrule.data.preprocessing import _Step
 
 _ROWS = 4096  # rows per GEMM block in fit and transform: bounds the float32 temporaries
+_PATCHES = 1 << 18  # patches per block in patch_whitening_filters
 
 
 class ZCAWhiten(_Step):
@@ -90,3 +91,55 @@ class ZCAWhiten(_Step):
 
     def __repr__(self) -> str:
         return f"ZCAWhiten(eps={self.eps})"
+
+
+def _nchw(images: np.ndarray, data_format: str, who: str) -> np.ndarray:
+    """(N, C, H, W) view of images given in ``data_format`` ("NCHW" or "NHWC")."""
+    images = np.asarray(images)
+    if data_format not in ("NCHW", "NHWC"):
+        raise ValueError(f"{who}: data_format must be 'NCHW' or 'NHWC', got {data_format!r}")
+    if images.ndim != 4:
+        raise ValueError(f"{who} expects images (N, C, H, W) or (N, H, W, C) (data_format), got shape {images.shape}")
+    return images if data_format == "NCHW" else images.transpose(0, 3, 1, 2)
+
+
+def patch_whitening_filters(images: np.ndarray, kernel_size: int = 2, eps: float = 5e-4,
+                            data_format: str = "NCHW", both_signs: bool = True) -> np.ndarray:
+    """Filters of a conv that whitens every ``kernel_size`` x ``kernel_size`` patch (airbench's frozen first layer).
+
+    images (N, C, H, W) (or (N, H, W, C) with ``data_format="NHWC"``), usually a few thousand normalised training
+    images -> weights (2 C k k, C, k, k) float32 for ``nn.Conv2d(C, 2 C k k, k)`` (PyTorch's layout), sorted by
+    decreasing variance; ``both_signs=False`` gives the C k k filters without their negatives.
+
+    With every patch as a row p (D = C k k features, not centred: normalised images are near mean 0), the patch
+    covariance Sigma = E[p p^T] = U diag(lambda) U^T; filter i is U[:, i] / sqrt(lambda_i + eps), so the conv's
+    outputs are the patches' coordinates in the eigenbasis with unit variance (PCA whitening of patches). The
+    negated copies let a following GELU/ReLU pass both signs of each coordinate. ``eps`` (absolute, in the images'
+    units squared) damps the near-zero-variance directions. Cost: one (D x D) covariance over N (H-k+1)(W-k+1)
+    patches, accumulated in float64 over chunks of images (memory bounded by the chunk, not by N).
+    """
+    x = _nchw(images, data_format, "patch_whitening_filters")
+    if not isinstance(kernel_size, (int, np.integer)) or not 1 <= kernel_size <= min(x.shape[2:]):
+        raise ValueError(f"patch_whitening_filters: kernel_size must be an int in [1, min(H, W) = "
+                         f"{min(x.shape[2:])}], got {kernel_size!r}")
+    if not np.isfinite(eps) or eps <= 0:
+        raise ValueError(f"patch_whitening_filters: eps must be a finite number > 0, got {eps!r}")
+    if len(x) < 1:
+        raise ValueError("patch_whitening_filters needs at least one image, got N = 0")
+    n, c, k = len(x), x.shape[1], int(kernel_size)
+    d = c * k * k
+    cov = np.zeros((d, d), dtype=np.float64)
+    count = 0
+    chunk = max(1, _PATCHES // ((x.shape[2] - k + 1) * (x.shape[3] - k + 1)))  # images per block
+    for i in range(0, n, chunk):
+        windows = np.lib.stride_tricks.sliding_window_view(x[i:i + chunk].astype(np.float32), (k, k), axis=(2, 3))
+        patches = windows.transpose(0, 2, 3, 1, 4, 5).reshape(-1, d)  # (n (H-k+1) (W-k+1), C k k)
+        cov += (patches.T @ patches).astype(np.float64)
+        count += len(patches)
+    cov /= count
+    lam, U = np.linalg.eigh(cov)
+    lam, U = np.maximum(lam[::-1], 0.0), U[:, ::-1]  # decreasing variance
+    filters = (U.T / np.sqrt(lam + eps)[:, None]).reshape(d, c, k, k)
+    if both_signs:
+        filters = np.concatenate([filters, -filters])
+    return filters.astype(np.float32)

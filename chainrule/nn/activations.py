@@ -93,8 +93,11 @@ class Maxout(Module):
     """max over ``pieces`` affine maps of x (Goodfellow et al., 2013): x (N, D) -> (N, M).
 
     Holds all k maps in one weight of shape (D, k*M) (piece p is the column block ``weight[:, p*M:(p+1)*M]``) and
-    a bias (k*M,), so the forward pass is one GEMM and an elementwise max. Initialised like ``Linear``.
+    a bias (k*M,), so the forward pass is one GEMM and an elementwise max. Initialised like ``Linear``. In
+    PyTorch's layout (``to_torch_state_dict``) the weight is that of a ``torch.nn.Linear(D, k*M)``: (k*M, D).
     """
+
+    _torch_transposed = ("weight",)
 
     def __init__(self, in_features: int, out_features: int, pieces: int = 2, bias: bool = True, *,
                  dtype: Any = np.float32, seed: Any = None):
@@ -121,6 +124,100 @@ class Maxout(Module):
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, pieces={self.pieces}, "
                 f"bias={self.bias is not None}")
+
+
+class Hardtanh(Module):
+    """clip(x, min_val, max_val)."""
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0):
+        super().__init__()
+        if min_val > max_val:
+            raise ValueError(f"Hardtanh: min_val {min_val} must be <= max_val {max_val}")
+        self.min_val, self.max_val = float(min_val), float(max_val)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.hardtanh(x, self.min_val, self.max_val)
+
+    def extra_repr(self) -> str:
+        return f"min_val={self.min_val}, max_val={self.max_val}"
+
+
+class Softplus(Module):
+    """log(1 + exp(beta x)) / beta (x itself where beta x > threshold)."""
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0):
+        super().__init__()
+        if beta == 0:
+            raise ValueError("Softplus: beta must be nonzero")
+        self.beta, self.threshold = float(beta), float(threshold)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.softplus(x, self.beta, self.threshold)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, threshold={self.threshold}"
+
+
+class LogSigmoid(Module):
+    """log(1 / (1 + exp(-x)))."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.logsigmoid(x)
+
+
+class GLU(Module):
+    """Gated linear unit along ``dim``: a * sigmoid(b) of x's two halves."""
+
+    def __init__(self, dim: int = -1):
+        super().__init__()
+        self.dim = int(dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.glu(x, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class Softshrink(Module):
+    """Soft thresholding: x - lambd above lambd, x + lambd below -lambd, 0 in between."""
+
+    def __init__(self, lambd: float = 0.5):
+        super().__init__()
+        if lambd < 0:
+            raise ValueError(f"Softshrink: lambd must be >= 0, got {lambd}")
+        self.lambd = float(lambd)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.softshrink(x, self.lambd)
+
+    def extra_repr(self) -> str:
+        return f"{self.lambd}"
+
+
+class RReLU(Module):
+    """Randomized leaky ReLU: negative slopes drawn from U(lower, upper) in training, from ``self.generator``
+    (seeded by ``seed`` and saved by ``rng_state()`` / ``Module.rng_states()``, as ``Dropout``'s); the mean slope
+    (lower + upper) / 2 in evaluation."""
+
+    def __init__(self, lower: float = 1.0 / 8, upper: float = 1.0 / 3, seed: Any = None):
+        super().__init__()
+        if not 0 <= lower <= upper:
+            raise ValueError(f"RReLU: expected 0 <= lower <= upper, got lower={lower}, upper={upper}")
+        self.lower, self.upper = float(lower), float(upper)
+        self.generator = as_generator(seed)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.rrelu(x, self.lower, self.upper, self.training, self.generator)
+
+    def rng_state(self) -> dict:
+        return self.generator.bit_generator.state
+
+    def set_rng_state(self, state: dict) -> None:
+        self.generator.bit_generator.state = state
+
+    def extra_repr(self) -> str:
+        return f"lower={self.lower}, upper={self.upper}"
 
 
 ACTIVATIONS: dict[str, Any] = {

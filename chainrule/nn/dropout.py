@@ -1,4 +1,4 @@
-"""``Dropout``: inverted dropout with its own seeded random generator."""
+"""``Dropout`` and ``Dropout2d``: inverted dropout with its own seeded random generator."""
 
 from __future__ import annotations
 
@@ -39,3 +39,13 @@ class Dropout(Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+class Dropout2d(Dropout):
+    """Channel dropout of (N, C, H, W) or (C, H, W): zero whole feature maps with probability ``p`` and scale the
+    rest by 1/(1-p) in training (Tompson et al., 2015); identity in eval. Seeded and resumable as ``Dropout``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return F.dropout2d(x, self.p, False)  # still checks the shape
+        return F.dropout2d(x, self.p, True, self.generator)

@@ -4,9 +4,15 @@ Every function takes Tensors (or NumPy arrays, treated as constants) and returns
 fused ``Function`` node (see ``chainrule.nn._functions``), validated here once per call. Shapes follow CS231n: N
 samples, D input features, M outputs, C classes. float32 stays float32: no function upcasts its inputs.
 
-Layers: linear, maxout, dropout, batch_norm, layer_norm.
-Activations: sigmoid, tanh, relu, leaky_relu, elu, gelu (+ softmax, log_softmax from the core).
-Losses: cross_entropy, multiclass_hinge, mse, binary_cross_entropy_with_logits, l2_penalty.
+Layers: linear, maxout, dropout, dropout2d, batch_norm, layer_norm.
+Pooling (chainrule.nn._pool): max_pool2d, avg_pool2d.
+Adaptive pooling, padding and resizing (chainrule.nn._resize): adaptive_avg_pool2d, adaptive_max_pool2d, pad,
+interpolate.
+Convolution (``chainrule.nn._conv``): conv2d, conv_transpose2d, unfold, fold.
+Activations: sigmoid, tanh, relu, leaky_relu, elu, gelu (+ softmax, log_softmax from the core); and
+(chainrule.nn._pointwise) hardtanh, softplus, logsigmoid, glu, softshrink, rrelu.
+Losses: cross_entropy, nll_loss, multiclass_hinge, mse, binary_cross_entropy_with_logits, l2_penalty; and
+(chainrule.nn._criteria) l1_loss, smooth_l1_loss, soft_margin_loss, binary_cross_entropy, multilabel_margin_loss.
 """
 
 from __future__ import annotations
@@ -15,18 +21,29 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from chainrule.nn._conv import conv2d, conv_transpose2d, fold, unfold
 from chainrule.nn._functions import activation as _act
 from chainrule.nn._functions import dropout as _drop
 from chainrule.nn._functions import linear as _lin
 from chainrule.nn._functions import loss as _loss
 from chainrule.nn._functions import normalization as _norm
+from chainrule.nn._criteria import (
+    binary_cross_entropy, l1_loss, multilabel_margin_loss, smooth_l1_loss, soft_margin_loss,
+)
+from chainrule.nn._pointwise import glu, hardtanh, logsigmoid, rrelu, softplus, softshrink
+from chainrule.nn._pool import avg_pool2d, max_pool2d
+from chainrule.nn._resize import adaptive_avg_pool2d, adaptive_max_pool2d, interpolate, pad
 from chainrule.ops import log_softmax, relu, sigmoid, softmax, tanh
 from chainrule.tensor import Tensor
 
 __all__ = [
-    "linear", "maxout", "dropout", "batch_norm", "layer_norm",
+    "linear", "maxout", "dropout", "dropout2d", "batch_norm", "layer_norm", "max_pool2d", "avg_pool2d",
+    "adaptive_avg_pool2d", "adaptive_max_pool2d", "pad", "interpolate",
+    "conv2d", "conv_transpose2d", "unfold", "fold",
     "sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "softmax", "log_softmax",
-    "cross_entropy", "multiclass_hinge", "mse", "mse_loss", "binary_cross_entropy_with_logits", "l2_penalty",
+    "hardtanh", "softplus", "logsigmoid", "glu", "softshrink", "rrelu",
+    "cross_entropy", "nll_loss", "multiclass_hinge", "mse", "mse_loss", "binary_cross_entropy_with_logits",
+    "l2_penalty", "l1_loss", "smooth_l1_loss", "soft_margin_loss", "binary_cross_entropy", "multilabel_margin_loss",
 ]
 
 TensorLike = Any  # Tensor or np.ndarray
@@ -90,18 +107,39 @@ def dropout(x: TensorLike, p: float = 0.5, training: bool = True,
     return _drop.Dropout.apply(x, _drop.dropout_mask(data.shape, float(p), gen, data.dtype))
 
 
+def dropout2d(x: TensorLike, p: float = 0.5, training: bool = True,
+              generator: np.random.Generator | int | None = None) -> Tensor:
+    """Channel dropout of x (N, C, H, W) or (C, H, W): zero each whole channel (feature map) with probability ``p``
+    and scale the kept ones by 1/(1-p) in training; the identity otherwise. ``generator`` as for ``dropout``."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout2d: expected p in [0, 1], got {p}")
+    x = _as_input(x)
+    data = _array(x)
+    if data.ndim not in (3, 4):
+        raise ValueError(f"dropout2d: expected input of shape (N, C, H, W) or (C, H, W), got {data.shape}; for "
+                         "(N, D) features use dropout")
+    if not training or p == 0.0:
+        return x if isinstance(x, Tensor) else Tensor(x)
+    from chainrule.utils.seeding import as_generator
+
+    gen = as_generator(generator, name="generator")
+    mask_shape = data.shape[:-2] + (1, 1)  # one draw per (sample, channel), broadcast over H and W
+    return _drop.Dropout.apply(x, _drop.dropout_mask(mask_shape, float(p), gen, data.dtype))
+
+
 def batch_norm(x: TensorLike, running_mean: np.ndarray | None, running_var: np.ndarray | None,
                weight: TensorLike | None = None, bias: TensorLike | None = None, training: bool = False,
                momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
-    """Batch normalization of x (N, D) per feature (PyTorch's argument order).
+    """Batch normalization of x (N, C) per feature, or of x (N, C, H, W) (any (N, C, *spatial)) per channel over
+    N, H and W (PyTorch's argument order).
 
-    ``training=True``: batch statistics, and ``running_mean`` / ``running_var`` (D,) arrays, if given, are updated
+    ``training=True``: batch statistics, and ``running_mean`` / ``running_var`` (C,) arrays, if given, are updated
     in place (momentum, unbiased variance). ``training=False``: the running statistics are used.
     """
     x = _as_input(x)
     data = _array(x)
-    if data.ndim != 2:
-        raise ValueError(f"batch_norm: expected input of shape (N, D), got {data.shape}; reshape to 2-D first")
+    if data.ndim < 2:
+        raise ValueError(f"batch_norm: expected input of shape (N, C) or (N, C, H, W), got {data.shape}")
     d = data.shape[1]
     for name, a in (("weight", weight), ("bias", bias), ("running_mean", running_mean), ("running_var", running_var)):
         if a is not None and _array(a).shape != (d,):
@@ -112,8 +150,8 @@ def batch_norm(x: TensorLike, running_mean: np.ndarray | None, running_var: np.n
             raise TypeError(f"batch_norm: input dtype {data.dtype} does not match {name} dtype {_array(a).dtype}; "
                             f"convert one of them (a module: model.to(np.{data.dtype}))")
     if training:
-        if data.shape[0] < 2:
-            raise ValueError(f"batch_norm: training needs more than 1 sample per feature, got input {data.shape}")
+        if data.size // max(d, 1) < 2:
+            raise ValueError(f"batch_norm: training needs more than 1 value per channel, got input {data.shape}")
     elif running_mean is None or running_var is None:
         raise ValueError("batch_norm: evaluation (training=False) needs running_mean and running_var")
     return _norm.BatchNorm.apply(x, weight, bias, running_mean=running_mean, running_var=running_var,
@@ -201,18 +239,94 @@ def _check_scores(op: str, scores: Any, reduction: str) -> np.ndarray:
     return s
 
 
-def cross_entropy(scores: TensorLike, y: Any, reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
-    """Softmax cross-entropy of scores (N, C) against integer labels y (N,), fused and stable.
+def class_targets(op: str, scores: np.ndarray, y: Any, ignore_index: int) -> np.ndarray:
+    """Integer labels y (N, *d) for scores (N, C, *d), each in [0, C) or equal to ``ignore_index``; ValueError
+    naming the first bad one and its index."""
+    y = _array(y)
+    want = scores.shape[:1] + scores.shape[2:]
+    if y.ndim == 1 and len(want) == 1 and y.shape != want:
+        raise ValueError(f"{op}: scores have {want[0]} rows but y has {y.shape[0]} labels; pass one label per sample")
+    if y.shape != want:
+        raise ValueError(f"{op}: expected labels of shape {want}, got shape {y.shape} (scores {scores.shape}: one "
+                         f"label per sample{' and position' if len(want) > 1 else ''})")
+    if y.dtype.kind == "f":
+        bad = np.argwhere(~np.isfinite(y) | (y != np.round(y)))
+        if bad.size:
+            where = tuple(int(i) for i in bad[0])
+            raise ValueError(f"{op}: expected integer labels, got {y[where]} at index "
+                             f"{where[0] if len(where) == 1 else where}")
+        y = y.astype(np.intp)
+    elif y.dtype.kind not in "iu":
+        raise ValueError(f"{op}: expected integer labels, got dtype {y.dtype}")
+    c = scores.shape[1]
+    bad = np.argwhere(((y < 0) | (y >= c)) & (y != ignore_index))
+    if bad.size:
+        where = tuple(int(i) for i in bad[0])
+        raise ValueError(f"{op}: expected labels in [0, {c}) or ignore_index={ignore_index}, got {y[where]} at index "
+                         f"{where[0] if len(where) == 1 else where}")
+    return y
 
-    loss_i = -log softmax(s_i)[y_i] (with label smoothing eps: the target is (1 - eps) onehot + eps / C); the
-    backward is (softmax - target) / N for ``reduction="mean"``.
+
+def _class_scores(op: str, scores: Any, y: Any, weight: Any, reduction: str) -> tuple[Any, Any, Any, bool]:
+    """(scores, y, weight, unbatched): (C,) scores with a label () become a batch of one; the weight (C,) an array
+    of the scores' dtype."""
+    _check_reduction(op, reduction)
+    scores = _as_input(scores)
+    s = _array(scores)
+    if not np.issubdtype(s.dtype, np.floating):
+        raise TypeError(f"{op}: expected floating-point scores, got dtype {s.dtype}")
+    unbatched = s.ndim == 1
+    if unbatched:
+        if np.ndim(_array(y)) != 0:
+            raise ValueError(f"{op}: scores of shape {s.shape} are one unbatched sample and need one label (an int), "
+                             f"got labels of shape {np.shape(_array(y))}; for a batch pass scores of shape (N, C)")
+        scores = scores.reshape(1, -1) if isinstance(scores, Tensor) else s.reshape(1, -1)
+        y = np.reshape(_array(y), (1,))
+        s = _array(scores)
+    if s.ndim < 2:
+        raise ValueError(f"{op}: expected scores of shape (N, C) or (N, C, d1, ...) such as (N, C, H, W), got "
+                         f"{s.shape}")
+    if s.shape[0] == 0 and reduction == "mean":
+        raise ValueError(f"{op}: the mean over an empty batch is undefined; pass at least one sample")
+    if weight is not None:
+        if isinstance(weight, Tensor) and weight.requires_grad:
+            raise ValueError(f"{op}: weight is a constant (PyTorch gives it no gradient either); pass weight.detach()")
+        weight = np.asarray(_array(weight), dtype=s.dtype)
+        if weight.shape != (s.shape[1],):
+            raise ValueError(f"{op}: expected weight of shape ({s.shape[1]},), one per class, got {weight.shape}")
+    return scores, y, weight, unbatched
+
+
+def cross_entropy(scores: TensorLike, y: Any, reduction: str = "mean", label_smoothing: float = 0.0, *,
+                  weight: Any = None, ignore_index: int = -100) -> Tensor:
+    """Softmax cross-entropy of scores (N, C) against integer labels y (N,), or per position of scores
+    (N, C, H, W) (any (N, C, d1, ...)) against y (N, H, W); fused and stable. PyTorch's keyword arguments:
+
+    - ``weight`` (C,): class weights; each position counts w[y], and "mean" divides by the sum of w[y].
+    - ``ignore_index``: positions whose label equals it add nothing and are not counted by "mean".
+    - ``label_smoothing`` eps: the target is (1 - eps) onehot(y) + eps / C; with ``weight`` the smoothing term is
+      eps / C * sum_j w_j (-log p_j), over the same denominator (PyTorch's exact rule; see ``CrossEntropy``).
+
+    loss_i = -log softmax(s_i)[y_i] without these; the backward is (softmax - target) / N for "mean".
     """
-    s = _check_scores("cross_entropy", scores, reduction)
+    scores, y, weight, unbatched = _class_scores("cross_entropy", scores, y, weight, reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: expected label_smoothing in [0, 1], got {label_smoothing}")
-    labels = check_labels("cross_entropy", y, s.shape[0], s.shape[1])
-    return _loss.CrossEntropy.apply(_as_input(scores), labels, reduction=reduction,
-                                    label_smoothing=float(label_smoothing))
+    labels = class_targets("cross_entropy", _array(scores), y, int(ignore_index))
+    out = _loss.CrossEntropy.apply(scores, labels, weight=weight, reduction=reduction,
+                                   label_smoothing=float(label_smoothing), ignore_index=int(ignore_index))
+    return out.reshape(()) if unbatched and reduction == "none" else out
+
+
+def nll_loss(log_probs: TensorLike, y: Any, weight: Any = None, ignore_index: int = -100,
+             reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood: -w[y] * log_probs[i, y_i] for log-probabilities (N, C) (e.g. ``log_softmax``) or
+    (N, C, H, W) against labels (N,) or (N, H, W); ``weight``, ``ignore_index`` and "mean" as ``cross_entropy``
+    (PyTorch's argument order)."""
+    log_probs, y, weight, unbatched = _class_scores("nll_loss", log_probs, y, weight, reduction)
+    labels = class_targets("nll_loss", _array(log_probs), y, int(ignore_index))
+    out = _loss.NLLLoss.apply(log_probs, labels, weight=weight, reduction=reduction, ignore_index=int(ignore_index))
+    return out.reshape(()) if unbatched and reduction == "none" else out
 
 
 def multiclass_hinge(scores: TensorLike, y: Any, margin: float = 1.0, reduction: str = "mean") -> Tensor:
@@ -254,11 +368,37 @@ def mse(pred: TensorLike, target: TensorLike, reduction: str = "mean") -> Tensor
 mse_loss = mse
 
 
-def binary_cross_entropy_with_logits(logits: TensorLike, target: TensorLike, reduction: str = "mean") -> Tensor:
+def _broadcast_weight(op: str, name: str, w: Any, x: np.ndarray) -> Any:
+    """A constant weight that broadcasts to x's shape (without growing it), as an array of x's dtype."""
+    if w is None:
+        return None
+    if isinstance(w, Tensor) and w.requires_grad:
+        raise ValueError(f"{op}: {name} is a constant (PyTorch gives it no gradient either); pass {name}.detach()")
+    w = np.asarray(_array(w), dtype=x.dtype)
+    try:
+        ok = np.broadcast_shapes(_array(w).shape, x.shape) == x.shape
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{op}: {name} of shape {_array(w).shape} does not broadcast to the input's shape {x.shape}; "
+                         f"give it that shape or one that broadcasts (e.g. ({x.shape[-1]},) per class)")
+    return w
+
+
+def binary_cross_entropy_with_logits(logits: TensorLike, target: TensorLike, reduction: str = "mean", *,
+                                     weight: Any = None, pos_weight: Any = None) -> Tensor:
     """Logistic loss of logits against targets in [0, 1] (same shape), computed stably from the logits:
-    max(x, 0) - x t + log(1 + exp(-|x|)); averaged over all elements for ``reduction="mean"``."""
+    max(x, 0) - x t + log(1 + exp(-|x|)); averaged over all elements for ``reduction="mean"``.
+
+    PyTorch's keyword arguments: ``pos_weight`` multiplies the positive term, -pw t log sigmoid(x) (broadcast
+    against the logits: one per class for (N, C), > 1 raises recall); ``weight`` rescales each element's loss.
+    """
     target = _check_target("binary_cross_entropy_with_logits", logits, target, reduction)
-    return _loss.BinaryCrossEntropyWithLogits.apply(_as_input(logits), target, reduction=reduction)
+    x = _array(logits)
+    weight = _broadcast_weight("binary_cross_entropy_with_logits", "weight", weight, x)
+    pos_weight = _broadcast_weight("binary_cross_entropy_with_logits", "pos_weight", pos_weight, x)
+    return _loss.BinaryCrossEntropyWithLogits.apply(_as_input(logits), target, reduction=reduction, weight=weight,
+                                                    pos_weight=pos_weight)
 
 
 def l2_penalty(params: Iterable[Tensor] | Any, lam: float) -> Tensor:

@@ -23,7 +23,7 @@ from chainrule.utils.seeding import as_generator
 
 __all__ = [
     "calculate_gain", "fans", "uniform", "normal", "xavier_uniform", "xavier_normal", "kaiming_uniform",
-    "kaiming_normal", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
+    "kaiming_normal", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "dirac",
 ]
 
 Shape = Sequence[int]
@@ -139,3 +139,16 @@ glorot_uniform = xavier_uniform
 glorot_normal = xavier_normal
 he_uniform = kaiming_uniform
 he_normal = kaiming_normal
+
+
+def dirac(shape: Shape, dtype: Any = np.float32) -> np.ndarray:
+    """Identity filters of a conv weight (out, in, *kernel) (PyTorch's ``dirac_``): filter i is 1 at the kernel's
+    centre on input channel i (for i < min(out, in)) and 0 elsewhere, so the conv ("same" padding) copies its first
+    channels through."""
+    shape = tuple(int(s) for s in shape)
+    if len(shape) < 3:
+        raise ValueError(f"dirac: expected a conv weight shape (out, in, *kernel), got {shape}")
+    w = np.zeros(shape, dtype=_float_dtype(dtype))
+    n = min(shape[0], shape[1])
+    w[(np.arange(n), np.arange(n), *(np.full(n, k // 2) for k in shape[2:]))] = 1
+    return w

@@ -18,10 +18,13 @@ class Linear(Module):
     """x (N, D) -> x W + b (N, M), one fused node (``F.linear``).
 
     ``weight`` has shape (in_features, out_features) = (D, M): the transpose of PyTorch's layout, so the forward
-    pass is ``x @ W`` with no transposed copy (to load PyTorch weights, transpose them). ``bias`` has shape (M,).
+    pass is ``x @ W`` with no transposed copy (``to_torch_state_dict`` / ``load_torch_state_dict`` transpose it).
+    ``bias`` has shape (M,).
     Both start U(-1/sqrt(D), 1/sqrt(D)), PyTorch's default; ``seed`` (int or Generator) makes that reproducible.
     State-dict keys: ``weight``, ``bias``.
     """
+
+    _torch_transposed = ("weight",)
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *, dtype: Any = np.float32,
                  seed: Any = None):

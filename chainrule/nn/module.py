@@ -306,6 +306,37 @@ class Module:
                     setattr(m, attr, np.array(value, dtype=b.dtype))
         return IncompatibleKeys(missing, unexpected)
 
+    # Entries this layer stores transposed relative to PyTorch's layout (Linear's weight is (in, out), PyTorch's
+    # (out, in)); ``to_torch_state_dict`` / ``load_torch_state_dict`` transpose exactly these.
+    _torch_transposed: tuple[str, ...] = ()
+
+    def to_torch_state_dict(self) -> dict[str, np.ndarray]:
+        """``state_dict()`` in PyTorch's key names and layouts (NumPy arrays, C-contiguous): a PyTorch model of the
+        same architecture loads it with ``load_state_dict`` (after ``torch.from_numpy``, or through a
+        ``.safetensors`` file: ``chainrule.safetensors.save_file``, then ``safetensors.torch.load_file``)."""
+        out = {}
+        for key, m, attr, kind in self._state_entries():
+            value = m._parameters[attr].data if kind == "param" else m._buffers[attr]
+            out[key] = np.array(value.T if attr in m._torch_transposed else value, order="C", copy=True)
+        return out
+
+    def load_torch_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> IncompatibleKeys:
+        """Load a PyTorch ``state_dict`` (torch tensors or NumPy arrays, PyTorch's layouts): the inverse of
+        ``to_torch_state_dict``, then ``load_state_dict`` (same checks; shapes in its message are chainrule's)."""
+        transposed = {key for key, m, attr, _ in self._state_entries() if attr in m._torch_transposed}
+        converted = {}
+        for key, value in state_dict.items():
+            if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch.Tensor, without importing torch
+                value = value.detach().cpu().numpy()
+            value = np.asarray(value.data if isinstance(value, Tensor) else value)
+            if key in transposed:
+                if value.ndim != 2:
+                    raise ValueError(f"load_torch_state_dict: {key} must be 2-D (PyTorch's (out_features, "
+                                     f"in_features)), got shape {value.shape}; nothing was loaded")
+                value = value.T
+            converted[key] = value
+        return self.load_state_dict(converted, strict=strict)
+
     def rng_states(self) -> dict[str, dict]:
         """The state of every sub-module's random generator (``.generator``, e.g. Dropout's), by dotted module
         name. The values are ``bit_generator.state`` dicts (JSON-serialisable) for exact resume."""

@@ -22,9 +22,10 @@ semantics); see docs/engine.md for the table.
 from chainrule.optim import lr_scheduler, schedules
 from chainrule.optim.adam import Adam, AdamW
 from chainrule.optim.clip import clip_grad_norm, clip_grad_value
+from chainrule.optim.groups import param_groups
 from chainrule.optim.optimizer import Optimizer
 from chainrule.optim.rmsprop import RMSProp, RMSprop
 from chainrule.optim.sgd import SGD
 
 __all__ = ["Optimizer", "SGD", "RMSProp", "RMSprop", "Adam", "AdamW", "clip_grad_norm", "clip_grad_value", "schedules",
-           "lr_scheduler"]
+           "lr_scheduler", "param_groups"]

@@ -1,18 +1,23 @@
 """The messages a playground page sends over its WebSocket, and their validation.
 
 Every message is one JSON object with a ``type``; anything else (oversized or malformed JSON, an unknown type or
-field, a wrong type, a value out of range) raises ``ProtocolError`` naming the field, the rule and the value, which
-the server sends back to the page as ``{"type": "error", ...}`` and then carries on.
+field, a wrong type, a value out of range, more than ``MAX_DEPTH`` levels of nesting) raises ``ProtocolError``
+naming the field, the rule and the value, which the server sends back to the page as ``{"type": "error", ...}``
+and then carries on.
 
     {"type": "set", "data": {"dataset": "spiral", "classes": 3}, "features": ["x", "y"],
      "model": "mlp", "params": {"hidden_sizes": [8, 8], "weight_decay": 0.01, "lr": 0.01}}
     {"type": "play"} {"type": "pause"} {"type": "step"} {"type": "reset"} {"type": "clear"}
     {"type": "add_point", "x": 0.2, "y": -0.5, "label": 1}
     {"type": "inspect", "index": 12}            (a training point for the graph view; null: none)
+    {"type": "ping"}                            (the page is open: keeps an idle session from timing out; no reply)
 
+``model`` is one of the registered models that take 2-D points (``chainrule.classifiers.model_names("points")``).
 ``params`` are the estimators' own parameters (``chainrule.classifiers``), under their own names: λ is
-``weight_decay`` for ``MLPClassifier`` and ``reg`` for ``LinearSVM`` / ``SoftmaxClassifier``. Limits that depend
-on the data (k at most the number of training points, a label below the number of classes) are the session's.
+``weight_decay`` for ``MLPClassifier`` and ``reg`` for ``LinearSVM`` / ``SoftmaxClassifier``. The page may set the
+parameters of a model's playground row (``ModelSpec.playground``) that have a rule in ``PARAM_RULES`` (one rule per
+parameter name). Limits that depend on the data (k at most the number of training points, a label below the number
+of classes) are the session's.
 """
 
 from __future__ import annotations
@@ -22,13 +27,15 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from chainrule.classifiers import mlp
+from chainrule.classifiers import get_spec, mlp, model_names
 from chainrule.data.toy import TOY_2D
 from chainrule.optim.factory import OPTIMIZERS
 from chainrule.playground.features import FEATURES
 
 MAX_MESSAGE_BYTES = 64 * 1024
+MAX_DEPTH = 8  # JSON nesting: the deepest valid message ({"params": {"hidden_sizes": [...]}}) has 3 levels
 MAX_POINTS = 5000
+MAX_K = 100  # kNN's k: each reply scores the 100 x 100 surface; its cost grows with k (see Session)
 MAX_LAYERS = 8
 MAX_NEURONS = 256
 PLANE = 1.25  # the page shows [-PLANE, PLANE]^2; points are accepted inside it
@@ -47,8 +54,22 @@ class ProtocolError(ValueError):
 
 
 def _show(value: Any) -> str:
-    text = json.dumps(value) if isinstance(value, (dict, list, str, int, float, bool, type(None))) else repr(value)
+    try:
+        text = json.dumps(value) if isinstance(value, (dict, list, str, int, float, bool, type(None))) else repr(value)
+    except (RecursionError, ValueError):  # never raised for the checked messages: nesting is limited first
+        text = f"<a {type(value).__name__}>"
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def nesting_depth(value: Any, limit: int) -> int:
+    """The nesting depth of a parsed JSON value (a scalar: 0), counted without recursion and only up to
+    ``limit + 1``."""
+    depth, level = 0, [value]
+    while level and depth <= limit:
+        level = [v for c in level if isinstance(c, (dict, list)) for v in (c.values() if isinstance(c, dict) else c)
+                 if isinstance(v, (dict, list))] if depth else [c for c in level if isinstance(c, (dict, list))]
+        depth += bool(level)
+    return depth
 
 
 # ---- field rules ----------------------------------------------------------------------------------------------------
@@ -110,20 +131,27 @@ class Bool:
 
 @dataclass(frozen=True)
 class Layers:
-    """hidden_sizes: a list of at most ``max_layers`` widths, each in [1, max_width]."""
+    """hidden_sizes (or a conv net's channels): a list of at most ``max_layers`` widths, each in [1, max_width];
+    ``layer`` and ``unit`` name them in the errors, ``min_layers`` the fewest."""
     max_layers: int
     max_width: int
+    layer: str = "layer"
+    unit: str = "neurons"
+    min_layers: int = 0
 
     def check(self, field: str, v: Any) -> tuple[int, ...]:
         if not isinstance(v, list):
-            raise ProtocolError(field, "expected a list of layer widths, e.g. [8, 8]", v)
+            raise ProtocolError(field, f"expected a list of {self.layer} widths, e.g. [8, 8]", v)
         if len(v) > self.max_layers:
-            raise ProtocolError(field, f"at most {self.max_layers} hidden layers", v)
+            raise ProtocolError(field, f"at most {self.max_layers} hidden {self.layer}s"
+                                if self.layer == "layer" else f"at most {self.max_layers} {self.layer}s", v)
+        if len(v) < self.min_layers:
+            raise ProtocolError(field, f"at least {self.min_layers} {self.layer}", v)
         for i, w in enumerate(v):
             if isinstance(w, bool) or not isinstance(w, int):
                 raise ProtocolError(f"{field}[{i}]", "expected an integer", w)
             if not 1 <= w <= self.max_width:
-                raise ProtocolError(f"{field}[{i}]", f"a layer has 1 to {self.max_width} neurons", w)
+                raise ProtocolError(f"{field}[{i}]", f"a {self.layer} has 1 to {self.max_width} {self.unit}", w)
         return tuple(v)
 
 
@@ -172,33 +200,38 @@ _L2 = Float(0.0, 10.0)
 _BATCH = Int(1, MAX_POINTS)
 _MOMENTUM = Float(0.0, 1.0, hi_open=True)
 
-# model -> the estimator parameters the page may set (the estimators' own names and values)
-PARAM_RULES: dict[str, dict[str, Any]] = {
-    "knn": {"k": Int(1, MAX_POINTS), "metric": Choice(("l1", "l2"))},
-    "svm": {"reg": _L2, "lr": _LR, "batch_size": _BATCH, "momentum": _MOMENTUM,
-            "optimizer": Choice(tuple(OPTIMIZERS))},
-    "softmax": {"reg": _L2, "lr": _LR, "batch_size": _BATCH, "momentum": _MOMENTUM,
-                "optimizer": Choice(tuple(OPTIMIZERS))},
-    "mlp": {"hidden_sizes": Layers(MAX_LAYERS, MAX_NEURONS), "activation": Choice(mlp.ACTIVATIONS),
-            "weight_decay": _L2, "lr": _LR, "optimizer": Choice(tuple(OPTIMIZERS)), "momentum": _MOMENTUM,
-            "nesterov": Bool(), "batch_size": _BATCH},
+# estimator parameter -> what the page may set it to (the estimators' own names and values)
+PARAM_RULES: dict[str, Any] = {
+    "k": Int(1, MAX_K), "metric": Choice(("l1", "l2")), "hidden_sizes": Layers(MAX_LAYERS, MAX_NEURONS),
+    "activation": Choice(mlp.ACTIVATIONS), "reg": _L2, "weight_decay": _L2, "lr": _LR,
+    "optimizer": Choice(tuple(OPTIMIZERS)), "momentum": _MOMENTUM, "nesterov": Bool(), "batch_size": _BATCH,
 }
-MODELS = tuple(PARAM_RULES)
+
+
+def models() -> tuple[str, ...]:
+    """The models the playground offers: the registered ones that take 2-D points."""
+    return model_names("points")
+
+
+def model_rules(model: str) -> dict[str, Any]:
+    """{parameter: rule} of the parameters the page may set for ``model``: those of its playground row that have a
+    rule."""
+    return {k: PARAM_RULES[k] for k in get_spec(model).playground_params() if k in PARAM_RULES}
 
 _SET_RULES = ("data", "features", "model", "params")
-_NO_FIELDS = ("play", "pause", "step", "reset", "clear")
-TYPES = ("set", "add_point", "inspect", *_NO_FIELDS)
+_NO_FIELDS = ("play", "pause", "step", "reset", "clear", "ping")
+TYPES = ("set", "add_point", "inspect", "mode", *_NO_FIELDS)
 _POINT_RULES = {"x": Float(-PLANE, PLANE), "y": Float(-PLANE, PLANE), "label": Int(0, 4)}
 _INSPECT_RULES = {"index": Nullable(Int(0, MAX_POINTS - 1))}
+_MODE_RULES = {"mode": Choice(("points", "images"))}  # which session (2-D points, images) the tab talks to
 
 
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def parse_message(text: str | bytes, model: str) -> dict[str, Any]:
-    """One message from the page -> a validated dict with its ``type``; ``model`` is the session's current model
-    (``params`` of a ``set`` without a new ``model`` are checked against it). Raises ProtocolError."""
+def decode_message(text: str | bytes) -> dict[str, Any]:
+    """The JSON object of one message, checked for size, syntax and nesting (either mode's first step)."""
     if isinstance(text, bytes):
         raise ProtocolError("message", "expected a text (JSON) message, not binary", f"{len(text)} bytes")
     size = len(text.encode("utf-8", "surrogatepass"))
@@ -208,8 +241,18 @@ def parse_message(text: str | bytes, model: str) -> dict[str, Any]:
         msg = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError; so are NaN and huge ints
         raise ProtocolError("message", "malformed JSON", str(e)) from None
+    depth = nesting_depth(msg, MAX_DEPTH)
+    if depth > MAX_DEPTH:
+        raise ProtocolError("message", f"at most {MAX_DEPTH} levels of nesting", f"more than {MAX_DEPTH} levels")
     if not isinstance(msg, dict):
         raise ProtocolError("message", "expected a JSON object with a \"type\"", msg)
+    return msg
+
+
+def parse_message(text: str | bytes, model: str) -> dict[str, Any]:
+    """One message from the page -> a validated dict with its ``type``; ``model`` is the session's current model
+    (``params`` of a ``set`` without a new ``model`` are checked against it). Raises ProtocolError."""
+    msg = decode_message(text)
     kind = msg.get("type")
     if kind not in TYPES:
         raise ProtocolError("type", f"must be one of {', '.join(TYPES)}", kind)
@@ -218,8 +261,8 @@ def parse_message(text: str | bytes, model: str) -> dict[str, Any]:
         for key, v in body.items():
             raise ProtocolError(key, f"unknown field; a {kind} message has only a type", v)
         return {"type": kind}
-    rules = _POINT_RULES if kind == "add_point" else _INSPECT_RULES
-    if kind in ("add_point", "inspect"):
+    rules = {"add_point": _POINT_RULES, "inspect": _INSPECT_RULES, "mode": _MODE_RULES}.get(kind)
+    if kind in ("add_point", "inspect", "mode"):
         fields = check_fields("", body, rules)
         missing = [k for k in rules if k not in fields]
         if missing:
@@ -238,26 +281,30 @@ def _parse_set(body: dict[str, Any], model: str) -> dict[str, Any]:
     if "features" in body:
         out["features"] = Subset(tuple(FEATURES)).check("features", body["features"])
     if "model" in body:
-        model = out["model"] = Choice(MODELS).check("model", body["model"])
+        model = out["model"] = Choice(models()).check("model", body["model"])
     if "params" in body:
-        out["params"] = check_fields("params", body["params"], PARAM_RULES[model])
+        out["params"] = check_fields("params", body["params"], model_rules(model))
     return out
+
+
+def _describe(rule: Any) -> dict[str, Any]:
+    if isinstance(rule, Choice):
+        return {"kind": "choice", "values": list(rule.values)}
+    if isinstance(rule, Layers):
+        return {"kind": "layers", "max_layers": rule.max_layers, "max_width": rule.max_width}
+    if isinstance(rule, Bool):
+        return {"kind": "bool"}
+    return {"kind": type(rule).__name__.lower(), "min": rule.lo, "max": rule.hi}
+
+
+def describe_rules(rules: dict[str, Any]) -> dict[str, Any]:
+    """{field: its rule as the page reads it (kind, choices or limits)}."""
+    return {k: _describe(r) for k, r in rules.items()}
 
 
 def public_rules() -> dict[str, Any]:
     """The limits and choices, for the page to build its controls from (so that page and server agree)."""
-    def describe(rule: Any) -> dict[str, Any]:
-        if isinstance(rule, Choice):
-            return {"kind": "choice", "values": list(rule.values)}
-        if isinstance(rule, Layers):
-            return {"kind": "layers", "max_layers": rule.max_layers, "max_width": rule.max_width}
-        if isinstance(rule, Bool):
-            return {"kind": "bool"}
-        return {"kind": type(rule).__name__.lower(), "min": rule.lo, "max": rule.hi}
-
-    def group(rules: dict[str, Any]) -> dict[str, Any]:
-        return {k: describe(r) for k, r in rules.items()}
-
-    return {"data": group(DATA_RULES), "params": {m: group(r) for m, r in PARAM_RULES.items()},
+    return {"data": describe_rules(DATA_RULES), "params": {m: describe_rules(model_rules(m)) for m in models()},
+            "models": [{"name": m, "label": get_spec(m).label, "estimator": get_spec(m).class_name} for m in models()],
             "features": {name: label for name, (label, _) in FEATURES.items()},
             "datasets": {name: list(classes) for name, classes in TOY_2D.items()}, "plane": PLANE}

@@ -42,17 +42,15 @@ def _softmax(s: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def probabilities(est: Any, X: np.ndarray) -> np.ndarray:
-    """(N, C) class probabilities of a fitted estimator; for LinearSVM, whose scores are not probabilities, the
-    softmax of its scores (the page uses it only to shade the map by how clearly one class wins)."""
+def probabilities(est: Any, X: np.ndarray, rows: int = 2500) -> np.ndarray:
+    """(N, C) class probabilities of a fitted estimator (its ``probabilities``: for LinearSVM, whose scores are not
+    probabilities, the softmax of its scores; the page uses them only to shade the map by how clearly one class
+    wins). Computed ``rows`` at a time, so that what a reply holds besides the result is bounded by the block, not
+    by N."""
+    if len(X) > rows:
+        return np.concatenate([probabilities(est, X[i:i + rows], rows) for i in range(0, len(X), rows)])
     with np.errstate(over="ignore", invalid="ignore"):  # a diverged model's last weights may overflow: shown as 0
-        if hasattr(est, "predict_proba"):
-            p = np.asarray(est.predict_proba(X))
-        else:
-            scores = np.asarray(est.decision_function(X), dtype=np.float64)
-            if scores.ndim == 1:  # two classes: scikit-learn's margin s_1 - s_0
-                scores = np.stack([np.zeros_like(scores), scores], axis=1)
-            p = _softmax(scores)
+        p = np.asarray(est.probabilities(X)[0])
     return np.nan_to_num(p, nan=0.0, posinf=0.0, neginf=0.0)
 
 

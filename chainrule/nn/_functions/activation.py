@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from chainrule.backend import gemm
+from chainrule.backend import fused, gemm
 from chainrule.function import Function
 from chainrule.ops import xp
 
@@ -125,6 +125,10 @@ class GeluErf(Function):
 
     @staticmethod
     def forward(ctx, x):
+        y = fused.gelu_erf(x)  # one oneDNN pass where it runs (float32 on the onednn conv backend), else NumPy
+        if y is not None:
+            ctx.save_for_backward(x, None)  # its backward recomputes Phi in the same pass
+            return y
         cdf = _normal_cdf(x)
         ctx.save_for_backward(x, cdf)
         return x * cdf
@@ -137,6 +141,11 @@ class GeluErf(Function):
     @staticmethod
     def backward(ctx, grad):
         x, cdf = ctx.saved_tensors
+        if cdf is None:  # the forward ran on oneDNN
+            gx = fused.gelu_erf_backward(x, grad)
+            if gx is not None:
+                return gx
+            cdf = _normal_cdf(x)
         with np.errstate(over="ignore", under="ignore"):
             pdf = _INV_SQRT_2PI * xp.exp(-0.5 * x * x)
             return grad * (cdf + x * pdf)

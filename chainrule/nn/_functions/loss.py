@@ -13,6 +13,7 @@ import numpy as np
 
 from chainrule.function import Function
 from chainrule.ops import xp
+from chainrule.tensor import Tensor
 from chainrule.ops.softmax import Softmax
 
 
@@ -31,47 +32,111 @@ def _upstream(grad: np.ndarray, reduction: str, count: int) -> np.ndarray:
     return grad
 
 
-class CrossEntropy(Function):
-    """Softmax cross-entropy: scores (N, C), integer labels y (N,) -> loss.
+def _class_weights(y, weight, ignore_index, dtype):
+    """(y0, keep, wy): the labels as an (N, 1, *d) index (ignored positions pointing at class 0), the kept
+    positions (N, *d) and each position's weight w[y] (0 where ignored; 1 without ``weight``)."""
+    keep = y != ignore_index
+    y0 = np.where(keep, y, 0)[:, None]
+    wy = keep.astype(dtype) if weight is None else np.where(keep, weight[y0[:, 0]], 0).astype(dtype)
+    return y0, keep, wy
 
-    With p = softmax(s) and the target distribution q = (1 - eps) onehot(y) + eps / C (label smoothing eps),
-    loss_i = -sum_j q_ij log p_ij and dloss_i / ds_i = p_i - q_i. Scores are shifted by their row max first, so
-    exp never overflows (it may underflow to 0, which is the right answer).
+
+def _per_class(weight, ndim):
+    """The class weights (C,) shaped to broadcast against (N, C, *d)."""
+    return weight.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def _class_upstream(grad, reduction, denom):
+    """The upstream gradient broadcast over the class axis: g / denom ("mean"), g ("sum"), g[:, None] ("none")."""
+    if reduction == "none":
+        return grad[:, None]
+    return grad / denom if reduction == "mean" else grad
+
+
+class CrossEntropy(Function):
+    """Softmax cross-entropy over the class axis 1: scores (N, C) or (N, C, d1, ...), integer labels y (N,) or
+    (N, d1, ...) -> loss, with PyTorch's class ``weight`` w (C,), ``ignore_index`` and ``label_smoothing`` eps.
+
+    With p = softmax(s), W = sum_j w_j (C without weights) and each position's weight w_y (0 where y is ignored):
+
+        loss_i = (1 - eps) w_y (-log p_y) + eps / C * sum_j w_j (-log p_j)
+        dloss_i / ds_i = a_i p_i - q_i,   a_i = (1 - eps) w_y + eps W / C,   q_ij = (1 - eps) w_y [j = y] + eps w_j / C
+
+    (both terms 0 at an ignored position). "mean" divides the sum by sum_i w_y over the kept positions, for the
+    smoothing term too (PyTorch's rule; 0/0 = nan if every position is ignored). Scores are shifted by their max
+    over the classes first, so exp never overflows (it may underflow to 0, which is the right answer).
     """
 
     @staticmethod
-    def forward(ctx, scores, y, reduction="mean", label_smoothing=0.0):
-        n = scores.shape[0]
-        rows = np.arange(n)
+    def forward(ctx, scores, y, weight=None, reduction="mean", label_smoothing=0.0, ignore_index=-100):
+        eps, c = label_smoothing, scores.shape[1]
+        y0, keep, wy = _class_weights(y, weight, ignore_index, scores.dtype)
         with np.errstate(under="ignore"):
             shifted = scores - scores.max(axis=1, keepdims=True)
-            picked = shifted[rows, y]
-            mean_shifted = shifted.mean(axis=1) if label_smoothing else None
+            picked = np.take_along_axis(shifted, y0, axis=1)[:, 0]
+            if eps:
+                spread = (shifted if weight is None else shifted * _per_class(weight, scores.ndim)).sum(axis=1)
             p = np.exp(shifted, out=shifted)
             total = p.sum(axis=1, keepdims=True)
             p /= total
         log_total = np.log(total[:, 0])
-        losses = log_total - picked                                 # -log p_y
-        if label_smoothing:
-            losses *= 1 - label_smoothing
-            losses += label_smoothing * (log_total - mean_shifted)   # eps * mean_j(-log p_j)
-        ctx.save_for_backward(p, y)
-        ctx.reduction, ctx.eps = reduction, label_smoothing
+        losses = wy * (log_total - picked)                                     # w_y (-log p_y)
+        total_w = c if weight is None else weight.sum()
+        a = None  # a_i = 1 everywhere (no weights, nothing ignored): skipped in backward
+        if eps or weight is not None or not keep.all():
+            a = (1 - eps) * wy + (eps * total_w / c) * keep
+        if eps:
+            losses *= 1 - eps
+            losses += (eps / c) * keep * (total_w * log_total - spread)           # eps/C sum_j w_j (-log p_j)
+        denom = wy.sum()
+        ctx.save_for_backward(p)
+        ctx.y0, ctx.keep, ctx.wy, ctx.a, ctx.weight, ctx.denom = y0, keep, wy, a, weight, denom
+        ctx.reduction, ctx.eps = reduction, eps
+        if reduction == "mean":
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return np.asarray(losses.sum() / denom)
         return _reduce(losses, reduction)
 
     @staticmethod
-    def saved_on_graph(ctx, p, y):
-        return Softmax.apply(ctx.parents[0], axis=1), y
+    def saved_on_graph(ctx, p):
+        return (Softmax.apply(ctx.parents[0], axis=1),)
 
     @staticmethod
     def backward(ctx, grad):
-        p, y = ctx.saved_tensors
-        n, c = p.shape
-        g = _upstream(grad, ctx.reduction, n)
-        target = np.full((n, c), ctx.eps / c, dtype=p.dtype)
-        target[np.arange(n), y] += 1 - ctx.eps
-        with np.errstate(under="ignore"):
-            return (p - target) * (g[:, None] if ctx.reduction == "none" else g), None
+        (p,) = ctx.saved_tensors
+        eps, c, pd = ctx.eps, p.shape[1], xp.value(p)
+        q = np.zeros_like(pd)
+        if eps:
+            q += (eps / c) * (1 if ctx.weight is None else _per_class(ctx.weight, pd.ndim)) * ctx.keep[:, None]
+        np.put_along_axis(q, ctx.y0, np.take_along_axis(q, ctx.y0, axis=1) + (1 - eps) * ctx.wy[:, None], axis=1)
+        g = _class_upstream(grad, ctx.reduction, ctx.denom)
+        with np.errstate(under="ignore", invalid="ignore", divide="ignore"):
+            local = p - q if ctx.a is None else p * ctx.a[:, None] - q
+            return local * g, None
+
+
+class NLLLoss(Function):
+    """Negative log-likelihood of log-probabilities x (N, C) or (N, C, d1, ...) at labels y (N,) or (N, d1, ...):
+    loss_i = -w_y x_{i, y_i} (0 where y is ignored), "mean" over sum_i w_y, as PyTorch. Linear in x: its gradient
+    is the constant -w_y at each label, times the upstream gradient."""
+
+    @staticmethod
+    def forward(ctx, x, y, weight=None, reduction="mean", ignore_index=-100):
+        y0, keep, wy = _class_weights(y, weight, ignore_index, x.dtype)
+        losses = -wy * np.take_along_axis(x, y0, axis=1)[:, 0]
+        losses[~keep] = 0  # an ignored position adds 0 even where x holds -inf
+        ctx.y0, ctx.wy, ctx.denom, ctx.reduction, ctx.shape = y0, wy, wy.sum(), reduction, x.shape
+        if reduction == "mean":
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return np.asarray(losses.sum() / ctx.denom)
+        return _reduce(losses, reduction)
+
+    @staticmethod
+    def backward(ctx, grad):
+        q = np.zeros(ctx.shape, dtype=ctx.wy.dtype)
+        np.put_along_axis(q, ctx.y0, -ctx.wy[:, None], axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return q * _class_upstream(grad, ctx.reduction, ctx.denom), None
 
 
 class MulticlassHinge(Function):
@@ -122,28 +187,54 @@ class MSE(Function):
         return (gpred if ctx.needs_input_grad[0] else None), gtarget
 
 
+def _softplus_neg(x):
+    """log(1 + e^-x) = -log sigmoid(x): stable on arrays (max(-x, 0) + log1p(e^-|x|)), ops on Tensors."""
+    if isinstance(x, Tensor):
+        return -xp.log(xp.sigmoid(x))
+    with np.errstate(under="ignore"):
+        return np.maximum(-x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
 class BinaryCrossEntropyWithLogits(Function):
-    """Logistic loss on logits x with targets t in [0, 1], elementwise:
+    """Logistic loss on logits x with targets t in [0, 1], elementwise, with PyTorch's ``pos_weight`` pw (the
+    weight of the positive term, broadcast against x, e.g. one per class) and ``weight`` w (broadcast), both
+    constants (PyTorch gives them no gradient either):
 
-        loss = -t log sigmoid(x) - (1 - t) log(1 - sigmoid(x)) = max(x, 0) - x t + log(1 + e^-|x|)
+        loss = w [-pw t log sigmoid(x) - (1 - t) log(1 - sigmoid(x))] = w [(1 - t) x + (1 + (pw - 1) t) sp(-x)]
 
-    (the right-hand form never overflows); d/dx = sigmoid(x) - t, d/dt = -x.
+    with sp(-x) = log(1 + e^-x) computed without overflow (max(-x, 0) + log1p(e^-|x|));
+    d/dx = w [(1 - t) - (1 + (pw - 1) t) sigmoid(-x)] (w (sigmoid(x) - t) without pos_weight),
+    d/dt = w [(pw - 1) sp(-x) - x].
     """
 
     @staticmethod
-    def forward(ctx, logits, target, reduction="mean"):
-        with np.errstate(under="ignore"):
-            losses = np.maximum(logits, 0) - logits * target + np.log1p(np.exp(-np.abs(logits)))
+    def forward(ctx, logits, target, reduction="mean", weight=None, pos_weight=None):
+        sp = _softplus_neg(logits)
+        if pos_weight is None:
+            losses = (1 - target) * logits + sp
+        else:
+            losses = (1 - target) * logits + (1 + (pos_weight - 1) * target) * sp
+        if weight is not None:
+            losses *= weight
         ctx.save_for_backward(logits, target)
-        ctx.reduction = reduction
+        ctx.reduction, ctx.weight, ctx.pos_weight = reduction, weight, pos_weight
         return _reduce(losses, reduction)
 
     @staticmethod
     def backward(ctx, grad):
         logits, target = ctx.saved_tensors
-        g = _upstream(grad, ctx.reduction, logits.size)
-        gx = (xp.sigmoid(logits) - target) * g if ctx.needs_input_grad[0] else None
-        gt = -logits * g if ctx.needs_input_grad[1] else None
+        weight, pw = ctx.weight, ctx.pos_weight
+        g = _upstream(grad, ctx.reduction, xp.value(logits).size)
+        if weight is not None:
+            g = g * weight
+        gx = gt = None
+        if ctx.needs_input_grad[0]:
+            if pw is None:
+                gx = (xp.sigmoid(logits) - target) * g
+            else:
+                gx = ((1 - target) - (1 + (pw - 1) * target) * xp.sigmoid(-logits)) * g
+        if ctx.needs_input_grad[1]:
+            gt = -logits * g if pw is None else ((pw - 1) * _softplus_neg(logits) - logits) * g
         return gx, gt
 
 

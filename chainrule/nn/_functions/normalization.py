@@ -33,22 +33,29 @@ def _given(ctx, i, saved):
 
 
 class BatchNorm(Function):
-    """x (N, D), weight/bias (D,) or None -> out (N, D).
+    """x (N, C) or (N, C, *spatial) such as (N, C, H, W), weight/bias (C,) or None -> out (x's shape), normalised
+    per channel C over the batch and spatial axes (n = N * H * W values per channel).
 
     Training: normalise with the batch mean and (biased) variance and update ``running_mean``/``running_var`` in
-    place: r <- (1 - momentum) r + momentum * stat, with the unbiased variance var * N / (N - 1) as PyTorch does.
-    Evaluation: normalise with the running statistics (an affine map of x).
+    place: r <- (1 - momentum) r + momentum * stat, with the unbiased variance var * n / (n - 1) as PyTorch does.
+    Evaluation: normalise with the running statistics (an affine map of x). Every array keeps x's memory order
+    (a channels-last input stays channels-last).
     """
 
     @staticmethod
     def forward(ctx, x, weight, bias, running_mean=None, running_var=None, training=True, momentum=0.1, eps=1e-5):
+        axes = (0,) + tuple(range(2, x.ndim))
+        shape = (-1,) + (1,) * (x.ndim - 2)  # a (C,) vector against x's channel axis
         if training:
-            n = x.shape[0]
-            mean = x.mean(axis=0)
-            xhat = x - mean
-            var = np.einsum("ij,ij->j", xhat, xhat) / n
+            n = x.size // x.shape[1]
+            mean = x.mean(axis=axes)
+            xhat = x - mean.reshape(shape)
+            if x.ndim == 2:
+                var = np.einsum("ij,ij->j", xhat, xhat) / n
+            else:
+                var = np.square(xhat).sum(axis=axes) / n
             inv_std = 1 / np.sqrt(var + eps)
-            xhat *= inv_std
+            xhat *= inv_std.reshape(shape)
             if running_mean is not None:
                 running_mean *= 1 - momentum
                 running_mean += momentum * mean
@@ -56,13 +63,13 @@ class BatchNorm(Function):
                 running_var += (momentum * n / (n - 1)) * var
         else:
             inv_std = 1 / np.sqrt(running_var + eps)
-            xhat = (x - running_mean) * inv_std
+            xhat = (x - running_mean.reshape(shape)) * inv_std.reshape(shape)
             ctx.running_mean = running_mean.copy()  # a constant (the buffer may change in place later)
-        out = xhat * weight if weight is not None else xhat.copy()
+        out = xhat * weight.reshape(shape) if weight is not None else xhat.copy()
         if bias is not None:
-            out += bias
+            out += bias.reshape(shape)
         ctx.save_for_backward(xhat, inv_std, weight)
-        ctx.training, ctx.eps = training, eps
+        ctx.training, ctx.eps, ctx.axes, ctx.shape = training, eps, axes, shape
         return out
 
     @staticmethod
@@ -70,28 +77,29 @@ class BatchNorm(Function):
         x = ctx.parents[0]
         if x is not None and x.requires_grad:  # else xhat and inv_std are constants
             if ctx.training:
-                xhat, inv_std = _normalized(x, 0, ctx.eps)
+                xhat, inv_std = _normalized(x, ctx.axes, ctx.eps)
                 inv_std = inv_std.reshape(-1)
             else:
-                xhat = (x - ctx.running_mean) * inv_std
+                xhat = (x - ctx.running_mean.reshape(ctx.shape)) * inv_std.reshape(ctx.shape)
         return xhat, inv_std, _given(ctx, 1, weight)
 
     @staticmethod
     def backward(ctx, grad):
         xhat, inv_std, weight = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad
-        sum_g = grad.sum(axis=0)                                   # dbeta
-        sum_gx = (grad * xhat).sum(axis=0)                          # dgamma
+        axes, shape = ctx.axes, ctx.shape
+        sum_g = grad.sum(axis=axes)                                   # dbeta
+        sum_gx = (grad * xhat).sum(axis=axes)                          # dgamma
         gx = None
         if need_x:
             scale = inv_std if weight is None else weight * inv_std
             if ctx.training:
-                n = grad.shape[0]
-                gx = grad - (sum_g / n)
-                gx -= xhat * (sum_gx / n)
-                gx *= scale
+                n = grad.size // grad.shape[1]
+                gx = grad - (sum_g / n).reshape(shape)
+                gx -= xhat * (sum_gx / n).reshape(shape)
+                gx *= scale.reshape(shape)
             else:
-                gx = grad * scale
+                gx = grad * scale.reshape(shape)
         return gx, (sum_gx if need_w else None), (sum_g if need_b else None)
 
 

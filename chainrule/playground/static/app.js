@@ -22,9 +22,18 @@
   function connect() {
     ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
     ws.onopen = () => { st.connected = true; setConn("connected", "ok"); };
-    ws.onclose = () => { st.connected = false; setConn("disconnected: reload the page to start a new session", "bad"); };
+    ws.onclose = ev => {  // the reason says why the server closed it ("server full", "idle"), when it did
+      st.connected = false;
+      setConn("disconnected" + (ev.reason ? " (" + ev.reason + ")" : "") + ": reload the page to start a new session",
+              "bad");
+    };
     ws.onmessage = ev => receive(JSON.parse(ev.data));
   }
+  // While the page is visible it says so once a minute, so that the server's idle timeout closes only forgotten
+  // tabs. Not counted in st.sent: the server sends no reply to a ping.
+  setInterval(() => {
+    if (ws && ws.readyState === WebSocket.OPEN && document.visibilityState === "visible") ws.send('{"type":"ping"}');
+  }, 60000);
   function setConn(text, cls) { const c = $("conn"); c.textContent = text; c.className = "conn " + cls; }
   function send(msg) {
     if (!ws || ws.readyState !== WebSocket.OPEN) return false;
@@ -33,15 +42,28 @@
     return true;
   }
   function set(part) { st.protocolError = null; showError(); send(Object.assign({type: "set"}, part)); }
+  PG.send = send;
+  PG.set = set;
 
   function receive(msg) {
     if (msg.applied !== undefined) st.applied = msg.applied;
-    if (msg.type === "hello") { st.rules = msg.rules; buildStaticControls(); return; }
+    if (msg.type === "hello") { st.rules = msg.rules; buildStaticControls(); PG.images.init(msg.rules.images); return; }
+    if (msg.type === "examples") { showMode("images"); PG.images.examples(msg); return; }
     if (msg.type === "error") { st.protocolError = msg; showError(); return; }
-    if (msg.type === "points") { st.points = msg; buildClassSwatches(msg.classes); schedule(); return; }
+    if (msg.type === "points") {
+      showMode("points"); st.points = msg; buildClassSwatches(msg.classes); schedule(); return;
+    }
     // "state" and "frame"
     st.last = msg;
     st.sessionError = msg.error;
+    if (msg.mode === "images") {
+      showMode("images");
+      if (msg.type === "frame") st.frames += 1;
+      PG.images.receive(msg, st.applied === st.sent);
+      updateCounters();
+      showError();
+      return;
+    }
     if (msg.type === "frame") {
       st.frames += 1;
       if (msg.run !== st.run) { st.run = msg.run; st.history = []; }
@@ -62,6 +84,13 @@
     updateCounters();
     showError();
     schedule();
+  }
+  // Which mode's panel shows: the server's (a points or an images message says which session answered).
+  function showMode(mode) {
+    st.mode = mode;
+    $("points-main").hidden = mode !== "points";
+    $("images-main").hidden = mode !== "images";
+    if ($("mode") !== document.activeElement) $("mode").value = mode;
   }
   function sameSettings(msg) {
     const s = st.settings;
@@ -105,11 +134,13 @@
     const m = st.last;
     $("c-step").textContent = m.step || 0;
     $("c-epoch").textContent = m.epoch || 0;
-    $("c-rate").textContent = m.steps_per_s ? Math.round(m.steps_per_s) : "–";
+    $("c-rate").textContent = m.steps_per_s ? Math.round(m.steps_per_s)
+      : m.throughput ? Math.round(m.throughput.images_per_s / 20) * 20 + " img" : "–";
     $("c-loss").textContent = m.loss === null || m.loss === undefined ? "–" : (+m.loss).toPrecision(3);
     $("c-train").textContent = pct(m.train_accuracy);
     $("c-test").textContent = pct(m.test_accuracy);
     $("play").innerHTML = m.running ? "&#x25AE;&#x25AE; pause" : "&#x25B6; play";
+    if (m.mode === "images") return;
     $("model-hint").textContent = m.notice || hintFor(st.settings ? st.settings.model : "mlp");
   }
   function hintFor(model) {
@@ -151,6 +182,16 @@
       feats.appendChild(l);
     }
     options($("activation"), st.rules.params.mlp.activation.values);
+    // The model list is the registry's (chainrule.classifiers.model_names("points")): the page's own entries keep
+    // their wording, models registered by anyone else are added under their label; none outside it is offered.
+    const select = $("model"), offered = new Set(st.rules.models.map(m => m.name));
+    for (const o of Array.from(select.options)) if (!offered.has(o.value)) o.remove();
+    for (const m of st.rules.models) {
+      if (Array.from(select.options).some(o => o.value === m.name)) continue;
+      const o = document.createElement("option");
+      o.value = m.name; o.textContent = m.label + " (" + m.estimator + ")";
+      select.appendChild(o);
+    }
   }
   function selectedFeatures() {
     return Array.from($("features").querySelectorAll("input:checked")).map(b => b.value);
@@ -240,6 +281,9 @@
 
   function wire() {
     $("play").addEventListener("click", () => send({type: st.last.running ? "pause" : "play"}));
+    $("mode").addEventListener("change", e => {
+      st.protocolError = null; showError(); send({type: "mode", mode: e.target.value});
+    });
     $("step").addEventListener("click", () => send({type: "step"}));
     $("reset").addEventListener("click", () => send({type: "reset"}));
     $("clear").addEventListener("click", () => send({type: "clear"}));
@@ -325,15 +369,19 @@
   window.playground = {
     state: () => {
       const m = st.last, e = st.protocolError || st.sessionError;
-      return {step: m.step || 0, epoch: m.epoch || 0, loss: m.loss === undefined ? null : m.loss,
+      return {mode: m.mode || "points", step: m.step || 0, epoch: m.epoch || 0, loss: m.loss === undefined ? null : m.loss,
               train_accuracy: m.train_accuracy === undefined ? null : m.train_accuracy,
               test_accuracy: m.test_accuracy === undefined ? null : m.test_accuracy,
               running: !!m.running, error: e ? e.message : null, error_field: e ? e.field : null,
-              connected: st.connected, frames: st.frames, model: st.settings ? st.settings.model : null,
+              connected: st.connected, frames: st.frames,
+              model: m.mode === "images" ? m.model : st.settings ? st.settings.model : null,
               n_train: st.points ? st.points.train.length : 0, n_test: st.points ? st.points.test.length : 0,
               has_graph: !!st.graph, has_network: !!st.network, pending: st.sent - st.applied,
-              params: st.settings ? st.settings.params[st.settings.model] : null};
+              params: m.mode === "images" ? m.params[m.model]
+                : st.settings ? st.settings.params[st.settings.model] : null,
+              throughput: m.throughput || null};
     },
+    images: () => PG.images.state(),
     send: send,
     surfaceRoughness: surfaceRoughness,
     points: () => st.points ? {train: st.points.train, test: st.points.test} : null,

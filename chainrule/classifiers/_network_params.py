@@ -1,28 +1,25 @@
-"""``MLPClassifier``'s hyperparameters: their allowed values, and the one function that checks them all.
+"""The training settings of every ``NeuralNetClassifier``: their allowed values, and the one function that checks
+them all (the leaf checks its architecture: ``_validate_architecture``).
 
-    hp = validated(mlp)          # {name: checked value}; ValueError naming the parameter, the value and the fix
+    hp = validated(net)          # {name: checked value}; ValueError naming the parameter, the value and the fix
 
-``fit``, ``partial_fit`` and scikit-learn's ``_validate_params`` call it, so ``chainrule train`` and ``tune`` refuse a
-bad value before anything is written or trained.
+``fit``, ``partial_fit`` and ``_validate_params`` call it, so ``chainrule train`` and ``tune`` refuse a bad value
+before anything is written or trained.
 """
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import numpy as np
 
 from chainrule import backend
+from chainrule.classifiers._inputs import FEATURES, PREPROCESSING
 from chainrule.classifiers.base import BaseClassifier, check_choice, check_int_param, check_real_param
-from chainrule.nn.activations import ACTIVATION_NAMES as ACTIVATIONS
 from chainrule.optim.factory import OPTIMIZERS
 from chainrule.optim.schedules import RUN_SCHEDULES
 
 BUDGET_SCHEDULES = ("constant", "cosine", "linear")  # the shapes a time_budget run can anneal over
-NORMS = (None, "batch", "layer")
-PREPROCESSING = ("standardize", "center", "zca", None)
-FEATURES = (None, "hog_color")
 AUGMENT = (False, True, "flip")
 # matmul_precision -> chainrule.backend's float32 matmul precision of the network's products
 # ("auto": "bf16" where this machine has bfloat16 products, else "float32"; see matmul_precision below)
@@ -30,18 +27,15 @@ MATMUL_PRECISIONS = {"float32": "highest", "bf16": "medium"}
 
 
 def validated(est: BaseClassifier) -> dict[str, Any]:
-    """Every hyperparameter of ``est`` (an ``MLPClassifier``) checked and normalised (hidden_sizes a tuple of ints,
-    numbers as floats / ints); ValueError for the first bad one."""
+    """Every hyperparameter of ``est`` (a ``NeuralNetClassifier``) checked and normalised (numbers as floats / ints),
+    its architecture first (``est._validate_architecture()``); ValueError for the first bad one."""
     name = type(est).__name__
     hp: dict[str, Any] = {
-        "hidden_sizes": _hidden_sizes(est),
-        "activation": check_choice(est, "activation", ACTIVATIONS),
+        **est._validate_architecture(),
         "optimizer": check_choice(est, "optimizer", tuple(OPTIMIZERS)),
         "lr": check_real_param(est, "lr", 0.0, strict=True),
         "momentum": check_real_param(est, "momentum", 0.0),
         "weight_decay": check_real_param(est, "weight_decay", 0.0),
-        "dropout": check_real_param(est, "dropout", 0.0),
-        "norm": check_choice(est, "norm", NORMS),
         "batch_size": check_int_param(est, "batch_size", 1),
         "epochs": check_int_param(est, "epochs", 1),
         "schedule": check_choice(est, "schedule", RUN_SCHEDULES),
@@ -62,8 +56,6 @@ def validated(est: BaseClassifier) -> dict[str, Any]:
         raise ValueError(f"{name}: momentum must be in [0, 1), got {est.momentum!r}")
     if est.optimizer == "sgd" and est.nesterov and hp["momentum"] == 0:
         raise ValueError(f"{name}: nesterov=True needs momentum > 0; set momentum=0.9 or nesterov=False")
-    if hp["dropout"] >= 1:
-        raise ValueError(f"{name}: dropout must be in [0, 1), got {est.dropout!r}")
     if hp["label_smoothing"] > 1:
         raise ValueError(f"{name}: label_smoothing must be in [0, 1], got {est.label_smoothing!r}")
     fraction = check_real_param(est, "validation_fraction", 0.0, strict=True)
@@ -98,20 +90,6 @@ def matmul_precision(est: BaseClassifier) -> str:
                          f"on oneDNN, which cannot here ({why}); {backend.BF16_INSTALL} on a CPU with AVX-512, or "
                          "use matmul_precision='float32' (or 'auto': bfloat16 where available)")
     return value
-
-
-def _hidden_sizes(est: BaseClassifier) -> tuple[int, ...]:
-    sizes = est.hidden_sizes
-    if isinstance(sizes, numbers.Integral) and not isinstance(sizes, bool):
-        sizes = (sizes,)
-    message = f"{type(est).__name__}: hidden_sizes must be positive ints, e.g. (100,), got {est.hidden_sizes!r}"
-    try:
-        sizes = tuple(sizes)
-    except TypeError:
-        raise ValueError(message) from None
-    if any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1 for s in sizes):
-        raise ValueError(message)
-    return tuple(int(s) for s in sizes)
 
 
 def check_flag(est: BaseClassifier, name: str) -> bool:
