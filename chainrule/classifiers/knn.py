@@ -3,6 +3,7 @@
     knn = KNearestNeighbor(k=5, metric="l1").fit(X_train, y_train)   # X: uint8 images (N, 32, 32, 3) or (N, D)
     knn.predict(X_val)                                               # labels (N,)
     knn.predict_many(X_val, ks=[1, 3, 5, 10, 20])                    # {k: labels}, one distance pass
+    table, pred = knn.select(X_val, y_val, [1, 3, 5], ["l1", "l2"])  # sets the best k and metric (CLI default)
     dist, idx = knn.kneighbors(X_val, k=3)                           # (N, 3) each, nearest first
 
 Distances are computed in chunks of test rows (``chunk_size``), and ``predict``, ``predict_proba`` and
