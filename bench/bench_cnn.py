@@ -1,6 +1,7 @@
 """Time to accuracy of the CIFAR-10 conv-net recipe: PyTorch CPU eager against chainrule, same data, same epochs;
 and the measured whole fits of configs/cifar10-cnn.toml.
 
+    python bench/bench_cnn.py --throughput                            # one training step each, alternating turns
     python bench/bench_cnn.py --compare --epochs 4 --tag cmp          # both frameworks, one after the other
     python bench/bench_cnn.py --framework torch --epochs 2 --train-size 10000 --set '{"batch_size": 512}'
     python bench/bench_cnn.py --config configs/cifar10-cnn.toml --split val --tag cfg_val       # a whole fit
@@ -249,6 +250,53 @@ def chainrule_fit(cfg: dict, Xtr, ytr, Xte, yte) -> dict:
             "img_per_s": round(est.n_steps_ * cfg["batch_size"] / train_s, 1)}
 
 
+# ---- throughput: one training step of each, alternating turns in one process ---------------------------------------
+
+
+def throughput(cfg: dict, turns: int = 6) -> dict:
+    """img/s of one training step (forward, loss, backward, SGD) of the recipe's net at its batch size, chainrule
+    (nn.ConvNet, float32, param groups) and PyTorch (channels_last float32), alternating turns; medians."""
+    import torch
+    from chainrule import nn, optim
+    from chainrule.backend import conv
+    from chainrule.nn import functional as F
+
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
+    b = cfg["batch_size"]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((b, 3, 32, 32)).astype(np.float32)
+    y = rng.integers(0, 10, b)
+    net = nn.ConvNet(3, 10, cfg["channels"], seed=0)
+    opt = optim.SGD(optim.param_groups(net), lr=0.01, momentum=0.85, nesterov=True)
+    tnet = torch_net(cfg, np.zeros((24, 3, 2, 2), np.float32)).to(memory_format=torch.channels_last)
+    topt = torch.optim.SGD([p for p in tnet.parameters() if p.requires_grad], lr=0.01, momentum=0.85, nesterov=True)
+    tx, ty = torch.from_numpy(x).contiguous(memory_format=torch.channels_last), torch.from_numpy(y)
+
+    def chainrule_step():
+        loss = F.cross_entropy(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    def torch_step():
+        loss = torch.nn.functional.cross_entropy(tnet(tx) / 9, ty)
+        topt.zero_grad()
+        loss.backward()
+        topt.step()
+
+    times: dict[str, list[float]] = {"chainrule": [], "torch": []}
+    for _ in range(turns + 1):  # the first turn warms up (plans, caches)
+        for name, step in (("chainrule", chainrule_step), ("torch", torch_step)):
+            t0 = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - t0)
+    med = {k: float(np.median(v[1:])) for k, v in times.items()}
+    return {"mode": "throughput", "batch_size": b, "chainrule_img_per_s": round(b / med["chainrule"], 1),
+            "torch_img_per_s": round(b / med["torch"], 1), "time_ratio_chainrule_over_torch":
+            round(med["chainrule"] / med["torch"], 3), "conv": conv.info()["conv"],
+            "step_times_s": {k: [round(t, 3) for t in v] for k, v in times.items()}}
+
+
 # ---- driver --------------------------------------------------------------------------------------------------------
 
 
@@ -288,6 +336,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--framework", choices=["torch", "chainrule"], default="chainrule")
     ap.add_argument("--compare", action="store_true", help="run every framework, alternating, each in a subprocess")
+    ap.add_argument("--throughput", action="store_true", help="time one training step of each, alternating turns")
     ap.add_argument("--split", choices=["val", "final"], default="val")
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--train-size", type=int, default=None, help="a random subset of the training split")
@@ -309,6 +358,13 @@ def main() -> None:
         sys.exit(f"unknown recipe keys {sorted(unknown)}: not ConvNetClassifier parameters")
     if args.framework == "torch" and not args.compare:
         cfg = {**{k: v for k, v in RECIPE.items() if k not in cfg}, **cfg}  # the torch side reads these keys
+    if args.throughput:
+        with LoadSampler(10.0) as load_sampler:
+            result = throughput(cfg)
+        result.update(tag=args.tag, loadavg=os.getloadavg(), cpu=os.cpu_count(), date=time.strftime("%Y-%m-%d %H:%M"),
+                      **load_sampler.summary())
+        report(result, args.out)
+        return
     if args.compare:
         for fw in ["torch", "chainrule"]:
             cmd = [sys.executable, __file__, "--framework", fw, "--split", args.split, "--set", json.dumps(cfg),

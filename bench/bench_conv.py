@@ -16,8 +16,9 @@ Variants, all built in this one process and timed in alternating turns (each rou
 
 It reports ms per step and images/s (medians over rounds), the ratio to PyTorch's faster float32 layout (the median
 of per-round ratios: >= 1 means chainrule is at least as fast), and with ``--memory`` the peak memory of each
-variant in its own process (resident-set high-water mark above the process's size after the model is built and one
-step has run, and for chainrule tracemalloc's peak of NumPy's allocations during a step). ``--layers`` adds per-layer
+variant in its own process (the resident-set high-water mark (VmHWM) of two steps above the process's size after the
+model is built and one step has run, the process's whole peak, imports included, and for chainrule tracemalloc's
+peak of NumPy's allocations during a step). ``--layers`` adds per-layer
 forward / backward times beside PyTorch's (every layer of the net, and each convolution's three kernels: forward,
 gradient of the input, gradient of the weights). The header prints the machine (CPU model, ISA flags, oneDNN's
 ISA), the threads, the OpenMP runtimes loaded and the load average before and after.
@@ -270,8 +271,9 @@ def chainrule_step(x, y, conv: str, gemm: str, bf16: bool):
 # ---- variants -----------------------------------------------------------------------------------------------------
 
 
-def variants(bf16_cpu: bool, quick: bool) -> tuple[list[tuple[str, dict]], str]:
-    """[(name, constructor arguments)], and why chainrule's rows are missing ("" when present)."""
+def variants(bf16_cpu: bool, quick: bool, only_conv: list[str] | None = None) -> tuple[list[tuple[str, dict]], str]:
+    """[(name, constructor arguments)], and why chainrule's rows are missing ("" when present); ``only_conv`` keeps
+    chainrule's rows of those convolution backends."""
     out = [("torch NCHW fp32", dict(lib="torch", layout="nchw", bf16=False)),
            ("torch channels_last fp32", dict(lib="torch", layout="channels_last", bf16=False))]
     if bf16_cpu:
@@ -279,7 +281,7 @@ def variants(bf16_cpu: bool, quick: bool) -> tuple[list[tuple[str, dict]], str]:
     why = chainrule_missing()
     if why:
         return out, why
-    convs = conv_backends()
+    convs = [c for c in conv_backends() if only_conv is None or c in only_conv]
     for conv in convs:
         gemms = ["numpy", "onednn"] if conv == "onednn" and not quick else ["numpy"]
         for gemm in gemms:
@@ -541,6 +543,7 @@ def child_memory(name: str, kw: dict, n: int) -> None:
     x, y = batch(n)
     step = build(kw, x, y)
     step()
+    _, hwm_first = _rss_kib()  # the process's peak so far: imports, build, the first step
     with open("/proc/self/clear_refs", "w") as f:  # reset the high-water mark to the current RSS
         f.write("5")
     rss0, _ = _rss_kib()
@@ -550,15 +553,14 @@ def child_memory(name: str, kw: dict, n: int) -> None:
     _, traced = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     _, hwm = _rss_kib()
-    import resource
-
+    # (ru_maxrss is not used: Linux keeps it across execve, so a child reports its parent's peak if larger)
     print(json.dumps(dict(variant=name, rss_after_warmup_mib=rss0 / 1024, step_peak_above_mib=(hwm - rss0) / 1024,
-                          ru_maxrss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                          process_peak_mib=max(hwm, hwm_first) / 1024,
                           tracemalloc_peak_mib=traced / 2**20 if kw["lib"] == "chainrule" else None)))
 
 
 def memory(names_kw, n: int, threads: int) -> tuple[str, list[dict]]:
-    rows, lines = [], ["| variant | RSS after build + 1 step (MiB) | step peak above it (MiB) | ru_maxrss (MiB) | "
+    rows, lines = [], ["| variant | RSS after build + 1 step (MiB) | step peak above it (MiB) | process peak (MiB) | "
                        "tracemalloc peak of a step (MiB) |", "| --- | ---: | ---: | ---: | ---: |"]
     for name, kw in names_kw:
         cmd = [sys.executable, __file__, "--threads", str(threads), "--batch", str(n), "--child-memory",
@@ -571,7 +573,7 @@ def memory(names_kw, n: int, threads: int) -> tuple[str, list[dict]]:
         rows.append(d)
         tm = "-" if d["tracemalloc_peak_mib"] is None else f"{d['tracemalloc_peak_mib']:.0f}"
         lines.append(f"| {name} | {d['rss_after_warmup_mib']:.0f} | {d['step_peak_above_mib']:.0f} | "
-                     f"{d['ru_maxrss_mib']:.0f} | {tm} |")
+                     f"{d['process_peak_mib']:.0f} | {tm} |")
     return "\n".join(lines), rows
 
 
@@ -590,6 +592,8 @@ def main() -> None:
     ap.add_argument("--layouts", action="store_true", help="with --layers: oneDNN's blocked layouts (any) too")
     ap.add_argument("--memory", action="store_true", help="peak memory, one process per variant")
     ap.add_argument("--no-steps", action="store_true", help="skip the whole-step table")
+    ap.add_argument("--conv", nargs="+", choices=("numpy", "onednn"), help="chainrule's conv backends to time "
+                    "(default: every one available; the numpy im2col step takes ~4x oneDNN's)")
     ap.add_argument("--quick", action="store_true", help="smoke run: batch 64, 3 rounds, 1 step, tables small")
     ap.add_argument("--json", type=Path, help="write every number to this file")
     ap.add_argument("--markdown", type=Path, help="write the printed report (header and tables) to this file")
@@ -616,7 +620,7 @@ def main() -> None:
 
     info = machine(args.threads)
     bf16_cpu = has_bf16(cpu_flags())
-    names_kw, why = variants(bf16_cpu, args.quick)
+    names_kw, why = variants(bf16_cpu, args.quick, args.conv)
     info["openmp_runtimes"] = loaded_libraries("gomp", "iomp", "omp.so")
     info["blas_libraries"] = loaded_libraries("openblas", "mkl_rt", "libdnnl")
     say("# bench_conv: one training step of the airbench93-shaped net, batch", args.batch)

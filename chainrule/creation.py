@@ -25,40 +25,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from chainrule.tensor import Tensor
+from chainrule.utils.seeding import default_generator, manual_seed  # the global generator lives in utils.seeding
 
 __all__ = ["tensor", "zeros", "ones", "randn", "arange", "manual_seed", "default_generator"]
 
 _FLOAT32 = np.dtype(np.float32)
-
-
-class _Global:
-    generator: np.random.Generator | None = None  # set by manual_seed
-
-
-def manual_seed(seed: int) -> None:
-    """Seed chainrule's global generator (``randn`` and layers or dropout built without a seed draw from it)."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"manual_seed: expected a non-negative integer seed, got {seed!r}")
-    _Global.generator = np.random.default_rng(int(seed))
-
-
-def default_generator() -> np.random.Generator:
-    """The global generator once ``manual_seed`` was called; before that, one from fresh OS entropy."""
-    if _Global.generator is None:
-        _Global.generator = np.random.default_rng()
-    return _Global.generator
-
-
-def generator_for(seed: Any) -> np.random.Generator:
-    """The generator a layer with ``seed`` draws from: for None a child of the global generator (reproducible after
-    ``manual_seed``) or, if it was never seeded, fresh OS entropy; anything else as ``utils.seeding.as_generator``."""
-    if seed is None:
-        if _Global.generator is None:
-            return np.random.default_rng()
-        return np.random.default_rng(_Global.generator.integers(0, 2**63))
-    from chainrule.utils.seeding import as_generator
-
-    return as_generator(seed)
 
 
 def _shape(size: tuple) -> tuple[int, ...]:

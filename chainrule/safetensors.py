@@ -34,8 +34,8 @@ from chainrule.tensor import Tensor
 from chainrule.utils.atomic import atomic_write_bytes
 from chainrule.utils.serial import FileFormatError
 
-__all__ = ["save_file", "load_file", "load_file_and_metadata", "read_metadata", "save_model", "load_model", "SafetensorsError",
-           "MAX_HEADER_BYTES"]
+__all__ = ["save_file", "load_file", "load_file_and_metadata", "read_metadata", "save_model", "load_model",
+           "check_dtypes", "SafetensorsError", "MAX_HEADER_BYTES"]
 
 MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit on the JSON header
 _DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
@@ -134,8 +134,9 @@ def _read(path: str | os.PathLike) -> tuple[Path, bytes, dict[str, str]]:
             raise SafetensorsError(f"{path} is {size} bytes: too short for a safetensors file (8-byte header length)")
         n = int.from_bytes(f.read(8), "little")
         if n > MAX_HEADER_BYTES or n > size - 8:
-            raise SafetensorsError(f"{path}: the header claims {n} bytes but the file holds {size - 8} after the length "
-                                   f"(and headers are at most {MAX_HEADER_BYTES}): truncated, or not a safetensors file")
+            raise SafetensorsError(f"{path}: the header claims {n} bytes but the file holds {size - 8} after the "
+                                   f"length (and headers are at most {MAX_HEADER_BYTES}): truncated, or not a "
+                                   "safetensors file")
         raw = f.read(n)
         try:
             header = json.loads(raw.decode("utf-8"))

@@ -39,7 +39,7 @@ def test_learns_and_is_reproducible():
 def test_nchw_and_flat_rows_give_the_nhwc_model():
     X, y = _images()
     nhwc = ConvNetClassifier(**SMALL).fit(X, y)
-    nchw = ConvNetClassifier(**SMALL, data_format="NCHW").fit(X.transpose(0, 3, 1, 2), y)
+    nchw = ConvNetClassifier(**SMALL, data_format="channels_first").fit(X.transpose(0, 3, 1, 2), y)
     flat = ConvNetClassifier(**SMALL, image_shape=(8, 8, 3)).fit(X.reshape(len(X), -1), y)
     expected = nhwc.predict_proba(X)
     np.testing.assert_array_equal(nchw.predict_proba(X.transpose(0, 3, 1, 2)), expected)
@@ -124,7 +124,7 @@ def test_sklearn_contract():
     ({"kernel_size": 4}, (30, 8, 8, 3), "kernel_size must be odd"),
     ({"channels": ()}, (30, 8, 8, 3), "channels must be positive ints"),
     ({"pool": "min"}, (30, 8, 8, 3), "pool"),
-    ({"data_format": "CHW"}, (30, 8, 8, 3), "data_format"),
+    ({"data_format": "NCHW"}, (30, 8, 8, 3), "data_format"),
     ({"image_shape": (8, 8, 2)}, (30, 192), "needs images"),
 ])
 def test_bad_settings_are_refused_with_the_rule(params, X_shape, message):
@@ -140,3 +140,11 @@ def test_grayscale_images_are_one_channel():
     # (whitening 2x2 patches scales down this toy's signal, the mean brightness: it learns slower with it)
     est = ConvNetClassifier(**{**SMALL, "whiten": False}).fit(X[..., 0], y)
     assert est.score(X[..., 0], y) > 0.8
+
+
+def test_small_images_take_any_number_of_blocks(tmp_path):
+    X, y = _images()
+    est = ConvNetClassifier(**{**SMALL, "channels": (4, 8, 8, 8), "epochs": 1}).fit(X, y)  # 8 -> 7 -> 3 -> 1 -> 1 -> 1
+    assert [m.shape[2:] for m in est.activation_maps(X[:1])] == [(7, 7), (3, 3), (1, 1), (1, 1), (1, 1)]
+    est.save(tmp_path / "cnn.npz")
+    np.testing.assert_array_equal(ConvNetClassifier.load(tmp_path / "cnn.npz").predict_proba(X), est.predict_proba(X))

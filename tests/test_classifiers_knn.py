@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from chainrule.classifiers import KNearestNeighbor, _kernels
+from conftest import make_blobs
 from chainrule.classifiers.distances import (NeighborIndex, distances_no_loops, distances_one_loop,
                                              distances_two_loops, smallest_k)
 
@@ -132,10 +133,9 @@ def test_smallest_k_orders_ties_by_index(k, use_numba):
 
 
 def blobs(n_per_class: int = 20, d: int = 6, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    centers = rng.standard_normal((3, d)) * 4
-    X = np.concatenate([c + rng.standard_normal((n_per_class, d)) for c in centers])
-    return X, np.repeat(np.array(["cat", "dog", "frog"]), n_per_class)
+    """The suite's one blobs (``conftest.make_blobs``), float64, with string labels."""
+    X, y = make_blobs(n_per_class=n_per_class, d=d, classes=["cat", "dog", "frog"], seed=seed, scale=4.0)
+    return X.astype(np.float64), y
 
 
 def test_fit_predict_and_kneighbors():

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from chainrule import numerical_gradient, rel_error
+from conftest import make_blobs
 from chainrule.classifiers import LinearSVM, SoftmaxClassifier
 from chainrule.classifiers.losses import (softmax_loss_naive, softmax_loss_vectorized, svm_loss_naive,
                                           svm_loss_vectorized)
@@ -74,12 +75,8 @@ def test_vectorized_losses_keep_float32():
 
 
 def blobs(n_per_class=40, d=10, classes=(0, 1, 2), seed=0, scale=3.0):
-    rng = np.random.default_rng(seed)
-    centers = rng.standard_normal((len(classes), d)) * scale
-    X = np.concatenate([c + rng.standard_normal((n_per_class, d)) for c in centers]).astype(np.float32)
-    y = np.repeat(np.array(classes), n_per_class)
-    perm = rng.permutation(len(y))
-    return X[perm], y[perm]
+    """The suite's one blobs (``conftest.make_blobs``) with this file's defaults."""
+    return make_blobs(n_per_class=n_per_class, d=d, classes=classes, seed=seed, scale=scale)
 
 
 @pytest.mark.parametrize("cls", [LinearSVM, SoftmaxClassifier])
@@ -90,6 +87,25 @@ def test_numpy_and_autograd_engines_train_the_same_weights(cls):
     np.testing.assert_allclose(a.loss_history_, b.loss_history_, rtol=1e-4)
     np.testing.assert_allclose(a.W_, b.W_, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(a.b_, b.b_, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", [LinearSVM, SoftmaxClassifier])
+@pytest.mark.parametrize("engine", ["numpy", "autograd"])
+def test_weight_decay_is_reg_times_two_the_one_l2_knob(cls, engine):
+    """weight_decay (the MLP's and PyTorch's: gradient += wd * W) replaces reg when given, as reg = wd / 2."""
+    X, y = blobs()
+    a = cls(reg=5e-3, iterations=40, batch_size=32, random_state=3, engine=engine).fit(X, y)
+    b = cls(reg=123.0, weight_decay=1e-2, iterations=40, batch_size=32, random_state=3, engine=engine).fit(X, y)
+    np.testing.assert_array_equal(a.W_, b.W_)
+    assert b.describe().endswith("reg 0.005")
+    # the meaning: the penalty's gradient is weight_decay * W
+    W, b0, Xp, yp = problem()
+    wd = 0.3
+    _, dW0, _ = svm_loss_vectorized(W, b0, Xp, yp, 0.0)
+    _, dW, _ = svm_loss_vectorized(W, b0, Xp, yp, wd / 2)
+    np.testing.assert_allclose(dW - dW0, wd * W, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="weight_decay must be a finite number >= 0, got -1"):
+        cls(weight_decay=-1).fit(X, y)
 
 
 @pytest.mark.parametrize("cls", [LinearSVM, SoftmaxClassifier])

@@ -6,7 +6,6 @@ test_train_trainer.py, the flip-and-crop augmentation in test_data_augment.py.)"
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import pytest
@@ -21,17 +20,17 @@ from chainrule.optim import Adam
 from chainrule.optim.schedules import make_schedule
 from chainrule.tensor import Tensor
 from chainrule.train import NonFiniteError
+from conftest import make_blobs
 
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")  # tests/conftest.py
 
 
 def blobs(n=300, d=10, classes=3, spread=1.0, seed=0):
-    """Gaussian blobs: float64 X (n, d) around ``classes`` random centres 4 apart on average, int labels y (n,)."""
-    rng = np.random.default_rng(seed)
-    centres = 3.0 * rng.standard_normal((classes, d))
-    y = np.arange(n) % classes
-    return centres[y] + spread * rng.standard_normal((n, d)), y
+    """The suite's one blobs (``conftest.make_blobs``): float64 X (n, d) around ``classes`` random centres, labels y
+    (n,)."""
+    X, y = make_blobs(n_per_class=n // classes, d=d, classes=classes, seed=seed, spread=spread, scale=3.0)
+    return X.astype(np.float64), y
 
 
 def tiny_images(n=120, size=8, seed=0):
@@ -298,22 +297,4 @@ def test_verbose_prints_one_line_per_epoch(capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3 and lines[0].startswith("epoch 1/3") and "val_acc" in lines[0]
 
-
-# ---- scikit-learn's estimator checks --------------------------------------------------------------------------------
-
-try:
-    from sklearn.utils.estimator_checks import parametrize_with_checks
-except ImportError:  # scikit-learn is a test-only dependency
-    parametrize_with_checks = None
-
-if parametrize_with_checks is not None:
-    with warnings.catch_warnings():
-        # "does not inherit from sklearn.base.BaseEstimator": by design (see test_classifiers_sklearn.py).
-        warnings.filterwarnings("ignore", message="Estimator .* does not inherit from")
-        sklearn_checks = parametrize_with_checks([MLPClassifier(random_state=0)])
-
-    @sklearn_checks
-    def test_sklearn_estimator_checks(estimator, check):
-        """Every check of scikit-learn passes (expected failures: none; its pandas and array-API checks skip
-        themselves when pandas / SCIPY_ARRAY_API are absent)."""
-        check(estimator)
+# scikit-learn's estimator checks run once per estimator, in tests/test_classifiers_sklearn.py.

@@ -25,7 +25,7 @@ def _err(capsys):
     (["train", "--lr", "-1"], "MLPClassifier: lr must be a finite number > 0, got -1.0"),
     (["train", "--model", "svm", "--reg", "-1"], "LinearSVM: reg must be a finite number >= 0, got -1.0"),
     (["train", "--lr", "fast"], "--lr must be a number, got 'fast'"),
-    (["train", "--model", "cnn"], "--model must be one of knn, svm, softmax, mlp; got 'cnn'"),
+    (["train", "--model", "rnn"], "--model must be one of knn, svm, softmax, mlp, cnn; got 'rnn'"),
     (["train", "--optimizer", "adma"], "did you mean 'adam'?"),
     (["train", "--hidden", "100,x"], "--hidden-sizes/--hidden must be a comma-separated list of integers"),
     (["train", "--hidden", "100.7"], "--hidden-sizes/--hidden must be whole numbers, got 100.7 in '100.7'"),

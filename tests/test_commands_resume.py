@@ -1,6 +1,6 @@
 """Exact resume for real: `chainrule train` processes SIGKILLed at random points (real child processes, no cleanup,
 no atexit, no flushing), resumed in fresh processes, end with bit-identical parameters and metrics to a run that was
-never interrupted, for the MLP and the linear models; a corrupt latest checkpoint is survived; run folders of
+never interrupted, for the MLP, the conv net and the linear models; a corrupt latest checkpoint is survived; run folders of
 chainrule 0.1 are refused with a message saying so."""
 
 import json
@@ -28,8 +28,10 @@ RUNS = {
     "softmax": ["--model", "softmax", "--augment", "flip", "--optimizer", "sgd", "--epochs", "3",
                 "--batch-size", "128"],
     "svm": ["--model", "svm", "--optimizer", "adam", "--lr", "1e-3", "--epochs", "2.5", "--batch-size", "128"],
+    # alternating flips + translations, Lookahead's slow weights, batch norm's running statistics
+    "cnn": ["--model", "cnn", "--channels", "4,8", "--epochs", "3", "--batch-size", "128", "--whiten-images", "200"],
 }
-STEPS = {"mlp": 39, "softmax": 36, "svm": 30}  # the linear models drop an epoch's last partial batch
+STEPS = {"mlp": 39, "softmax": 36, "svm": 30, "cnn": 39}  # the linear models drop an epoch's last partial batch
 COMMON = ["train", "--data", "digits", "--checkpoint-every", "4", "--keep-checkpoints", "2", "-q"]
 
 # Runs the real CLI in a child process that SIGKILLs itself right after optimizer step `kill_at`: whatever the last

@@ -29,6 +29,8 @@ SHAPES = [
     ((3, 5, 6, 7), (4, 5, 2, 4), (1, 3), ((0, 1), (1, 2)), (1, 1), 1),   # even kernels, odd sizes
     ((2, 4, 6, 5), (6, 2, 3, 3), (1, 1), ((1, 1), (1, 1)), (2, 1), 2),   # stride 1: gx as a convolution
     ((2, 3, 4, 5), (4, 3, 1, 2), (1, 1), ((1, 2), (2, 0)), (1, 1), 1),   # stride 1, padding past the span (crop)
+    ((2, 4, 6, 7), (12, 1, 3, 2), (1, 1), ((1, 1), (0, 1)), (1, 2), 4),  # depthwise x3, stride 1 (per-tap path)
+    ((1, 3, 5, 5), (15, 1, 2, 2), (2, 1), ((0, 0), (0, 0)), (1, 1), 3),  # 5 outputs per channel: im2col's GEMMs
 ]
 IDS = [f"x{s[0]}-w{s[1]}-s{s[2]}-d{s[4]}-g{s[5]}" for s in SHAPES]
 
@@ -218,13 +220,16 @@ def _in_subprocess(env: dict[str, str]) -> subprocess.CompletedProcess:
 def test_env_var_chooses_the_implementation():
     r = _in_subprocess({})
     assert r.returncode == 0, r.stderr
-    info = json.loads(r.stdout)
-    assert info["conv"] == "numpy" and info["conv_requested"] == "numpy"
-    assert info["conv_im2col_chunk_bytes"] == 64 * 2**20
+    default = json.loads(r.stdout)  # unset: auto
+    assert default["conv_requested"] == "auto" and default["conv"] in ("numpy", "onednn")
+    assert default["conv_im2col_chunk_bytes"] == 64 * 2**20
+    r = _in_subprocess({"CHAINRULE_CONV": "numpy"})
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["conv"] == "numpy"
     r = _in_subprocess({"CHAINRULE_CONV": "auto"})
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
-    assert info["conv"] in ("numpy", "onednn") and info["conv_requested"] == "auto"
+    assert info["conv"] == default["conv"] and info["conv_requested"] == "auto"
     if info["conv"] == "numpy":
         assert info["conv_onednn_unavailable"]  # says why
         r = _in_subprocess({"CHAINRULE_CONV": "onednn"})

@@ -257,6 +257,8 @@ FUNCTIONAL = [
      [IMG_CL]),
     ("adaptive_max_pool2d irregular bins", lambda x: F.adaptive_max_pool2d(x, (3, 4)),
      lambda x: TF.adaptive_max_pool2d(x, (3, 4)), [IMG]),
+    ("adaptive_max_pool2d global (tiled block path)", lambda x: F.adaptive_max_pool2d(x, 1),
+     lambda x: TF.adaptive_max_pool2d(x, 1), [IMG_CL]),
     ("adaptive_max_pool2d regular bins", lambda x: F.adaptive_max_pool2d(x, (5, 3)),
      lambda x: TF.adaptive_max_pool2d(x, (5, 3)), [IMG]),
     *[(f"pad {mode}", lambda x, mode=mode: F.pad(x, (1, 2, 2, 0), mode) ** 2,

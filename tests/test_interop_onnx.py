@@ -125,12 +125,10 @@ def test_estimators_whose_prediction_is_not_one_graph_are_refused(blobs):
 
 
 def test_an_op_without_onnx_form_is_named():
-    class Net(nn.Module):
-        def forward(self, x):
-            return x[:, :2] * 2.0
-
-    with pytest.raises(cro.OnnxExportError, match=r"op GetItem \(output shape \(3, 2\)\) has no ONNX form"):
-        cro.export(Net(), np.zeros((3, 4), np.float32))
+    with pytest.raises(cro.OnnxExportError, match=r"op Var \(output shape \(3,\)\) has no ONNX form"):
+        cro.export(lambda_module(lambda x: x.var(axis=1) * 2.0), np.zeros((3, 4), np.float32))
+    with pytest.raises(cro.OnnxExportError, match=r"GetItem with the index .* has no ONNX form"):
+        cro.export(lambda_module(lambda x: x[:, np.array([0, 2])]), np.zeros((3, 4), np.float32))
 
     class Custom(cr.Function):
         @staticmethod
@@ -183,3 +181,64 @@ def test_conv_net_runs_in_onnxruntime_with_equal_outputs(tmp_path):
         ["Conv", "BatchNormalization", "MaxPool", "Conv", "AveragePool", "MaxPool"]
     x = rng.standard_normal((5, 3, 16, 16)).astype(np.float32)
     np.testing.assert_allclose(run_onnx(path, x), ours(model, x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def fitted_convnet():
+    from chainrule.classifiers import ConvNetClassifier
+    from chainrule.data import load_digits
+
+    digits = load_digits()
+    X, y = digits.X_train[:240].astype(np.float32), digits.y_train[:240]
+    return ConvNetClassifier(channels=(8, 16), epochs=1, batch_size=60, random_state=0).fit(X, y), X
+
+
+def test_conv_net_estimator_exports_with_its_test_time_augmentation(tmp_path, fitted_convnet):
+    est, X = fitted_convnet
+    assert est.test_time_flip and est.test_time_shift == 1  # the defaults: mirror + translate views, in the graph
+    path = tmp_path / "cnn.onnx"
+    proto = cro.export(est, X[:1], path)
+    assert {"Pad", "Slice", "Conv", "BatchNormalization", "ReduceMax"} <= {n.op_type for n in proto.graph.node}
+    scores = run_onnx(path, X[:40])
+    np.testing.assert_allclose(scores, est._scores(X[:40]), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(est.classes_[scores.argmax(axis=1)], est.predict(X[:40]))
+    plain = cro.export(est.set_params(test_time_flip=False, test_time_shift=0), X[:1])
+    assert "Pad" not in {n.op_type for n in plain.graph.node}
+    scores = ort.InferenceSession(plain.SerializeToString()).run(None, {"input": X[:40]})[0]
+    np.testing.assert_allclose(scores, est._scores(X[:40]), rtol=1e-5, atol=1e-5)
+    est.set_params(test_time_flip=True, test_time_shift=1)
+
+
+def test_test_time_augment_module_equals_predict_tta():
+    from chainrule.data.augment import predict_tta
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 5 * 6, 3)).eval()
+    x = np.random.default_rng(0).standard_normal((4, 3, 7, 8)).astype(np.float32)
+    for flip, shift, mode in [(True, 1, "reflect"), (False, 2, "edge"), (True, 0, "reflect"), (True, 1, "constant")]:
+        expected = predict_tta(lambda v: ours(model, np.ascontiguousarray(v)), x, flip=flip, shift=shift,
+                               padding_mode=mode, data_format="NCHW")
+        np.testing.assert_allclose(ours(nn.TestTimeAugment(model, flip, shift, mode), x), expected, rtol=1e-5,
+                                   atol=1e-6)
+    # images given as NHWC rows: the views are made in that layout, each passed on as NHWC images
+    rows = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).reshape(4, -1)
+    nhwc_model = nn.Sequential(lambda_module(lambda t: t.transpose(0, 3, 1, 2)), model)
+    expected = predict_tta(lambda v: ours(nhwc_model, np.ascontiguousarray(v)), rows.reshape(4, 7, 8, 3),
+                           data_format="NHWC")
+    tta = nn.TestTimeAugment(nhwc_model, data_format="NHWC", image_shape=(7, 8, 3))
+    np.testing.assert_allclose(ours(tta, rows), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_slicing_and_padding_export():
+    class Net(nn.Module):
+        def forward(self, x):
+            a = x[..., ::-1] + F.pad(x, (1, 1, 1, 1), mode="reflect")[:, :, 2:, 2:][:, :, :5, :6]
+            c = F.pad(x, (2, 0, 0, 1), mode="replicate")[:, 1, :-1, 2:]
+            d = F.pad(x, (1, 1, 1, 1), value=0.5)[:, :, 1:-1, 1:-1]
+            return a + cr.unsqueeze(c, 1) + d + x[:, :, ::-2].sum(axis=2, keepdims=True)
+
+    x = np.random.default_rng(0).standard_normal((3, 2, 5, 6)).astype(np.float32)
+    proto = cro.export(Net(), x[:1])
+    out = ort.InferenceSession(proto.SerializeToString()).run(None, {"input": x})[0]
+    np.testing.assert_allclose(out, ours(Net(), x), rtol=1e-6, atol=1e-6)
+    with pytest.raises(cro.OnnxExportError, match="circular"):
+        cro.export(lambda_module(lambda t: F.pad(t, (1, 1, 1, 1), mode="circular")), x[:1])

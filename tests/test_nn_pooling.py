@@ -229,3 +229,31 @@ def test_every_geometry_combination_of_small_pools_matches_torch():
             ours = F.avg_pool2d(x, k, s, p, ceil, False)
             np.testing.assert_allclose(ours.data, TF.avg_pool2d(torch.tensor(x), k, s, p, ceil, False).numpy(),
                                        rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_large_tiling_windows_reduce_as_blocks_with_the_same_routing(layout):
+    """Windows of more than 16 taps that tile the input (global pooling, 5x4 kernels) take the block path: the same
+    values, indices (ties, NaN, -inf) and gradients as PyTorch."""
+    rng = np.random.default_rng(9)
+    x = rng.integers(-2, 3, (2, 3, 11, 13)).astype(np.float64)
+    x[0, 0, 0, 1] = x[0, 0, 3, 2] = np.nan
+    x[1, 2, :5, :4] = -np.inf
+    xs = channels_last(x) if layout == "channels_last" else x
+    for ours_f, theirs_f in ((lambda a: F.max_pool2d(a, (5, 4), return_indices=True),
+                              lambda t: TF.max_pool2d(t, (5, 4), return_indices=True)),
+                             (lambda a: F.adaptive_max_pool2d(a, 1, True),
+                              lambda t: TF.adaptive_max_pool2d(t, 1, True))):
+        xa, xt = cr.Tensor(xs, requires_grad=True), torch.tensor(x, requires_grad=True)
+        (out, idx), (ref, ref_idx) = ours_f(xa), theirs_f(xt)
+        np.testing.assert_array_equal(out.data, ref.detach().numpy())
+        np.testing.assert_array_equal(idx, ref_idx.numpy())
+    for ours_f, theirs_f in ((lambda a: F.max_pool2d(a, (5, 4)), lambda t: TF.max_pool2d(t, (5, 4))),
+                             (lambda a: F.avg_pool2d(a, (5, 6)), lambda t: TF.avg_pool2d(t, (5, 6))),
+                             (lambda a: F.adaptive_avg_pool2d(a, 1), lambda t: TF.adaptive_avg_pool2d(t, 1))):
+        xa, xt = cr.Tensor(xs, requires_grad=True), torch.tensor(x, requires_grad=True)
+        out, ref = ours_f(xa), theirs_f(xt)
+        np.testing.assert_allclose(out.data, ref.detach().numpy(), rtol=1e-13, atol=1e-15)
+        up = rng.standard_normal(out.shape)
+        out.backward(up), ref.backward(torch.tensor(up))
+        np.testing.assert_allclose(xa.grad, xt.grad.numpy(), rtol=1e-12, atol=1e-15)

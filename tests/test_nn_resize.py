@@ -68,7 +68,8 @@ def test_constant_pad_value_and_negative_padding_crops():
 
 
 INTERP = [dict(size=(14, 18)), dict(size=(5, 4)), dict(size=(3, 13)), dict(size=1), dict(scale_factor=2),
-          dict(scale_factor=1.7), dict(scale_factor=(0.5, 1.3)), dict(scale_factor=3)]
+          dict(scale_factor=1.7), dict(scale_factor=(0.5, 1.3)), dict(scale_factor=3),
+          dict(scale_factor=1.7, recompute_scale_factor=True)]
 
 
 @pytest.mark.parametrize("mode,align_corners", [("nearest", None), ("bilinear", False), ("bilinear", True)])

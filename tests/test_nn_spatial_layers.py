@@ -106,14 +106,15 @@ def test_dropout2d_zeroes_whole_channels_seeded_and_matches_its_mask():
     assert set(np.unique(y)) == {0.0, 1 / 0.75}
     assert abs((y == 0).mean() - 0.25) < 0.05
     np.testing.assert_array_equal(y, F.dropout2d(x, 0.25, generator=0).data)
-    assert F.dropout2d(x[0], 0.5, generator=1).shape == (8, 3, 4)  # (C, H, W)
     xa = cr.Tensor(np.random.default_rng(5).standard_normal((4, 3, 2, 2)), requires_grad=True)
     out = F.dropout2d(xa, 0.5, generator=2)
     out.backward(np.ones(out.shape))
     np.testing.assert_array_equal(xa.grad, out.data / np.where(xa.data == 0, 1, xa.data))
-    with pytest.raises(ValueError, match=r"dropout2d: expected input of shape \(N, C, H, W\) or \(C, H, W\), got "
-                                         r"\(4, 3\); for \(N, D\) features use dropout"):
+    with pytest.raises(ValueError, match=r"dropout2d: expected input of shape \(N, C, H, W\), got \(4, 3\); for one "
+                                         r"\(C, H, W\) image pass x\[None\], for \(N, D\) features use dropout"):
         F.dropout2d(np.zeros((4, 3)))
+    with pytest.raises(ValueError, match=r"got \(8, 3, 4\)"):  # PyTorch reads 3-D as (N, C, L) today, (C, H, W) later
+        F.dropout2d(x[0], 0.5, generator=1)
 
 
 def test_dropout2d_module_train_eval_and_resume():

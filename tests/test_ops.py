@@ -329,7 +329,7 @@ def test_registry_covers_every_op() -> None:
     """Every functional op and every Function subclass in chainrule.ops appears in some registry case."""
     public = {name for name, f in vars(ops).items()
               if inspect.isfunction(f) and f.__module__ == "chainrule.ops" and not name.startswith("_")}
-    public -= {"argmax", "argmin"}  # integer results, off the graph: tested in test_edges.py
+    public -= {"argmax", "argmin"}  # integer results, off the graph: tested in test_ops_edge_values.py
     # functions used through ops.<name> in a case, or in the graph a case builds
     used_names = set()
     used_nodes = set()

@@ -88,3 +88,11 @@ def test_usage_errors_are_one_line(capsys):
         capsys.readouterr().err
     assert main(["playground", "--host", "no-such-host.invalid"]) == 2
     assert "--host 'no-such-host.invalid' is not an address of this machine" in capsys.readouterr().err
+    assert main(["playground", "--data", "spiral"]) == 2
+    assert "--data must be cifar10, cifar10:PATH or folder:PATH, got 'spiral'" in capsys.readouterr().err
+    assert main(["playground", "--data", "folder:/no/such/folder"]) == 2
+    assert "/no/such/folder does not exist" in capsys.readouterr().err
+    assert main(["playground", "--max-tabs", "0"]) == 2
+    assert "--max-tabs must be at least 1, got 0" in capsys.readouterr().err
+    assert main(["playground", "--idle-timeout", "nan"]) == 2
+    assert "--idle-timeout must be a positive number of seconds, got nan" in capsys.readouterr().err

@@ -177,3 +177,18 @@ def test_a_conv_net_learns_filters_and_refuses_blocks_the_images_do_not_fit(sess
     assert [layer["n"] for layer in f["activations"]["layers"][1:3]] == [8, 16]  # one map per channel
     session.apply({"type": "set", "view": {"gradients": True}})
     assert session.frame()["activations"]["layers"][1]["max"] > 0
+
+
+def test_the_gradients_view_shows_the_first_layer_weights_gradient(session):
+    for _ in range(5):
+        session.step()
+    weights = session.frame()["filters"]
+    session.apply({"type": "set", "view": {"gradients": True}})
+    grads = session.frame()["filters"]
+    assert grads["gradient"] and (grads["kind"], grads["n"], grads["total"]) == ("units", 32, 64)
+    assert grads["png"] != weights["png"] and "gradient" not in weights
+    # unit 0's tile: d loss / d W[:, 0] of the inspected image, x_i * d loss / d h_0 (the input times the upstream
+    # gradient of the unit's pre-activation): proportional to the image itself, or zero for a unit that is off
+    x = session.images.batch(session.images.test[:1]).ravel()
+    tile = png(grads)[:8, :8].astype(float).ravel() - 127.5
+    assert np.all(np.abs(tile) < 1) or abs(np.corrcoef(tile, x)[0, 1]) > 0.95

@@ -82,7 +82,7 @@ def test_train_evaluate_and_predict_offer_a_registered_model(centroid, tmp_path,
     assert summary["num_parameters"] == 10 * 64 and summary["val_acc"] > 0.8
     assert 'shrink = 0.1' in (run / "config.toml").read_text()
 
-    from chainrule.commands.pipeline import load_trained
+    from chainrule.runs import load_trained
 
     trained = load_trained(run)
     assert isinstance(trained.estimator, NearestMean) and trained.model == "centroid"
@@ -95,8 +95,10 @@ def test_train_evaluate_and_predict_offer_a_registered_model(centroid, tmp_path,
     Image.new("L", (8, 8)).save(image)
     assert main(["predict", str(run), str(image), "-q"]) == 0
 
+    capsys.readouterr()
     assert main(["train", "--model", "centroid", "--help"]) == 0
-    assert "centroid (NearestMean)" in capsys.readouterr().out
+    help_text = " ".join(capsys.readouterr().out.split())  # (argparse wraps it to the terminal's width)
+    assert "centroid (NearestMean)" in help_text and "--shrink VALUE" in help_text
 
 
 def test_a_bad_parameter_of_a_registered_model_is_a_usage_error(centroid, tmp_path, capsys):

@@ -26,7 +26,7 @@ def digits_rows():
 
 @pytest.mark.parametrize("name", sorted(TARGETS))
 def test_a_run_saved_before_predicts_bit_for_bit_the_same(name, digits_rows, tmp_path):
-    from chainrule.commands.pipeline import load_trained
+    from chainrule.runs import load_trained
 
     shutil.copytree(FIXTURES, tmp_path / "runs")
     expected = np.load(FIXTURES / "expected.npz")

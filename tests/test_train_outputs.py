@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from chainrule import Tensor, nn
-from chainrule.train import History, MetricsWriter, dumps_toml, read_metrics_csv
+from chainrule.train import History, MetricsWriter, confusion_matrix, dumps_toml, read_metrics_csv
 from chainrule.train import diagnostics as diag
 from chainrule.train import plots
 from chainrule.train.report import html_table, write_report
@@ -88,7 +88,7 @@ def test_every_plot_writes_a_png(tmp_path):
     plots.plot_accuracy(h.epoch_column("epoch"), h.epoch_column("train_acc"), h.epoch_column("val_acc"),
                         tmp_path / "acc.png", best_epoch=3)
     plots.plot_lr(h.column("step"), h.column("lr"), tmp_path / "lr.png")
-    cm = plots.confusion_matrix(np.array([0, 1, 2, 2]), np.array([0, 2, 2, 2]), 3)
+    cm = confusion_matrix(np.array([0, 1, 2, 2]), np.array([0, 2, 2, 2]), 3)
     assert cm.tolist() == [[1, 0, 0], [0, 0, 1], [0, 0, 2]]
     plots.plot_confusion(cm, ["cat", "dog", "ship"], tmp_path / "cm.png")
     plots.plot_weights(np.random.default_rng(0).standard_normal((32 * 32 * 3, 10)), (32, 32, 3),
@@ -182,14 +182,14 @@ def test_example_order_puts_mistakes_first_and_keeps_some_correct_ones():
 
 
 def test_run_report_leads_with_pictures_and_escapes_class_names(tmp_path):
-    from chainrule.commands.outputs import write_run_report
+    from chainrule.runs.outputs import write_run_report
     from chainrule.train import RunFolder
 
     run = RunFolder(tmp_path / "run").create()
     run.plots_dir.mkdir(exist_ok=True)
     rng = np.random.default_rng(0)
     y_true, y_pred = rng.integers(0, 4, 60), rng.integers(0, 4, 60)
-    cm = plots.confusion_matrix(y_true, y_pred, 4)
+    cm = confusion_matrix(y_true, y_pred, 4)
     figures = []
     # Given in another order than the report's: it puts curves, confusion, per class, examples, templates first.
     for name, draw in [

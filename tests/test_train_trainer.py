@@ -283,3 +283,28 @@ def test_budget_schedule_anneals_over_the_budget_or_the_steps():
     assert resumed.last_step == 12 and other.param_groups[0]["lr"] == pytest.approx(0.1 * (1 - 0.012))
     with pytest.raises(ValueError, match=r"shape must be one of \['constant', 'linear', 'cosine'\], got 'step'"):
         BudgetSchedule(opt, "step", total_steps=10, warmup_steps=0, budget=budget)
+
+
+def test_stop_is_a_kind_with_a_message_and_checkpoints_keep_both():
+    from chainrule.train.resume import check_trainer_state, load_trainer_state, trainer_state
+    from chainrule.train.stopping import StopReason
+
+    assert StopReason.CALLBACK.final is False and StopReason.EARLY_STOPPING.final and StopReason.NON_FINITE.final
+    assert StopReason.from_message("early stopping: no gain") is StopReason.EARLY_STOPPING
+    assert StopReason.from_message("non-finite: step 3") is StopReason.NON_FINITE
+    assert StopReason.from_message("stopped by a callback") is StopReason.CALLBACK
+    t = _trainer(epochs=2)
+    t._stopped(StopReason.EARLY_STOPPING, "early stopping: no validation-accuracy gain above 0 for 2 epoch(s)")
+    assert t.stop_reason.startswith("early stopping") and t.finished
+    state = trainer_state(t)
+    assert state["counters"]["stop_kind"] == "early_stopping"
+    check_trainer_state(state)
+    u = _trainer(epochs=2)
+    load_trainer_state(u, state)
+    assert u.stop is StopReason.EARLY_STOPPING and u.stop_reason == t.stop_reason and u.stop_training
+    del state["counters"]["stop_kind"]  # a checkpoint from before the kinds: read from the message
+    load_trainer_state(u, state)
+    assert u.stop is StopReason.EARLY_STOPPING
+    state["counters"]["stop_kind"] = "tired"
+    with pytest.raises(ValueError, match="counters.stop_kind must be one of"):
+        check_trainer_state(state)

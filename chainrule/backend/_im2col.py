@@ -12,6 +12,9 @@ group's columns are a contiguous column block, so every group's product is one G
 
     y[rows, group g's O/G channels] = cols[rows, group g's K taps] @ w_g^T      (rows, K) x (K, O/G)
 
+Depthwise convolutions (one input channel per group, at most ``_depthwise.MAX_MULTIPLIER`` outputs each) have no
+GEMM worth the name: ``chainrule.backend._depthwise`` computes them with one multiply-add per kernel tap instead.
+
 Memory. The im2col matrix is built for one block of output rows at a time, at most ``CHUNK_BYTES`` (64 MiB): whole
 samples when one fits, else runs of output rows of one sample (a block never has less than one output row, so a
 single row larger than the cap, (Wo * K) elements, is the one case that exceeds it). The backward passes use the
@@ -38,6 +41,7 @@ from typing import Iterator
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from chainrule.backend import _depthwise
 from chainrule.backend.blas import gemm
 from chainrule.backend.conv_geometry import ConvGeometry
 
@@ -128,7 +132,10 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geom: Con
     g = geom.groups
     og = o // g
     ho, wo = geom.output_size((h, wd), (kh, kw))
-    windows = _grouped(_windows(_channels_last(x, geom), (kh, kw), (ho, wo), geom), g)
+    windows = _windows(_channels_last(x, geom), (kh, kw), (ho, wo), geom)
+    if _is_depthwise(w, g):
+        return _depthwise.forward(windows, w, b, blocks).transpose(0, 3, 1, 2)
+    windows = _grouped(windows, g)
     wm = _weight_matrices(w, g)
     k = wm.shape[2]
     y = np.empty((n, ho, wo, o), dtype=x.dtype)
@@ -154,7 +161,7 @@ def conv2d_backward_data(gy: np.ndarray, w: np.ndarray, in_hw: Pair, geom: ConvG
     method would be mostly inserted zeros). gy may cover fewer output positions than ``geom`` gives for ``in_hw``
     (conv_transpose2d with an output_padding of at least the stride): the input pixels only the missing positions
     read get zero."""
-    if geom.stride == (1, 1):
+    if geom.stride == (1, 1) and not _is_depthwise(w, geom.groups):
         return _backward_data_as_conv(gy, w, in_hw, geom)
     n, o, ho, wo = gy.shape
     _, cg, kh, kw = w.shape
@@ -164,10 +171,13 @@ def conv2d_backward_data(gy: np.ndarray, w: np.ndarray, in_hw: Pair, geom: ConvG
     (top, bottom), (left, right) = geom.padding
     h, wd = in_hw
     _check_covered(gy.shape[2:], in_hw, (kh, kw), geom)
+    gx = np.zeros((n, h + top + bottom, wd + left + right, g * cg), dtype=gy.dtype)
+    if _is_depthwise(w, g):
+        _depthwise.data_grad(_rows(gy).reshape(n, ho, wo, o), w, gx, geom.stride, geom.dilation, blocks)
+        return gx[:, top:top + h, left:left + wd].transpose(0, 3, 1, 2)
     wm = _weight_matrices(w, g)
     k = wm.shape[2]
     rows = _rows(gy)
-    gx = np.zeros((n, h + top + bottom, wd + left + right, g * cg), dtype=gy.dtype)
     target = gx.reshape(gx.shape[:3] + (g, cg))  # (N, Hp, Wp, G, C/G), a view
     buf = None
     for n0, n1, h0, h1 in blocks(n, ho, wo * g * k * gy.itemsize):
@@ -221,8 +231,12 @@ def conv2d_backward_weight(x: np.ndarray, gy: np.ndarray, kernel_hw: Pair, geom:
     g = geom.groups
     og, cg = o // g, c // g
     _check_covered((ho, wo), (h, wd), kernel_hw, geom)
-    windows = _grouped(_windows(_channels_last(x, geom), kernel_hw, (ho, wo), geom), g)
+    windows = _windows(_channels_last(x, geom), kernel_hw, (ho, wo), geom)
     rows = _rows(gy)
+    if cg == 1 and og <= _depthwise.MAX_MULTIPLIER:
+        gw = _depthwise.weight_grad(windows, rows.reshape(n, ho, wo, o))
+        return gw, (rows.sum(axis=0) if bias else None)
+    windows = _grouped(windows, g)
     k = kh * kw * cg
     gw = np.zeros((g, og, k), dtype=x.dtype)
     buf: list = []
@@ -234,6 +248,11 @@ def conv2d_backward_weight(x: np.ndarray, gy: np.ndarray, kernel_hw: Pair, geom:
                  out=gw[j], beta=1.0)
     gw = np.ascontiguousarray(gw.reshape(g, og, kh, kw, cg).transpose(0, 1, 4, 2, 3)).reshape(o, cg, kh, kw)
     return gw, (rows.sum(axis=0) if bias else None)
+
+
+def _is_depthwise(w: np.ndarray, groups: int) -> bool:
+    """One input channel per group (groups = C) and few outputs per channel: ``_depthwise``'s per-tap path."""
+    return w.shape[1] == 1 and w.shape[0] // groups <= _depthwise.MAX_MULTIPLIER
 
 
 def _check_covered(out_hw: Pair, in_hw: Pair, kernel_hw: Pair, geom: ConvGeometry) -> None:

@@ -8,12 +8,18 @@
 
 All follow scikit-learn's estimator contract (get_params / set_params / clone, fit returns self, learned attributes
 end in ``_``) and pass its estimator checks (tests/test_classifiers_sklearn.py); see docs/classifiers.md.
+
+The model registry (``register``, ``get_spec``, ``model_names``, ``spec_of``: ``chainrule.classifiers.registry``)
+is the one table of the models every front end offers; the rows below declare the built-in ones. A network model
+is a leaf of ``NeuralNetClassifier`` (``chainrule.classifiers.network``). docs/adding-a-model.md shows both.
 """
 
 from chainrule.classifiers.base import BaseClassifier, DataConversionWarning, NotFittedError
-from chainrule.classifiers.io import load
+from chainrule.classifiers._training import RESUME_MAY_DIFFER, is_fit_checkpoint
+from chainrule.classifiers.io import estimator_from_checkpoint, load
 from chainrule.classifiers.knn import KNearestNeighbor
-from chainrule.classifiers.linear import LinearClassifier, LinearSVM, SoftmaxClassifier
+from chainrule.classifiers.linear import LinearSVM, SoftmaxClassifier
+from chainrule.classifiers.linear_base import LinearClassifier
 from chainrule.classifiers.random_search import RandomSearchClassifier
 from chainrule.classifiers.registry import ModelSpec, get_spec, model_names, register, spec_of, specs, unregister
 
@@ -21,7 +27,8 @@ __all__ = [
     "BaseClassifier", "NotFittedError", "DataConversionWarning",
     "KNearestNeighbor", "LinearClassifier", "LinearSVM", "SoftmaxClassifier", "MLPClassifier", "NeuralNetClassifier",
     "RandomSearchClassifier",
-    "load", "ModelSpec", "register", "unregister", "get_spec", "model_names", "specs", "spec_of",
+    "ConvNetClassifier", "load", "estimator_from_checkpoint", "is_fit_checkpoint", "RESUME_MAY_DIFFER",
+    "ModelSpec", "register", "unregister", "get_spec", "model_names", "specs", "spec_of",
 ]
 
 # The models every front end offers (chainrule.classifiers.registry). The playground starts each with these
@@ -32,8 +39,8 @@ register("knn", KNearestNeighbor, label="k-nearest neighbour", inputs=("vectors"
 register("svm", LinearSVM, label="linear SVM", inputs=("vectors", "images", "points"), playground=_LINEAR_PLAYGROUND)
 register("softmax", SoftmaxClassifier, label="softmax classifier", inputs=("vectors", "images", "points"),
          playground=_LINEAR_PLAYGROUND)
-register("mlp", "chainrule.classifiers.mlp:MLPClassifier", label="MLP (two-layer net)", inputs=("vectors", "images", "points"),
-         playground={"hidden_sizes": (8, 8), "activation": "relu", "weight_decay": 0.001, "lr": 0.01,
+register("mlp", "chainrule.classifiers.mlp:MLPClassifier", label="MLP (two-layer net)",
+         inputs=("vectors", "images", "points"), playground={"hidden_sizes": (8, 8), "activation": "relu", "weight_decay": 0.001, "lr": 0.01,
                      "optimizer": "adam", "momentum": 0.9, "nesterov": False, "batch_size": 10})
 register("cnn", "chainrule.classifiers.cnn:ConvNetClassifier", label="conv net", inputs=("images",))
 _LAZY = {"MLPClassifier": "chainrule.classifiers.mlp", "NeuralNetClassifier": "chainrule.classifiers.network",

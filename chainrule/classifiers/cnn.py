@@ -5,9 +5,9 @@
     ConvNetClassifier(channels=(32, 64, 64), whiten=False, augment="flip", lookahead=False)   # plainer variants
     cnn.save("cnn.npz"); ConvNetClassifier.load("cnn.npz")
 
-Inputs: images (N, H, W, C) as the data pipeline gives them (``data_format="NHWC"``, the default), (N, C, H, W)
-with ``data_format="NCHW"``, or flat rows (N, D) with ``image_shape`` (one image's shape in ``data_format``
-order); grayscale (N, H, W) is one channel. ``fit`` learns, from the training data only:
+Inputs: images (N, H, W, C) as the data pipeline gives them (``data_format="channels_last"``, the default),
+(N, C, H, W) with ``data_format="channels_first"``, or flat rows (N, D) with ``image_shape`` (one image's shape in
+``data_format`` order); grayscale (N, H, W) is one channel. ``fit`` learns, from the training data only:
 
 1. preprocessing of the pixels (``"standardize"``: per-pixel zero mean and unit variance, by default);
 2. with ``whiten``, the frozen first conv's filters from ``whiten_images`` training images spread over the set
@@ -46,11 +46,12 @@ from chainrule.data.whitening import patch_whitening_filters
 from chainrule.nn.convnet import CONV_ACTIVATIONS, NORMS, POOLS, ConvNet
 from chainrule.optim.factory import make_optimizer
 from chainrule.optim.groups import param_groups
+from chainrule.tensor import Tensor
 from chainrule.train import predict_scores
 from chainrule.train.averaging import Lookahead
 
 __all__ = ["ConvNetClassifier"]
-DATA_FORMATS = ("NHWC", "NCHW")
+DATA_FORMATS = {"channels_last": "NHWC", "channels_first": "NCHW"}  # data_format -> the images' layout
 LOOKAHEAD_EVERY = 5
 LOOKAHEAD_DECAY = 0.95 ** 5
 
@@ -70,7 +71,7 @@ class ConvNetClassifier(NeuralNetClassifier):
     whiten : a frozen patch-whitening first conv of 2 C k^2 filters (k = ``whiten_kernel``, no padding), fitted on
         ``whiten_images`` training images with eigenvalue floor ``whiten_eps``.
     image_shape : one image's shape in ``data_format`` order, for flat input rows (None: X holds images).
-    data_format : "NHWC" (images (N, H, W, C)) or "NCHW" (images (N, C, H, W)).
+    data_format : "channels_last" (images (N, H, W, C)) or "channels_first" (images (N, C, H, W)).
 
     Parameters (training; the rest are ``MLPClassifier``'s, documented there)
     ---------------------------------------------------------------------------
@@ -88,7 +89,7 @@ class ConvNetClassifier(NeuralNetClassifier):
     def __init__(self, channels: Sequence[int] = (64, 128, 128), convs_per_block: int = 2, kernel_size: int = 3,
                  pool: str = "max", norm: str | None = "batch", activation: str = "gelu", whiten: bool = True,
                  whiten_kernel: int = 2, whiten_eps: float = 5e-4, whiten_images: int = 5000,
-                 image_shape: Sequence[int] | None = None, data_format: str = "NHWC", optimizer: str = "sgd",
+                 image_shape: Sequence[int] | None = None, data_format: str = "channels_last", optimizer: str = "sgd",
                  lr: float = 0.4, momentum: float = 0.85, nesterov: bool = True, weight_decay: float = 1.3e-3,
                  norm_lr_scale: float = 64.0, norm_weight_decay: float = 0.0, batch_size: int = 256,
                  epochs: int = 4, schedule: str = "linear", warmup_epochs: float = 1.0,
@@ -157,7 +158,7 @@ class ConvNetClassifier(NeuralNetClassifier):
               "whiten_eps": check_real_param(self, "whiten_eps", 0.0, strict=True),
               "whiten_images": check_int_param(self, "whiten_images", 1),
               "image_shape": None if self.image_shape is None else _positive_ints(self, "image_shape"),
-              "data_format": check_choice(self, "data_format", DATA_FORMATS),
+              "data_format": check_choice(self, "data_format", tuple(DATA_FORMATS)),
               "translate": check_int_param(self, "translate", 0),
               "alternate_flips": check_flag(self, "alternate_flips"), "lookahead": check_flag(self, "lookahead"),
               "norm_lr_scale": check_real_param(self, "norm_lr_scale", 0.0, strict=True),
@@ -172,11 +173,15 @@ class ConvNetClassifier(NeuralNetClassifier):
             raise ValueError(f"{name} learns its own features from the pixels; features must be None")
         return hp
 
+    def _layout(self) -> str:
+        """The given images' layout, NHWC or NCHW (``data_format``)."""
+        return DATA_FORMATS[check_choice(self, "data_format", tuple(DATA_FORMATS))]
+
     def _image_shape(self) -> tuple[int, ...] | None:
         """One image's shape in ``data_format`` order: ``image_shape`` for flat rows, else the samples' shape."""
         shape = tuple(int(s) for s in self.image_shape) if self.image_shape is not None else self.sample_shape_
         if len(shape) == 2:  # grayscale: one channel
-            return (*shape, 1) if self.data_format == "NHWC" else (1, *shape)
+            return (*shape, 1) if self._layout() == "NHWC" else (1, *shape)
         return shape if len(shape) == 3 else None
 
     def _chw(self) -> tuple[int, int, int]:
@@ -184,22 +189,24 @@ class ConvNetClassifier(NeuralNetClassifier):
         shape = self._image_shape()
         name = type(self).__name__
         if shape is None or int(np.prod(shape)) != int(np.prod(self.sample_shape_)):
-            raise ValueError(f"{name} needs images: X (N, H, W, C) (data_format='NHWC'), (N, C, H, W) "
-                             f"(data_format='NCHW') or flat rows with image_shape; got samples of shape "
+            raise ValueError(f"{name} needs images: X (N, H, W, C) (data_format='channels_last'), (N, C, H, W) "
+                             f"(data_format='channels_first') or flat rows with image_shape; got samples of shape "
                              f"{self.sample_shape_} with image_shape={self.image_shape!r}")
-        return (shape[2], shape[0], shape[1]) if self.data_format == "NHWC" else tuple(shape)
+        return (shape[2], shape[0], shape[1]) if self._layout() == "NHWC" else tuple(shape)
 
-    def _network_input(self, rows: np.ndarray) -> np.ndarray:
+    def _network_input(self, rows: Any) -> Any:
+        """Rows (N, D) -> images (N, C, H, W); on a Tensor as ops (``as_module``, the exported graph)."""
         c, h, w = self._chw()
-        if self.data_format == "NHWC":
-            return np.ascontiguousarray(rows.reshape(len(rows), h, w, c).transpose(0, 3, 1, 2))
+        if self._layout() == "NHWC":
+            images = rows.reshape(len(rows), h, w, c).transpose(0, 3, 1, 2)
+            return images if isinstance(images, Tensor) else np.ascontiguousarray(images)
         return rows.reshape(len(rows), c, h, w)
 
     def _build_network(self, sample_shape: tuple[int, ...], n_classes: int, random_state: int) -> ConvNet:
         hp = self._validate_architecture()
         net = ConvNet(sample_shape[0], n_classes, hp["channels"], hp["convs_per_block"], hp["kernel_size"],
                       hp["pool"], hp["norm"], hp["activation"], hp["whiten_kernel"] if hp["whiten"] else 0,
-                      seed=random_state)
+                      input_size=min(sample_shape[1:]), seed=random_state)
         source = getattr(self, "_whitening_source", None)
         if hp["whiten"] and source is not None:  # fit: the frozen filters from the training images
             net.set_whitening(patch_whitening_filters(self._network_inputs(source), hp["whiten_kernel"],
@@ -234,7 +241,7 @@ class ConvNetClassifier(NeuralNetClassifier):
     def _augmentation(self, hp: dict[str, Any]) -> FlipTranslate:
         translate = hp["translate"] if hp["augment"] is True else 0
         flip = "alternate" if hp["alternate_flips"] else "random"
-        return FlipTranslate(translate, flip, data_format=self.data_format,
+        return FlipTranslate(translate, flip, data_format=self._layout(),
                              seed=int(np.random.SeedSequence(self._seed_int()).generate_state(1)[0]))
 
     def _seed_int(self) -> int:
@@ -269,7 +276,15 @@ class ConvNetClassifier(NeuralNetClassifier):
         def scores(view: np.ndarray) -> np.ndarray:
             return predict_scores(self.model_, self._network_inputs(view.reshape(len(view), -1)), batch)
 
-        return predict_tta(scores, images, flip=flip, shift=shift, data_format=self.data_format).astype(np.float32)
+        return predict_tta(scores, images, flip=flip, shift=shift, data_format=self._layout()).astype(np.float32)
+
+    def _prediction_module(self, pipeline: nn.Module) -> nn.Module:
+        """``pipeline`` averaged over the test-time views of the images as given (``nn.TestTimeAugment``:
+        ``predict_tta``'s views as ops, as ``_chunk_scores`` makes them)."""
+        flip, shift = check_flag(self, "test_time_flip"), check_int_param(self, "test_time_shift", 0)
+        if not (flip or shift):
+            return pipeline
+        return nn.TestTimeAugment(pipeline, flip, shift, data_format=self._layout(), image_shape=self._image_shape())
 
     # ---- per-model facts -------------------------------------------------------------------------------------------
 
@@ -323,3 +338,4 @@ def _positive_ints(est: Any, name: str) -> tuple[int, ...]:
     if not value or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1 for v in value):
         raise ValueError(message)
     return tuple(int(v) for v in value)
+

@@ -32,7 +32,7 @@ import json
 import math
 import os
 import warnings
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -127,8 +127,9 @@ def load(path: str | os.PathLike, expected: type | None = None) -> Any:
             raise ValueError(str(e).replace("chainrule file", "chainrule classifier file")) from e
         if header.get("format") != FORMAT:
             raise ValueError(f"{path}: format is {header.get('format')!r}, expected {FORMAT!r}"
-                             + ("; it is a training checkpoint: load a run with chainrule.commands.pipeline."
-                                "load_trained" if header.get("format") is None else ""))
+                             + ("; it is a training checkpoint: load it with chainrule.classifiers."
+                                "estimator_from_checkpoint, or a run with chainrule.runs.load_trained"
+                               if header.get("format") is None else ""))
     return _build(path, tree, expected)
 
 
@@ -231,3 +232,23 @@ def _build(path: str, tree: dict[str, Any], expected: type | None) -> Any:
     except KeyError as e:
         raise ValueError(f"{path}: array {e.args[0]!r} is missing; the file is incomplete") from e
     return estimator
+
+
+def estimator_from_checkpoint(state: Mapping[str, Any]) -> Any:
+    """The estimator a fit checkpoint describes (a ``chainrule.train.load_checkpoint`` state written by an
+    estimator's ``fit(checkpoints=...)``), with the weights training had reached at that step: its class is looked up
+    in the model registry, its parameters, labels and fitted input steps restored from the checkpoint."""
+    from chainrule.classifiers import _training as tr
+    from chainrule.classifiers.registry import spec_of
+
+    if not tr.is_fit_checkpoint(state):
+        raise ValueError("this checkpoint was not written by an estimator's fit (chainrule train)")
+    config = state["config"]
+    try:
+        spec = spec_of(str(config.get("estimator")))
+    except ValueError:
+        raise ValueError(f"unknown estimator {config.get('estimator')!r} in the checkpoint") from None
+    est = spec.estimator_class(**config["params"])
+    tr.restore_fitted(est, state["metadata"])
+    est._set_weights(state["model"], state["history"])
+    return est

@@ -56,7 +56,10 @@ class MLPClassifier(NeuralNetClassifier):
         "rmsprop" (``chainrule.optim.factory``).
     lr : the base learning rate (the schedule's peak).
     momentum, nesterov : SGD's momentum factor and Nesterov flag (unused by Adam).
-    weight_decay : L2 penalty on the weight matrices (added to the gradient; decoupled for "adamw").
+    weight_decay : L2 on the weight matrices, chainrule's one L2 knob (PyTorch's meaning): the gradient of each
+        weight matrix gains weight_decay * W, i.e. the penalty (weight_decay / 2) * sum(W^2) (decoupled for "adamw").
+        The linear models' ``reg`` (CS231n's loss term reg * sum(W^2)) is weight_decay / 2; they take
+        ``weight_decay`` too.
     dropout : drop probability after each hidden activation (0 turns it off).
     norm : None, "batch" (BatchNorm1d) or "layer" (LayerNorm) after each hidden Linear.
     batch_size : samples per step (capped at the number of training samples).

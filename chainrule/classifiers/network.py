@@ -22,6 +22,7 @@ Extension points (a leaf overrides these; everything else is the base's):
     The model-input rows (N, D') float32 (after features and preprocessing) as the network takes them; the
     default passes the rows through (flat inputs). A conv leaf reshapes to (N, C, H, W) here, from images given as
     (N, H, W, C), (N, C, H, W) or flat rows (it knows ``sample_shape_``, the shape of one sample given to fit).
+    It must also run on a Tensor, as ops (reshape, transpose): ``as_module`` puts it in the exported graph.
 ``_uses_batch_statistics(hp) -> bool``
     True when the network normalises over the batch (BatchNorm): a last training batch of one sample is dropped.
 ``_network_meta() -> dict`` / ``_network_from_meta(meta) -> Module``
@@ -72,7 +73,7 @@ from chainrule.classifiers import _training as tr
 from chainrule.classifiers._flip import mirror_rows
 from chainrule.classifiers._inputs import InputSteps, compute_features, preprocess
 from chainrule.classifiers._network_params import MATMUL_PRECISIONS, check_flag, matmul_precision, validated
-from chainrule.classifiers.base import BaseClassifier, check_int_param, check_X
+from chainrule.classifiers.base import BaseClassifier, check_int_param, check_X, refusals_keep_fit
 from chainrule.data.augment import FlipCrop
 from chainrule.data.loader import DataLoader
 from chainrule.data.splits import train_val_indices
@@ -260,8 +261,9 @@ class NeuralNetClassifier(InputSteps, BaseClassifier):
         hp = self._validated()
         state = getattr(self, "_partial", None)
         first = not hasattr(self, "model_") or (state is not None and state.arch != self._arch(hp))
-        X = check_X(X, self, reset=first, keep_uint8=True)
-        y_index = tr.partial_labels(self, y, len(X), classes, first)
+        with refusals_keep_fit(not first):  # a later call's refused batch leaves the model as it was
+            X = check_X(X, self, reset=first, keep_uint8=True)
+            y_index = tr.partial_labels(self, y, len(X), classes, first)
         self._check_augment(hp)
         _, loader_seed, model_seed = tr.draw_seeds(self.random_state)
         if first:
@@ -445,17 +447,22 @@ class NeuralNetClassifier(InputSteps, BaseClassifier):
 
     def as_module(self) -> nn.Module:
         """The fitted prediction as one ``nn.Module`` of ops (evaluation mode): raw rows x (N, D) float32 -> the
-        preprocessing (standardisation, mean image, ZCA) -> the network -> scores (N, C); what
-        ``chainrule.onnx.export`` writes. Shares ``model_``. Refused for features='hog_color' (NumPy code outside the
-        graph) and test_time_flip=True (two passes averaged, not this graph)."""
+        preprocessing (standardisation, mean image, ZCA) -> ``_network_input`` -> the network -> scores (N, C),
+        wrapped by ``_prediction_module`` (a leaf's test-time augmentation); what ``chainrule.onnx.export`` writes.
+        Shares ``model_``. Refused for features='hog_color' (NumPy code outside the graph)."""
         from chainrule.classifiers._input_module import input_module
 
         self._check_is_fitted()
+        return self._prediction_module(nn.Sequential(input_module(self, self._network_input), self.model_)).eval()
+
+    def _prediction_module(self, pipeline: nn.Module) -> nn.Module:
+        """``pipeline`` (raw rows -> scores) as prediction uses it; test_time_flip is refused here (a leaf whose
+        test-time augmentation is a graph, such as the conv net's, overrides this)."""
         if check_flag(self, "test_time_flip"):
             raise ValueError(f"{type(self).__name__} with test_time_flip=True averages the scores of each image and "
                              "its mirror image, which as_module() (one pass) does not compute; set "
                              "test_time_flip=False to export it")
-        return nn.Sequential(input_module(self), self.model_).eval()
+        return pipeline
 
     # ---- persistence ----------------------------------------------------------------------------------------------
 

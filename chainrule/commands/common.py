@@ -16,7 +16,13 @@ import numpy as np
 logger = logging.getLogger("chainrule")
 
 DEFAULT_DATA = "digits"
-DATA_FORMS = ("cifar10", "cifar10:PATH", "folder:PATH", "digits", "spiral")
+
+
+def data_forms() -> tuple[str, ...]:
+    """The dataset spec forms ``--data`` takes, from ``chainrule.data.registry`` (the one list)."""
+    from chainrule.data.registry import DATASET_SPECS
+
+    return tuple(form for form, _ in DATASET_SPECS)
 
 
 class UsageError(Exception):
@@ -131,14 +137,6 @@ class Data:
     def sample_shape(self) -> tuple[int, ...]:
         return tuple(self.X_train.shape[1:])
 
-    @property
-    def is_image(self) -> bool:
-        return self.X_train.ndim == 4
-
-    @property
-    def is_2d_points(self) -> bool:
-        return self.X_train.ndim == 2 and self.X_train.shape[1] == 2
-
 
 def data_spec(spec: str | None) -> str:
     """The spec to use: the given one, or the offline default (digits) with a note saying so."""
@@ -175,7 +173,7 @@ def check_spec(spec: str) -> None:
     name = name.lower()
     valid = {("cifar10", False), ("cifar10", True), ("folder", True), ("digits", False), ("spiral", False)}
     if (name, bool(sep)) not in valid or (sep and not path):
-        raise UsageError(f"unknown dataset spec {spec!r}; expected one of {', '.join(DATA_FORMS)}")
+        raise UsageError(f"unknown dataset spec {spec!r}; expected one of {', '.join(data_forms())}")
     if sep:
         p = Path(path).expanduser()
         if not p.exists():
@@ -260,27 +258,3 @@ def split_data(spec: str, val_size: float, seed: int, image_size: str | None = N
         X_tr, y_tr, X_val, y_val = train_val_split(ds.X_train, ds.y_train, val_size, stratify=True, seed=seed)
     return Data(spec=spec, name=ds.name or spec, classes=tuple(ds.classes), X_train=X_tr, y_train=y_tr,
                 X_val=X_val, y_val=y_val, X_test=ds.X_test, y_test=ds.y_test)
-
-
-def parse_int_list(value: Any, name: str) -> list[int]:
-    """"1024,1024" / [1024, 1024] / 100 / "" / "none" -> a list of positive ints."""
-    if isinstance(value, (list, tuple)):
-        items = list(value)
-    elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        items = [int(value)]
-    elif isinstance(value, str):
-        text = value.strip().lower()
-        items = [] if text in ("", "none", "[]") else [s.strip() for s in text.strip("[]").split(",")]
-    else:
-        raise UsageError(f"{name} must be a comma-separated list of integers like 1024,1024, got {value!r}")
-    out = []
-    for item in items:
-        try:
-            n = int(item)
-        except (TypeError, ValueError):
-            raise UsageError(f"{name} must be a comma-separated list of integers like 1024,1024, got {value!r}") \
-                from None
-        if n < 1 or isinstance(item, bool):
-            raise UsageError(f"{name} entries must be positive integers, got {n} in {value!r}")
-        out.append(n)
-    return out

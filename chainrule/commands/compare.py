@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from chainrule.train.plots import plot_comparison
     from chainrule.train.runfolder import default_run_name
 
-    from chainrule.commands.train import train_run
+    from chainrule.runs import train_run
 
     known = P.model_names()
     models = [m.strip().lower() for m in (args.models or ",".join(known)).split(",") if m.strip()]

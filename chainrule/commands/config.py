@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from chainrule.commands import params as P
-from chainrule.commands.common import UsageError, parse_int_list
+from chainrule.commands import values
+from chainrule.commands.common import DEFAULT_DATA, UsageError, data_forms
 
 DEFAULT_MODEL = "mlp"  # what --model is when no flag or file names one
 RUN_FORMAT = 2  # config.toml's "format"; chainrule 0.1's run folders have none (format 1)
@@ -48,8 +49,7 @@ class Option:
 
 
 RUN_OPTIONS: tuple[Option, ...] = (
-    Option("data", "str", None, "dataset: cifar10 | cifar10:PATH | folder:PATH | digits | spiral (default: digits, "
-           "offline)"),
+    Option("data", "str", None, f"dataset: {' | '.join(data_forms())} (default: {DEFAULT_DATA}, offline)"),
     Option("image_size", "str", None, "folder:PATH data: resize every image to N or HxW pixels (bilinear), e.g. 32 "
            "or 32x48 (default: every image must have the size of the first)"),
     Option("val_size", "float", 0.1, "validation split carved from the training data (stratified): a fraction "
@@ -72,28 +72,49 @@ RUN_OPTIONS: tuple[Option, ...] = (
            resume_may_differ=True),
 )
 RUN_BY_KEY = {o.key: o for o in RUN_OPTIONS}
-# kNN's defaults: validation chooses k and the metric (the lectures' 1-NN figures: L1 beats L2 on CIFAR-10), unless
-# the parameter itself is given. {run setting: (candidates, the parameters that turn it off when given)}.
+# The defaults of an estimator that can ``select`` (kNN): validation chooses k and the metric (the lectures' 1-NN
+# figures: L1 beats L2 on CIFAR-10), unless the parameter itself is given. {run setting: (candidates, the parameters that turn it off when given)}.
 KNN_SELECTION: dict[str, Any] = {"select_k": [1, 3, 5, 10, 20], "select_metric": ["l1", "l2"]}
 _KNN_FIXED_BY = {"select_k": ("k",), "select_metric": ("metric",)}
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--model``, one flag per run setting and one per estimator parameter (with ``params.ALIASES``); every
-    default is None so that "given on the command line" can be told apart."""
+def add_model_argument(parser: Any) -> None:
+    """``--model``: a registered model (``chainrule.classifiers.model_names``); default None (given or not)."""
     from chainrule.classifiers import specs
 
     parser.add_argument("--model", default=None, metavar="|".join(P.model_names()),
                         help="the estimator: " + ", ".join(f"{s.name} ({s.class_name})" for s in specs())
                              + f" (default: {DEFAULT_MODEL})")
+
+
+def add_option(parser: Any, o: Option) -> None:
+    """The flag of run setting ``o`` (default None: "given on the command line" can be told apart)."""
+    default_text = "" if o.default is None else f" (default: {values.show(o.default)})"
+    if o.kind == "bool":
+        parser.add_argument(o.flag, dest=o.key, action=argparse.BooleanOptionalAction, default=None,
+                            help=o.help + default_text)
+    else:
+        parser.add_argument(o.flag, dest=o.key, default=None, metavar=o.key.upper(), help=o.help + default_text)
+
+
+def check_model(value: Any, where: str = "--model") -> str:
+    """A registered model name (lower case); UsageError with a suggestion otherwise."""
+    model = str(value).strip().lower()
+    models = P.model_names()
+    if model not in models:
+        close = difflib.get_close_matches(model, models, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UsageError(f"{where} must be one of {', '.join(models)}; got {value!r}{hint}")
+    return model
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--model``, one flag per run setting and one per estimator parameter (with ``params.ALIASES``); every
+    default is None so that "given on the command line" can be told apart."""
+    add_model_argument(parser)
     run = parser.add_argument_group("run settings")
     for o in RUN_OPTIONS:
-        default_text = "" if o.default is None else f" (default: {str(o.default).lower()})"
-        if o.kind == "bool":
-            run.add_argument(o.flag, dest=o.key, action=argparse.BooleanOptionalAction, default=None,
-                             help=o.help + default_text)
-        else:
-            run.add_argument(o.flag, dest=o.key, default=None, metavar=o.key.upper(), help=o.help + default_text)
+        add_option(run, o)
     est = parser.add_argument_group(
         "estimator parameters", "the estimators' own parameters (chainrule.classifiers; [the models that have each, "
         "with their defaults]); short names: " + ", ".join(f"--{a} = --{n.replace('_', '-')}"
@@ -147,19 +168,14 @@ def resolve(*layers: Mapping[str, tuple[Any, str]]) -> dict[str, Any]:
     for layer in layers:
         merged.update(layer)
     model_value, where = merged.pop("model", (DEFAULT_MODEL, "the default"))
-    model = str(model_value).strip().lower()
-    models = P.model_names()
-    if model not in models:
-        close = difflib.get_close_matches(model, models, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise UsageError(f"--model must be one of {', '.join(models)}; got {model_value!r}{hint}")
+    model = check_model(model_value)
     config: dict[str, Any] = {"model": model}
     for o in RUN_OPTIONS:
         default = o.default
-        if model == "knn" and o.key in KNN_SELECTION and not set(_KNN_FIXED_BY[o.key]) & set(merged):
+        if o.key in KNN_SELECTION and can_select(model) and not set(_KNN_FIXED_BY[o.key]) & set(merged):
             default = KNN_SELECTION[o.key]
         value, where = merged.pop(o.key, (default, "the default"))
-        config[o.key] = o.default if value is None else _run_value(o, value, where)
+        config[o.key] = o.default if value is None else run_value(o, value, where)
     P.check_names(model, merged, "--model " + model)
     from chainrule.data.registry import has_images
 
@@ -170,10 +186,16 @@ def resolve(*layers: Mapping[str, tuple[Any, str]]) -> dict[str, Any]:
     P.build(model, params)  # the estimator checks its parameters: usage errors before anything is written
     if config["select_k"] is not None and not can_select_k(model):
         raise UsageError(f"--select-k chooses a kNN's k; --model {model} has no k")
-    if config["select_metric"] is not None and model != "knn":
+    if config["select_metric"] is not None and not can_select(model):
         raise UsageError(f"--select-metric chooses a kNN's metric; --model {model} has no metric")
     config.update(params)
     return config
+
+
+def can_select(model: str) -> bool:
+    """Whether the estimator chooses its k and metric on validation data (``select``, kNN's): then that is the
+    command line's default (``KNN_SELECTION``)."""
+    return hasattr(P.estimator_class(model), "select")
 
 
 def can_select_k(model: str) -> bool:
@@ -181,9 +203,15 @@ def can_select_k(model: str) -> bool:
     return hasattr(P.estimator_class(model), "predict_many")
 
 
-def _run_value(o: Option, value: Any, where: str) -> Any:
+_KINDS = {"str": frozenset({"text", "None"}), "int": frozenset({"int", "None"}),
+          "float": frozenset({"float", "None"}), "bool": frozenset({"bool"}), "ints": frozenset({"ints", "None"})}
+
+
+def run_value(o: Option, value: Any, where: str) -> Any:
+    """A run setting's value (a flag's text or a TOML value), coerced as every value is
+    (``chainrule.commands.values``) and checked against the setting's bound."""
     if o.kind == "ints":
-        return parse_int_list(value, where)
+        return values.int_list(value, where)
     if o.kind == "strs":  # kNN metrics: "l1,l2" / ["l1", "l2"] / "none"
         from chainrule.classifiers.distances import METRICS
 
@@ -193,30 +221,11 @@ def _run_value(o: Option, value: Any, where: str) -> Any:
         if bad:
             raise UsageError(f"{where} must list metrics among {', '.join(METRICS)}, got {value!r}")
         return list(dict.fromkeys(items))
-    if o.kind == "bool":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "false", "no", "0"):
-            return value.lower() in ("true", "yes", "1")
-        raise UsageError(f"{where} must be true or false, got {value!r}")
-    if o.kind == "str":
-        if not isinstance(value, str):
-            raise UsageError(f"{where} must be a string, got {value!r}")
-        return value.strip()
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        number: float | int = float(value)
-        if o.kind == "int":
-            if not number.is_integer():
-                raise ValueError
-            number = int(number)
-    except (TypeError, ValueError):
-        raise UsageError(f"{where} must be {'an integer' if o.kind == 'int' else 'a number'}, got {value!r}") \
-            from None
-    if not math.isfinite(number) or (o.low is not None and number < o.low):
+    out = values.coerce(_KINDS[o.kind], value, where)
+    if o.kind in ("int", "float") and out is not None \
+            and (not math.isfinite(out) or (o.low is not None and out < o.low)):
         raise UsageError(f"{where} must be a finite number >= {o.low:g}, got {value!r}")
-    return number
+    return out
 
 
 def _check_run(config: dict[str, Any]) -> None:
@@ -272,11 +281,7 @@ def differing_keys(saved: Mapping[str, Any], requested: Mapping[str, Any], may_d
         same = (float(a) == float(b) if isinstance(a, (int, float)) and isinstance(b, (int, float))
                 and not isinstance(a, bool) and not isinstance(b, bool) else a == b)
         if not same:
-            out.append(f"{k} (run has {_show(a)}, requested {_show(b)})")
+            out.append(f"{k} (run has {values.show(a)}, requested {values.show(b)})")
     return out
 
 
-def _show(v: Any) -> str:
-    if isinstance(v, (list, tuple)):
-        return ",".join(map(str, v)) or "()"
-    return "none" if v is None else str(v)

@@ -22,8 +22,8 @@ import numpy as np
 from chainrule.commands.common import (
     UsageError, is_test_spec, load_test_set, same_dataset, say, split_data,
 )
-from chainrule.commands.outputs import confusion_text, per_class_accuracy
-from chainrule.commands.pipeline import load_trained
+from chainrule.runs.outputs import confusion_text
+from chainrule.runs import load_trained
 from chainrule.train.history import write_json
 
 logger = logging.getLogger("chainrule")
@@ -91,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     y_pred = pipe.predict(X)
     seconds = time.perf_counter() - t0
-    from chainrule.train.plots import confusion_matrix, plot_confusion
+    from chainrule.train import confusion_matrix, per_class_accuracy
+    from chainrule.train.plots import plot_confusion
 
     cm = confusion_matrix(y, y_pred, len(pipe.classes))
     acc = float(np.mean(y_pred == y))

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.commands.common import UsageError, parse_int_list, say, usage_errors
+from chainrule.commands.common import UsageError, say, usage_errors
+from chainrule.commands.values import int_list
 from chainrule.nn.activations import ACTIVATION_NAMES as ACTIVATIONS
 
 
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if not (args.eps > 0 and args.tol > 0 and args.atol >= 0 and args.reg >= 0):
         raise UsageError("--eps and --tol must be > 0, --atol and --reg >= 0")
     _, has_hidden, loss_name = MODELS[args.model]
-    hidden = parse_int_list(args.hidden, "--hidden") if has_hidden else []
+    hidden = int_list(args.hidden, "--hidden") if has_hidden else []
     if has_hidden and not hidden:
         raise UsageError(f"--hidden is empty for --model {args.model}; give sizes like 10,10")
     sizes = [args.inputs, *hidden, args.classes]

@@ -15,12 +15,11 @@ Integer parameters refuse non-integral numbers (``hidden_sizes = [100.7]`` is an
 from __future__ import annotations
 
 import inspect
-import math
-import numbers
 import re
 from functools import lru_cache
 from typing import Any
 
+from chainrule.commands import values
 from chainrule.commands.common import UsageError
 
 # The CLI's short names for estimator parameters (each also works as a --config key).
@@ -36,7 +35,6 @@ IMAGES_ONLY = {"augment": False}
 # Estimator parameters that are config keys but not flags: the CLI's own -v / -q and progress bar stand in for
 # MLPClassifier's verbose.
 NOT_FLAGS = ("verbose",)
-_TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 
 
 def estimator_class(model: str) -> type:
@@ -65,20 +63,8 @@ def _signature(cls: type) -> dict[str, tuple[frozenset[str], Any]]:
     for p in inspect.signature(cls.__init__).parameters.values():
         if p.name == "self":
             continue
-        out[p.name] = (_kinds(str(p.annotation)), p.default)
+        out[p.name] = (values.kinds_of(str(p.annotation)), p.default)
     return out
-
-
-def _kinds(annotation: str) -> frozenset[str]:
-    kinds = set()
-    for atom in (a.strip() for a in annotation.split("|")):
-        if atom.startswith(("Sequence[int]", "tuple[int", "list[int]")):
-            kinds.add("ints")
-        elif atom == "Any":  # random_state: an int seed or None from the command line
-            kinds.update(("int", "None"))
-        else:
-            kinds.add(atom)
-    return frozenset(kinds)
 
 
 def defaults(model: str, images: bool = True) -> dict[str, Any]:
@@ -109,89 +95,10 @@ def canonical(key: str) -> str:
 
 
 def coerce(model: str, name: str, value: Any, where: str) -> Any:
-    """``value`` (a flag's text or a TOML value) as the type of ``model``'s parameter ``name``; UsageError naming
-    ``where`` otherwise. Ranges and choices are the estimator's to check (``check_params``)."""
-    kinds = signature(model)[name][0]
-    if value is None:
-        if "None" in kinds:
-            return None
-        raise UsageError(f"{where} cannot be none; give {_describe(kinds)}")
-    if isinstance(value, str):
-        return _from_text(kinds, value.strip(), where)
-    if isinstance(value, bool):
-        if "bool" in kinds:
-            return value
-        raise UsageError(f"{where} must be {_describe(kinds)}, got {value!r}")
-    if isinstance(value, numbers.Number):
-        return _number(kinds, value, where)
-    if isinstance(value, (list, tuple)):
-        if "ints" not in kinds:
-            raise UsageError(f"{where} must be {_describe(kinds)}, got the list {list(value)!r}")
-        return tuple(_whole(v, where, value) for v in value)
-    raise UsageError(f"{where} must be {_describe(kinds)}, got {value!r}")
-
-
-def _from_text(kinds: frozenset[str], text: str, where: str) -> Any:
-    low = text.lower()
-    if low == "none" and "None" in kinds:
-        return None
-    if "ints" in kinds:
-        if low in ("", "none", "[]", "()"):
-            return ()
-        out = []
-        for part in (p.strip() for p in text.strip("[]()").split(",")):
-            try:
-                number: Any = int(part)
-            except ValueError:
-                try:
-                    number = float(part)
-                except ValueError:
-                    raise UsageError(f"{where} must be a comma-separated list of integers like 1024,1024, got "
-                                     f"{text!r}") from None
-            out.append(_whole(number, where, text))
-        return tuple(out)
-    if "bool" in kinds and low in _TRUE + _FALSE:
-        return low in _TRUE
-    if "int" in kinds or "float" in kinds:
-        try:
-            number = float(text)
-        except ValueError:
-            if "str" not in kinds:
-                raise UsageError(f"{where} must be {_describe(kinds)}, got {text!r}") from None
-        else:
-            return _number(kinds, int(text) if re.fullmatch(r"[-+]?\d+", text) else number, where)
-    if "str" in kinds:
-        return low  # every name the estimators take is lower case
-    raise UsageError(f"{where} must be {_describe(kinds)}, got {text!r}")
-
-
-def _number(kinds: frozenset[str], value: Any, where: str) -> Any:
-    if isinstance(value, numbers.Integral):
-        if "int" in kinds:
-            return int(value)
-        if "float" in kinds:
-            return float(value)
-    elif "float" in kinds:
-        return float(value)
-    elif "int" in kinds:
-        return _whole(value, where, value)
-    raise UsageError(f"{where} must be {_describe(kinds)}, got {value!r}")
-
-
-def _whole(v: Any, where: str, whole: Any) -> int:
-    """An integer from an int or an integral float; UsageError for 100.7, true, "x"."""
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(float(v)) \
-            or float(v) != int(v):
-        shown = list(whole) if isinstance(whole, tuple) else whole
-        raise UsageError(f"{where} must be whole numbers, got {v!r} in {shown!r}"
-                         if isinstance(whole, (list, tuple, str)) else f"{where} must be a whole number, got {v!r}")
-    return int(v)
-
-
-def _describe(kinds: frozenset[str]) -> str:
-    names = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a name",
-             "ints": "a list of integers", "None": "none"}
-    return " or ".join(names[k] for k in ("ints", "int", "float", "bool", "str", "None") if k in kinds)
+    """``value`` (a flag's text or a TOML value) as the type of ``model``'s parameter ``name``
+    (``chainrule.commands.values``); UsageError naming ``where`` otherwise. Ranges and choices are the estimator's
+    to check (``build``)."""
+    return values.coerce(signature(model)[name][0], value, where)
 
 
 # ---- checking a whole parameter set -----------------------------------------------------------------------------
@@ -268,12 +175,6 @@ def flag_help(name: str) -> str:
     shown = []
     for m in models:
         d = defaults(m)[name]
-        shown.append(f"{m} {_show(d)}")
+        shown.append(f"{m} {values.show(d)}")
     text = f"{text} [{'; '.join(shown)}]" if text else f"[{'; '.join(shown)}]"
     return text.replace("%", "%%")  # argparse formats help strings with %
-
-
-def _show(v: Any) -> str:
-    if isinstance(v, tuple):
-        return ",".join(map(str, v)) or "()"
-    return str(v).lower() if isinstance(v, bool) or v is None else str(v)

@@ -14,6 +14,7 @@ import ipaddress
 import signal
 import socket
 import sys
+from pathlib import Path
 from typing import Any
 
 from chainrule.commands.common import UsageError, say
@@ -81,6 +82,9 @@ def _image_specs(spec: str | None) -> dict[str, str]:
     name = spec.partition(":")[0].lower()
     if name not in ("cifar10", "folder") or (name == "folder" and ":" not in spec):
         raise UsageError(f"--data must be cifar10, cifar10:PATH or folder:PATH, got {spec!r}")
+    path = spec.partition(":")[2]
+    if path and not Path(path).expanduser().exists():
+        raise UsageError(f"--data {spec!r}: {path} does not exist; give the CIFAR-10 archive or folder")
     return {name: spec}
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.commands.common import UsageError, say
-from chainrule.commands.pipeline import load_trained
+from chainrule.runs import load_trained
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:

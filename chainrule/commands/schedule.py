@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.commands.common import UsageError, parse_int_list, say, usage_errors
+from chainrule.commands.common import UsageError, say, usage_errors
+from chainrule.commands.values import int_list
 from chainrule.optim.schedules import SCHEDULES
 
 
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--steps must be >= 1, got {args.steps}")
     if args.points < 2:
         raise UsageError(f"--points must be >= 2, got {args.points}")
-    milestones = parse_int_list(args.milestones, "--milestones") if args.milestones else None
+    milestones = int_list(args.milestones, "--milestones") if args.milestones else None
     with usage_errors():
         kwargs = schedule_kwargs(name, args.steps, args.warmup, args.min_lr, args.gamma, milestones, args.timescale)
         sched = make_schedule(name, base_lr=args.lr, warmup=args.warmup, **kwargs)

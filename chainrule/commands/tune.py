@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.commands import config as cfgmod
 from chainrule.commands.common import UsageError, data_spec, load_dataset, say, usage_errors
 from chainrule.commands.params import class_name, estimator_class, model_names
 
@@ -35,21 +36,20 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         description="Search the hyperparameters of a classifier on a validation split (or k folds) of the training "
                     "data. Trials run in parallel (--jobs) or on a Dask cluster (--backend dask); each finished "
                     "trial is saved at once, so --resume continues an interrupted search.")
-    p.add_argument("--data", help="dataset spec: cifar10 | cifar10:PATH | folder:PATH | digits | spiral "
-                                  "(default: digits, offline)")
-    p.add_argument("--model", choices=model_names(), help="classifier to tune")
+    # the run settings a search shares with `chainrule train` and `compare`: one table, the same defaults
+    cfgmod.add_option(p, cfgmod.RUN_BY_KEY["data"])
+    cfgmod.add_model_argument(p)
     p.add_argument("--space", metavar="FILE.toml", help="search space: a [space] table of hyperparameters "
                    "(lists or distributions like {loguniform = [1e-4, 1e-1]}) and an optional [fixed] table")
     p.add_argument("--strategy", choices=("grid", "random", "halving"), help="search strategy (default: random, "
                    "or grid when every hyperparameter is a list)")
     p.add_argument("--trials", type=int, metavar="N", help="random / halving candidates (default 20)")
     p.add_argument("--cv", type=int, metavar="K", help="k-fold cross-validation instead of one validation split")
-    p.add_argument("--val-size", type=float, metavar="F", help="validation split: a fraction (default 0.2) or a count")
+    cfgmod.add_option(p, cfgmod.RUN_BY_KEY["val_size"])
     p.add_argument("--budget", metavar="PARAM:MIN:MAX", help="halving resource, e.g. epochs:1:27 or "
                    "n_samples:500:4000")
     p.add_argument("--eta", type=float, help="halving keeps the best 1/eta each rung (default 3)")
-    p.add_argument("--image-size", metavar="N|HxW", help="folder:PATH data: resize every image to this size "
-                   "(bilinear); without it every image must have the first one's size")
+    cfgmod.add_option(p, cfgmod.RUN_BY_KEY["image_size"])
     p.add_argument("--subset", type=int, metavar="N", help="use a stratified sample of N training samples")
     p.add_argument("--seed", type=int, help="seed of folds, draws and estimators (default 0)")
     p.add_argument("--jobs", type=int, default=-1, metavar="N", help="parallel worker processes (default -1: one per "
@@ -78,10 +78,13 @@ def parse_budget(text: str) -> tuple[str, float, float]:
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The search settings given on the command line (None where not given)."""
-    return {"data": args.data, "model": args.model, "image_size": args.image_size, "subset": args.subset,
+    """The search settings given on the command line (None where not given), coerced as `chainrule train`'s."""
+    val_size = args.val_size
+    if val_size is not None:
+        val_size = cfgmod.run_value(cfgmod.RUN_BY_KEY["val_size"], val_size, "--val-size")
+    return {"data": args.data, "model": None if args.model is None else cfgmod.check_model(args.model), "image_size": args.image_size, "subset": args.subset,
             "strategy": args.strategy,
-            "trials": args.trials, "cv": args.cv, "val_size": args.val_size,
+            "trials": args.trials, "cv": args.cv, "val_size": val_size,
             "budget": args.budget, "eta": args.eta, "seed": args.seed}
 
 
@@ -118,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
             space, fixed = load_space(args.space)
         settings = _settings(args)
         settings["data"] = data_spec(settings["data"])
-        settings["model"] = settings["model"] or "softmax"
+        settings["model"] = settings["model"] or cfgmod.DEFAULT_MODEL
         out = None
     s = settings
     strategy = s["strategy"] or ("grid" if space.grid_size is not None and not s["trials"] else "random")
@@ -126,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     if s["trials"] is not None and s["trials"] < 1:
         raise UsageError(f"--trials must be >= 1, got {s['trials']}")
     validation: Any = s["cv"] if s["cv"] else "holdout"
-    val_size: Any = 0.2 if s["val_size"] is None else s["val_size"]
+    val_size: Any = cfgmod.RUN_BY_KEY["val_size"].default if s["val_size"] is None else s["val_size"]
     if val_size >= 1:
         if not float(val_size).is_integer():
             raise UsageError(f"--val-size must be a fraction in (0, 1) or a whole count, got {val_size}")

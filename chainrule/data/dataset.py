@@ -50,10 +50,6 @@ class Dataset:
     def num_classes(self) -> int:
         return len(self.classes)
 
-    @property
-    def has_test(self) -> bool:
-        return self.X_test is not None
-
     def __repr__(self) -> str:
         def desc(a: np.ndarray | None) -> str:
             return "None" if a is None else f"{a.dtype}{list(a.shape)}"

@@ -30,6 +30,7 @@ from chainrule.nn.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from chainrule.nn.padding import CircularPad2d, ConstantPad2d, ReflectionPad2d, ReplicationPad2d, ZeroPad2d
 from chainrule.nn.pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
 from chainrule.nn.shape import Flatten
+from chainrule.nn.tta import TestTimeAugment
 from chainrule.nn.softmax import LogSoftmax, Softmax
 from chainrule.nn.upsampling import Upsample
 
@@ -37,7 +38,7 @@ __all__ = [
     "functional", "init", "utils",
     "Module", "Parameter", "Sequential", "IncompatibleKeys",
     "Linear", "Conv2d", "ConvTranspose2d", "Unfold", "Fold", "MLP", "Dropout", "BatchNorm1d", "LayerNorm",
-    "Flatten", "Softmax", "LogSoftmax", "Dropout2d", "BatchNorm2d", "MaxPool2d", "AvgPool2d",
+    "Flatten", "TestTimeAugment", "Softmax", "LogSoftmax", "Dropout2d", "BatchNorm2d", "MaxPool2d", "AvgPool2d",
     "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Upsample", "ZeroPad2d", "ConstantPad2d", "ReflectionPad2d",
     "ReplicationPad2d", "CircularPad2d",
     "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "ELU", "GELU", "Maxout",

@@ -12,10 +12,8 @@ from typing import Any
 import numpy as np
 
 from chainrule.nn._functions import criterion as _crit
+from chainrule.nn._functions.loss import check_reduction
 from chainrule.tensor import Tensor
-
-_REDUCTIONS = ("mean", "sum", "none")
-
 
 def _pair(op: str, x: Any, target: Any, reduction: str) -> tuple[Any, Any]:
     """(input, target): the same shape and floating dtype (an array target is cast to the input's dtype)."""
@@ -68,8 +66,7 @@ def multilabel_margin_loss(x: Any, y: Any, reduction: str = "mean") -> Tensor:
     """Multi-class multi-label hinge loss: x (N, C) or (C,) scores, y of x's shape holding each sample's label
     classes, ended by the first -1 (PyTorch's format: [3, 0, -1, 1] means labels {3, 0}). Every label's score should
     beat every non-label's by a margin of 1; the sum of the violations / C, averaged over N for "mean"."""
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"multilabel_margin_loss: expected reduction in {_REDUCTIONS}, got {reduction!r}")
+    check_reduction("multilabel_margin_loss", reduction)
     if not isinstance(x, (Tensor, np.ndarray)):
         x = Tensor(x).data
     data = x.data if isinstance(x, Tensor) else x

@@ -142,8 +142,9 @@ def _interp_matrix(n: int, out: int, mode: str, align_corners: bool | None, scal
 
 
 def interpolate(x: Any, size: Any = None, scale_factor: Any = None, mode: str = "nearest",
-                align_corners: bool | None = None) -> Tensor:
-    """Resize x (N, C, H, W) or (C, H, W) to ``size`` (Ho, Wo) or by ``scale_factor`` (output floor(H * s)).
+                align_corners: bool | None = None, recompute_scale_factor: bool | None = None) -> Tensor:
+    """Resize x (N, C, H, W) or (C, H, W) to ``size`` (Ho, Wo) or by ``scale_factor`` (output floor(H * s); the
+    source coordinates use 1 / scale_factor, or H / Ho with ``recompute_scale_factor=True``, as PyTorch).
 
     ``mode``: "nearest" (source floor(dst * scale)) or "bilinear" (PyTorch's half-pixel centres, or the corners
     aligned with ``align_corners=True``). Both are exact PyTorch float64 matches, differentiable to any order.
@@ -168,7 +169,8 @@ def interpolate(x: Any, size: Any = None, scale_factor: Any = None, mode: str = 
         if min(out_hw) < 1:
             raise ValueError(f"interpolate: scale_factor {scale_factor!r} makes an output of {out_hw} from {in_hw}; "
                              "the output must be at least 1 x 1")
-        scales = tuple(1.0 / f for f in factors)
+        if not recompute_scale_factor:
+            scales = tuple(1.0 / f for f in factors)
     a = _interp_matrix(in_hw[0], out_hw[0], mode, align_corners, scales[0])
     b = _interp_matrix(in_hw[1], out_hw[1], mode, align_corners, scales[1])
     return _resize.SeparableMap.apply(x, a=a, b=b)

@@ -7,7 +7,6 @@ activation by a ``Maxout`` layer rather than following it.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -16,7 +15,6 @@ from chainrule.nn import functional as F
 from chainrule.nn import init
 from chainrule.nn.module import Module, Parameter
 from chainrule.tensor import Tensor
-from chainrule.utils.seeding import as_generator
 
 
 class Identity(Module):
@@ -112,11 +110,8 @@ class Maxout(Module):
         self.reset_parameters(seed)
 
     def reset_parameters(self, seed: Any = None) -> None:
-        rng = as_generator(seed)
-        bound = 1.0 / math.sqrt(self.in_features)
-        self.weight.data[...] = init.uniform(self.weight.shape, -bound, bound, rng=rng, dtype=self.weight.dtype)
-        if self.bias is not None:
-            self.bias.data[...] = init.uniform(self.bias.shape, -bound, bound, rng=rng, dtype=self.bias.dtype)
+        """Redraw weight and bias from U(-1/sqrt(in_features), 1/sqrt(in_features)), as ``Linear``."""
+        init.uniform_fan_in_(self.weight, self.bias, self.in_features, seed)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.maxout(x, self.weight, self.bias, self.pieces)

@@ -42,7 +42,7 @@ class Dropout(Module):
 
 
 class Dropout2d(Dropout):
-    """Channel dropout of (N, C, H, W) or (C, H, W): zero whole feature maps with probability ``p`` and scale the
+    """Channel dropout of (N, C, H, W): zero whole feature maps with probability ``p`` and scale the
     rest by 1/(1-p) in training (Tompson et al., 2015); identity in eval. Seeded and resumable as ``Dropout``."""
 
     def forward(self, x: Tensor) -> Tensor:

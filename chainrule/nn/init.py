@@ -152,3 +152,13 @@ def dirac(shape: Shape, dtype: Any = np.float32) -> np.ndarray:
     n = min(shape[0], shape[1])
     w[(np.arange(n), np.arange(n), *(np.full(n, k // 2) for k in shape[2:]))] = 1
     return w
+
+
+def uniform_fan_in_(weight: Any, bias: Any, fan_in: int, seed: Any = None) -> None:
+    """Redraw ``weight`` and ``bias`` (Parameters; bias may be None) in place from U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
+    PyTorch's default for ``nn.Linear`` (and chainrule's ``Maxout``), from ``seed``."""
+    rng = as_generator(seed)
+    bound = 1.0 / math.sqrt(fan_in)
+    weight.data[...] = uniform(weight.shape, -bound, bound, rng=rng, dtype=weight.dtype)
+    if bias is not None:
+        bias.data[...] = uniform(bias.shape, -bound, bound, rng=rng, dtype=bias.dtype)

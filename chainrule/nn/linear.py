@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -11,7 +10,6 @@ from chainrule.nn import functional as F
 from chainrule.nn import init
 from chainrule.nn.module import Module, Parameter
 from chainrule.tensor import Tensor
-from chainrule.utils.seeding import as_generator
 
 
 class Linear(Module):
@@ -39,11 +37,7 @@ class Linear(Module):
 
     def reset_parameters(self, seed: Any = None) -> None:
         """Redraw weight and bias from U(-1/sqrt(in_features), 1/sqrt(in_features))."""
-        rng = as_generator(seed)
-        bound = 1.0 / math.sqrt(self.in_features)
-        self.weight.data[...] = init.uniform(self.weight.shape, -bound, bound, rng=rng, dtype=self.weight.dtype)
-        if self.bias is not None:
-            self.bias.data[...] = init.uniform(self.bias.shape, -bound, bound, rng=rng, dtype=self.bias.dtype)
+        init.uniform_fan_in_(self.weight, self.bias, self.in_features, seed)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.linear(x, self.weight, self.bias)

@@ -18,12 +18,14 @@ named after them ("0.weight"). The model is built with the ``onnx`` package (ops
 Exportable ops (the table in ``chainrule.onnx._ops``): arithmetic and elementwise ops, matmul, reductions, shapes,
 softmax / log-softmax, ``Linear``, ``Maxout``, every activation, ``BatchNorm`` (evaluation) over (N, C) and
 (N, C, H, W), ``LayerNorm``, ``conv2d`` (stride, padding, dilation, groups), ``max_pool2d`` (ceil_mode included) and
-``avg_pool2d`` (every divisor rule). Dropout is the identity in evaluation mode and leaves no node.
+``avg_pool2d`` (every divisor rule), ``pad`` (constant, reflect, replicate) and basic indexing (slices with any
+step, ints). Dropout is the identity in evaluation mode and leaves no node.
 
 An estimator is exported through its ``as_module()``: its input steps (standardisation, mean image, ZCA whitening)
 followed by its network or linear map, on the flattened raw rows (N, D) as float32; its output is the class scores
-(N, C), columns in ``classes_`` order. Estimators whose prediction is not such a graph (kNN, hand-designed HOG
-features, test-time flipping) are refused, saying why. An op with no ONNX form raises ``OnnxExportError`` naming
+(N, C), columns in ``classes_`` order; a conv net's test-time augmentation is in the graph too. Estimators whose
+prediction is not such a graph (kNN, hand-designed HOG features, an MLP's test-time flip of the raw image) are
+refused, saying why. An op with no ONNX form raises ``OnnxExportError`` naming
 it. Needs the ``interop`` extra (``pip install 'chainrule[interop]'``).
 """
 

@@ -18,6 +18,7 @@ from chainrule.nn._functions import activation as act
 from chainrule.nn._functions import linear as lin
 from chainrule.nn._functions import normalization as norm
 from chainrule.nn._functions import pooling as pool
+from chainrule.nn._functions import resize
 from chainrule.onnx._graph import GraphBuilder, OnnxExportError
 from chainrule.ops import arithmetic as ar
 from chainrule.ops import elementwise as el
@@ -260,3 +261,53 @@ def _avg_pool2d(b: GraphBuilder, node: Any, args: tuple, kwargs: dict) -> str:
     mean = b.op("AveragePool", [b.value(args[0])], kernel_shape=list(window.kernel), count_include_pad=1, **geometry)
     scale = (window.kernel[0] * window.kernel[1]) / window.divisor
     return b.op("Mul", [mean, b.const(scale.astype(node._out.dtype), "divisor")])
+
+
+@_row(resize.Pad)
+def _pad(b: GraphBuilder, node: Any, args: tuple, kwargs: dict) -> str:
+    modes = {"constant": "constant", "reflect": "reflect", "replicate": "edge"}
+    if node.mode not in modes:
+        raise OnnxExportError(f"Pad with mode={node.mode!r} has no ONNX form at opset 17 (circular needs 'wrap', "
+                              "opset 19); use 'constant', 'reflect' or 'replicate'")
+    ndim = node._out.ndim
+    per_axis = [(0, 0)] * (ndim - len(node.pads)) + [tuple(int(v) for v in p) for p in node.pads]
+    pads = b.const(np.array([lo for lo, _ in per_axis] + [hi for _, hi in per_axis], dtype=np.int64), "pads")
+    inputs = [b.value(args[0]), pads]
+    if node.mode == "constant":
+        inputs.append(b.const(np.array(kwargs.get("value", 0.0), dtype=node._out.dtype), "value"))
+    return b.op("Pad", inputs, mode=modes[node.mode])
+
+
+@_row(shape.GetItem)
+def _getitem(b: GraphBuilder, node: Any, args: tuple, kwargs: dict) -> str:
+    """Basic indexing (slices with any step, ints, Ellipsis) as Slice and Squeeze; array, boolean and None indices
+    are refused. An untouched axis (the batch axis, usually) stays dynamic."""
+    plan = node.plan
+    index = plan.index if plan.perm is None and not plan.insert else None
+    index = index if isinstance(index, tuple) else (index,)
+    if any(i is None or isinstance(i, bool) or not (isinstance(i, (slice, int, np.integer)) or i is Ellipsis)
+           for i in index):
+        raise OnnxExportError(f"GetItem with the index {index!r} has no ONNX form in chainrule.onnx; index with "
+                              "slices, ints and Ellipsis")
+    shape_ = np.shape(args[0].data)
+    explicit = sum(i is not Ellipsis for i in index)
+    at = index.index(Ellipsis) if Ellipsis in index else len(index)
+    index = index[:at] + (slice(None),) * (len(shape_) - explicit) + index[at + 1:]
+    starts, ends, axes, steps, squeeze = [], [], [], [], []
+    for axis, (i, dim) in enumerate(zip(index, shape_)):
+        if isinstance(i, slice):
+            start, stop, step = i.indices(dim)
+            if (start, stop, step) == (0, dim, 1):
+                continue
+            stop = stop if stop >= 0 else int(np.iinfo(np.int64).min)  # a negative step down to index 0
+        else:
+            start, stop, step = int(i) % dim, int(i) % dim + 1, 1
+            squeeze.append(axis)
+        starts, ends, axes, steps = starts + [start], ends + [stop], axes + [axis], steps + [step]
+    out = b.value(args[0])
+    if axes:
+        out = b.op("Slice", [out] + [b.const(np.array(v, dtype=np.int64), name) for v, name in
+                                     ((starts, "starts"), (ends, "ends"), (axes, "axes"), (steps, "steps"))])
+    if squeeze:
+        out = b.op("Squeeze", [out, b.const(np.array(squeeze, dtype=np.int64), "axes")])
+    return out

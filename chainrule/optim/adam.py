@@ -68,15 +68,9 @@ class Adam(Optimizer):
 
     def _update(self, x: np.ndarray, g: np.ndarray, state: dict[str, Any], hp: Mapping[str, Any]) -> None:
         lr, (beta1, beta2), eps, wd = hp["lr"], hp["betas"], hp["eps"], hp["weight_decay"]
-        free = 0
-        if wd != 0:
-            if self._decoupled:
-                np.multiply(x, 1.0 - lr * wd, out=x)
-            else:
-                s = self._scratch(x, 0)
-                np.multiply(x, wd, out=s)
-                np.add(s, g, out=s)
-                g, free = s, 1
+        if wd != 0 and self._decoupled:
+            np.multiply(x, 1.0 - lr * wd, out=x)
+        g, free = self._decayed_grad(x, g, 0.0 if self._decoupled else wd)
         if not state:
             state["step"] = 0
             state["exp_avg"] = np.zeros_like(x)

@@ -182,6 +182,17 @@ class Optimizer:
         """Update one parameter ``x`` in place from its gradient ``g``; subclasses implement."""
         raise NotImplementedError(f"{type(self).__name__} must implement _update")
 
+    def _decayed_grad(self, x: np.ndarray, g: np.ndarray, weight_decay: float) -> tuple[np.ndarray, int]:
+        """(g + weight_decay * x, the first free scratch slot): the L2 opening of every update (PyTorch's
+        ``weight_decay``); with weight_decay = 0 the gradient itself and slot 0. The sum is written to scratch slot 0
+        (``_scratch``), never into the gradient."""
+        if weight_decay == 0:
+            return g, 0
+        s = self._scratch(x, 0)
+        np.multiply(x, weight_decay, out=s)
+        np.add(s, g, out=s)
+        return s, 1
+
     def _scratch(self, x: np.ndarray, slot: int) -> np.ndarray:
         """A work array shaped and typed like ``x``, shared by all parameters (one per dtype and slot).
 

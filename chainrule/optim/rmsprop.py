@@ -66,12 +66,7 @@ class RMSProp(Optimizer):
 
     def _update(self, x: np.ndarray, g: np.ndarray, state: dict[str, Any], hp: Mapping[str, Any]) -> None:
         lr, alpha, eps, mu, wd = hp["lr"], hp["alpha"], hp["eps"], hp["momentum"], hp["weight_decay"]
-        free = 0
-        if wd != 0:
-            s = self._scratch(x, 0)
-            np.multiply(x, wd, out=s)
-            np.add(s, g, out=s)
-            g, free = s, 1
+        g, free = self._decayed_grad(x, g, wd)
         if not state:
             state["step"] = 0
             state["square_avg"] = np.zeros_like(x)

@@ -71,12 +71,7 @@ class SGD(Optimizer):
         if hp["nesterov"] and buf is not None and fused.sgd_nesterov_update(x, g, buf, lr, mu, wd):
             return  # the same update as below in one compiled pass (float32, numba installed)
         # Work arrays: slot 0 holds the decayed gradient when weight_decay != 0, so temporaries go to `free`.
-        free = 0
-        if wd != 0:
-            s = self._scratch(x, 0)
-            np.multiply(x, wd, out=s)
-            np.add(s, g, out=s)
-            g, free = s, 1
+        g, free = self._decayed_grad(x, g, wd)
         d_is_scratch = free == 1  # d = g lives in slot 0 and may be overwritten
         d = g
         if mu != 0:

@@ -85,41 +85,56 @@ def _as_tiles(a: np.ndarray) -> tuple[np.ndarray, str]:
     return tile.reshape(1, side, side, 1), "vector"
 
 
-def _conv_layers(model: Any, x: np.ndarray) -> tuple[list[tuple[str, Tensor]], Tensor]:
+def _conv_layers(model: Any, x: np.ndarray) -> tuple[list[tuple[str, Tensor]], Tensor, None]:
     """A conv net (``features(x)``: its maps after each block; ``head`` and ``scale``: its scores, as its forward
     computes them): the input (1, C, H, W), each block's maps, and the scores."""
     t = Tensor(np.ascontiguousarray(x.transpose(0, 3, 1, 2)), requires_grad=True)
     maps = model.features(t)
     layers = [("input", t)] + [(f"block {i + 1}", m.retain_grad()) for i, m in enumerate(maps)]
     scores = (model.head(maps[-1].amax(axis=(2, 3))) * model.scale).retain_grad()
-    return layers + [("scores", scores)], scores
+    return layers + [("scores", scores)], scores, None
 
 
-def _dense_layers(est: Any, x: np.ndarray) -> tuple[list[tuple[str, Tensor]], Tensor]:
+def _dense_layers(est: Any, x: np.ndarray) -> tuple[list[tuple[str, Tensor]], Tensor, Tensor | None]:
     """An MLP (``model_`` a sequence of layers) or a linear model (``W_``, ``b_``), in float64: the input (1, D),
-    each layer's output, the scores."""
+    each layer's output, the scores, and the first layer's weights (the one weight Tensor that requires grad)."""
     h = Tensor(x.reshape(1, -1).astype(np.float64), requires_grad=True)
-    layers = [("input", h)]
+    layers, first = [("input", h)], None
     if hasattr(est, "model_"):
         for module in est.model_:
             if isinstance(module, (Linear, Maxout)):
-                W = Tensor(module.weight.data.astype(np.float64))
+                W = Tensor(module.weight.data.astype(np.float64), requires_grad=first is None)
+                first = W if first is None else first
                 b = Tensor(module.bias.data.astype(np.float64))
                 h = F.linear(h, W, b) if isinstance(module, Linear) else F.maxout(h, W, b, module.pieces)
             else:
                 h = module(h)
             layers.append((type(module).__name__, h.retain_grad()))
     else:
-        h = F.linear(h, Tensor(est.W_.astype(np.float64)), Tensor(est.b_.astype(np.float64)))
+        first = Tensor(est.W_.astype(np.float64), requires_grad=True)
+        h = F.linear(h, first, Tensor(est.b_.astype(np.float64)))
         layers.append(("scores", h.retain_grad()))
-    return layers, h
+    return layers, h, first
+
+
+def _weight_gradient(est: Any, first: Tensor | None, conv: bool, shape: tuple[int, ...]) -> np.ndarray | None:
+    """(n, h, w, c) tiles of the example's loss gradient with respect to the first layer's weights (the weights
+    ``filters`` draws): ``first`` (a dense model's, as ``_dense_layers`` made it) or a conv net's first conv."""
+    if conv:
+        conv1 = next((m for m in est.model_.modules() if getattr(m, "weight", None) is not None
+                      and m.weight.data.ndim == 4 and m.weight.grad is not None), None)
+        return None if conv1 is None else np.asarray(conv1.weight.grad)[:MAX_TILES].transpose(0, 2, 3, 1)
+    if first is None or first.grad is None or first.grad.ndim != 2 or first.grad.shape[0] != int(np.prod(shape)):
+        return None
+    return np.asarray(first.grad)[:, :MAX_TILES].T.reshape(-1, *shape)
 
 
 def activations(est: Any, x: np.ndarray, pixels: np.ndarray, label: int, gradients: bool) -> dict[str, Any] | None:
     """The forward pass of one image x (1, H, W, C) (model inputs) through the model (in evaluation mode; dense
     models through a float64 copy): each layer's output as tiles, or with ``gradients`` the gradient of the
     example's loss (cross-entropy with its label; the hinge loss for the SVM) with respect to it (lecture 4), the
-    input's summed over its channels. Also the class probabilities."""
+    input's summed over its channels, and (``weight_gradient``) with respect to the first layer's weights, drawn as
+    ``filters`` draws the weights. Also the class probabilities."""
     model = getattr(est, "model_", None)
     if model is None and not hasattr(est, "W_"):
         return None
@@ -128,15 +143,18 @@ def activations(est: Any, x: np.ndarray, pixels: np.ndarray, label: int, gradien
     if model is not None:
         model.eval()
     try:
-        layers, scores = _conv_layers(model, x) if conv else _dense_layers(est, x)
+        layers, scores, first = _conv_layers(model, x) if conv else _dense_layers(est, x)
         hinge = hasattr(est, "margin")
         loss = (F.multiclass_hinge(scores, np.array([label]), margin=float(est.margin)) if hinge
                 else F.cross_entropy(scores, np.array([label])))
         with np.errstate(all="ignore"):
             loss.backward()
+        weight_grad = _weight_gradient(est, first, conv, pixels.shape) if gradients else None
     finally:
         if model is not None:
             model.train(was_training)
+            if conv:
+                model.zero_grad()  # the view's backward ran through the model's own parameters
     out = []
     for i, (name, t) in enumerate(layers[:MAX_LAYERS]):
         if i == 0:
@@ -154,7 +172,8 @@ def activations(est: Any, x: np.ndarray, pixels: np.ndarray, label: int, gradien
     p = np.exp(s - s.max())
     p /= p.sum()
     return {"layers": out, "probs": [round(float(v), 4) for v in p], "label": int(label),
-            "loss": float(loss.data), "gradients": bool(gradients)}
+            "loss": float(loss.data), "gradients": bool(gradients),
+            "weight_gradient": None if weight_grad is None else sprite(weight_grad)}
 
 
 def strip(probs: np.ndarray, y: np.ndarray, n: int) -> dict[str, Any]:

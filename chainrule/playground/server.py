@@ -3,8 +3,9 @@
     from chainrule.playground import create_app
     app = create_app()              # serve with uvicorn: uvicorn.run(app, host="127.0.0.1", port=8000)
 
-Each WebSocket gets its own ``Session`` and its own worker thread: every call into the session (messages, training
-slices, frames) runs there, one at a time, so the event loop only moves messages and the page stays responsive
+Each WebSocket gets its own ``Session`` (2-D points) and, once the page switches to the images mode (a ``mode``
+message), its own ``ImageSession``, and one worker thread: every call into a session (messages, training slices,
+frames) runs there, one at a time, so the event loop only moves messages and the page stays responsive
 while a model trains. While a session plays, its worker trains for about ``train_slice`` seconds (at least one
 ``partial_fit``), then computes a frame (the network view and the inspected point's graph at most every
 ``network_interval`` seconds) and the loop sends it. The session and its thread end when the socket closes.

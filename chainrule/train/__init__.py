@@ -17,10 +17,11 @@ from chainrule.train.checkpoint import (
 from chainrule.train.history import History, MetricsWriter, read_metrics_csv
 from chainrule.train.progress import ProgressBar
 from chainrule.train.runfolder import RunFolder, dumps_toml, load_toml
+from chainrule.train.evaluation import confusion_matrix, per_class_accuracy
 from chainrule.train.trainer import NonFiniteError, Trainer, predict_scores
 
 __all__ = [
-    "Trainer", "NonFiniteError", "predict_scores", "TimeBudget", "BudgetSchedule",
+    "Trainer", "NonFiniteError", "predict_scores", "confusion_matrix", "per_class_accuracy", "TimeBudget", "BudgetSchedule",
     "CheckpointManager", "CheckpointError", "CheckpointIntegrityError", "CheckpointWarning", "save_checkpoint",
     "load_checkpoint",
     "FORMAT_VERSION", "History", "MetricsWriter", "read_metrics_csv", "ProgressBar",

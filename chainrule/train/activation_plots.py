@@ -49,7 +49,7 @@ def plot_activation_maps(images: np.ndarray, maps: Sequence[np.ndarray], path: s
         span = shown.max(axis=(2, 3), keepdims=True) - lo
         shown = np.where(span > 0, (shown - lo) / np.where(span > 0, span, 1.0), 0.0)
         columns.append(np.repeat(shown[..., None], 3, axis=-1))
-        labels += [f"{name} #{c}" for c in range(k)]
+        labels += [name] + [f"#{c}" for c in range(1, k)]  # the block's name over its first map
     grid = np.concatenate(columns, axis=1)  # (n, cols, h, w, 3)
     cols = grid.shape[1]
     above = labels + [""] * (cols * (n - 1))

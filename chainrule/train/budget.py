@@ -18,6 +18,8 @@ import time
 from numbers import Integral, Real
 from typing import Any, Mapping
 
+from chainrule.optim import lr_functions
+
 SHAPES = ("constant", "linear", "cosine")
 
 
@@ -104,11 +106,10 @@ class BudgetSchedule:
 
     def factor(self) -> float:
         """The multiplier of the base rates now: warmup(step) * shape(progress)."""
-        p = self.progress()
-        value = {"constant": 1.0, "linear": 1.0 - p, "cosine": 0.5 * (1.0 + math.cos(math.pi * p))}[self.shape]
-        if self.last_step < self.warmup_steps:
-            value *= (self.last_step + 1) / (self.warmup_steps + 1)
-        return value
+        p = self.progress()  # the shapes of chainrule.optim.lr_functions over a run of length 1, at p
+        value = {"constant": 1.0, "linear": lr_functions.linear(p, 1.0, 1),
+                 "cosine": lr_functions.cosine(p, 1.0, 1)}[self.shape]
+        return value * lr_functions.linear_warmup(self.last_step, 1.0, self.warmup_steps)
 
     def _set(self) -> None:
         f = self.factor()

@@ -134,9 +134,6 @@ class CheckpointManager:
             old.unlink(missing_ok=True)
         return path
 
-    def save_best(self, state: Mapping[str, Any]) -> Path:
-        return save_checkpoint(self.best_path, state)
-
     def load_latest(self, validate: Callable[[Mapping[str, Any]], None] | None = None
                     ) -> tuple[dict[str, Any], Path] | None:
         """The newest readable step checkpoint and its path, or None when there is none at all.

@@ -1,8 +1,9 @@
-"""Scoring a trained model: class scores in evaluation mode without a graph, in batches, and counting hits."""
+"""Scoring a trained model: class scores in evaluation mode without a graph, in batches; the metrics of its
+predictions (hits, the confusion matrix, the accuracy of each class)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -25,3 +26,15 @@ def predict_scores(model: Any, X: np.ndarray, batch_size: int = 1024) -> np.ndar
 def num_correct(scores: np.ndarray, y: np.ndarray) -> int:
     """How many rows of scores (N, C) have their largest score at the label y (N,)."""
     return int(np.count_nonzero(scores.argmax(axis=1) == y))
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """(C, C) int64 counts: row i = true class i, column j = predicted class j."""
+    idx = np.asarray(y_true, dtype=np.int64) * num_classes + np.asarray(y_pred, dtype=np.int64)
+    return np.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def per_class_accuracy(cm: np.ndarray, classes: Sequence[str]) -> dict[str, float | None]:
+    """{class name: accuracy on that class's samples} from a confusion matrix (None for a class with none)."""
+    totals = cm.sum(axis=1)
+    return {str(c): (float(cm[i, i] / totals[i]) if totals[i] else None) for i, c in enumerate(classes)}

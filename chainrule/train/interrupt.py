@@ -35,10 +35,6 @@ class Interrupted(Exception):
     def exit_code(self) -> int:
         return 128 + self.signum
 
-    @property
-    def signal_name(self) -> str:
-        return signal.Signals(self.signum).name
-
 
 class StopOnSignal:
     """Context manager handling SIGINT and SIGTERM (see the module docstring); also a ``Trainer`` callback."""

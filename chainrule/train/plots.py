@@ -30,7 +30,8 @@ import numpy as np
 _DPI = 100
 
 
-def _figure(width: float = 6.4, height: float = 4.0) -> Any:
+def new_figure(width: float = 6.4, height: float = 4.0) -> Any:
+    """A matplotlib Figure of ``width`` x ``height`` inches on the Agg canvas (no display needed)."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -46,7 +47,8 @@ def _plain(text: Any) -> str:
     return str(text).replace("$", r"\$")
 
 
-def _save(fig: Any, path: str | os.PathLike) -> str:
+def save_figure(fig: Any, path: str | os.PathLike) -> str:
+    """Write ``fig`` as a PNG to ``path``, atomically; returns the path."""
     from chainrule.utils.atomic import atomic_open
 
     fig.tight_layout()
@@ -77,7 +79,7 @@ def plot_loss(steps: Sequence[float], losses: Sequence[float], path: str | os.Pa
               title: str = "Training loss", epoch_steps: Sequence[int] = ()) -> str:
     """Per-step training loss, raw and smoothed; a log y-axis when the loss spans more than 20x."""
     steps, losses = np.asarray(steps, dtype=np.float64), np.asarray(losses, dtype=np.float64)
-    fig = _figure()
+    fig = new_figure()
     ax = fig.add_subplot()
     if len(steps):
         ax.plot(steps, losses, color="tab:blue", alpha=0.25, linewidth=0.8, label="per step")
@@ -92,14 +94,14 @@ def plot_loss(steps: Sequence[float], losses: Sequence[float], path: str | os.Pa
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_accuracy(epochs: Sequence[float], train_acc: Sequence[float], val_acc: Sequence[float] | None,
                   path: str | os.PathLike, title: str = "Accuracy per epoch", best_epoch: int | None = None) -> str:
     """Train and validation accuracy (in %) per epoch, with the best validation epoch marked."""
     epochs = np.asarray(epochs, dtype=np.float64)
-    fig = _figure()
+    fig = new_figure()
     ax = fig.add_subplot()
     marker = "o" if len(epochs) <= 30 else None
     ax.plot(epochs, 100 * np.asarray(train_acc, dtype=np.float64), marker=marker, label="train")
@@ -115,12 +117,12 @@ def plot_accuracy(epochs: Sequence[float], train_acc: Sequence[float], val_acc: 
         ax.set_xticks(epochs)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_lr(steps: Sequence[float], lrs: Sequence[float], path: str | os.PathLike,
             title: str = "Learning-rate schedule") -> str:
-    fig = _figure(6.4, 3.4)
+    fig = new_figure(6.4, 3.4)
     ax = fig.add_subplot()
     ax.plot(np.asarray(steps), np.asarray(lrs), color="tab:orange")
     ax.set_xlabel("step (minibatch update)")
@@ -128,13 +130,7 @@ def plot_lr(steps: Sequence[float], lrs: Sequence[float], path: str | os.PathLik
     ax.set_title(title)
     ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
     ax.grid(alpha=0.3)
-    return _save(fig, path)
-
-
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
-    """(C, C) int64 counts: row i = true class i, column j = predicted class j."""
-    idx = np.asarray(y_true, dtype=np.int64) * num_classes + np.asarray(y_pred, dtype=np.int64)
-    return np.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    return save_figure(fig, path)
 
 
 def plot_confusion(cm: np.ndarray, classes: Sequence[str], path: str | os.PathLike,
@@ -144,7 +140,7 @@ def plot_confusion(cm: np.ndarray, classes: Sequence[str], path: str | os.PathLi
     c = len(classes)
     rates = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     size = min(max(4.5, 0.55 * c + 2.0), 12.0)
-    fig = _figure(size + 1.0, size)
+    fig = new_figure(size + 1.0, size)
     ax = fig.add_subplot()
     im = ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
     cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
@@ -165,7 +161,7 @@ def plot_confusion(cm: np.ndarray, classes: Sequence[str], path: str | os.PathLi
                 if cm[i, j]:
                     ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=fontsize,
                             color="white" if rates[i, j] > 0.5 else "black")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _image_grid(tiles: np.ndarray, path: str | os.PathLike, title: str, cols: int, tile_inches: float,
@@ -189,7 +185,7 @@ def _image_grid(tiles: np.ndarray, path: str | os.PathLike, title: str, cols: in
     width = min(tile_inches * cols * (1 + gap_x / w), 12.0)
     height = width * mosaic.shape[0] / mosaic.shape[1]
     title_in = 0.45
-    fig = _figure(width + 0.2, height + title_in)
+    fig = new_figure(width + 0.2, height + title_in)
     ax = fig.add_axes((0.1 / (width + 0.2), 0.0, width / (width + 0.2), height / (height + title_in)))
     ax.imshow(mosaic, interpolation="nearest", aspect="auto")
     ax.set_axis_off()
@@ -255,7 +251,7 @@ def plot_decision_boundary(predict: Callable[[np.ndarray], np.ndarray], X: np.nd
 
     colors = [f"C{i % 10}" for i in range(num_classes)]
     cmap = ListedColormap(colors)
-    fig = _figure(5.6, 5.0)
+    fig = new_figure(5.6, 5.0)
     ax = fig.add_subplot()
     ax.contourf(gx, gy, z, levels=np.arange(num_classes + 1) - 0.5, cmap=cmap, alpha=0.3)
     for c in range(num_classes):
@@ -269,14 +265,14 @@ def plot_decision_boundary(predict: Callable[[np.ndarray], np.ndarray], X: np.nd
     ax.set_ylabel("x2")
     ax.set_title(title)
     ax.legend(loc="upper right", fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_comparison(names: Sequence[str], accuracies: Sequence[float], path: str | os.PathLike,
                     train_times: Sequence[float] | None = None, title: str = "Validation accuracy by model") -> str:
     """Horizontal bars of accuracy (%) per model, annotated with the value (and training time)."""
     acc = 100 * np.asarray(accuracies, dtype=np.float64)
-    fig = _figure(7.0, 0.55 * len(names) + 1.6)
+    fig = new_figure(7.0, 0.55 * len(names) + 1.6)
     ax = fig.add_subplot()
     pos = np.arange(len(names))[::-1]
     ax.barh(pos, acc, color=[f"C{i % 10}" for i in range(len(names))])
@@ -292,7 +288,7 @@ def plot_comparison(names: Sequence[str], accuracies: Sequence[float], path: str
     ax.set_xlabel("accuracy (%)")
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_per_class(accuracies: dict[str, float | None] | Sequence[tuple[str, float | None]],
@@ -303,7 +299,7 @@ def plot_per_class(accuracies: dict[str, float | None] | Sequence[tuple[str, flo
     items = list(accuracies.items()) if isinstance(accuracies, dict) else list(accuracies)
     names = [_plain(k) for k, _ in items]
     values = np.array([np.nan if v is None else 100 * float(v) for _, v in items], dtype=np.float64)
-    fig = _figure(6.4, min(0.32 * len(items) + 1.4, 14.0))
+    fig = new_figure(6.4, min(0.32 * len(items) + 1.4, 14.0))
     ax = fig.add_subplot()
     pos = np.arange(len(items))[::-1]
     below = overall is not None and np.isfinite(values) & (values < 100 * overall)
@@ -323,7 +319,7 @@ def plot_per_class(accuracies: dict[str, float | None] | Sequence[tuple[str, flo
     ax.set_xticks(range(0, 101, 20))
     ax.set_title(_plain(title))
     ax.grid(axis="x", alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def example_order(y_true: np.ndarray, y_pred: np.ndarray, max_images: int, seed: int = 0) -> np.ndarray:
@@ -367,7 +363,7 @@ def plot_update_ratios(epochs: Sequence[float], ratios: dict[str, Sequence[float
     """One line per parameter (log y-axis) with the healthy ~1e-3 marked and the warning thresholds shaded."""
     from chainrule.train.diagnostics import HEALTHY_UPDATE_RATIO, TOO_HIGH_UPDATE_RATIO, TOO_LOW_UPDATE_RATIO
 
-    fig = _figure(6.4, 3.8)
+    fig = new_figure(6.4, 3.8)
     ax = fig.add_subplot()
     x = np.asarray(epochs, dtype=np.float64)
     seen = [HEALTHY_UPDATE_RATIO]
@@ -391,4 +387,19 @@ def plot_update_ratios(epochs: Sequence[float], ratios: dict[str, Sequence[float
     ax.grid(alpha=0.3, which="both")
     if len(ratios) <= 12:
         ax.legend(loc="best", fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
+
+
+def plot_k_selection(accs: dict[str, float], path: str | os.PathLike, description: str) -> str:
+    """Validation accuracy for each k tried ({"1": acc, "3": acc, ...}) of a model that chose its k on the
+    validation split; ``description`` names the model in the title."""
+    ks = sorted(int(k) for k in accs)
+    fig = new_figure(6.0, 3.6)
+    ax = fig.add_subplot()
+    ax.plot(ks, [100 * accs[str(k)] for k in ks], marker="o")
+    ax.set_xlabel("k (number of neighbours)")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_title(_plain(f"{description}: choosing k on the validation split"))
+    ax.set_xticks(ks)
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)

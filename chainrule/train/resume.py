@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
+from chainrule.train.stopping import StopReason
+
 if TYPE_CHECKING:  # pragma: no cover - types only
     from chainrule.train.trainer import Trainer
 
@@ -70,13 +72,15 @@ def trainer_state(t: Trainer) -> dict[str, Any]:
         "counters": {
             "step": t.step, "epoch": t.epoch, "best_val_acc": _finite_or_none(t.best_val_acc),
             "best_epoch": t.best_epoch, "bad_epochs": t.bad_epochs, "train_time_s": t.train_time_s,
-            "samples_seen": t.samples_seen, "stop_reason": t.stop_reason,
+            "samples_seen": t.samples_seen, "stop_reason": t.stop_message,
+            "stop_kind": None if t.stop is None else t.stop.value,
             "epoch_totals": t.epoch_totals.as_dict(), "update_ratios": t.update_ratios.state_dict(),
         },
     }
 
 
 _MAX_COUNT = 2**53  # counters beyond this are not steps anyone trained
+INTEGER_BUFFERS = ("num_batches_tracked",)  # the model's integer buffers (batch norm's); every other array is float
 
 
 def check_trainer_state(state: Mapping[str, Any]) -> None:
@@ -99,6 +103,11 @@ def check_trainer_state(state: Mapping[str, Any]) -> None:
     _seconds(c, "train_time_s")
     if c.get("best_val_acc") is not None and not (_real(c["best_val_acc"]) and 0 <= c["best_val_acc"] <= 1):
         raise ValueError(f"counters.best_val_acc must be an accuracy in [0, 1] or none, got {c['best_val_acc']!r}")
+    kinds = [k.value for k in StopReason]
+    if c.get("stop_kind") is not None and c["stop_kind"] not in kinds:
+        raise ValueError(f"counters.stop_kind must be one of {kinds} or none, got {c['stop_kind']!r}")
+    if c.get("stop_reason") is not None and not isinstance(c["stop_reason"], str):
+        raise ValueError(f"counters.stop_reason must be a message or none, got {c['stop_reason']!r}")
     totals = c.get("epoch_totals")
     if not isinstance(totals, Mapping) or set(totals) != {"steps", "samples", "loss_sum", "correct", "time_s"}:
         raise ValueError(f"counters.epoch_totals is malformed: {totals!r}")
@@ -130,8 +139,9 @@ def check_trainer_state(state: Mapping[str, Any]) -> None:
         for key, a in arrays.items():
             if where == "optimizer state" and str(key).endswith(".step"):
                 continue  # a step count (an integer scalar), checked by the optimizer
-            if where != "optimizer state" and isinstance(a, np.ndarray) and a.dtype.kind in "iu":
-                if a.size and a.min() < 0:  # an integer buffer (batch norm's num_batches_tracked) counts something
+            if (where != "optimizer state" and isinstance(a, np.ndarray) and a.dtype.kind in "iu"
+                    and str(key).rsplit(".", 1)[-1] in INTEGER_BUFFERS):
+                if a.size and a.min() < 0:  # an integer buffer counts something
                     raise ValueError(f"{where} entry {key!r} is a negative count ({a.min()})")
                 continue  # its dtype and shape are checked against the model (_same_arrays)
             if not isinstance(a, np.ndarray) or a.dtype.kind != "f":
@@ -213,8 +223,11 @@ def load_trainer_state(t: Trainer, state: Mapping[str, Any], extend: bool = Fals
     t.best_val_acc = -math.inf if c["best_val_acc"] is None else float(c["best_val_acc"])
     t.best_epoch, t.bad_epochs = int(c["best_epoch"]), int(c["bad_epochs"])
     t.train_time_s, t.samples_seen = float(c["train_time_s"]), int(c["samples_seen"])
-    t.stop_reason = c["stop_reason"]  # only early stopping is checkpointed as final
-    t.stop_training = t.stop_reason is not None
+    message = c["stop_reason"]  # only early stopping is checkpointed as final
+    kind = c.get("stop_kind")  # (absent in checkpoints from before the kinds were stored)
+    t.stop_message = message
+    t.stop = None if message is None else StopReason(kind) if kind else StopReason.from_message(message)
+    t.stop_training = t.stop is not None
     t.epoch_totals = EpochTotals(**c["epoch_totals"])
     t.update_ratios.load_state_dict(c.get("update_ratios"))  # (absent in checkpoints from before it existed)
 

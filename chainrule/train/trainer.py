@@ -40,11 +40,11 @@ from chainrule.optim.clip import clip_grads_with_norm, total_grad_norm
 from chainrule.train.grads import first_non_finite, first_non_finite_state, input_hint, squares_may_overflow
 from chainrule.train.history import History
 from chainrule.train.resume import STATE_KIND, EpochTotals, load_trainer_state, trainer_state
+from chainrule.train.stopping import CALLBACK_MESSAGE, StopReason
 
 logger = logging.getLogger("chainrule.train")
 
 NAN_POLICIES = ("raise", "stop")
-_CALLBACK_STOP = "stopped by a callback"
 
 __all__ = ["Trainer", "NonFiniteError", "predict_scores", "NAN_POLICIES", "STATE_KIND"]
 
@@ -170,7 +170,8 @@ class Trainer:
         self.best_state: dict[str, np.ndarray] | None = None
         self.bad_epochs = 0                # epochs since the last improvement of more than min_delta
         self.stop_training = False
-        self.stop_reason: str | None = None
+        self.stop: StopReason | None = None      # why training stopped early (chainrule.train.stopping) ...
+        self.stop_message: str | None = None    # ... and the words for it
         self.train_time_s = 0.0            # time spent in training steps, over all sessions
         self.samples_seen = 0
         self.epoch_totals = EpochTotals()  # running totals of the current (possibly resumed) epoch
@@ -193,8 +194,9 @@ class Trainer:
         (its steps are in ``history.steps``), and its weights stay in the model only when no epoch has been
         validated yet (``best_epoch == 0``, ``best_state`` None).
         """
-        if self.stop_reason == _CALLBACK_STOP:  # a callback paused the run; fit() again continues it
-            self.stop_training, self.stop_reason = False, None
+        if self.stop is StopReason.CALLBACK:  # a callback paused the run; fit() again continues it
+            self.stop_training = False
+            self._stopped(None)
         if self._training_state is not None:  # the model holds the restored best weights: continue from the others
             self.model.load_state_dict(self._training_state)
             self._training_state = None
@@ -206,7 +208,7 @@ class Trainer:
             if self.epoch_totals.steps < steps_per_epoch:  # (a run resumed at the end of an epoch has none left)
                 for xb, yb in self.train_loader:
                     self._train_step(xb, yb)
-                    if self.stop_reason is not None:  # a non-finite loss or gradient under nan_policy="stop"
+                    if self.stop is not None:  # a non-finite loss or gradient under nan_policy="stop"
                         break
                     self._call("on_step_end")
                     if self.checkpoint_every and self.step % self.checkpoint_every == 0:
@@ -214,12 +216,12 @@ class Trainer:
                     if self.stop_training or self.reached_max_steps:
                         break
             if self.epoch_totals.steps < steps_per_epoch:  # stopped inside the epoch
-                if self.stop_reason is None:  # by a callback or max_steps: keep a checkpoint to continue from
+                if self.stop is None:  # by a callback or max_steps: keep a checkpoint to continue from
                     self.save_checkpoint()
                 break
             self._end_epoch()
-        if self.stop_training and self.stop_reason is None:
-            self.stop_reason = _CALLBACK_STOP
+        if self.stop_training and self.stop is None:
+            self._stopped(StopReason.CALLBACK, CALLBACK_MESSAGE)
         if self.restore_best and self.best_state is not None:
             self._training_state = self.model.state_dict()
             self.model.load_state_dict(self.best_state)
@@ -308,8 +310,8 @@ class Trainer:
                 self.bad_epochs = 0 if gained > self.min_delta else self.bad_epochs + 1
                 if self.bad_epochs >= self.early_stopping_patience:
                     self.stop_training = True
-                    self.stop_reason = (f"early stopping: no validation-accuracy gain above {self.min_delta:g} "
-                                        f"for {self.bad_epochs} epoch(s)")
+                    self._stopped(StopReason.EARLY_STOPPING, f"early stopping: no validation-accuracy gain above "
+                                  f"{self.min_delta:g} for {self.bad_epochs} epoch(s)")
         if self.schedule is not None and getattr(self.schedule, "interval", "step") == "epoch":
             if isinstance(self.schedule, ReduceOnPlateau):  # steps on a validation metric
                 metric = record.get("val_acc" if self.schedule.mode == "max" else "val_loss")
@@ -338,8 +340,15 @@ class Trainer:
     def finished(self) -> bool:
         """True when the run is complete: every epoch (or ``max_steps``) done, or stopped early for good (early
         stopping, a non-finite value), as opposed to paused by a callback or not begun."""
-        return (self.epoch >= self.epochs or self.reached_max_steps
-                or self.stop_reason not in (None, _CALLBACK_STOP))
+        return self.epoch >= self.epochs or self.reached_max_steps or (self.stop is not None and self.stop.final)
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why training stopped before its end, in words (None: it did not); the kind is ``stop``."""
+        return self.stop_message
+
+    def _stopped(self, kind: StopReason | None, message: str | None = None) -> None:
+        self.stop, self.stop_message = kind, message
 
     @property
     def epoch_step(self) -> int:
@@ -356,7 +365,7 @@ class Trainer:
             raise NonFiniteError(message)
         logger.warning("stopping: %s", message)
         self.stop_training = True
-        self.stop_reason = f"non-finite: {message}"
+        self._stopped(StopReason.NON_FINITE, f"non-finite: {message}")
 
     def _diagnose(self) -> dict[str, Any]:
         lr = float(self.optimizer.param_groups[0]["lr"])

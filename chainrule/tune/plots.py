@@ -28,7 +28,7 @@ from chainrule.tune.trial import Trial
 __all__ = ["plot_scores", "plot_heatmap", "plot_cv_curve", "save_plots"]
 
 # One figure factory for the whole library: matplotlib's Agg canvas, without touching pyplot's global state.
-from chainrule.train.plots import _figure, _save  # noqa: E402
+from chainrule.train.plots import new_figure, save_figure  # noqa: E402
 
 
 def _scale(result: SearchResult) -> tuple[float, str]:
@@ -64,7 +64,7 @@ def plot_scores(result: SearchResult, path: str | os.PathLike, title: str | None
     scale, ylabel = _scale(result)
     cols = min(len(names), 3)
     rows = int(math.ceil(len(names) / cols))
-    fig = _figure(4.2 * cols + 0.6, 3.6 * rows + 0.4)
+    fig = new_figure(4.2 * cols + 0.6, 3.6 * rows + 0.4)
     ok = np.array([t.ok for t in result.trials], dtype=bool)
     scores = np.array([scale * t.score if t.ok else np.nan for t in result.trials])
     stds = np.array([scale * (t.std or 0.0) if t.ok else np.nan for t in result.trials])
@@ -101,7 +101,7 @@ def plot_scores(result: SearchResult, path: str | os.PathLike, title: str | None
             ax.legend(fontsize=8, loc="best")
     fig.suptitle(title or f"{result.config.get('estimator', 'search')}: validation score per hyperparameter "
                  f"({len(result.trials)} trials)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_heatmap(result: SearchResult, x: str, y: str, path: str | os.PathLike, title: str | None = None,
@@ -113,7 +113,7 @@ def plot_heatmap(result: SearchResult, x: str, y: str, path: str | os.PathLike, 
     xs = np.array([float(t.params[x]) for t in trials])
     ys = np.array([float(t.params[y]) for t in trials])
     zs = np.array([scale * t.score for t in trials])  # type: ignore[operator]
-    fig = _figure(6.4, 5.0)
+    fig = new_figure(6.4, 5.0)
     ax = fig.add_subplot()
     ux, uy = sorted(set(xs.tolist())), sorted(set(ys.tolist()))
     is_grid = len(trials) == len(ux) * len(uy) and len(set(zip(xs.tolist(), ys.tolist()))) == len(trials)
@@ -150,14 +150,14 @@ def plot_heatmap(result: SearchResult, x: str, y: str, path: str | os.PathLike, 
     cbar = fig.colorbar(im, ax=ax)
     cbar.set_label(label)
     ax.set_title(title or f"{label} over {x} x {y}")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_cv_curve(values: Sequence[Any], fold_scores: Sequence[Sequence[float]], path: str | os.PathLike,
                   xlabel: str = "k", title: str | None = None, ylabel: str = "cross-validation accuracy (%)",
                   scale: float = 100.0, log: bool = False) -> str:
     """Each fold's score at each value (dots) and the mean with +-1 std error bars (CS231n's kNN figure)."""
-    fig = _figure(6.4, 4.2)
+    fig = new_figure(6.4, 4.2)
     ax = fig.add_subplot()
     means, stds = [], []
     for v, scores in zip(values, fold_scores):
@@ -181,7 +181,7 @@ def plot_cv_curve(values: Sequence[Any], fold_scores: Sequence[Sequence[float]],
     ax.set_title(title or f"Cross-validation on {xlabel} ({len(fold_scores[0])} folds)")
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def save_plots(result: SearchResult, out_dir: str | os.PathLike) -> list[str]:

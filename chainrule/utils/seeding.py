@@ -27,9 +27,7 @@ def as_generator(seed: SeedLike, *, name: str = "seed", allow_none: bool = True)
     if seed is None:
         if not allow_none:
             raise TypeError(f"{name} must be a numpy Generator or an int seed, got None")
-        from chainrule.creation import generator_for  # None: the global generator after chainrule.manual_seed
-
-        return generator_for(None)
+        return generator_for(None)  # the global generator after chainrule.manual_seed
     if isinstance(seed, numbers.Integral) and not isinstance(seed, (bool, np.bool_)):
         if seed < 0:
             raise ValueError(f"{name} must be a non-negative int, got {seed!r}")
@@ -40,3 +38,33 @@ def as_generator(seed: SeedLike, *, name: str = "seed", allow_none: bool = True)
         return np.random.default_rng(seed.randint(0, 2**31 - 1))
     also = ", a SeedSequence or RandomState" + (", or None" if allow_none else "")
     raise TypeError(f"{name} must be a numpy Generator or an int seed{also}, got {seed!r}")
+
+
+# ---- the global generator (chainrule.manual_seed) ------------------------------------------------------------
+
+class _Global:
+    generator: np.random.Generator | None = None  # set by manual_seed
+
+
+def manual_seed(seed: int) -> None:
+    """Seed chainrule's global generator (``randn`` and layers or dropout built without a seed draw from it)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"manual_seed: expected a non-negative integer seed, got {seed!r}")
+    _Global.generator = np.random.default_rng(int(seed))
+
+
+def default_generator() -> np.random.Generator:
+    """The global generator once ``manual_seed`` was called; before that, one from fresh OS entropy."""
+    if _Global.generator is None:
+        _Global.generator = np.random.default_rng()
+    return _Global.generator
+
+
+def generator_for(seed: Any) -> np.random.Generator:
+    """The generator a layer with ``seed`` draws from: for None a child of the global generator (reproducible after
+    ``manual_seed``) or, if it was never seeded, fresh OS entropy; anything else as ``utils.seeding.as_generator``."""
+    if seed is None:
+        if _Global.generator is None:
+            return np.random.default_rng()
+        return np.random.default_rng(_Global.generator.integers(0, 2**63))
+    return as_generator(seed)

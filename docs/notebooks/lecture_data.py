@@ -56,7 +56,8 @@ def _cifar_slice(archive: Path, per_class: int, test_per_class: int) -> SimpleNa
     X_test = np.stack([im for c in classes for im in images[c][per_class:want]])
     y_test = np.concatenate([np.full(len(images[c][per_class:want]), i) for i, c in enumerate(classes)])
     return SimpleNamespace(X_train=X_train, y_train=y_train, X_test=X_test, y_test=y_test, classes=classes,
-                           source=f"CIFAR-10 slice ({per_class} + {test_per_class} images per class from {archive.name})")
+                           source=f"CIFAR-10 slice ({per_class} + {test_per_class} images per class from "
+                                  f"{archive.name})")
 
 
 def _digits(per_class: int, test_per_class: int) -> SimpleNamespace:

@@ -17,6 +17,15 @@ from chainrule.tensor import Tensor
 from chainrule.ops.softmax import Softmax
 
 
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_reduction(op: str, reduction: str) -> None:
+    """ValueError naming ``op`` unless ``reduction`` is one of ``REDUCTIONS``."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{op}: expected reduction in {REDUCTIONS}, got {reduction!r}")
+
+
 def _reduce(losses: np.ndarray, reduction: str) -> np.ndarray:
     if reduction == "mean":
         return losses.mean()
@@ -69,32 +78,42 @@ class CrossEntropy(Function):
 
     @staticmethod
     def forward(ctx, scores, y, weight=None, reduction="mean", label_smoothing=0.0, ignore_index=-100):
-        eps, c = label_smoothing, scores.shape[1]
-        y0, keep, wy = _class_weights(y, weight, ignore_index, scores.dtype)
+        eps, n, c = label_smoothing, scores.shape[0], scores.shape[1]
+        keep = y != ignore_index
+        ctx.reduction, ctx.eps = reduction, eps
+        ctx.plain = weight is None and scores.ndim == 2 and bool(keep.all())  # the training loop's case: fast
         with np.errstate(under="ignore"):
             shifted = scores - scores.max(axis=1, keepdims=True)
-            picked = np.take_along_axis(shifted, y0, axis=1)[:, 0]
+            if ctx.plain:
+                picked = shifted[np.arange(n), y]
+            else:
+                y0 = np.where(keep, y, 0)[:, None]  # ignored positions point at class 0 (and weigh 0)
+                picked = np.take_along_axis(shifted, y0, axis=1)[:, 0]
             if eps:
                 spread = (shifted if weight is None else shifted * _per_class(weight, scores.ndim)).sum(axis=1)
             p = np.exp(shifted, out=shifted)
             total = p.sum(axis=1, keepdims=True)
             p /= total
         log_total = np.log(total[:, 0])
-        losses = wy * (log_total - picked)                                     # w_y (-log p_y)
+        ctx.save_for_backward(p)
+        if ctx.plain:
+            ctx.y = y
+            losses = log_total - picked                                         # -log p_y
+            if eps:
+                losses *= 1 - eps
+                losses += (eps / c) * (c * log_total - spread)                  # eps * mean_j(-log p_j)
+            return _reduce(losses, reduction)
+        wy = keep.astype(scores.dtype) if weight is None else np.where(keep, weight[y0[:, 0]], 0).astype(scores.dtype)
         total_w = c if weight is None else weight.sum()
-        a = None  # a_i = 1 everywhere (no weights, nothing ignored): skipped in backward
-        if eps or weight is not None or not keep.all():
-            a = (1 - eps) * wy + (eps * total_w / c) * keep
+        losses = wy * (log_total - picked)                                      # w_y (-log p_y)
         if eps:
             losses *= 1 - eps
             losses += (eps / c) * keep * (total_w * log_total - spread)           # eps/C sum_j w_j (-log p_j)
-        denom = wy.sum()
-        ctx.save_for_backward(p)
-        ctx.y0, ctx.keep, ctx.wy, ctx.a, ctx.weight, ctx.denom = y0, keep, wy, a, weight, denom
-        ctx.reduction, ctx.eps = reduction, eps
+        ctx.y0, ctx.keep, ctx.wy, ctx.weight, ctx.denom = y0, keep, wy, weight, wy.sum()
+        ctx.a = (1 - eps) * wy + (eps * total_w / c) * keep
         if reduction == "mean":
             with np.errstate(invalid="ignore", divide="ignore"):
-                return np.asarray(losses.sum() / denom)
+                return np.asarray(losses.sum() / ctx.denom)
         return _reduce(losses, reduction)
 
     @staticmethod
@@ -104,15 +123,21 @@ class CrossEntropy(Function):
     @staticmethod
     def backward(ctx, grad):
         (p,) = ctx.saved_tensors
-        eps, c, pd = ctx.eps, p.shape[1], xp.value(p)
+        eps, pd = ctx.eps, xp.value(p)
+        n, c = pd.shape[0], pd.shape[1]
+        if ctx.plain:
+            target = np.full((n, c), eps / c, dtype=pd.dtype)
+            target[np.arange(n), ctx.y] += 1 - eps
+            g = _upstream(grad, ctx.reduction, n)
+            with np.errstate(under="ignore"):
+                return (p - target) * (g[:, None] if ctx.reduction == "none" else g), None
         q = np.zeros_like(pd)
         if eps:
             q += (eps / c) * (1 if ctx.weight is None else _per_class(ctx.weight, pd.ndim)) * ctx.keep[:, None]
         np.put_along_axis(q, ctx.y0, np.take_along_axis(q, ctx.y0, axis=1) + (1 - eps) * ctx.wy[:, None], axis=1)
         g = _class_upstream(grad, ctx.reduction, ctx.denom)
         with np.errstate(under="ignore", invalid="ignore", divide="ignore"):
-            local = p - q if ctx.a is None else p * ctx.a[:, None] - q
-            return local * g, None
+            return (p * ctx.a[:, None] - q) * g, None
 
 
 class NLLLoss(Function):

@@ -9,7 +9,8 @@ the padded input::
 so max pooling is the elementwise maximum of kh*kw such views and average pooling their sum, scaled: a loop over
 the taps (4 for 2x2, 9 for 3x3), never over samples or positions. The views are zero-copy and ufuncs keep the
 input's memory order, so a channels-last array (``x.transpose(0, 3, 1, 2)`` of an NHWC buffer, PyTorch's
-channels_last) stays channels-last through forward and backward: nothing is reordered.
+channels_last) stays channels-last through forward and backward: nothing is reordered. (Windows of many taps that
+tile the input, such as global pooling, are reduced as one (..., Ho, kh, Wo, kw) view instead: ``Window.tiled``.)
 
 Max-pool gradient routing (PyTorch's CPU rule, checked against torch 2.13): each window's gradient goes to ONE
 input position, the first maximum in row-major window order (tap (i, j) before (i, j+1) before (i+1, 0)); a window
@@ -34,6 +35,9 @@ import numpy as np
 from chainrule.backend.conv_geometry import ConvGeometry
 from chainrule.function import Function
 from chainrule.tensor import Tensor
+
+
+BLOCK_TAPS = 16  # windows with more taps that tile the input are reduced as blocks (``Window.blocks``)
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,6 +65,22 @@ class Window:
         ho, wo = self.out_hw
         return [xp[..., i * dh:i * dh + sh * (ho - 1) + 1:sh, j * dw:j * dw + sw * (wo - 1) + 1:sw]
                 for i in range(kh) for j in range(kw)]
+
+    @property
+    def tiled(self) -> bool:
+        """Windows with more than ``BLOCK_TAPS`` taps that tile the input (stride = kernel, no dilation, no
+        padding), such as global pooling: reduced as blocks (a loop over a thousand taps would cost a thousand
+        ufunc calls)."""
+        (kh, kw) = self.kernel
+        return kh * kw > BLOCK_TAPS and self.geometry.stride == (kh, kw) and self.geometry.dilation == (1, 1) \
+            and not self.padded
+
+    def blocks(self, x: np.ndarray) -> np.ndarray | None:
+        """x's tiles as a view (..., Ho, kh, Wo, kw) when ``tiled``, else None."""
+        if not self.tiled:
+            return None
+        (kh, kw), (ho, wo) = self.kernel, self.out_hw
+        return x[..., :ho * kh, :wo * kw].reshape(x.shape[:-2] + (ho, kh, wo, kw))
 
     def scatter_views(self, lead: tuple[int, ...], dtype: np.dtype, channels_last: bool) -> tuple[list, Any]:
         """(views, finish): zero-initialised tap views of a padded gradient to add each tap's gradient into, and
@@ -120,6 +140,8 @@ class Window:
 def max_taps(x: np.ndarray, window: Window, want_arg: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """(out, arg): the window maxima of x (..., H, W) and, if ``want_arg``, the number of each window's winning
     tap (uint8, or int32 past 255 taps; the rule above), in out's memory order."""
+    if window.tiled:
+        return _max_blocks(window.blocks(x), want_arg)
     taps = window.taps(window.pad(x, -np.inf))
     if not want_arg:
         out = np.maximum(taps[0], taps[1]) if len(taps) > 1 else np.copy(taps[0])
@@ -146,6 +168,21 @@ def max_taps(x: np.ndarray, window: Window, want_arg: bool) -> tuple[np.ndarray,
     return out, arg
 
 
+def _max_blocks(blocks: np.ndarray, want_arg: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """``max_taps`` on tiles (..., Ho, kh, Wo, kw): the same maxima and winners (first maximum, last NaN)."""
+    if not want_arg:
+        return blocks.max(axis=(-3, -1)), None
+    kh, kw = blocks.shape[-3], blocks.shape[-1]
+    flat = np.moveaxis(blocks, -3, -2).reshape(blocks.shape[:-4] + (blocks.shape[-4], blocks.shape[-2], kh * kw))
+    arg = flat.argmax(axis=-1)  # the first maximum (and the first NaN: NumPy's max is NaN-propagating)
+    nan = np.isnan(flat)
+    if nan.any():
+        last_nan = kh * kw - 1 - nan[..., ::-1].argmax(axis=-1)
+        arg = np.where(nan.any(axis=-1), last_nan, arg)
+    out = np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
+    return out, arg.astype(np.uint8 if kh * kw <= 256 else np.int32)
+
+
 def is_channels_last(x: np.ndarray) -> bool:
     """True for an (N, C, H, W) array whose channels are adjacent in memory (PyTorch's channels_last)."""
     return x.ndim == 4 and x.shape[1] > 1 and abs(x.strides[1]) < abs(x.strides[3])
@@ -154,6 +191,12 @@ def is_channels_last(x: np.ndarray) -> bool:
 def scatter_taps(grad: np.ndarray, arg: np.ndarray, window: Window, channels_last: bool) -> np.ndarray:
     """The input-shaped array with each grad[..., o] added at its window's winning tap (max pool's backward), in
     the input's layout."""
+    if window.tiled:
+        gx = window.padded_zeros(grad.shape[:-2], grad.dtype, channels_last)  # (no padding: input-sized)
+        kh, kw = window.kernel
+        chosen = (arg[..., None] == np.arange(kh * kw)) * grad[..., None]       # (..., Ho, Wo, kh*kw)
+        window.blocks(gx)[...] = np.moveaxis(chosen.reshape(chosen.shape[:-1] + (kh, kw)), -2, -3)
+        return gx
     views, finish = window.scatter_views(grad.shape[:-2], grad.dtype, channels_last)
     (kh, kw), (sh, sw), (dh, dw) = window.kernel, window.geometry.stride, window.geometry.dilation
     disjoint = sh >= dh * (kh - 1) + 1 and sw >= dw * (kw - 1) + 1  # no input position in two windows
@@ -229,6 +272,8 @@ def _scatter(grad: Any, arg: np.ndarray, window: Window, channels_last: bool) ->
 
 def avg_taps(x: np.ndarray, window: Window) -> np.ndarray:
     """The window sums of x (..., H, W) (zero padding) divided by ``window.divisor``."""
+    if window.tiled:
+        return window.blocks(x).sum(axis=(-3, -1)) * (1 / window.divisor).astype(x.dtype)
     taps = window.taps(window.pad(x, 0.0))
     out = np.add(taps[0], taps[1]) if len(taps) > 1 else np.copy(taps[0])
     for view in taps[2:]:
@@ -240,6 +285,10 @@ def avg_taps(x: np.ndarray, window: Window) -> np.ndarray:
 def spread_taps(grad: np.ndarray, window: Window, channels_last: bool) -> np.ndarray:
     """Average pooling's backward: each grad / divisor added to every tap of its window, in the input's layout."""
     g = grad * (1 / window.divisor).astype(grad.dtype)
+    if window.tiled:
+        gx = window.padded_zeros(grad.shape[:-2], grad.dtype, channels_last)
+        window.blocks(gx)[...] = g[..., :, None, :, None]
+        return gx
     views, finish = window.scatter_views(grad.shape[:-2], grad.dtype, channels_last)
     for view in views:
         view += g

@@ -48,29 +48,35 @@
         ctx.fillStyle = "#475467"; ctx.fillText(im.examples.classes[i], x, y + sp.h * s + 12);
       }
     }
-    $("filters-caption").textContent = templates ? "one template per class (W_, lecture 2)"
+    $("filters-caption").textContent = (templates ? "one template per class (W_, lecture 2)"
       : `first layer: ${Math.min(sp.n, sp.total)} of ${sp.total} ` +
-        (sp.kind === "filters" ? `${sp.w} x ${sp.h} conv filters` : "hidden units' weights");
+        (sp.kind === "filters" ? `${sp.w} x ${sp.h} conv filters` : "hidden units' weights")) +
+      (sp.gradient ? ": the chosen image's loss gradient" : "");
   }
   function drawActivations() {
-    const c = $("activations"), ctx = c.getContext("2d"), a = im.acts;
+    const c = $("activations"), a = im.acts;
+    const rows = a ? a.layers.map((layer, k) => shown("act" + k, layer)) : [];
+    const scale = l => fitScale(l, l.kind === "maps" ? 40 : 64);
+    const per = l => Math.max(1, Math.floor((c.width - 130) / (l.w * scale(l) + 4)));
+    const height = rows.reduce((h, v) => h + (v ? Math.max(30, Math.ceil(v.sp.n / per(v.sp)) *
+      (v.sp.h * scale(v.sp) + 4)) + 8 : 0), 30) + (a ? 13 * a.probs.length + 10 : 0);
+    if (c.height !== Math.max(460, height)) c.height = Math.max(460, height);  // every class's bar fits
+    const ctx = c.getContext("2d");
     ctx.clearRect(0, 0, c.width, c.height);
     ctx.font = "11px system-ui, sans-serif"; ctx.fillStyle = "#98a2b3";
     if (!a) { ctx.fillText("press play or step, then click a held-out image", 10, 20); return; }
     let y = 4;
-    a.layers.forEach((layer, k) => {
-      const v = shown("act" + k, layer);
+    rows.forEach(v => {
       if (!v) return;
-      const l = v.sp, s = fitScale(l, l.kind === "maps" ? 40 : 64);
+      const l = v.sp, s = scale(l), n = per(l);
       ctx.fillStyle = "#475467";
       ctx.fillText(l.name + (l.size ? ` (${l.size})` : ""), 4, y + 12);
       const what = a.gradients ? "grad" : "value";
       if (l.max !== undefined) ctx.fillText("max |" + what + "| " + l.max.toPrecision(2), 4, y + 26);
-      const per = Math.max(1, Math.floor((c.width - 130) / (l.w * s + 4)));
       for (let i = 0; i < l.n; i++) {
-        tile(ctx, l, v.img, i, 130 + (i % per) * (l.w * s + 4), y + Math.floor(i / per) * (l.h * s + 4), s);
+        tile(ctx, l, v.img, i, 130 + (i % n) * (l.w * s + 4), y + Math.floor(i / n) * (l.h * s + 4), s);
       }
-      y += Math.ceil(l.n / per) * (l.h * s + 4) + 8;
+      y += Math.max(30, Math.ceil(l.n / n) * (l.h * s + 4)) + 8;
     });
     const names = im.examples ? im.examples.classes : [];
     ctx.fillStyle = "#475467";
@@ -81,7 +87,6 @@
       ctx.fillRect(130, y + k * 13, Math.max(1, p * (c.width - 180)), 10);
       ctx.fillStyle = "#475467"; ctx.fillText(names[k] || String(k), 4, y + k * 13 + 9);
     });
-    c.dataset.drawn = String(Number(c.dataset.drawn || 0) + 1);
   }
   function drawStrip() {
     const box = $("strip"), s = im.strip, ex = im.examples, v = ex && shown("examples", ex.sprite);
@@ -90,7 +95,7 @@
       box.innerHTML = "";
       s.index.forEach((_, k) => {
         const cv = document.createElement("canvas");
-        cv.width = 150; cv.height = 52; cv.dataset.testid = "heldout-" + k; cv.className = "cell";
+        cv.width = 176; cv.height = 52; cv.dataset.testid = "heldout-" + k; cv.className = "cell";
         cv.addEventListener("click", () => PG.send({type: "inspect", index: +cv.dataset.index}));
         box.appendChild(cv);
       });
@@ -105,7 +110,7 @@
       s.top[k].forEach((cls, j) => {
         ctx.fillStyle = cls === ex.labels[idx] ? "#1f9d55" : "#f0782a";
         ctx.fillRect(54, 4 + j * 16, Math.max(1, s.p[k][j] * 60), 11);
-        ctx.fillStyle = "#344054"; ctx.fillText(ex.classes[cls].slice(0, 9), 117, 13 + j * 16);
+        ctx.fillStyle = "#344054"; ctx.fillText(ex.classes[cls].slice(0, 10), 117, 13 + j * 16);
       });
     });
     $("strip-caption").textContent = `${s.mistakes} of ${ex.labels.length} held-out images wrong; mistakes first`;

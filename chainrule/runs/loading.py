@@ -8,7 +8,7 @@
 A run folder's ``model.npz`` is the fitted estimator (``chainrule.classifiers.load``): the same object the Python
 API returns. A step checkpoint rebuilds the estimator from the checkpoint alone (its parameters, fitted input steps
 and the weights at that step; ``chainrule.classifiers._training``), so a run that is still training or was killed
-can be evaluated. Run folders of chainrule 0.1 (run-folder format 1, with ``--preprocess`` / ``--features raw`` and
+can be evaluated (``chainrule.classifiers.estimator_from_checkpoint``). Run folders of chainrule 0.1 (run-folder format 1, with ``--preprocess`` / ``--features raw`` and
 ``MLP([D, C])`` linear models) are refused with a message saying so.
 """
 
@@ -22,7 +22,7 @@ import numpy as np
 
 from chainrule.commands.common import UsageError, usage_errors
 
-__all__ = ["Trained", "load_trained", "estimator_from_checkpoint", "input_spec", "OldRunFormatError"]
+__all__ = ["Trained", "load_trained", "input_spec", "OldRunFormatError"]
 
 
 class OldRunFormatError(RuntimeError):
@@ -61,8 +61,8 @@ class Trained:
 
     @property
     def split_seed(self) -> int:
-        """The seed of the run's validation split (``chainrule.commands.train.split_seed``)."""
-        from chainrule.commands.train import split_seed
+        """The seed of the run's validation split (``chainrule.runs.split_seed``)."""
+        from chainrule.runs.training import split_seed
 
         return split_seed(self.config)
 
@@ -85,27 +85,16 @@ class Trained:
         """(W (D, units), is_linear) of a model that weighs raw pixels (the estimator's ``weight_images``)."""
         return self.estimator.weight_images()
 
+    def weight_image_shape(self) -> tuple[int, ...]:
+        """The image shape of each column of ``first_layer_weights``: a conv net's filters (``filter_shape()``),
+        else one input image."""
+        if hasattr(self.estimator, "filter_shape"):
+            return tuple(self.estimator.filter_shape())
+        return tuple(self.input["shape"])
+
     def describe(self) -> str:
         """A few words on the model, for plot titles (the estimator's ``describe``)."""
         return self.estimator.describe()
-
-
-def estimator_from_checkpoint(state: Mapping[str, Any]) -> Any:
-    """The estimator a fit checkpoint describes, with the weights training had reached at that step."""
-    from chainrule.classifiers import _training as tr
-    from chainrule.classifiers import spec_of
-
-    if not tr.is_fit_checkpoint(state):
-        raise ValueError("this checkpoint was not written by an estimator's fit (chainrule train)")
-    config = state["config"]
-    try:
-        spec = spec_of(str(config.get("estimator")))
-    except ValueError:
-        raise ValueError(f"unknown estimator {config.get('estimator')!r} in the checkpoint") from None
-    est = spec.estimator_class(**config["params"])
-    tr.restore_fitted(est, state["metadata"])
-    est._set_weights(state["model"], state["history"])
-    return est
 
 
 def load_trained(target: str | Path) -> Trained:
@@ -187,6 +176,8 @@ def _from_checkpoint(state: Mapping[str, Any], path: Path, folder: Any, config: 
     meta = state.get("metadata") or {}
     if state.get("kind") in ("chainrule.Trainer", "chainrule.knn") and "input" in meta:
         raise _old_format(str(path))
+    from chainrule.classifiers import estimator_from_checkpoint
+
     try:
         est = estimator_from_checkpoint(state)
     except (ValueError, KeyError) as e:

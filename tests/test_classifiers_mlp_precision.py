@@ -1,6 +1,7 @@
-"""MLPClassifier's issue-14 parameters: ``test_time_flip`` (mirror averaging at prediction), ``matmul_precision``
-("bf16" products on oneDNN, the backend restored afterwards, a clear error where oneDNN is missing, also from
-``chainrule train``), and the compiled SGD / batch kernels (``chainrule.backend.fused``) changing no result."""
+"""MLPClassifier's prediction and product settings: ``test_time_flip`` (mirror averaging at prediction),
+``matmul_precision`` ("bf16" products on oneDNN, the backend restored afterwards, a clear error where oneDNN is
+missing, also from ``chainrule train``), and the compiled SGD / batch kernels (``chainrule.backend.fused``) changing
+no result."""
 
 from __future__ import annotations
 

@@ -8,17 +8,12 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from chainrule.train import plots
+from chainrule.train import confusion_matrix, per_class_accuracy, plots
 from chainrule.train.history import History
 from chainrule.train.report import html_table, key_value_table, write_report
 from chainrule.train.runfolder import RunFolder
 
 logger = logging.getLogger("chainrule")
-
-
-def per_class_accuracy(cm: np.ndarray, classes: Sequence[str]) -> dict[str, float | None]:
-    totals = cm.sum(axis=1)
-    return {str(c): (float(cm[i, i] / totals[i]) if totals[i] else None) for i, c in enumerate(classes)}
 
 
 def confusion_text(cm: np.ndarray, classes: Sequence[str]) -> str:
@@ -74,7 +69,7 @@ def _templates(trained: Any) -> tuple[np.ndarray, list[str] | None, str] | None:
 
     A linear model's rows of W are its class templates; an MLP's first layer holds one image-sized weight vector
     per hidden unit. Only raw-pixel image models have weights that look like images
-    (``chainrule.commands.pipeline.Trained.first_layer_weights``).
+    (``chainrule.runs.Trained.first_layer_weights``).
     """
     weights = trained.first_layer_weights() if trained.input["kind"] == "image" else None
     if weights is None:
@@ -82,6 +77,8 @@ def _templates(trained: Any) -> tuple[np.ndarray, list[str] | None, str] | None:
     W, linear = weights  # (D, units): the first layer
     if linear:
         return W, [str(c) for c in trained.classes], "Learned weights: one template per class"
+    if trained.weight_image_shape() != tuple(trained.input["shape"]):
+        return W, None, f"First-layer filters ({min(W.shape[1], 64)} of {W.shape[1]})"
     return W, None, f"First-layer weights ({min(W.shape[1], 64)} of {W.shape[1]} hidden units)"
 
 
@@ -90,10 +87,10 @@ def model_plots(run: RunFolder, trained: Any, X_val_raw: np.ndarray, y_val: np.n
                 title_suffix: str = "") -> list[tuple[str, Path]]:
     """Confusion matrix, accuracy per class, validation images with their labels (image data), learned weights
     as images (raw-pixel models), decision boundary (2-D inputs); ``trained`` is a
-    ``chainrule.commands.pipeline.Trained``."""
+    ``chainrule.runs.Trained``."""
     out = []
     classes = trained.classes
-    cm = plots.confusion_matrix(y_val, y_pred, len(classes))
+    cm = confusion_matrix(y_val, y_pred, len(classes))
     p = run.plots_dir / "confusion.png"
     plots.plot_confusion(cm, classes, p, title="Confusion matrix (validation)" + title_suffix)
     out.append(("Confusion matrix on the validation split (rows: true class)", p))
@@ -111,9 +108,17 @@ def model_plots(run: RunFolder, trained: Any, X_val_raw: np.ndarray, y_val: np.n
     if templates is not None:
         W, titles, title = templates
         p = run.plots_dir / "weights.png"
-        plots.plot_weights(W, trained.input["shape"], p, titles=titles, title=title)
+        plots.plot_weights(W, trained.weight_image_shape(), p, titles=titles, title=title)
         out.append(("Learned weights shown as images" + (" (class templates)" if titles else
                                                          " (first layer)"), p))
+    maps = _activation_maps(trained, X_val_raw)
+    if maps is not None:
+        from chainrule.train.activation_plots import plot_activation_maps
+
+        images, layers, names = maps
+        p = run.plots_dir / "activations.png"
+        plot_activation_maps(images, layers, p, names=names, max_value=trained.input.get("max_value"))
+        out.append(("A few validation images and their activation maps after each block (first channels)", p))
     if trained.input["kind"] == "vector" and trained.input["shape"] == [2]:
         X = X_train_raw if X_train_raw is not None else X_val_raw
         y = y_train if y_train is not None else y_val
@@ -124,9 +129,24 @@ def model_plots(run: RunFolder, trained: Any, X_val_raw: np.ndarray, y_val: np.n
     return out
 
 
+def _activation_maps(trained: Any, X_val_raw: np.ndarray, n: int = 4
+                     ) -> tuple[np.ndarray, list[np.ndarray], list[str]] | None:
+    """(images (n, H, W, C), maps per block, block names) for the first ``n`` validation images of a model that
+    shows its activation maps (the estimator's ``activation_maps``, a conv net's), else None."""
+    est = trained.estimator
+    X = np.asarray(X_val_raw)
+    if not hasattr(est, "activation_maps") or trained.input["kind"] != "image" or X.ndim != 4 or not len(X):
+        return None
+    layers = est.activation_maps(X[:n])
+    names = [f"block {i}" for i in range(1, len(layers) + 1)]
+    if getattr(est.model_, "whiten", None) is not None:
+        names = ["whitening"] + names[:-1]
+    return X[:n], layers, names
+
+
 # The report's pictures in reading order (by file name; others follow in the order given).
-_FIGURE_ORDER = ("accuracy", "loss", "confusion", "per_class", "examples", "weights", "knn_k", "decision_boundary",
-                 "update_ratio", "lr")
+_FIGURE_ORDER = ("accuracy", "loss", "confusion", "per_class", "examples", "weights", "activations", "knn_k",
+                 "decision_boundary", "update_ratio", "lr")
 
 
 def order_figures(figures: Sequence[tuple[str, Path]]) -> list[tuple[str, Path]]:

@@ -1,4 +1,4 @@
-"""Correctness at the edges (issue 16): every reproducer gives PyTorch's answer (float64), or a documented refusal.
+"""Ops at the edges of their domains: every reproducer gives PyTorch's answer (float64), or a documented refusal.
 
 Values and gradients are compared with PyTorch where it is installed (the tests that need it skip without it, e.g.
 on a Python with no torch wheel); the refusals and the rules are checked on their own.
