@@ -284,7 +284,7 @@ class ConvNetClassifier(NeuralNetClassifier):
         flip, shift = check_flag(self, "test_time_flip"), check_int_param(self, "test_time_shift", 0)
         if not (flip or shift):
             return pipeline
-        return nn.TestTimeAugment(pipeline, flip, shift, data_format=self.data_format, image_shape=self._image_shape())
+        return nn.TestTimeAugment(pipeline, flip, shift, data_format=self._layout(), image_shape=self._image_shape())
 
     # ---- per-model facts -------------------------------------------------------------------------------------------
 
