@@ -37,7 +37,7 @@ def test_get_and_set_params_follow_init():
         knn.set_params(kk=1)
     assert set(LinearSVM().get_params()) == {
         "reg", "lr", "iterations", "epochs", "batch_size", "momentum", "optimizer", "schedule", "preprocessing",
-        "augment", "margin", "init_scale", "engine", "random_state", "features", "hog_cell"}
+        "augment", "margin", "init_scale", "engine", "random_state", "features", "hog_cell", "weight_decay"}
     assert "margin" not in SoftmaxClassifier().get_params()
 
 
