@@ -48,7 +48,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                                    "defaults; write one run folder per model and a report comparing them.")
     p.add_argument("--data", help="dataset spec (default: digits, offline)")
     p.add_argument("--models", default=None,
-                   help=f"which models, comma-separated (default: {','.join(models)})")
+                   help=f"which models, comma-separated (default: those of {','.join(models)} that can train on "
+                        "the data)")
     p.add_argument("--epochs", default=None, help="epochs of the SVM, softmax and MLP (default: each estimator's: "
                    "1,500 steps for the linear models, 50 epochs for the MLP)")
     p.add_argument("--hidden", default=None, help="hidden_sizes of the MLP (default: 100)")
@@ -106,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
         _refuse_existing(out)
     t_start = time.perf_counter()
     data = split_data(spec, configs[models[0]]["val_size"], seed, configs[models[0]].get("image_size"))
+    if not args.models:  # the default, every registered model: those that cannot train on these samples are left out
+        models = _fitting(models, configs, data)
     logger.info("comparing %s on %s: %d training / %d validation samples", ", ".join(models), data.name,
                 len(data.X_train), len(data.X_val))
     lock = _create_locked(out)  # one writer: a second compare into the same --out is refused naming this pid
@@ -250,3 +253,27 @@ def _write_report(out: Path, spec: str, data: Any, rows: list[dict[str, Any]], r
                 ("total time", f"{wall:.3g} s")]
     write_report(out / "report.html", f"chainrule compare: {spec}",
                  subtitle=", ".join(r["model"] for r in rows) + " on the same split", sections=sections, plots=plots, headline=headline)
+
+
+def _fitting(models: list[str], configs: dict[str, Any], data: Any) -> list[str]:
+    """The models whose estimator, as configured, can train on ``data``'s samples: each one with a training loop
+    takes one ``partial_fit`` step on two training samples first (a conv net whose blocks pool 8 x 8 digits below one
+    pixel cannot); a model left out is named, with the estimator's reason."""
+    import warnings
+
+    X, y, classes = data.X_train[:2], data.y_train[:2], np.unique(data.y_train)
+    kept = []
+    for m in models:
+        est = P.build(m, cfgmod.params_of(configs[m]))
+        if est.has_training_curve and hasattr(est, "partial_fit"):
+            try:
+                with log_context(_label(m), quiet_info=True), np.errstate(all="ignore"), \
+                        warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    est.partial_fit(X, y, classes=classes)
+            except Exception as e:  # whatever the estimator refuses, in its own words
+                logger.info("leaving out the %s: it cannot train on these samples (%s); --models %s shows the error",
+                            _label(m), " ".join(str(e).split()), m)
+                continue
+        kept.append(m)
+    return kept
