@@ -3,6 +3,7 @@ and the measured whole fits of configs/cifar10-cnn.toml.
 
     python bench/bench_cnn.py --throughput                            # one training step each, alternating turns
     python bench/bench_cnn.py --compare --epochs 4 --tag cmp          # both frameworks, one after the other
+    python bench/bench_cnn.py --compare --epochs 1 --train-size 768 --test-size 300   # a smoke run of both (a minute)
     python bench/bench_cnn.py --framework torch --epochs 2 --train-size 10000 --set '{"batch_size": 512}'
     python bench/bench_cnn.py --config configs/cifar10-cnn.toml --split val --tag cfg_val       # a whole fit
     python bench/bench_cnn.py --config configs/cifar10-cnn.toml --split final --set '{"random_state": 1}'
@@ -74,7 +75,7 @@ RECIPE = {  # ConvNetClassifier's parameters (the estimator's defaults, where th
 }
 
 
-def load(split: str, train_size: int | None) -> tuple[np.ndarray, ...]:
+def load(split: str, train_size: int | None, test_size: int | None = None) -> tuple[np.ndarray, ...]:
     """uint8 NHWC images and int64 labels of the split: (X_train, y_train, X_test, y_test)."""
     from chainrule.data import load_image_folder
 
@@ -86,6 +87,8 @@ def load(split: str, train_size: int | None) -> tuple[np.ndarray, ...]:
         train, test = np.sort(np.concatenate([idx["train"], idx["val"]])), idx["holdout"]
     if train_size:
         train = np.sort(np.random.default_rng(0).permutation(train)[:train_size])
+    if test_size:
+        test = np.sort(np.random.default_rng(1).permutation(test)[:test_size])
     return ds.X_train[train], ds.y_train[train], ds.X_train[test], ds.y_train[test]
 
 
@@ -319,8 +322,8 @@ def time_to(history: list[dict], target: float) -> float | None:
     return next((h["train_s"] for h in history if h["val_acc"] >= target), None)
 
 
-def run_one(framework: str, cfg: dict, split: str, train_size: int | None) -> dict:
-    Xtr, ytr, Xte, yte = load(split, train_size)
+def run_one(framework: str, cfg: dict, split: str, train_size: int | None, test_size: int | None) -> dict:
+    Xtr, ytr, Xte, yte = load(split, train_size, test_size)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with LoadSampler(15.0) as load_sampler:
         fit = {"torch": torch_fit, "chainrule": chainrule_fit}[framework]
@@ -340,6 +343,7 @@ def main() -> None:
     ap.add_argument("--split", choices=["val", "final"], default="val")
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--train-size", type=int, default=None, help="a random subset of the training split")
+    ap.add_argument("--test-size", type=int, default=None, help="a random subset of the scored split (smoke runs)")
     ap.add_argument("--config", default=None, help="a chainrule train --config file: its estimator keys replace RECIPE")
     ap.add_argument("--set", default="{}", help="JSON object of recipe overrides")
     ap.add_argument("--tag", default="")
@@ -369,10 +373,11 @@ def main() -> None:
         for fw in ["torch", "chainrule"]:
             cmd = [sys.executable, __file__, "--framework", fw, "--split", args.split, "--set", json.dumps(cfg),
                    "--tag", args.tag] + (["--train-size", str(args.train_size)] if args.train_size else []) + \
+                  (["--test-size", str(args.test_size)] if args.test_size else []) + \
                   (["--out", args.out] if args.out else [])
             subprocess.run(cmd, check=True)
         return
-    result = run_one(args.framework, cfg, args.split, args.train_size)
+    result = run_one(args.framework, cfg, args.split, args.train_size, args.test_size)
     result.update(tag=args.tag, config=args.config, recipe={k: v for k, v in cfg.items() if RECIPE.get(k) != v},
                   cpu=os.cpu_count(), date=time.strftime("%Y-%m-%d %H:%M"))
     report(result, args.out)

@@ -625,11 +625,11 @@ def main() -> None:
     info["blas_libraries"] = loaded_libraries("openblas", "mkl_rt", "libdnnl")
     say("# bench_conv: one training step of the airbench93-shaped net, batch", args.batch)
     for k, v in info.items():
-        say(f"  {k}: {v}")
+        say(f"- {k}: {v}")
     if why:
-        say(f"  chainrule rows: none ({why}); PyTorch rows and oneDNN's kernels only")
+        say(f"- chainrule rows: none ({why}); PyTorch rows and oneDNN's kernels only")
     if not bf16_cpu:
-        say("  bf16 rows: none (the CPU shows neither avx512_bf16 nor amx_bf16)")
+        say("- bf16 rows: none (the CPU shows neither avx512_bf16 nor amx_bf16)")
     x, y = batch(args.batch)
     result = dict(machine=info, batch=args.batch)
 
@@ -655,7 +655,7 @@ def main() -> None:
         say(table)
         result["memory"] = rows
     result["machine"]["load_after"] = os.getloadavg()
-    say(f"\n  load average before {info['load_before']}, after {os.getloadavg()}")
+    say(f"\n- load average before {info['load_before']}, after {os.getloadavg()}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
     if args.markdown:

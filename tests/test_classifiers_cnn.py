@@ -140,3 +140,11 @@ def test_grayscale_images_are_one_channel():
     # (whitening 2x2 patches scales down this toy's signal, the mean brightness: it learns slower with it)
     est = ConvNetClassifier(**{**SMALL, "whiten": False}).fit(X[..., 0], y)
     assert est.score(X[..., 0], y) > 0.8
+
+
+def test_small_images_take_any_number_of_blocks(tmp_path):
+    X, y = _images()
+    est = ConvNetClassifier(**{**SMALL, "channels": (4, 8, 8, 8), "epochs": 1}).fit(X, y)  # 8 -> 7 -> 3 -> 1 -> 1 -> 1
+    assert [m.shape[2:] for m in est.activation_maps(X[:1])] == [(7, 7), (3, 3), (1, 1), (1, 1), (1, 1)]
+    est.save(tmp_path / "cnn.npz")
+    np.testing.assert_array_equal(ConvNetClassifier.load(tmp_path / "cnn.npz").predict_proba(X), est.predict_proba(X))

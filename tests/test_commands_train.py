@@ -215,3 +215,24 @@ def test_knn_run_chooses_k_on_validation_then_evaluates_and_predicts(tmp_path, c
     assert "fraction of the k=" in capsys.readouterr().out
     assert main(["train", "--resume", str(run), "-q"]) == 0
     assert "a KNearestNeighbor run has no training loop to continue" in capsys.readouterr().out
+
+
+def test_conv_net_run_draws_its_filters_and_activation_maps_then_predicts(tmp_path, capsys):
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    run = tmp_path / "cnn"
+    assert main(["train", "--model", "cnn", "--channels", "4,8", "--epochs", "1", "--batch-size", "128",
+                 "--whiten-images", "200", "--augment", "false", "--test-time-flip", "false", "--out", str(run),
+                 "-q"]) == 0
+    for name in ("weights", "activations", "confusion", "per_class"):
+        assert _png_ok(run / "plots" / f"{name}.png"), name
+    report = (run / "report.html").read_text()
+    assert report.index("weights.png") < report.index("activations.png") < report.index("Configuration")
+    model = classifiers.load(run / "model.npz")
+    assert type(model).__name__ == "ConvNetClassifier" and model.filter_shape() == (2, 2, 1)
+    p = tmp_path / "digit.png"
+    Image.fromarray((load_digits().images[0] / 16 * 255).astype(np.uint8)).save(p)
+    capsys.readouterr()
+    assert main(["predict", str(run), str(p)]) == 0
+    assert capsys.readouterr().out.count("  1. ") == 1

@@ -195,3 +195,43 @@ def test_from_search_carries_every_searched_parameter(model, space, expect, tmp_
     for name, value in best.params.items():
         assert config[name] == value and fitted[name] == value, name
     assert config["random_state"] == 0 and config["data"] == data
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[other]\nk = [1, 3]\n", "unknown table [other]; a space file holds a [space] table and an optional [fixed] "
+                              "table, or parameter keys at the top level"),
+    ("[space]\nk = [-1]\n", "hyperparameter 'k' = -1 (from the space) is refused: KNearestNeighbor: k must be"),
+    ("[space]\nk = [1.5]\n", "hyperparameter 'k' = 1.5 (from the space) is refused"),
+    ("[space]\nk = [1, 3]\nmetric = ['l1', 'l3']\n", "hyperparameter 'metric' = 'l3' (from the space) is refused"),
+    ("[space]\nk = {randint = [-5, 0]}\n", "is refused: KNearestNeighbor: k must be"),
+])
+def test_space_values_are_checked_before_anything_is_created(tmp_path, capsys, text, message):
+    space = _space(tmp_path, text)
+    rc = main(["tune", "--data", "digits", "--model", "knn", "--space", space, "--out", str(tmp_path / "s"), "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "s").exists()
+
+
+def test_huge_ranges_stay_lazy(tmp_path, capsys, chainrule_process):
+    """A range of two million values and randint up to 1e9 cost O(1) memory, and search.json stays small."""
+    import tracemalloc
+
+    from chainrule.tune.space import load_space
+
+    space = _space(tmp_path, "[space]\nk = {range = [1, 2000000]}\nchunk_size = {randint = [1, 1000000000]}\n")
+    tracemalloc.start()
+    try:
+        loaded, _ = load_space(space)
+        points = loaded.sample(3, seed=0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000 and loaded.grid_size == 1_999_999 * 999_999_999
+    assert all(1 <= p["k"] < 2_000_000 and 1 <= p["chunk_size"] < 10**9 for p in points)
+    run = chainrule_process(["tune", "--data", "digits", "--model", "knn", "--space", space, "--trials", "2",
+                             "--subset", "400", "--jobs", "1", "--out", str(tmp_path / "s"), "-q"], tmp_path)
+    assert run.returncode == 1 and "no trial finished ok" in run.stderr  # k > the training samples, by design
+    search = (tmp_path / "s" / "search.json")
+    assert search.stat().st_size < 20_000
+    assert json.loads(search.read_text())["space"]["k"] == {"range": [1, 2000000, 1]}

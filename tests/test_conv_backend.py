@@ -220,13 +220,16 @@ def _in_subprocess(env: dict[str, str]) -> subprocess.CompletedProcess:
 def test_env_var_chooses_the_implementation():
     r = _in_subprocess({})
     assert r.returncode == 0, r.stderr
-    info = json.loads(r.stdout)
-    assert info["conv"] == "numpy" and info["conv_requested"] == "numpy"
-    assert info["conv_im2col_chunk_bytes"] == 64 * 2**20
+    default = json.loads(r.stdout)  # unset: auto
+    assert default["conv_requested"] == "auto" and default["conv"] in ("numpy", "onednn")
+    assert default["conv_im2col_chunk_bytes"] == 64 * 2**20
+    r = _in_subprocess({"CHAINRULE_CONV": "numpy"})
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["conv"] == "numpy"
     r = _in_subprocess({"CHAINRULE_CONV": "auto"})
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
-    assert info["conv"] in ("numpy", "onednn") and info["conv_requested"] == "auto"
+    assert info["conv"] == default["conv"] and info["conv_requested"] == "auto"
     if info["conv"] == "numpy":
         assert info["conv_onednn_unavailable"]  # says why
         r = _in_subprocess({"CHAINRULE_CONV": "onednn"})

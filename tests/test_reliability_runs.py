@@ -320,3 +320,25 @@ def test_edited_config_is_refused_on_resume_naming_the_setting_and_both_values(t
     r = chainrule_process(["train", "--resume", "c", "-q"], tmp_path)
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "c" / "summary.json").read_text())["epochs_completed"] == 4
+
+
+def test_a_comparison_folder_has_one_writer(tmp_path, chainrule_process):
+    """While `compare --out c` runs, a second `compare --out c` exits 1 naming its pid and touches nothing (before,
+    only each model's subfolder was locked); the first finishes."""
+    flag = tmp_path / "paused"
+    argv = ["compare", "--data", "digits", "--models", "mlp", "--epochs", "2", "--random-tries", "0", "--out", "c",
+            "-q"]
+    first = _start(["-c", HOOK, "pause", "3", str(flag), *argv], tmp_path)
+    _wait_for(flag, first)
+    pid = int(flag.read_text())
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "c").rglob("*")}
+    assert (tmp_path / "c" / ".lock").read_text().strip() == str(pid)
+    r = chainrule_process(argv, tmp_path)
+    assert r.returncode == 1 and f"c is in use by pid {pid}" in r.stderr, (r.returncode, r.stderr)
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "c").rglob("*")} == before  # nothing touched
+    Path(str(flag) + ".go").touch()
+    out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    assert (tmp_path / "c" / "comparison.csv").is_file()
+    r = chainrule_process(argv, tmp_path)  # a finished comparison is kept: not locked, not overwritten
+    assert r.returncode == 2 and "c exists and is not empty; choose another --out" in r.stderr, r.stderr

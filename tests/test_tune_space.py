@@ -141,7 +141,8 @@ def test_space_toml_with_space_and_fixed_tables(tmp_path):
     space, fixed = load_space(path)
     assert list(space) == ["lr", "reg", "k", "epochs"]
     assert space["lr"] == loguniform(1e-4, 1e-1) and space["k"] == randint(1, 5)
-    assert space["epochs"].values() == [5, 10, 15, 20, 25]
+    assert list(space["epochs"].values()) == [5, 10, 15, 20, 25]  # a range, kept lazy
+    assert space["epochs"].to_spec() == {"range": [5, 30, 5]}
     assert fixed == {"batch_size": 200, "hidden": [100, 50]}
 
 

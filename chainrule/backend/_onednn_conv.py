@@ -16,9 +16,12 @@ is used as it lies if it is channels-last, and copied to channels-last otherwise
 the first layer: oneDNN 3.2 runs its reference kernel, ~10x slower, for an NCHW input with a channels-last output).
 Weights and weight gradients are plain (O, C / groups, kh, kw) arrays; the primitive is asked for the weights layout
 it prefers (``format_tag any``: a blocked one) and the weights are reordered into it at every call (at most a few
-hundred KiB here), as is the weight gradient out of it. ``ACTIVATIONS = "any"`` lets the primitive pick the activations' layout too (blocked ``nChw8c`` on AVX2) with a
-reorder in and out of every call: measured slower here (``bench/bench_conv.py --layouts``), kept to rerun that
-comparison.
+hundred KiB here), as is the weight gradient out of it.
+
+``ACTIVATIONS = "any"`` lets the primitive pick the activations' layout too (a blocked one, e.g. ``nChw8c`` on
+AVX2), with a reorder in and out of every call (NumPy's ops cannot read a blocked layout, so it cannot stay between
+layers): measured ~1.3x the channels-last time over the airbench net's convolutions on an AVX2 VM, slower on every
+layer (``bench/bench_conv.py --layers --layouts``, ``bench/RESULTS_conv.md``); kept so that comparison can be rerun.
 
 Precision: float32 products, or with ``precision="bfloat16"`` (``backend.set_float32_matmul_precision("medium")``)
 the operands (x, w, gy) rounded to bfloat16 by a reorder and accumulated in float32, outputs float32, on CPUs whose

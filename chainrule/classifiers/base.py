@@ -17,9 +17,10 @@ features, but ... is expecting 4 features as input", "Unknown label type: ...", 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -34,9 +35,23 @@ __all__ = ["BaseClassifier", "NotFittedError", "not_fitted_error", "DataConversi
 # ---- the estimator base -----------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def refusals_keep_fit(keep: bool = True) -> Iterator[None]:
+    """Checks of a ``partial_fit`` call's inputs made before it changes anything: with ``keep``, an error raised
+    inside leaves the fitted estimator as it was (a refused batch, such as a label outside ``classes_``, does not
+    undo the earlier calls) instead of not fitted (``_unfitted_on_failure``). The error propagates."""
+    try:
+        yield
+    except Exception as e:
+        if keep:
+            e._chainrule_fit_kept = True  # type: ignore[attr-defined]
+        raise
+
+
 def _unfitted_on_failure(method: Any) -> Any:
     """Wrap ``fit`` / ``partial_fit``: if it raises, the estimator is left not fitted (``_forget_fit``), so using it
-    raises ``NotFittedError`` instead of an AttributeError about a half-set model. The exception propagates."""
+    raises ``NotFittedError`` instead of an AttributeError about a half-set model, unless the call refused its
+    inputs before changing anything (``refusals_keep_fit``). The exception propagates."""
     if getattr(method, "_unfitted_on_failure", False):
         return method
 
@@ -44,8 +59,9 @@ def _unfitted_on_failure(method: Any) -> Any:
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return method(self, *args, **kwargs)
-        except Exception:
-            self._forget_fit()
+        except Exception as e:
+            if not getattr(e, "_chainrule_fit_kept", False):
+                self._forget_fit()
             raise
 
     wrapper._unfitted_on_failure = True  # type: ignore[attr-defined]

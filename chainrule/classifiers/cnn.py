@@ -206,7 +206,7 @@ class ConvNetClassifier(NeuralNetClassifier):
         hp = self._validate_architecture()
         net = ConvNet(sample_shape[0], n_classes, hp["channels"], hp["convs_per_block"], hp["kernel_size"],
                       hp["pool"], hp["norm"], hp["activation"], hp["whiten_kernel"] if hp["whiten"] else 0,
-                      seed=random_state)
+                      input_size=min(sample_shape[1:]), seed=random_state)
         source = getattr(self, "_whitening_source", None)
         if hp["whiten"] and source is not None:  # fit: the frozen filters from the training images
             net.set_whitening(patch_whitening_filters(self._network_inputs(source), hp["whiten_kernel"],
@@ -284,7 +284,7 @@ class ConvNetClassifier(NeuralNetClassifier):
         flip, shift = check_flag(self, "test_time_flip"), check_int_param(self, "test_time_shift", 0)
         if not (flip or shift):
             return pipeline
-        return nn.TestTimeAugment(pipeline, flip, shift, data_format=self.data_format, image_shape=self._image_shape())
+        return nn.TestTimeAugment(pipeline, flip, shift, data_format=self._layout(), image_shape=self._image_shape())
 
     # ---- per-model facts -------------------------------------------------------------------------------------------
 
@@ -338,3 +338,4 @@ def _positive_ints(est: Any, name: str) -> tuple[int, ...]:
     if not value or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1 for v in value):
         raise ValueError(message)
     return tuple(int(v) for v in value)
+

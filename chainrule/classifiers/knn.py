@@ -3,6 +3,7 @@
     knn = KNearestNeighbor(k=5, metric="l1").fit(X_train, y_train)   # X: uint8 images (N, 32, 32, 3) or (N, D)
     knn.predict(X_val)                                               # labels (N,)
     knn.predict_many(X_val, ks=[1, 3, 5, 10, 20])                    # {k: labels}, one distance pass
+    table, pred = knn.select(X_val, y_val, [1, 3, 5], ["l1", "l2"])  # sets the best k and metric (CLI default)
     dist, idx = knn.kneighbors(X_val, k=3)                           # (N, 3) each, nearest first
 
 Distances are computed in chunks of test rows (``chunk_size``), and ``predict``, ``predict_proba`` and
@@ -24,7 +25,7 @@ import numpy as np
 
 from chainrule.classifiers._flip import mirror_rows
 from chainrule.classifiers.base import BaseClassifier, check_choice, check_int_param, check_X
-from chainrule.classifiers.distances import METRICS, NeighborIndex
+from chainrule.classifiers.distances import METRICS, NeighborIndex, _check_metric
 
 AUGMENT = (False, "flip")
 
@@ -164,6 +165,36 @@ class KNearestNeighbor(BaseClassifier):
             raise ValueError("predict_many needs at least one k, got an empty list")
         votes = self._chunked_votes(X, sorted(set(ks)))
         return {k: self.classes_[np.argmax(votes[k], axis=1)] for k in ks}
+
+    def select(self, X: Any, y: Any, ks: Iterable[int], metrics: Iterable[str] | None = None
+               ) -> tuple[dict[str, dict[int, float]], np.ndarray]:
+        """Choose k and the metric on validation data X, y: one distance pass per metric scores every k in ``ks``.
+        Sets ``k`` and ``metric`` to the best (highest accuracy; ties: the smaller k, then the metric listed
+        first; ``metrics`` defaults to the current one) and returns ({metric: {k: accuracy}}, the predictions (N,)
+        of the chosen setting). The index of the chosen metric is kept, so later predictions reuse it."""
+        self._check_is_fitted()
+        ks = sorted({self._check_k(k) for k in ks})
+        metrics = list(dict.fromkeys([self.metric] if metrics is None else metrics))
+        if not ks or not metrics:
+            raise ValueError(f"select needs at least one k and one metric, got ks={ks}, metrics={metrics}")
+        for metric in metrics:
+            _check_metric(metric)
+        y = np.asarray(y).reshape(-1)
+        table: dict[str, dict[int, float]] = {}
+        best: tuple[float, int, int] | None = None
+        best_pred = np.empty(0)
+        for rank, metric in enumerate(metrics):
+            self.metric = metric
+            index = self._index = self._engine()
+            predictions = self.predict_many(X, ks)
+            table[metric] = {k: float(np.mean(p == y)) for k, p in predictions.items()}
+            for k in ks:
+                key = (table[metric][k], -k, -rank)
+                if best is None or key > best:
+                    best, best_pred, best_index = key, predictions[k], index
+        self.k, self.metric = -best[1], metrics[-best[2]]
+        self._index = best_index
+        return table, best_pred
 
     def score_many(self, X: Any, y: Any, ks: Iterable[int]) -> dict[int, float]:
         """{k: accuracy} for every k in ``ks`` from one distance pass (for choosing k on validation data)."""

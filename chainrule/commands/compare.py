@@ -48,7 +48,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                                    "defaults; write one run folder per model and a report comparing them.")
     p.add_argument("--data", help="dataset spec (default: digits, offline)")
     p.add_argument("--models", default=None,
-                   help=f"which models, comma-separated (default: {','.join(models)})")
+                   help=f"which models, comma-separated (default: those of {','.join(models)} that can train on "
+                        "the data)")
     p.add_argument("--epochs", default=None, help="epochs of the SVM, softmax and MLP (default: each estimator's: "
                    "1,500 steps for the linear models, 50 epochs for the MLP)")
     p.add_argument("--hidden", default=None, help="hidden_sizes of the MLP (default: 100)")
@@ -103,64 +104,91 @@ def run(args: argparse.Namespace) -> int:
         configs[m] = cfgmod.resolve(layer)
     out = Path(args.out) if args.out else Path("runs") / default_run_name("compare", spec)
     if out.exists() and any(out.iterdir()):
-        raise UsageError(f"{out} exists and is not empty; choose another --out")
+        _refuse_existing(out)
     t_start = time.perf_counter()
     data = split_data(spec, configs[models[0]]["val_size"], seed, configs[models[0]].get("image_size"))
+    if not args.models:  # the default, every registered model: those that cannot train on these samples are left out
+        models = _fitting(models, configs, data)
     logger.info("comparing %s on %s: %d training / %d validation samples", ", ".join(models), data.name,
                 len(data.X_train), len(data.X_val))
-    out.mkdir(parents=True, exist_ok=True)
-    rows: list[dict[str, Any]] = []
-    results: dict[str, Any] = {}
-    if args.random_tries:
-        with log_context(RANDOM_LABEL):
-            rows.append(_random_row(args.features, data, args.random_tries, seed))
-    from chainrule.progress import Progress
+    lock = _create_locked(out)  # one writer: a second compare into the same --out is refused naming this pid
+    try:
+        rows: list[dict[str, Any]] = []
+        results: dict[str, Any] = {}
+        if args.random_tries:
+            with log_context(RANDOM_LABEL):
+                rows.append(_random_row(args.features, data, args.random_tries, seed))
+        from chainrule.progress import Progress
 
-    with Progress(len(models), "compare", "models", enabled=not args.quiet, delay=0.0, log_every=0,
-                  rate=False) as bar:
-        for m in models:
-            bar.desc = f"compare: {_label(m)}"
-            bar.set(bar.n)  # (redraw with the new name)
-            # Each model's messages say which model they are about; its per-epoch lines only with --verbose.
-            with log_context(_label(m), quiet_info=True):
-                result = train_run(configs[m], RunFolder(out / m), progress=not args.quiet, data=data,
-                                   checkpoints=False)
-            bar.update()
-            results[m] = result
-            s = result.summary
-            row = {"model": _label(m), "key": m, "val_acc": s["val_acc"], "train_time_s": s["train_time_s"],
-                   "predict_time_s": s["predict_time_s"], "predict_samples_per_s": s.get("predict_samples_per_s"),
-                   "parameters": s.get("num_parameters"),
-                   "notes": (f"{s['description']}, k chosen on validation" if s.get("val_acc_by_k") else
-                             f"{s['epochs_completed']} epochs, {s['steps']} steps" if s["training_curve"] else
-                             s["description"]),
-                   "report": f"{m}/report.html"}
-            rows.append(row)
-            timing = (f"{row['train_time_s']:.2f} s" if s["training_curve"] else
-                      f"predict {row['predict_time_s']:.2f} s")
-            logger.debug("%s: %.2f%% validation accuracy (%s, %s)", _label(m), 100 * row["val_acc"], row["notes"],
-                         timing)
-    wall = time.perf_counter() - t_start
-    plots_dir = out / "plots"
-    plots_dir.mkdir(exist_ok=True)
-    bars = plots_dir / "comparison.png"
-    plot_comparison([r["model"] for r in rows], [r["val_acc"] for r in rows], bars,
-                    train_times=[r["train_time_s"] for r in rows],
-                    title=f"Validation accuracy on {spec} ({len(data.X_val)} samples)")
-    columns = ["model", "val_acc", "train_time_s", "predict_time_s", "predict_samples_per_s", "parameters", "notes"]
-    with atomic_open(out / "comparison.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
-    write_json(out / "summary.json", {"data": spec, "dataset": data.name, "num_train": len(data.X_train),
-                                      "num_val": len(data.X_val), "rows": rows, "wall_time_s": wall,
-                                      "chainrule_version": chainrule.__version__})
-    _write_report(out, spec, data, rows, results, bars, wall)
-    say(f"{'model':<24} {'val acc':>8} {'train s':>8} {'predict s':>9}")
-    for r in rows:
-        say(f"{r['model']:<24} {100 * r['val_acc']:7.2f}% {r['train_time_s']:8.2f} {r['predict_time_s']:9.3f}")
-    say(f"{len(rows)} models on {spec} in {wall:.1f} s; report: {out / 'report.html'}")
+        with Progress(len(models), "compare", "models", enabled=not args.quiet, delay=0.0, log_every=0,
+                      rate=False) as bar:
+            for m in models:
+                bar.desc = f"compare: {_label(m)}"
+                bar.set(bar.n)  # (redraw with the new name)
+                # Each model's messages say which model they are about; its per-epoch lines only with --verbose.
+                with log_context(_label(m), quiet_info=True):
+                    result = train_run(configs[m], RunFolder(out / m), progress=not args.quiet, data=data,
+                                       checkpoints=False)
+                bar.update()
+                results[m] = result
+                s = result.summary
+                row = {"model": _label(m), "key": m, "val_acc": s["val_acc"], "train_time_s": s["train_time_s"],
+                       "predict_time_s": s["predict_time_s"], "predict_samples_per_s": s.get("predict_samples_per_s"),
+                       "parameters": s.get("num_parameters"),
+                       "notes": (f"{s['description']}, k chosen on validation" if s.get("val_acc_by_k") else
+                                 f"{s['epochs_completed']} epochs, {s['steps']} steps" if s["training_curve"] else
+                                 s["description"]),
+                       "report": f"{m}/report.html"}
+                rows.append(row)
+                timing = (f"{row['train_time_s']:.2f} s" if s["training_curve"] else
+                          f"predict {row['predict_time_s']:.2f} s")
+                logger.debug("%s: %.2f%% validation accuracy (%s, %s)", _label(m), 100 * row["val_acc"], row["notes"],
+                             timing)
+        wall = time.perf_counter() - t_start
+        plots_dir = out / "plots"
+        bars = plots_dir / "comparison.png"
+        plot_comparison([r["model"] for r in rows], [r["val_acc"] for r in rows], bars,
+                        train_times=[r["train_time_s"] for r in rows],
+                        title=f"Validation accuracy on {spec} ({len(data.X_val)} samples)")
+        columns = ["model", "val_acc", "train_time_s", "predict_time_s", "predict_samples_per_s", "parameters", "notes"]
+        with atomic_open(out / "comparison.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(rows)
+        write_json(out / "summary.json", {"data": spec, "dataset": data.name, "num_train": len(data.X_train),
+                                          "num_val": len(data.X_val), "rows": rows, "wall_time_s": wall,
+                                          "chainrule_version": chainrule.__version__})
+        _write_report(out, spec, data, rows, results, bars, wall)
+        say(f"{'model':<24} {'val acc':>8} {'train s':>8} {'predict s':>9}")
+        for r in rows:
+            say(f"{r['model']:<24} {100 * r['val_acc']:7.2f}% {r['train_time_s']:8.2f} {r['predict_time_s']:9.3f}")
+        say(f"{len(rows)} models on {spec} in {wall:.1f} s; report: {out / 'report.html'}")
+    finally:
+        lock.release()
     return 0
+
+
+def _create_locked(out: Path) -> Any:
+    """Create ``out`` exclusively and locked (``chainrule.utils.locking``), as run folders are: of two comparisons
+    started into one folder, one gets it; the other is refused naming the holder's pid (or, if the folder is not
+    locked, because it exists and is not empty)."""
+    from chainrule.utils.locking import create_locked_folder
+
+    try:
+        return create_locked_folder(out, subdirs=("plots",))
+    except FileExistsError:
+        _refuse_existing(out)
+
+
+def _refuse_existing(out: Path) -> None:
+    """Refuse an existing, non-empty ``out``: FolderInUseError naming the pid of a comparison writing it, else a
+    usage error."""
+    from chainrule.utils.locking import LOCK_NAME, FolderLock
+
+    if (out / LOCK_NAME).is_file():
+        with FolderLock(out):  # raises FolderInUseError while a comparison holds it
+            pass
+    raise UsageError(f"{out} exists and is not empty; choose another --out")
 
 
 def _random_row(features: str | None, data: Any, tries: int, seed: int) -> dict[str, Any]:
@@ -225,3 +253,27 @@ def _write_report(out: Path, spec: str, data: Any, rows: list[dict[str, Any]], r
                 ("total time", f"{wall:.3g} s")]
     write_report(out / "report.html", f"chainrule compare: {spec}",
                  subtitle=", ".join(r["model"] for r in rows) + " on the same split", sections=sections, plots=plots, headline=headline)
+
+
+def _fitting(models: list[str], configs: dict[str, Any], data: Any) -> list[str]:
+    """The models whose estimator, as configured, can train on ``data``'s samples: each one with a training loop
+    takes one ``partial_fit`` step on two training samples first (a conv net whose blocks pool 8 x 8 digits below one
+    pixel cannot); a model left out is named, with the estimator's reason."""
+    import warnings
+
+    X, y, classes = data.X_train[:2], data.y_train[:2], np.unique(data.y_train)
+    kept = []
+    for m in models:
+        est = P.build(m, cfgmod.params_of(configs[m]))
+        if est.has_training_curve and hasattr(est, "partial_fit"):
+            try:
+                with log_context(_label(m), quiet_info=True), np.errstate(all="ignore"), \
+                        warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    est.partial_fit(X, y, classes=classes)
+            except Exception as e:  # whatever the estimator refuses, in its own words
+                logger.info("leaving out the %s: it cannot train on these samples (%s); --models %s shows the error",
+                            _label(m), " ".join(str(e).split()), m)
+                continue
+        kept.append(m)
+    return kept

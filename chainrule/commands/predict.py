@@ -27,24 +27,19 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def load_image(path: Path, shape: list[int], dtype: str, max_value: float) -> tuple[np.ndarray, str]:
-    """Read ``path`` as an (H, W, C) array like the training images; returns it and a note on resizing."""
-    try:
-        from PIL import Image, UnidentifiedImageError
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise RuntimeError("predict needs Pillow to read images: pip install 'chainrule[cli]'") from e
+    """Read ``path`` as an (H, W, C) array like the training images; returns it and a note on resizing. The image
+    decoder's pixel cap applies (``chainrule.data._decode.read_image``)."""
+    from chainrule.data._decode import read_image
+    from chainrule.data.dataset import DataError
+
     h, w, c = shape
     try:
-        with Image.open(path) as im:
-            im = im.convert("L" if c == 1 else "RGB")
-            note = ""
-            if im.size != (w, h):
-                note = f"resized {im.size[0]}x{im.size[1]} -> {w}x{h}"
-                im = im.resize((w, h), Image.Resampling.BILINEAR)
-            arr = np.asarray(im, dtype=np.uint8)
-    except FileNotFoundError:
-        raise UsageError(f"image {path} does not exist") from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise RuntimeError(f"cannot read image {path}: {e}") from e
+        arr, (h0, w0) = read_image(path, "L" if c == 1 else "RGB", (h, w))
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise RuntimeError("predict needs Pillow to read images: pip install 'chainrule[cli]'") from e
+    except DataError as e:
+        raise UsageError(str(e)) from None
+    note = f"resized {w0}x{h0} -> {w}x{h}" if (h0, w0) != (h, w) else ""
     arr = arr.reshape(h, w, c)
     if np.dtype(dtype) != np.uint8:
         arr = (arr.astype(np.float32) * (max_value / 255.0)).astype(dtype)
@@ -54,9 +49,11 @@ def load_image(path: Path, shape: list[int], dtype: str, max_value: float) -> tu
 def run(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise UsageError(f"--top must be >= 1, got {args.top}")
+    from chainrule.data._decode import what_is
+
     for img in args.images:
         if not Path(img).is_file():
-            raise UsageError(f"image {img} does not exist")
+            raise UsageError(f"image {img} {what_is(img)}; predict takes image files")
     pipe = load_trained(args.target)
     ckpt = pipe.source
     info = pipe.input

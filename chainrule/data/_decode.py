@@ -95,6 +95,54 @@ def _to_array(im: Any, size: tuple[int, int] | None) -> np.ndarray:
     return np.frombuffer(im.tobytes(), dtype=np.uint8).reshape(h, w, 3)
 
 
+def what_is(path: str | os.PathLike) -> str:
+    """What a path that is not a regular file is, for errors: "is a directory", "is a FIFO (named pipe)", ...,
+    or "does not exist"."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as e:
+        return f"cannot be read ({e.strerror})"
+    for test, text in ((stat.S_ISDIR, "is a directory"), (stat.S_ISFIFO, "is a FIFO (named pipe)"),
+                       (stat.S_ISSOCK, "is a socket"), (stat.S_ISCHR, "is a character device"),
+                       (stat.S_ISBLK, "is a block device"), (stat.S_ISREG, "is a file")):
+        if test(mode):
+            return text
+    return "is not a regular file"
+
+
+def read_image(path: str | os.PathLike, mode: str = "RGB", size: tuple[int, int] | None = None,
+               max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> tuple[np.ndarray, tuple[int, int]]:
+    """One image file as uint8 (H, W, C) in Pillow ``mode`` ("RGB" or "L"), resized (bilinear) to ``size`` (H, W)
+    if given; returns it and the file's own (H, W). The header is read first: an image declaring more than
+    ``max_pixels`` pixels is refused (``DataError`` naming the file and its size) and never decoded, exactly as
+    ``load_image_folder`` refuses it. A path that is not a regular file (a directory, a FIFO: opening a FIFO
+    would wait for a writer) is refused saying what it is."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not os.path.isfile(path):
+        raise DataError(f"image {path} {what_is(path)}; expected an image file")
+    with _pixel_limit(max_pixels):
+        try:
+            with Image.open(path) as im:
+                w, h = im.size  # from the header: nothing is decoded yet
+                if max_pixels is not None and w * h > max_pixels:
+                    raise DataError(f"image {path}: {h}x{w} (height x width) is {w * h:,} pixels, over the limit of "
+                                    f"{max_pixels:,} (max_image_pixels); refusing to decode it")
+                im = im.convert(mode) if im.mode != mode else im
+                if size is not None and im.size != (size[1], size[0]):
+                    im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+                arr = np.asarray(im, dtype=np.uint8)
+        except Image.DecompressionBombError as e:
+            raise DataError(f"image {path}: over the limit of {max_pixels:,} pixels (max_image_pixels): {e}") from e
+        except (UnidentifiedImageError, OSError, ValueError) as e:
+            raise DataError(f"cannot read image {path}: {e}") from e
+    return arr.reshape(arr.shape[0], arr.shape[1], -1), (h, w)
+
+
 def decode_chunk(names: list[str], sources: list[Source], size: tuple[int, int] | None,
                  max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> _Chunk:
     """Decode a list of images (runs in a worker process).

@@ -237,6 +237,23 @@ def _read_archive(archive: Path, decoder: Decoder, max_bytes: int | None
 
 # ----------------------------------------------------------------------------- public API
 
+def readable_class_names(classes: Sequence[str], where: str) -> tuple[str, ...]:
+    """Class names as text every output can hold: a folder or member name that is not valid UTF-8 (Python keeps
+    its bytes as lone surrogates, which no UTF-8 file, JSON report or plot can show) is shown with U+FFFD
+    replacement characters, ``caf\ufffd`` for the Latin-1 bytes ``caf\xe9``. Two names that would then read the
+    same are refused (DataError naming both): rename one."""
+    shown = tuple(os.fsencode(c).decode("utf-8", "replace") if any("\udc80" <= ch <= "\udcff" for ch in c) else c
+                  for c in classes)
+    if len(set(shown)) != len(shown):
+        first = {}
+        for raw, text in zip(classes, shown):
+            if text in first:
+                raise DataError(f"{where}: class folders {os.fsencode(first[text])!r} and {os.fsencode(raw)!r} are "
+                                f"not valid UTF-8 and would both be shown as {text!r}; rename one of them")
+            first[text] = raw
+    return shown
+
+
 def load_image_folder(root: str | os.PathLike, image_size: int | str | Sequence[int] | None = None,
                       *, cache: bool = True, num_workers: int | None = None,
                       max_image_bytes: int | None = DEFAULT_MAX_IMAGE_BYTES,
@@ -286,7 +303,7 @@ def load_image_folder(root: str | os.PathLike, image_size: int | str | Sequence[
     name = f"image folder {root}"
     if cache and (arrays := entry.load()) is not None:
         try:
-            classes = tuple(arrays["classes"].tolist())
+            classes = readable_class_names(arrays["classes"].tolist(), str(root))
             check_images(arrays["X"], str(entry.path))
             check_labels(arrays["y"], len(classes), str(entry.path), n=len(arrays["X"]))
             return Dataset(arrays["X"], arrays["y"], None, None, classes, name=name)
@@ -302,7 +319,7 @@ def load_image_folder(root: str | os.PathLike, image_size: int | str | Sequence[
         X = _decode_folder(root, listing, size, num_workers, max_bytes, max_pixels)
         classes = listing.classes
         y = np.array([k for _, k in listing.files], dtype=np.int64)
-    ds = Dataset(X, y, None, None, tuple(classes), name=name)
+    ds = Dataset(X, y, None, None, readable_class_names(classes, str(root)), name=name)
     if cache:
         entry.save({"X": X, "y": y, "classes": np.array(classes)})
     return ds

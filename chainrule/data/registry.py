@@ -20,6 +20,11 @@ DATASET_SPECS = (
 )
 
 
+def has_images(spec: str) -> bool:
+    """Whether the dataset named by ``spec`` holds images (N, H, W[, C]): every form but the spiral's 2-D points."""
+    return str(spec).strip().lower().removeprefix("test:").partition(":")[0] != "spiral"
+
+
 def _usage() -> str:
     return "\n".join(f"  {form:<14} {desc}" for form, desc in DATASET_SPECS)
 

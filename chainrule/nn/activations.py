@@ -15,6 +15,7 @@ from chainrule.nn import functional as F
 from chainrule.nn import init
 from chainrule.nn.module import Module, Parameter
 from chainrule.tensor import Tensor
+from chainrule.utils.seeding import as_generator
 
 
 class Identity(Module):

@@ -7,7 +7,9 @@ benchmarks and reports.
 Layers: an optional *whitening* conv ``whiten`` (in -> 2 in k^2 channels, k x k, no padding, its weight frozen:
 ``requires_grad`` False, set from data with ``set_whitening``; its bias trains) followed by the activation; then one
 ``blocks[i]`` per entry of ``channels``: conv k x k ("same" padding) -> 2x2 pool -> norm -> activation, then
-``convs_per_block - 1`` times conv -> norm -> activation; then the global max over the positions, a ``Linear`` head
+``convs_per_block - 1`` times conv -> norm -> activation (with ``input_size``, the smaller side of the images, a block
+whose input is down to one pixel does not pool: small images such as 8x8 digits take any number of blocks); then the
+global max over the positions, a ``Linear`` head
 and a constant ``scale`` of the scores (airbench's 1/9: smaller initial logits). Norm "batch" is ``BatchNorm2d``
 whose weight is frozen at 1 (only the shift trains, as in airbench; convs then have no bias); None gives convs with
 biases. Initialisation from ``seed``: PyTorch's defaults (``Conv2d``, ``Linear``), then each conv's first
@@ -38,7 +40,7 @@ class ConvNet(Module):
     def __init__(self, in_channels: int, n_classes: int, channels: Sequence[int] = (64, 128, 128),
                  convs_per_block: int = 2, kernel_size: int = 3, pool: str = "max", norm: str | None = "batch",
                  activation: str = "gelu", whiten_kernel: int = 2, scale: float = 1 / 9, bn_momentum: float = 0.4,
-                 *, seed: Any = None, dtype: Any = np.float32):
+                 input_size: int | None = None, *, seed: Any = None, dtype: Any = np.float32):
         super().__init__()
         from chainrule import nn  # the conv, pool and norm layers (chainrule.nn imports this module lazily)
 
@@ -56,7 +58,8 @@ class ConvNet(Module):
         self.config = {"in_channels": int(in_channels), "n_classes": int(n_classes), "channels": list(channels),
                        "convs_per_block": int(convs_per_block), "kernel_size": int(kernel_size), "pool": pool,
                        "norm": norm, "activation": activation, "whiten_kernel": int(whiten_kernel),
-                       "scale": float(scale), "bn_momentum": float(bn_momentum)}
+                       "scale": float(scale), "bn_momentum": float(bn_momentum),
+                       "input_size": None if input_size is None else int(input_size)}
         rng = as_generator(seed)
         self.scale = float(scale)
 
@@ -85,8 +88,11 @@ class ConvNet(Module):
             cin = self.whiten.out_channels
         self.blocks = Sequential()
         pool_layer = nn.MaxPool2d if pool == "max" else nn.AvgPool2d
+        size = None if input_size is None else int(input_size) - (whiten_kernel - 1 if whiten_kernel else 0)
         for cout in channels:
-            block = Sequential(conv(cin, cout), pool_layer(2), *after(cout))
+            pooled = size is None or size >= 2  # a map of one pixel is not pooled further
+            block = Sequential(conv(cin, cout), *([pool_layer(2)] if pooled else []), *after(cout))
+            size = size // 2 if size is not None and pooled else size
             for _ in range(convs_per_block - 1):
                 for layer in (conv(cout, cout), *after(cout)):
                     block.append(layer)

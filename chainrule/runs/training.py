@@ -106,12 +106,13 @@ def _create(folder: Any) -> None:
 
 
 def _check_fits(config: Mapping[str, Any], data: Data, est: Any) -> None:
-    """Parameters that cannot exceed the training set (the estimator's ``capped_to``: kNN's k, and every k of
-    ``--select-k``) must fit it: a usage error before anything is written."""
+    """Parameters that cannot exceed the training set (the estimator's ``capped_to``: kNN's k) must fit it, and so
+    must one candidate of ``--select-k`` (candidates beyond the training set are left out): a usage error before
+    anything is written."""
     n = len(data.X_train)
     wanted = {name: getattr(est, name) for name in est.capped_to(n)}
-    if config["select_k"] and max(config["select_k"]) > n:
-        wanted = {"k": max(config["select_k"])}
+    if config["select_k"]:
+        wanted = {"k": min(config["select_k"])} if min(config["select_k"]) > n else {}
     for name, value in wanted.items():
         raise UsageError(f"{name}={value} is larger than the training set ({n} samples); choose {name} <= {n}")
 
@@ -234,40 +235,43 @@ class _DivergedRun(RuntimeError):
 
 
 def _fit_once(est: Any, config: dict[str, Any], folder: Any, data: Data) -> tuple[Any, float, np.ndarray, float]:
-    """Fit a model without a training loop (``has_training_curve`` False: kNN, ...), choosing k on the validation
-    split first with ``select_k`` (one ``predict_many`` pass for every k), predict the validation split and log its
-    one "epoch". Returns (history, fit time, validation predictions, their time)."""
+    """Fit a model without a training loop (``has_training_curve`` False: kNN, ...), choosing k and the metric on
+    the validation split first with ``select_k`` / ``select_metric`` (the estimator's ``select``: one distance
+    pass per metric scores every k), predict the validation split and log its one "epoch". Returns (history, fit
+    time, validation predictions, their time)."""
     from chainrule.train import History, MetricsWriter
 
-    ks = sorted(set(config["select_k"] or [None]))
+    selecting = bool(config["select_k"] or config.get("select_metric"))
+    ks = [k for k in sorted(set(config["select_k"] or [getattr(est, "k", 1)])) if k <= len(data.X_train)]
     with usage_errors():
         t0 = time.perf_counter()
         est.fit(data.X_train, data.y_train)
         fit_time = time.perf_counter() - t0
         t0 = time.perf_counter()
-        if config["select_k"]:
-            predictions = est.predict_many(data.X_val, ks)  # one distance pass for every k
+        if selecting:
+            table, predictions = est.select(data.X_val, data.y_val, ks, config.get("select_metric") or None)
         else:
-            predictions = {None: est.predict(data.X_val)}
+            predictions = est.predict(data.X_val)
         predict_time = time.perf_counter() - t0
-    accs = {k: float(np.mean(p == data.y_val)) for k, p in predictions.items()}
-    best = max(ks, key=lambda k: (accs[k], -k)) if config["select_k"] else None
-    record: dict[str, Any] = {"epoch": 1, "step": 0, "time_s": fit_time, "val_acc": accs[best],
+    record: dict[str, Any] = {"epoch": 1, "step": 0, "time_s": fit_time,
+                              "val_acc": float(np.mean(predictions == data.y_val)),
                               "samples_per_s": len(data.X_val) / predict_time if predict_time > 0 else None}
-    if config["select_k"]:
-        record["knn_k"] = best
-        for k in ks:
-            logger.info("k=%-3d validation accuracy %.4f%s", k, accs[k], "  <- best" if k == best else "")
-        est.set_params(k=best)
-        config["k"] = best
+    if selecting:
+        record["knn_k"] = est.k
+        for metric, by_k in table.items():
+            for k, acc in by_k.items():
+                logger.info("%s k=%-3d validation accuracy %.4f%s", metric, k, acc,
+                            "  <- best" if (k, metric) == (est.k, est.metric) else "")
+        config["k"], config["metric"] = est.k, est.metric
         _write_config(folder, config)
-        record["val_acc_by_k"] = {str(k): a for k, a in accs.items()}
+        record["val_acc_by_k"] = {str(k): a for k, a in table[est.metric].items()}
+        record["val_acc_by_metric"] = {m: {str(k): a for k, a in by_k.items()} for m, by_k in table.items()}
     history = History()
     history.log_epoch(record)
     writer, holder = MetricsWriter(folder.path), SimpleNamespace(history=history)
     writer.on_train_begin(holder)
     writer.on_train_end(holder)
-    return history, fit_time, np.asarray(predictions[best]).astype(np.int64), predict_time
+    return history, fit_time, np.asarray(predictions).astype(np.int64), predict_time
 
 
 def _summary(config: Mapping[str, Any], folder: Any, data: Data, est: Any, y_pred: np.ndarray,
@@ -286,7 +290,8 @@ def _summary(config: Mapping[str, Any], folder: Any, data: Data, est: Any, y_pre
     s.update(num_features=est.n_model_features(), num_parameters=est.n_parameters())
     if not est.has_training_curve:
         first = history.epochs[0]
-        s.update(epochs_completed=0, steps=0, val_acc_by_k=first.get("val_acc_by_k"))
+        s.update(epochs_completed=0, steps=0, val_acc_by_k=first.get("val_acc_by_k"),
+                 val_acc_by_metric=first.get("val_acc_by_metric"))
         if first.get("val_acc_by_k"):
             s.update(knn_k=first["knn_k"], best_val_acc=max(first["val_acc_by_k"].values()))
         return s

@@ -138,9 +138,11 @@ def check_trainer_state(state: Mapping[str, Any]) -> None:
         for key, a in arrays.items():
             if where == "optimizer state" and str(key).endswith(".step"):
                 continue  # a step count (an integer scalar), checked by the optimizer
-            if where != "optimizer state" and isinstance(a, np.ndarray) and a.dtype.kind in "iu":
-                if a.size and a.min() < 0:  # an integer buffer (batch norm's num_batches_tracked) counts something
-                    raise ValueError(f"{where} entry {key!r} is a negative count ({a.min()})")
+            if where != "optimizer state" and isinstance(a, np.ndarray) and a.dtype.kind in "iu" and a.ndim == 0:
+                # an integer buffer is a count, a scalar (batch norm's num_batches_tracked); an integer array is a
+                # weight that lost its floating point, refused below
+                if a < 0:
+                    raise ValueError(f"{where} entry {key!r} is a negative count ({a})")
                 continue  # its dtype and shape are checked against the model (_same_arrays)
             if not isinstance(a, np.ndarray) or a.dtype.kind != "f":
                 kind = a.dtype if isinstance(a, np.ndarray) else type(a).__name__

@@ -11,6 +11,8 @@ resume); where and how trials run (workers, Dask, the run folder, progress callb
 
 from __future__ import annotations
 
+import functools
+
 import hashlib
 import logging
 import math
@@ -20,9 +22,9 @@ from typing import Any, Mapping
 import numpy as np
 
 from chainrule.tune.cv import label_codes, make_folds
-from chainrule.tune.space import Space, SpaceError, check_names
+from chainrule.tune.space import Space, SpaceError, check_names, check_values
 from chainrule.tune.store import SEARCH_FORMAT
-from chainrule.tune.trial import default_params, estimator_name
+from chainrule.tune.trial import build_estimator, default_params, estimator_name
 
 __all__ = ["SearchConfig", "SearchPlan", "Budget", "STRATEGIES", "DEFAULT_TRIALS", "halving_plan"]
 
@@ -128,6 +130,7 @@ class SearchConfig:
                                  "space and fixed")
         folds = make_folds(y, self.validation, seed=self.seed, val_size=self.val_size, stratify=self.stratify)
         candidates = _candidates(space, self.strategy, self.n_trials, self.seed)
+        check_values(space, candidates, fixed, functools.partial(_check_params, factory))
         rungs = halving_plan(len(candidates), budget, self.eta) if budget else [(len(candidates), None)]
         return SearchPlan(folds, candidates, budget, rungs, fixed, owner)
 
@@ -150,6 +153,15 @@ class SearchConfig:
         except ImportError:  # pragma: no cover
             pass
         return config
+
+
+def _check_params(factory: Any, params: Mapping[str, Any]) -> None:
+    """The estimator's own parameter check (``_validate_params``: chainrule's and scikit-learn's), without
+    fitting; estimators without one are checked when their trials run."""
+    est = build_estimator(factory, params)
+    validate = getattr(est, "_validate_params", None)
+    if callable(validate):
+        validate()
 
 
 @dataclass

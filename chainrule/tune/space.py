@@ -46,7 +46,8 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10: the tomli backpor
     import tomli as tomllib  # type: ignore[no-redef]
 
 __all__ = ["Dimension", "Choice", "Uniform", "LogUniform", "RandInt", "choice", "uniform", "loguniform",
-           "randint", "Space", "SpaceError", "as_dimension", "load_space", "parse_space", "check_names"]
+           "randint", "Space", "SpaceError", "as_dimension", "load_space", "parse_space", "check_names",
+           "check_values"]
 
 
 class SpaceError(ValueError):
@@ -79,8 +80,13 @@ class Dimension:
     def sample(self, rng: np.random.Generator) -> Any:
         raise NotImplementedError
 
-    def values(self) -> list[Any]:
+    def values(self) -> Sequence[Any]:
         raise SpaceError(f"{self!r} is continuous: it has no finite list of values")
+
+    @property
+    def size(self) -> int | None:
+        """How many values a finite dimension has (without listing them); None if continuous."""
+        return len(self.values()) if self.finite else None
 
     def to_spec(self) -> Any:
         """A JSON/TOML-able form that ``as_dimension`` turns back into an equal dimension."""
@@ -94,39 +100,58 @@ class Dimension:
 
 
 class Choice(Dimension):
-    """A finite list of values, tried in order by grid search and drawn uniformly by random search."""
+    """A finite list of values, tried in order by grid search and drawn uniformly by random search. A Python
+    ``range`` (``{range = [1, 2000000]}`` in a space file) stays a range: O(1) memory whatever its length."""
 
     finite = True
 
     def __init__(self, values: Sequence[Any]):
         if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, range, np.ndarray)):
             raise SpaceError(f"choice() needs a list of values, got {values!r}")
-        self._values = [_plain(v) for v in values]
-        if not self._values:
+        if isinstance(values, range):
+            self._values: Sequence[Any] = values
+        else:
+            self._values = [_plain(v) for v in values]
+            for v in self._values:
+                if isinstance(v, float) and not math.isfinite(v):
+                    raise SpaceError(f"choice() values must be finite, got {v!r}")
+        if not len(self._values):
             raise SpaceError("choice() got an empty list; give at least one value")
-        for v in self._values:
-            if isinstance(v, float) and not math.isfinite(v):
-                raise SpaceError(f"choice() values must be finite, got {v!r}")
 
-    def values(self) -> list[Any]:
-        return list(self._values)
+    def values(self) -> Sequence[Any]:
+        return self._values if isinstance(self._values, range) else list(self._values)
+
+    @property
+    def size(self) -> int:
+        return len(self._values)
 
     def sample(self, rng: np.random.Generator) -> Any:
         return self._values[int(rng.integers(len(self._values)))]
 
     @property
     def numeric(self) -> bool:
-        return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in self._values)
+        return isinstance(self._values, range) or all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                       for v in self._values)
 
     @property
     def log(self) -> bool:  # type: ignore[override]
         """Positive numbers spanning two decades or more read best on a log axis (1e-4, 1e-3, 1e-2, ...)."""
-        if not self.numeric or len(self._values) < 3 or min(self._values) <= 0:
+        if not self.numeric or len(self._values) < 3:
             return False
-        return max(self._values) / min(self._values) >= 100
+        low, high = ((min(self._values[0], self._values[-1]), max(self._values[0], self._values[-1]))
+                     if isinstance(self._values, range) else (min(self._values), max(self._values)))
+        return low > 0 and high / low >= 100
 
     def to_spec(self) -> Any:
-        return list(self._values)
+        r = self._values
+        return {"range": [r.start, r.stop, r.step]} if isinstance(r, range) else list(r)
+
+    def __eq__(self, other: object) -> bool:  # a range equals the list of its values
+        return (isinstance(other, Choice) and len(self._values) == len(other._values)
+                and (self._values == other._values if isinstance(self._values, type(other._values))
+                     else all(a == b for a, b in zip(self._values, other._values))))
+
+    __hash__ = Dimension.__hash__
 
     def __repr__(self) -> str:
         return f"choice({self._values!r})"
@@ -184,8 +209,8 @@ class RandInt(Dimension):
             raise SpaceError(f"randint(low, high) draws from [low, high) and needs low < high, got "
                              f"low={low!r}, high={high!r}")
 
-    def values(self) -> list[int]:
-        return list(range(self.low, self.high))
+    def values(self) -> range:
+        return range(self.low, self.high)  # lazy: randint(0, 10**9) costs nothing until drawn
 
     def sample(self, rng: np.random.Generator) -> int:
         return int(rng.integers(self.low, self.high))
@@ -218,8 +243,8 @@ def _spaced(kind: str, args: Sequence[Any]) -> Choice:
     if kind == "range":
         if not 1 <= len(args) <= 3 or any(isinstance(a, bool) or not isinstance(a, int) for a in args):
             raise SpaceError(f"range takes 1 to 3 ints like Python's range(start, stop, step), got {list(args)!r}")
-        values = list(range(*args))
-        if not values:
+        values = range(*args)  # kept lazy
+        if not len(values):
             raise SpaceError(f"range{tuple(args)} is empty")
         return Choice(values)
     if len(args) != 3 or isinstance(args[2], bool) or not isinstance(args[2], int) or args[2] < 1:
@@ -331,7 +356,8 @@ class Space(Mapping[str, Dimension]):
         return "Space({" + ", ".join(f"{k!r}: {v!r}" for k, v in self._dims.items()) + "})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Space) and self.to_dict() == other.to_dict()
+        return isinstance(other, Space) and list(self._dims) == list(other._dims) and all(
+            self._dims[n] == other._dims[n] for n in self._dims)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -340,7 +366,7 @@ class Space(Mapping[str, Dimension]):
         """Number of grid points, or None if a dimension is continuous."""
         if not all(d.finite for d in self._dims.values()):
             return None
-        return math.prod(len(d.values()) for d in self._dims.values())
+        return math.prod(d.size for d in self._dims.values())
 
     def grid(self) -> list[dict[str, Any]]:
         """Every combination of values (the cartesian product), the last name varying fastest."""
@@ -364,15 +390,23 @@ class Space(Mapping[str, Dimension]):
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise SpaceError(f"the number of trials must be a positive int, got {n!r}")
         size = self.grid_size
-        if size is not None and size <= MAX_GRID:
-            points = self.grid()
-            order = np.random.default_rng([seed, 0x5EED]).permutation(len(points))
-            return [points[i] for i in order[:n]]
+        if size is not None and size <= MAX_GRID:  # grid points in a random order, each built when drawn
+            order = np.random.default_rng([seed, 0x5EED]).permutation(size)
+            return [self._point(int(i)) for i in order[:n]]
         out = []
         for i in range(int(n)):
             rng = np.random.default_rng([seed, i])
             out.append({name: d.sample(rng) for name, d in self._dims.items()})
         return out
+
+    def _point(self, index: int) -> dict[str, Any]:
+        """The grid's point number ``index`` (in ``grid()``'s order: the last name varies fastest)."""
+        point = {}
+        for name in reversed(list(self._dims)):
+            values = self._dims[name].values()
+            index, i = divmod(index, len(values))
+            point[name] = values[i]
+        return {name: point[name] for name in self._dims}
 
     def is_log(self, name: str) -> bool:
         return bool(self._dims[name].log)
@@ -380,6 +414,25 @@ class Space(Mapping[str, Dimension]):
     def to_dict(self) -> dict[str, Any]:
         """JSON/TOML-able form; ``Space(space.to_dict()) == space``."""
         return {name: d.to_spec() for name, d in self._dims.items()}
+
+
+def check_values(space: Space, candidates: Sequence[Mapping[str, Any]], fixed: Mapping[str, Any],
+                 check: Any) -> None:
+    """Raise SpaceError naming the first hyperparameter value that ``check(params)`` refuses (a ValueError or
+    TypeError: the estimator's own parameter check), trying each distinct value of each searched hyperparameter
+    among ``candidates`` with the ``fixed`` values: before any trial runs or anything is written."""
+    for name in space:
+        seen: set[str] = set()
+        for point in candidates:
+            value = point[name]
+            key = repr(value)
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                check({**fixed, name: value})
+            except (ValueError, TypeError) as e:
+                raise SpaceError(f"hyperparameter {name!r} = {value!r} (from the space) is refused: {e}") from None
 
 
 def check_names(names: Sequence[str], valid: Sequence[str], owner: str) -> None:
@@ -407,6 +460,11 @@ def parse_space(table: Mapping[str, Any], source: str = "space") -> tuple[Space,
     else:
         fixed = table.get("fixed", {})
         dims = {k: v for k, v in table.items() if k != "fixed"}
+        tables = [k for k, v in dims.items() if isinstance(v, Mapping) and not set(v) <= set(_KINDS)]
+        if tables:  # e.g. [other] instead of [space]: its keys would be read as distributions
+            raise SpaceError(f"{source}: unknown table{'s' if len(tables) > 1 else ''} "
+                             f"{', '.join(f'[{k}]' for k in tables)}; a space file holds a [space] table and an "
+                             "optional [fixed] table, or parameter keys at the top level")
     if not isinstance(dims, Mapping) or not isinstance(fixed, Mapping):
         raise SpaceError(f"{source}: [space] and [fixed] must be tables")
     try:
