@@ -79,9 +79,11 @@ def test_digits_train_live_with_filters_activations_and_held_out_strip(browser, 
         wait_for(d, lambda s: not s["running"], 10, "pause")
         time.sleep(0.3)
         before, inspected = canvas(d, "activations"), state(d)
-        cell = control(d, "heldout-5")
+        shown = d.execute_script("return window.playground.images().inspect")
+        # the strip is ordered mistakes first, so which cell holds the example shown now varies: click another one
+        cell = next(c for c in (control(d, f"heldout-{i}") for i in range(5, 10))
+                    if int(c.get_attribute("data-index")) != shown)
         target = int(cell.get_attribute("data-index"))
-        assert target != d.execute_script("return window.playground.images().inspect")
         cell.click()
         wait_for(d, lambda s: d.execute_script("return window.playground.images().inspect") == target, 10,
                  "the clicked held-out image")
@@ -108,13 +110,10 @@ def test_digits_train_live_with_filters_activations_and_held_out_strip(browser, 
         s = wait_for(d, lambda s: s["error"] is not None, 10, "the error for zero channels / a zero-width layer")
         assert s["error"] == ("params.channels[1]: a block has 1 to 64 channels, got 0" if conv
                               else "params.hidden_sizes[1]: a layer has 1 to 512 neurons, got 0")
-        if conv:  # four blocks, each halving the image: 8 x 8 digits end below one pixel
+        if conv:
             d.find_element("id", "error-close").click()
             layers.clear()
-            layers.send_keys("8, 8, 8, 8\t")
-            s = wait_for(d, lambda s: s["error"] is not None, 10, "the error for blocks that do not fit")
-            assert s["error"].startswith("params: this cnn does not fit the 8 x 8 images of digits")
-            assert s["params"]["channels"] == [8, 16]
+            layers.send_keys("8, 16\t")  # as it was: the refused list changed nothing
         Select(control(d, "image-lr")).select_by_value("10")  # with Adam: the loss soon exceeds 3 x its first
         control(d, "play").click()
         s = wait_for(d, lambda s: s["error"] is not None and "diverged" in s["error"], 30, "divergence")
@@ -123,6 +122,11 @@ def test_digits_train_live_with_filters_activations_and_held_out_strip(browser, 
         control(d, "reset").click()
         control(d, "step").click()
         s = wait_for(d, lambda s: s["error"] is None and s["step"] > 0, 20, "training again after reset")
+        if conv:  # four blocks on 8 x 8 digits: the fourth, on one pixel, does not pool (nn.ConvNet), so they fit
+            layers.clear()
+            layers.send_keys("8, 8, 8, 8\t")
+            wait_for(d, lambda s: s["error"] is None and s["params"]["channels"] == [8, 8, 8, 8], 10,
+                     "four blocks accepted")
         assert [e for e in d.get_log("browser") if e["level"] == "SEVERE"] == []
         print(f"held-out accuracy >= 95% after {took:.1f} s of play")
     finally:

@@ -99,7 +99,7 @@ def test_cli_defaults_do_not_trip_the_learning_rate_warnings(model, tmp_path, ca
     assert main(["train", "--data", "digits", "--model", model, "--out", str(tmp_path / model)]) == 0
     err = capsys.readouterr().err
     # the CLI's defaults: the estimators', the MLP's from its two-layer recipe (chainrule.commands.params.RECIPES)
-    last = {"mlp": "epoch 15/15", "svm": "epoch 250/250", "softmax": "epoch 250/250"}[model]
+    last = {"mlp": "epoch 50/50", "svm": "epoch 250/250", "softmax": "epoch 250/250"}[model]
     assert last in err and "learning rate too" not in err, err
 
 

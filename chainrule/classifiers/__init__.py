@@ -42,7 +42,9 @@ register("softmax", SoftmaxClassifier, label="softmax classifier", inputs=("vect
 register("mlp", "chainrule.classifiers.mlp:MLPClassifier", label="MLP (two-layer net)",
          inputs=("vectors", "images", "points"), playground={"hidden_sizes": (8, 8), "activation": "relu", "weight_decay": 0.001, "lr": 0.01,
                      "optimizer": "adam", "momentum": 0.9, "nesterov": False, "batch_size": 10})
-register("cnn", "chainrule.classifiers.cnn:ConvNetClassifier", label="conv net", inputs=("images",))
+# the conv net's recipe is for 32 x 32 colour images and minutes of training: compare trains it when asked for
+register("cnn", "chainrule.classifiers.cnn:ConvNetClassifier", label="conv net", inputs=("images",),
+         in_compare=False)
 _LAZY = {"MLPClassifier": "chainrule.classifiers.mlp", "NeuralNetClassifier": "chainrule.classifiers.network",
          "ConvNetClassifier": "chainrule.classifiers.cnn"}
 

@@ -37,6 +37,7 @@ class ModelSpec:
     label: str
     inputs: tuple[str, ...] = ("vectors", "images")
     playground: Mapping[str, Any] | None = field(default=None, compare=False)
+    in_compare: bool = True  # whether ``chainrule compare`` trains it when --models is not given
 
     @property
     def estimator_class(self) -> type:
@@ -66,11 +67,13 @@ _SPECS: dict[str, ModelSpec] = {}
 
 
 def register(name: str, estimator_class: Any, *, label: str, inputs: tuple[str, ...] | list[str] = ("vectors", "images"),
-             playground: Mapping[str, Any] | None = None, replace: bool = False) -> ModelSpec:
+             playground: Mapping[str, Any] | None = None, in_compare: bool = True,
+             replace: bool = False) -> ModelSpec:
     """Offer ``estimator_class`` (a ``BaseClassifier`` subclass, or "module:Class") under ``name`` in every front end.
 
     ``label``: a few words for people ("linear SVM"); ``inputs``: the kinds of input it takes, from ``INPUT_KINDS``;
-    ``playground``: its starting parameters in the playground. A name registered before is refused unless
+    ``playground``: its starting parameters in the playground; ``in_compare``: whether ``chainrule compare`` trains
+    it by default (a model whose fit takes minutes can leave it to ``--models``). A name registered before is refused unless
     ``replace=True``. Returns the spec.
     """
     if not isinstance(name, str) or not name or not name.replace("_", "").replace("-", "").isalnum() \
@@ -91,7 +94,8 @@ def register(name: str, estimator_class: Any, *, label: str, inputs: tuple[str, 
                             f"'module:Class'), got {estimator_class!r}")
     elif ":" not in estimator_class:
         raise ValueError(f"register: a lazily imported estimator is named 'module:Class', got {estimator_class!r}")
-    spec = ModelSpec(name, estimator_class, str(label), inputs, None if playground is None else dict(playground))
+    spec = ModelSpec(name, estimator_class, str(label), inputs, None if playground is None else dict(playground),
+                     bool(in_compare))
     _SPECS[name] = spec
     return spec
 

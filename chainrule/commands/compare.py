@@ -40,6 +40,13 @@ def _label(model: str) -> str:
     return get_spec(model).label
 
 
+def _default_models() -> list[str]:
+    """The models compare trains when --models is not given: the registered ones whose spec says ``in_compare``."""
+    from chainrule.classifiers import get_spec
+
+    return [m for m in P.model_names() if get_spec(m).in_compare]
+
+
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     models = P.model_names()
     p = sub.add_parser("compare", parents=[common], help=f"train {', '.join(models)}; one comparison report",
@@ -48,8 +55,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                                    "defaults; write one run folder per model and a report comparing them.")
     p.add_argument("--data", help="dataset spec (default: digits, offline)")
     p.add_argument("--models", default=None,
-                   help=f"which models, comma-separated (default: those of {','.join(models)} that can train on "
-                        "the data)")
+                   help=f"which models, comma-separated, of {','.join(models)} (default: those of "
+                        f"{','.join(_default_models())} that can train on the data)")
     p.add_argument("--epochs", default=None, help="epochs of the SVM, softmax and MLP (default: each estimator's: "
                    "1,500 steps for the linear models, 50 epochs for the MLP)")
     p.add_argument("--hidden", default=None, help="hidden_sizes of the MLP (default: 100)")
@@ -73,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from chainrule.runs import train_run
 
     known = P.model_names()
-    models = [m.strip().lower() for m in (args.models or ",".join(known)).split(",") if m.strip()]
+    models = [m.strip().lower() for m in (args.models or ",".join(_default_models())).split(",") if m.strip()]
     unknown = [m for m in models if m not in known]
     if unknown or not models:
         raise UsageError(f"--models must list some of {', '.join(known)}; got {args.models!r}")

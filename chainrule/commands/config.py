@@ -177,9 +177,9 @@ def resolve(*layers: Mapping[str, tuple[Any, str]]) -> dict[str, Any]:
         value, where = merged.pop(o.key, (default, "the default"))
         config[o.key] = o.default if value is None else run_value(o, value, where)
     P.check_names(model, merged, "--model " + model)
-    from chainrule.data.registry import has_images
+    from chainrule.data.registry import flips_keep_labels
 
-    params = P.defaults(model, images=has_images(config["data"] or "digits"))
+    params = P.defaults(model, flips=flips_keep_labels(config["data"] or "digits"))
     for name, (value, where) in merged.items():
         params[name] = P.coerce(model, name, value, where)
     _check_run(config)

@@ -28,10 +28,10 @@ ALIASES = {"hidden": "hidden_sizes", "seed": "random_state"}
 CLI_DEFAULTS = {"random_state": 0}
 # Where the lectures' numbers need other starting points than an estimator's defaults (by estimator class): the MLP
 # starts from the library's documented two-layer recipe (docs/classifiers.md; bench/bench_mlp.py "two_layer": 15
-# epochs with random flips, 54.7% on a CIFAR-10 validation split in ~15 s of training).
+# epochs with random flips, 54.7% on a CIFAR-10 validation split in ~15 s of training). The recipes are for natural
+# images, whose mirror image keeps the label (CIFAR-10, image folders: chainrule.data.registry.flips_keep_labels);
+# other data (the 8x8 digits, the spiral's points) start from the estimators' own defaults.
 RECIPES = {"MLPClassifier": {"epochs": 15, "augment": "flip"}}
-# Recipe values that need image samples, and what data of feature vectors (the spiral's points) starts from instead.
-IMAGES_ONLY = {"augment": False}
 # Estimator parameters that are config keys but not flags: the CLI's own -v / -q and progress bar stand in for
 # MLPClassifier's verbose.
 NOT_FLAGS = ("verbose",)
@@ -67,12 +67,10 @@ def _signature(cls: type) -> dict[str, tuple[frozenset[str], Any]]:
     return out
 
 
-def defaults(model: str, images: bool = True) -> dict[str, Any]:
+def defaults(model: str, flips: bool = True) -> dict[str, Any]:
     """The parameters a ``--model model`` run starts from: the estimator's defaults, ``CLI_DEFAULTS`` and its
-    ``RECIPES`` entry (without the image-only values when the data are not ``images``)."""
-    recipe = dict(RECIPES.get(estimator_class(model).__name__, {}))
-    if not images:
-        recipe.update({k: v for k, v in IMAGES_ONLY.items() if k in recipe})
+    ``RECIPES`` entry, when the data are natural images whose mirror image keeps the label (``flips``)."""
+    recipe = RECIPES.get(estimator_class(model).__name__, {}) if flips else {}
     return {name: recipe.get(name, CLI_DEFAULTS.get(name, default)) for name, (_, default) in signature(model).items()}
 
 

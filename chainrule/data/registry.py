@@ -25,6 +25,13 @@ def has_images(spec: str) -> bool:
     return str(spec).strip().lower().removeprefix("test:").partition(":")[0] != "spiral"
 
 
+def flips_keep_labels(spec: str) -> bool:
+    """Whether mirroring a sample of the dataset named by ``spec`` keeps its label, so that random flips are a fair
+    augmentation: natural photographs (CIFAR-10, image folders) yes; the 8x8 digits (a mirrored 2, 3 or 7 is not
+    that digit) and the spiral's points no."""
+    return has_images(spec) and str(spec).strip().lower().removeprefix("test:").partition(":")[0] != "digits"
+
+
 def _usage() -> str:
     return "\n".join(f"  {form:<14} {desc}" for form, desc in DATASET_SPECS)
 
