@@ -46,7 +46,24 @@ ENGINES = ("numpy", "autograd")
 AUGMENT = (False, "flip")
 
 
-class LinearClassifier(InputSteps, BaseClassifier):
+class LinearFacts:
+    """The per-model facts of a model of scores x W_ + b_ (W_ (D, C), b_ (C,)) on inputs ``features_`` may
+    replace: the linear classifiers and the random-search baseline."""
+
+    def n_parameters(self) -> int:
+        self._check_is_fitted()
+        return int(self.W_.size + self.b_.size)
+
+    def n_model_features(self) -> int:
+        self._check_is_fitted()
+        return int(self.W_.shape[0])
+
+    def weight_images(self) -> tuple[np.ndarray, bool] | None:
+        self._check_is_fitted()
+        return None if self.features_ is not None else (self.W_, True)
+
+
+class LinearClassifier(LinearFacts, InputSteps, BaseClassifier):
     """Shared training and prediction of ``LinearSVM`` and ``SoftmaxClassifier`` (which define the loss).
 
     Attributes (after ``fit``)
@@ -361,18 +378,6 @@ class LinearClassifier(InputSteps, BaseClassifier):
 
     has_training_curve = True
     _kind = "linear classifier"  # for describe()
-
-    def n_parameters(self) -> int:
-        self._check_is_fitted()
-        return int(self.W_.size + self.b_.size)
-
-    def n_model_features(self) -> int:
-        self._check_is_fitted()
-        return int(self.W_.shape[0])
-
-    def weight_images(self) -> tuple[np.ndarray, bool] | None:
-        self._check_is_fitted()
-        return None if self.features_ is not None else (self.W_, True)
 
     def describe(self) -> str:
         return f"{self._kind}, reg {self._reg():g}"

@@ -18,6 +18,7 @@ import numpy as np
 
 from chainrule.classifiers._inputs import FEATURES, PREPROCESSING, InputSteps, compute_features, preprocess
 from chainrule.classifiers.base import BaseClassifier, check_choice, check_int_param, check_X
+from chainrule.classifiers.linear_base import LinearFacts
 from chainrule.utils.seeding import as_generator
 
 __all__ = ["RandomSearchClassifier", "random_search"]
@@ -49,7 +50,7 @@ def random_search(X: np.ndarray, y: np.ndarray, num_classes: int, tries: int, rn
     return best_w, best_loss
 
 
-class RandomSearchClassifier(InputSteps, BaseClassifier):
+class RandomSearchClassifier(LinearFacts, InputSteps, BaseClassifier):
     """The best of ``tries`` random linear classifiers by training multiclass SVM loss (lecture 3's baseline).
 
     Parameters
@@ -111,18 +112,6 @@ class RandomSearchClassifier(InputSteps, BaseClassifier):
         return s / s.sum(axis=1, keepdims=True), "softmax of the scores of random weights (not calibrated)"
 
     # ---- per-model facts ------------------------------------------------------------------------------------------
-
-    def n_parameters(self) -> int:
-        self._check_is_fitted()
-        return int(self.W_.size + self.b_.size)
-
-    def n_model_features(self) -> int:
-        self._check_is_fitted()
-        return int(self.W_.shape[0])
-
-    def weight_images(self) -> tuple[np.ndarray, bool] | None:
-        self._check_is_fitted()
-        return None if self.features_ is not None else (self.W_, True)
 
     def describe(self) -> str:
         return f"random search over W, best of {self.tries}"

@@ -21,7 +21,7 @@ from chainrule.classifiers import get_spec, model_names
 from chainrule.nn.activations import ACTIVATION_NAMES
 from chainrule.optim.factory import OPTIMIZERS
 from chainrule.playground.protocol import (Bool, Choice, Float, Int, Layers, ProtocolError, check_fields,
-                                           decode_message, describe_rules)
+                                           describe_rules, typed_message)
 
 MAX_HIDDEN_LAYERS = 4
 MAX_HIDDEN_WIDTH = 512
@@ -68,14 +68,8 @@ def parse_image_message(text: str | bytes, model: str, datasets: tuple[str, ...]
     """One images-mode message -> a validated dict; ``model`` is the session's current model (``params`` without
     a new ``model`` are checked against it), ``datasets`` the image datasets this server has. Raises
     ProtocolError."""
-    msg = decode_message(text)
-    kind = msg.get("type")
-    if kind not in TYPES:
-        raise ProtocolError("type", f"must be one of {', '.join(TYPES)}", kind)
-    body = {k: v for k, v in msg.items() if k != "type"}
+    kind, body = typed_message(text, TYPES, _NO_FIELDS)
     if kind in _NO_FIELDS:
-        for key, v in body.items():
-            raise ProtocolError(key, f"unknown field; a {kind} message has only a type", v)
         return {"type": kind}
     if kind == "mode":
         return {"type": "mode", **_required(check_fields("", body, {"mode": Choice(MODES)}), "mode")}

@@ -33,7 +33,7 @@ from chainrule.playground import image_views
 from chainrule.playground.image_data import ImageData
 from chainrule.playground.image_protocol import image_models, image_param_rules, parse_image_message
 from chainrule.playground.protocol import ProtocolError
-from chainrule.playground.session import LIVE_PARAMS
+from chainrule.playground.session import LIVE_PARAMS, Playing
 from chainrule.playground.views import last_loss
 
 DEFAULT_MODEL = "mlp"
@@ -61,7 +61,7 @@ WINDOW = 20
 STRIP = 40  # held-out images in the strip
 
 
-class ImageSession:
+class ImageSession(Playing):
     """Dataset, estimator, training history and views of one images-mode tab. ``datasets``: an
     ``image_data.ImageDatasets`` (the server's, shared by its tabs)."""
 
@@ -232,21 +232,6 @@ class ImageSession:
                        f"{first:.3g}, after reaching {self._best:.3g} (dead units or saturated scores)")
             return False
         return True
-
-    def advance(self, seconds: float) -> int:
-        """Train for about ``seconds`` (at least one step); returns the steps run."""
-        end = time.perf_counter() + seconds
-        n = 0
-        while self.step():
-            n += 1
-            if time.perf_counter() >= end:
-                break
-        return n
-
-    def _stop(self, reason: str, message: str) -> None:
-        self.running = False
-        hint = "lower the learning rate and press reset" if reason == "diverged" else "change the parameters"
-        self.error = {"field": "training", "rule": reason, "value": None, "message": f"{message} ({hint})"}
 
     def _score_due(self) -> bool:
         """Whether to score the held-out images again: every ``HELD_OUT_EVERY`` seconds, and no more than a

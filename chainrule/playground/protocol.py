@@ -249,17 +249,25 @@ def decode_message(text: str | bytes) -> dict[str, Any]:
     return msg
 
 
+def typed_message(text: str | bytes, types: tuple[str, ...], no_fields: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
+    """A message's ``type`` (one of ``types``) and its other fields; a type in ``no_fields`` must have no others.
+    The first checks of both modes' parsers. Raises ProtocolError."""
+    msg = decode_message(text)
+    kind = msg.get("type")
+    if kind not in types:
+        raise ProtocolError("type", f"must be one of {', '.join(types)}", kind)
+    body = {k: v for k, v in msg.items() if k != "type"}
+    if kind in no_fields:
+        for key, v in body.items():
+            raise ProtocolError(key, f"unknown field; a {kind} message has only a type", v)
+    return kind, body
+
+
 def parse_message(text: str | bytes, model: str) -> dict[str, Any]:
     """One message from the page -> a validated dict with its ``type``; ``model`` is the session's current model
     (``params`` of a ``set`` without a new ``model`` are checked against it). Raises ProtocolError."""
-    msg = decode_message(text)
-    kind = msg.get("type")
-    if kind not in TYPES:
-        raise ProtocolError("type", f"must be one of {', '.join(TYPES)}", kind)
-    body = {k: v for k, v in msg.items() if k != "type"}
+    kind, body = typed_message(text, TYPES, _NO_FIELDS)
     if kind in _NO_FIELDS:
-        for key, v in body.items():
-            raise ProtocolError(key, f"unknown field; a {kind} message has only a type", v)
         return {"type": kind}
     rules = {"add_point": _POINT_RULES, "inspect": _INSPECT_RULES, "mode": _MODE_RULES}.get(kind)
     if kind in ("add_point", "inspect", "mode"):

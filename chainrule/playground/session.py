@@ -66,7 +66,27 @@ class _ParamsByModel(dict):
         return params
 
 
-class Session:
+class Playing:
+    """What the 2-D and the images sessions share: ``advance`` runs ``step`` for a while; ``_stop`` ends play with
+    an error the page shows (with its fix). A subclass has ``step() -> bool``, ``running`` and ``error``."""
+
+    def advance(self, seconds: float) -> int:
+        """Train for about ``seconds`` (at least one step, when there is anything to do); returns the steps run."""
+        end = time.perf_counter() + seconds
+        n = 0
+        while self.step():
+            n += 1
+            if time.perf_counter() >= end:
+                break
+        return n
+
+    def _stop(self, reason: str, message: str) -> None:
+        self.running = False
+        hint = "lower the learning rate and press reset" if reason == "diverged" else "change the parameters"
+        self.error = {"field": "training", "rule": reason, "value": None, "message": f"{message} ({hint})"}
+
+
+class Session(Playing):
     """Data, features, estimator, training history and views of one playground tab."""
 
     def __init__(self, surface_size: int = 100, map_size: int = 24):
@@ -298,21 +318,6 @@ class Session:
             self._stop("diverged", f"the training loss became {self.history[-1]['loss']}")
             return False
         return True
-
-    def advance(self, seconds: float) -> int:
-        """Train for about ``seconds`` (at least one step, when there is anything to do); returns the steps run."""
-        end = time.perf_counter() + seconds
-        n = 0
-        while self.step():
-            n += 1
-            if time.perf_counter() >= end:
-                break
-        return n
-
-    def _stop(self, reason: str, message: str) -> None:
-        self.running = False
-        hint = "lower the learning rate and press reset" if reason == "diverged" else "change the parameters"
-        self.error = {"field": "training", "rule": reason, "value": None, "message": f"{message} ({hint})"}
 
     def _record(self) -> None:
         est = self.est
