@@ -125,13 +125,31 @@ def torch_net(cfg: dict, filters: np.ndarray):
     return net
 
 
+def precision(cfg: dict) -> str:
+    """The recipe's ``matmul_precision`` as ConvNetClassifier resolves it here: "bf16" or "float32"."""
+    from chainrule.classifiers import ConvNetClassifier
+    from chainrule.classifiers._network_params import matmul_precision
+
+    return matmul_precision(ConvNetClassifier(matmul_precision=cfg.get("matmul_precision", "auto")))
+
+
+def torch_autocast(prec: str):
+    """PyTorch's counterpart of chainrule's precision ``prec``: bfloat16 autocast (its convolutions and products in
+    bf16, PyTorch's own choice of which ops stay float32) for "bf16", else a no-op."""
+    import torch
+
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=prec == "bf16")
+
+
 def torch_fit(cfg: dict, Xtr, ytr, Xte, yte) -> dict:
-    """ConvNetClassifier's fit, step for step in PyTorch eager (float32, channels_last), the same batches."""
+    """ConvNetClassifier's fit, step for step in PyTorch eager (channels_last; float32, or bfloat16 autocast where
+    chainrule runs bf16 products), the same batches."""
     import torch
     import torch.nn.functional as F
     from chainrule.data import DataLoader, FlipTranslate, Standardize, patch_whitening_filters, predict_tta
 
     torch.manual_seed(cfg["random_state"])
+    prec = precision(cfg)
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
     fmt = torch.channels_last
 
@@ -171,7 +189,9 @@ def torch_fit(cfg: dict, Xtr, ytr, Xte, yte) -> dict:
     def scores(x, batch=500):
         net.eval()
         with torch.no_grad():
-            out = np.concatenate([(net(tensor(x[i:i + batch])) / 9).numpy() for i in range(0, len(x), batch)])
+            with torch_autocast(prec):
+                out = np.concatenate([(net(tensor(x[i:i + batch])) / 9).float().numpy()
+                                      for i in range(0, len(x), batch)])
         net.train()
         return out
 
@@ -183,7 +203,9 @@ def torch_fit(cfg: dict, Xtr, ytr, Xte, yte) -> dict:
             f = step / warm if step < warm else max(0.0, (total - step) / (total - warm))
             for g, b in zip(opt.param_groups, base):
                 g["lr"] = b * f
-            loss = F.cross_entropy(net(tensor(xb)) / 9, torch.from_numpy(yb), label_smoothing=cfg["label_smoothing"])
+            with torch_autocast(prec):
+                loss = F.cross_entropy(net(tensor(xb)) / 9, torch.from_numpy(yb),
+                                       label_smoothing=cfg["label_smoothing"])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -207,7 +229,8 @@ def torch_fit(cfg: dict, Xtr, ytr, Xte, yte) -> dict:
     acc = float((scores(Xte_n).argmax(1) == yte).mean())
     tta = float((predict_tta(scores, Xte_n, shift=cfg["test_time_shift"]).argmax(1) == yte).mean())
     return {"history": history, "acc": round(acc, 4), "acc_tta": round(tta, 4), "train_s": round(clock, 2),
-            "setup_s": round(setup, 2), "steps": step, "img_per_s": round(step * cfg["batch_size"] / clock, 1)}
+            "precision": prec, "setup_s": round(setup, 2), "steps": step,
+            "img_per_s": round(step * cfg["batch_size"] / clock, 1)}
 
 
 # ---- chainrule: the estimator itself -------------------------------------------------------------------------------
@@ -241,7 +264,7 @@ def chainrule_fit(cfg: dict, Xtr, ytr, Xte, yte) -> dict:
                 "fit_s": round(est.fit_time_, 2), "train_s": round(est.train_time_, 2), "score_s": round(score_s, 2),
                 "steps": int(est.n_steps_), "epochs": round(est.n_steps_ * est.batch_size / len(Xtr), 2),
                 "img_per_s": round(est.n_steps_ * est.batch_size / est.train_time_, 1),
-                "stop_reason": est.stop_reason_, "conv": conv.info()["conv"]}
+                "stop_reason": est.stop_reason_, "conv": conv.info()["conv"], "precision": precision(cfg)}
     clock = _EpochClock()
     est.fit(Xtr, ytr, validation_data=(Xte, yte), callbacks=[clock])
     tta = est.score(Xte, yte)
@@ -250,6 +273,7 @@ def chainrule_fit(cfg: dict, Xtr, ytr, Xte, yte) -> dict:
     train_s = clock.history[-1]["train_s"]
     return {"history": clock.history, "acc": round(acc, 4), "acc_tta": round(tta, 4), "train_s": train_s,
             "fit_s": round(est.fit_time_, 2), "steps": int(est.n_steps_), "conv": conv.info()["conv"],
+            "precision": precision(cfg),
             "img_per_s": round(est.n_steps_ * cfg["batch_size"] / train_s, 1)}
 
 
@@ -258,13 +282,16 @@ def chainrule_fit(cfg: dict, Xtr, ytr, Xte, yte) -> dict:
 
 def throughput(cfg: dict, turns: int = 6) -> dict:
     """img/s of one training step (forward, loss, backward, SGD) of the recipe's net at its batch size, chainrule
-    (nn.ConvNet, float32, param groups) and PyTorch (channels_last float32), alternating turns; medians."""
+    (nn.ConvNet, param groups) and PyTorch (channels_last), both at the recipe's precision (``precision``: float32,
+    or bf16 products in chainrule and bfloat16 autocast in PyTorch), alternating turns; medians."""
     import torch
-    from chainrule import nn, optim
+    from chainrule import backend, nn, optim
+    from chainrule.classifiers._network_params import MATMUL_PRECISIONS
     from chainrule.backend import conv
     from chainrule.nn import functional as F
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
+    prec = precision(cfg)
     b = cfg["batch_size"]
     rng = np.random.default_rng(0)
     x = rng.standard_normal((b, 3, 32, 32)).astype(np.float32)
@@ -276,13 +303,15 @@ def throughput(cfg: dict, turns: int = 6) -> dict:
     tx, ty = torch.from_numpy(x).contiguous(memory_format=torch.channels_last), torch.from_numpy(y)
 
     def chainrule_step():
-        loss = F.cross_entropy(net(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        with backend.float32_matmul_precision(MATMUL_PRECISIONS[prec]):
+            loss = F.cross_entropy(net(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
 
     def torch_step():
-        loss = torch.nn.functional.cross_entropy(tnet(tx) / 9, ty)
+        with torch_autocast(prec):
+            loss = torch.nn.functional.cross_entropy(tnet(tx) / 9, ty)
         topt.zero_grad()
         loss.backward()
         topt.step()
@@ -296,7 +325,7 @@ def throughput(cfg: dict, turns: int = 6) -> dict:
     med = {k: float(np.median(v[1:])) for k, v in times.items()}
     return {"mode": "throughput", "batch_size": b, "chainrule_img_per_s": round(b / med["chainrule"], 1),
             "torch_img_per_s": round(b / med["torch"], 1), "time_ratio_chainrule_over_torch":
-            round(med["chainrule"] / med["torch"], 3), "conv": conv.info()["conv"],
+            round(med["chainrule"] / med["torch"], 3), "conv": conv.info()["conv"], "precision": prec,
             "step_times_s": {k: [round(t, 3) for t in v] for k, v in times.items()}}
 
 
