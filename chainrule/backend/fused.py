@@ -19,14 +19,22 @@ the tests hold it to (bit for bit):
   OpenMP pool is then the one a conv net's step runs on; NumPy has no erf, and the formula's passes cost a conv
   net's step more than any layer but the convolutions).
 
+- ``max_pool2d`` / ``max_pool2d_backward``: max pooling's window maxima with their winning taps, and its gradient
+  routed to them, one oneDNN pooling pass each (``chainrule.backend._onednn_pool``) for float32 (N, C, H, W) arrays,
+  NCHW or channels-last, when the oneDNN convolution backend is selected (the NumPy path is a few passes per kernel
+  tap; a conv net pools after its convolutions).
+
 Each returns a "not handled" value (False / None) when numba is missing (or ``CHAINRULE_NO_NUMBA=1``; for the
-GELU: oneDNN is not the convolution backend) or the arrays are not ones it compiles for (float32, C-contiguous; for
-the GELU any dense layout), and the caller runs its NumPy code: the dispatch is in these calls, nowhere else. ``bench/ablate_mlp.py --fused-bench`` times them against that code.
+GELU and max pooling: oneDNN is not the convolution backend) or the arrays are not ones it compiles for (float32,
+C-contiguous; for the GELU any dense layout; for max pooling the cases listed at ``max_pool2d``), and the caller runs
+its NumPy code: the dispatch is in these calls, nowhere else. ``bench/ablate_mlp.py --fused-bench`` times them
+against that code (``bench/bench_pool.py`` the max pooling).
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 
@@ -125,3 +133,52 @@ def _gelu_primitives(x: np.ndarray):
     if conv._STATE.name != "onednn" or not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.size == 0:
         return None
     return _onednn_eltwise.primitives() if _onednn_eltwise.dense(x) else None
+
+
+def max_pool2d(x: np.ndarray, window: Any, want_arg: bool) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """(out, arg) as ``chainrule.nn._functions.pooling.max_taps`` (the window maxima of x (N, C, H, W) over
+    ``window`` and, if ``want_arg``, each window's winning tap), in x's layout, or None where oneDNN's kernel does not
+    run: the convolution backend is not ``onednn``; x not float32, not 4-D, empty, or neither C-contiguous nor
+    channels-last; a window of exactly 256 taps (oneDNN's winners are int32 there, chainrule's uint8); a problem
+    oneDNN 3.2 has only its reference loop for (dilated windows: slower than NumPy's taps); or x holding NaN, -inf
+    or the lowest float32 (oneDNN's max skips NaN and starts from the lowest float32, so the NumPy path's rules for
+    such windows differ: ``chainrule.backend._onednn_pool``), found by one min-reduction of x after the pass (such
+    inputs are rare: the pass is then wasted)."""
+    prims = _pool_primitives(x, window)
+    fast = None if prims is None else prims.max_forward(x, window, want_arg)
+    return fast if fast is not None and _above_lowest(x) else None
+
+
+def max_pool2d_backward(grad: np.ndarray, arg: np.ndarray, window: Any, channels_last: bool) -> np.ndarray | None:
+    """``chainrule.nn._functions.pooling.scatter_taps``: the input gradient (N, C, H, W), channels-last if asked, with
+    each grad (N, C, Ho, Wo) added at its window's winning tap ``arg``; or None where oneDNN's kernel does not run
+    (as ``max_pool2d``; here grad must be float32, arg (from either path) C-contiguous or channels-last)."""
+    prims = _pool_primitives(arg, window, winners=True)
+    if prims is None or not isinstance(grad, np.ndarray) or grad.dtype != np.float32 or grad.shape != arg.shape:
+        return None
+    if [s // grad.itemsize for s in grad.strides] != [s // arg.itemsize for s in arg.strides]:
+        g = np.empty_like(arg, dtype=np.float32)  # one pass needs one layout: bring grad to arg's (one copy)
+        g[...] = grad
+        grad = g
+    return prims.max_backward(grad, arg, window, "nhwc" if channels_last else "nchw")
+
+
+def _pool_primitives(a: np.ndarray, window: Any, winners: bool = False):
+    """oneDNN's pooling primitives if they run on ``a`` over ``window``: the input x (float32), or with ``winners``
+    the winning taps arg (uint8, or int32 past 256 taps)."""
+    from chainrule.backend import _onednn_pool, conv
+
+    taps = window.kernel[0] * window.kernel[1]
+    if conv._STATE.name != "onednn" or taps == 256:
+        return None
+    dtype = _onednn_pool.arg_dtype(taps) if winners else np.float32
+    if not isinstance(a, np.ndarray) or a.dtype != dtype or a.size == 0:
+        return None
+    return _onednn_pool.primitives() if _onednn_pool.layout(a) is not None else None
+
+
+def _above_lowest(x: np.ndarray) -> bool:
+    """Whether every element of x (C-contiguous or channels-last) is above the lowest float32: no NaN (the min
+    propagates it, and NaN > anything is False), no -inf, no -3.4e38."""
+    flat = (x if x.flags.c_contiguous else x.transpose(0, 2, 3, 1)).reshape(-1)  # a view: dense in that order
+    return bool(flat.min() > np.finfo(np.float32).min)

@@ -11,6 +11,9 @@ the taps (4 for 2x2, 9 for 3x3), never over samples or positions. The views are 
 input's memory order, so a channels-last array (``x.transpose(0, 3, 1, 2)`` of an NHWC buffer, PyTorch's
 channels_last) stays channels-last through forward and backward: nothing is reordered. (Windows of many taps that
 tile the input, such as global pooling, are reduced as one (..., Ho, kh, Wo, kw) view instead: ``Window.tiled``.)
+Where oneDNN runs (float32 (N, C, H, W) on the onednn convolution backend: ``chainrule.backend.fused.max_pool2d``),
+max pooling's forward and backward are one oneDNN pass each with the same winners (``arg``), and the taps here are
+the fallback and the reference it is tested against.
 
 Max-pool gradient routing (PyTorch's CPU rule, checked against torch 2.13): each window's gradient goes to ONE
 input position, the first maximum in row-major window order (tap (i, j) before (i, j+1) before (i+1, 0)); a window
@@ -32,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.backend import fused
 from chainrule.backend.conv_geometry import ConvGeometry
 from chainrule.function import Function
 from chainrule.tensor import Tensor
@@ -139,7 +143,10 @@ class Window:
 
 def max_taps(x: np.ndarray, window: Window, want_arg: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """(out, arg): the window maxima of x (..., H, W) and, if ``want_arg``, the number of each window's winning
-    tap (uint8, or int32 past 255 taps; the rule above), in out's memory order."""
+    tap (uint8, or int32 past 256 taps; the rule above), in out's memory order."""
+    fast = fused.max_pool2d(x, window, want_arg)  # one oneDNN pass where it runs (float32 on the onednn conv
+    if fast is not None:                          # backend, no NaN or -inf in x), else the taps below
+        return fast
     if window.tiled:
         return _max_blocks(window.blocks(x), want_arg)
     taps = window.taps(window.pad(x, -np.inf))
@@ -190,21 +197,30 @@ def is_channels_last(x: np.ndarray) -> bool:
 
 def scatter_taps(grad: np.ndarray, arg: np.ndarray, window: Window, channels_last: bool) -> np.ndarray:
     """The input-shaped array with each grad[..., o] added at its window's winning tap (max pool's backward), in
-    the input's layout."""
+    the input's layout. Only the winners receive a gradient, even an inf or NaN one (as PyTorch)."""
+    gx = fused.max_pool2d_backward(grad, arg, window, channels_last)  # one oneDNN pass where it runs
+    if gx is not None:
+        return gx
     if window.tiled:
         gx = window.padded_zeros(grad.shape[:-2], grad.dtype, channels_last)  # (no padding: input-sized)
         kh, kw = window.kernel
-        chosen = (arg[..., None] == np.arange(kh * kw)) * grad[..., None]       # (..., Ho, Wo, kh*kw)
+        chosen = np.where(arg[..., None] == np.arange(kh * kw), grad[..., None], 0)  # (..., Ho, Wo, kh*kw)
         window.blocks(gx)[...] = np.moveaxis(chosen.reshape(chosen.shape[:-1] + (kh, kw)), -2, -3)
         return gx
     views, finish = window.scatter_views(grad.shape[:-2], grad.dtype, channels_last)
     (kh, kw), (sh, sw), (dh, dw) = window.kernel, window.geometry.stride, window.geometry.dilation
     disjoint = sh >= dh * (kh - 1) + 1 and sw >= dw * (kw - 1) + 1  # no input position in two windows
-    scratch = None if disjoint else np.empty_like(grad)
+    # grad * (arg == t) is the fast mask, but inf * 0 and NaN * 0 would put NaN on the losing taps: a gradient with
+    # inf or NaN (one sum finds it: the sum of finite numbers is finite or overflows) takes the masked additions
+    with np.errstate(over="ignore", invalid="ignore"):
+        masked = not np.isfinite(np.sum(grad))
+    scratch = None if disjoint or masked else np.empty_like(grad)
     hit = np.empty_like(arg, dtype=bool)
     for t, view in enumerate(views):  # within one tap the positions are distinct: no collisions
         np.equal(arg, t, out=hit)
-        if disjoint:
+        if masked:
+            np.add(view, grad, out=view, where=hit)
+        elif disjoint:
             np.multiply(grad, hit, out=view)
         else:
             np.multiply(grad, hit, out=scratch)
