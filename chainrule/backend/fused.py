@@ -24,11 +24,17 @@ the tests hold it to (bit for bit):
   NCHW or channels-last, when the oneDNN convolution backend is selected (the NumPy path is a few passes per kernel
   tap; a conv net pools after its convolutions).
 
+- ``batch_norm_forward`` / ``batch_norm_inference`` / ``batch_norm_backward``: batch normalization of float32
+  channels-last (N, C, H, W) activations, as oneDNN's batch normalization kernels
+  (``chainrule.backend._onednn_norm``), under the same condition as the GELU (the NumPy formula's passes and
+  reductions cost a conv net's step about as much as its convolutions).
+
 Each returns a "not handled" value (False / None) when numba is missing (or ``CHAINRULE_NO_NUMBA=1``; for the
-GELU and max pooling: oneDNN is not the convolution backend) or the arrays are not ones it compiles for (float32,
-C-contiguous; for the GELU any dense layout; for max pooling the cases listed at ``max_pool2d``), and the caller runs
-its NumPy code: the dispatch is in these calls, nowhere else. ``bench/ablate_mlp.py --fused-bench`` times them
-against that code (``bench/bench_pool.py`` the max pooling).
+oneDNN kernels -- GELU, max pooling, batch norm: oneDNN is not the convolution backend) or the arrays are not ones
+it computes (float32, C-contiguous; for the GELU any dense layout; for max pooling the cases listed at
+``max_pool2d``; for batch norm 4-D channels-last), and the caller runs its NumPy code: the dispatch is in these
+calls, nowhere else. ``bench/ablate_mlp.py --fused-bench`` times the numba kernels against that code,
+``bench/bench_pool.py`` the max pooling, ``bench/bench_norm.py`` the batch norm.
 """
 
 from __future__ import annotations
@@ -182,3 +188,50 @@ def _above_lowest(x: np.ndarray) -> bool:
     propagates it, and NaN > anything is False), no -inf, no -3.4e38."""
     flat = (x if x.flags.c_contiguous else x.transpose(0, 2, 3, 1)).reshape(-1)  # a view: dense in that order
     return bool(flat.min() > np.finfo(np.float32).min)
+
+
+def batch_norm_forward(x: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | None,
+                       eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Training batch norm of x (N, C, H, W): (out channels-last, mean (C,), biased variance (C,)), or None where
+    oneDNN's kernel does not run: x not float32 channels-last (N, C, H, W), or the convolution backend is not
+    ``onednn``. weight (gamma) and bias (beta) are (C,) float32 or None."""
+    prims = _norm_primitives(x, weight, bias)
+    return None if prims is None else prims.forward_training(x, weight, bias, eps)
+
+
+def batch_norm_inference(x: np.ndarray, mean: np.ndarray, var: np.ndarray, weight: np.ndarray | None,
+                         bias: np.ndarray | None, eps: float) -> np.ndarray | None:
+    """Batch norm of x (N, C, H, W) with given statistics (C,) (evaluation), or None (as ``batch_norm_forward``)."""
+    prims = _norm_primitives(x, mean, var, weight, bias)
+    return None if prims is None else prims.forward_inference(x, mean, var, weight, bias, eps)
+
+
+def batch_norm_backward(x: np.ndarray, mean: np.ndarray, var: np.ndarray, weight: np.ndarray | None,
+                        with_bias: bool, grad: np.ndarray,
+                        eps: float) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None] | None:
+    """The gradients of ``batch_norm_forward`` given grad (x's shape): (gx channels-last, dgamma = sum(grad xhat)
+    (C,) if weight is given, dbeta = sum(grad) (C,) if ``with_bias``), or None (as ``batch_norm_forward``, or grad
+    not a float32 array of x's shape)."""
+    from chainrule.backend import _onednn_conv
+
+    prims = _norm_primitives(x, mean, var, weight)
+    if prims is None or not isinstance(grad, np.ndarray) or grad.dtype != np.float32 or grad.shape != x.shape:
+        return None
+    if not _onednn_conv.is_channels_last(grad):  # the kernel reads grad channels-last (one copy)
+        g = _onednn_conv.channels_last(grad.shape)
+        g[...] = grad
+        grad = g
+    return prims.backward(x, mean, var, weight, with_bias, grad, eps)
+
+
+def _norm_primitives(x: np.ndarray, *vectors: np.ndarray | None):
+    """oneDNN's batch norm kernels if they run on x (and the (C,) ``vectors``, each float32 or None), else None."""
+    from chainrule.backend import _onednn_conv, _onednn_norm, conv
+
+    if conv._STATE.name != "onednn" or not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.size == 0:
+        return None
+    if x.ndim != 4 or not _onednn_conv.is_channels_last(x):
+        return None
+    if any(v is not None and v.dtype != np.float32 for v in vectors):
+        return None
+    return _onednn_norm.primitives()
