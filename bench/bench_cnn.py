@@ -1,7 +1,7 @@
 """Time to accuracy of the CIFAR-10 conv-net recipe: PyTorch CPU eager against chainrule, same data, same epochs;
 and the measured whole fits of configs/cifar10-cnn.toml.
 
-    python bench/bench_cnn.py --throughput                            # one training step each, alternating turns
+    python bench/bench_cnn.py --throughput                            # training steps of each, alternating processes
     python bench/bench_cnn.py --compare --epochs 4 --tag cmp          # both frameworks, one after the other
     python bench/bench_cnn.py --compare --epochs 1 --train-size 768 --test-size 300   # a smoke run of both (a minute)
     python bench/bench_cnn.py --framework torch --epochs 2 --train-size 10000 --set '{"batch_size": 512}'
@@ -277,56 +277,73 @@ def chainrule_fit(cfg: dict, Xtr, ytr, Xte, yte) -> dict:
             "img_per_s": round(est.n_steps_ * cfg["batch_size"] / train_s, 1)}
 
 
-# ---- throughput: one training step of each, alternating turns in one process ---------------------------------------
+# ---- throughput: one training step of each, alternating turns, each framework in its own process -----------------
 
 
-def throughput(cfg: dict, turns: int = 6) -> dict:
-    """img/s of one training step (forward, loss, backward, SGD) of the recipe's net at its batch size, chainrule
-    (nn.ConvNet, param groups) and PyTorch (channels_last), both at the recipe's precision (``precision``: float32,
-    or bf16 products in chainrule and bfloat16 autocast in PyTorch), alternating turns; medians."""
-    import torch
-    from chainrule import backend, nn, optim
-    from chainrule.classifiers._network_params import MATMUL_PRECISIONS
-    from chainrule.backend import conv
-    from chainrule.nn import functional as F
-
-    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
+def step_times(framework: str, cfg: dict, steps: int) -> list[float]:
+    """Seconds of each of ``steps`` training steps (forward, loss, backward, SGD) of the recipe's net at its batch
+    size in this process: chainrule (nn.ConvNet, param groups) or PyTorch (channels_last), at the recipe's precision
+    (``precision``: float32, or bf16 products in chainrule and bfloat16 autocast in PyTorch)."""
     prec = precision(cfg)
     b = cfg["batch_size"]
     rng = np.random.default_rng(0)
     x = rng.standard_normal((b, 3, 32, 32)).astype(np.float32)
     y = rng.integers(0, 10, b)
-    net = nn.ConvNet(3, 10, cfg["channels"], seed=0)
-    opt = optim.SGD(optim.param_groups(net), lr=0.01, momentum=0.85, nesterov=True)
-    tnet = torch_net(cfg, np.zeros((24, 3, 2, 2), np.float32)).to(memory_format=torch.channels_last)
-    topt = torch.optim.SGD([p for p in tnet.parameters() if p.requires_grad], lr=0.01, momentum=0.85, nesterov=True)
-    tx, ty = torch.from_numpy(x).contiguous(memory_format=torch.channels_last), torch.from_numpy(y)
+    if framework == "chainrule":
+        from chainrule import backend, nn, optim
+        from chainrule.classifiers._network_params import MATMUL_PRECISIONS
+        from chainrule.nn import functional as F
 
-    def chainrule_step():
-        with backend.float32_matmul_precision(MATMUL_PRECISIONS[prec]):
-            loss = F.cross_entropy(net(x), y)
-            opt.zero_grad()
+        net = nn.ConvNet(3, 10, cfg["channels"], seed=0)
+        opt = optim.SGD(optim.param_groups(net), lr=0.01, momentum=0.85, nesterov=True)
+
+        def step():
+            with backend.float32_matmul_precision(MATMUL_PRECISIONS[prec]):
+                loss = F.cross_entropy(net(x), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+    else:
+        import torch
+
+        torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
+        tnet = torch_net(cfg, np.zeros((24, 3, 2, 2), np.float32)).to(memory_format=torch.channels_last)
+        topt = torch.optim.SGD([p for p in tnet.parameters() if p.requires_grad], lr=0.01, momentum=0.85,
+                               nesterov=True)
+        tx, ty = torch.from_numpy(x).contiguous(memory_format=torch.channels_last), torch.from_numpy(y)
+
+        def step():
+            with torch_autocast(prec):
+                loss = torch.nn.functional.cross_entropy(tnet(tx) / 9, ty)
+            topt.zero_grad()
             loss.backward()
-            opt.step()
+            topt.step()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return times
 
-    def torch_step():
-        with torch_autocast(prec):
-            loss = torch.nn.functional.cross_entropy(tnet(tx) / 9, ty)
-        topt.zero_grad()
-        loss.backward()
-        topt.step()
+
+def throughput(cfg: dict, rounds: int = 3, steps: int = 8, warmup: int = 3) -> dict:
+    """img/s of one training step of chainrule and of PyTorch: ``rounds`` alternating turns, each framework in a
+    fresh subprocess (one OpenMP runtime per process: PyTorch's and oneDNN's thread pools in one process would
+    spin against each other) running ``warmup`` + ``steps`` steps; the median over the timed steps."""
+    from chainrule.backend import conv
 
     times: dict[str, list[float]] = {"chainrule": [], "torch": []}
-    for _ in range(turns + 1):  # the first turn warms up (plans, caches)
-        for name, step in (("chainrule", chainrule_step), ("torch", torch_step)):
-            t0 = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - t0)
-    med = {k: float(np.median(v[1:])) for k, v in times.items()}
+    for _ in range(rounds):
+        for name in times:
+            out = subprocess.run([sys.executable, __file__, "--step-times", name, "--set", json.dumps(cfg),
+                                  "--epochs", str(warmup + steps)], check=True, capture_output=True, text=True)
+            times[name] += json.loads(out.stdout.strip().splitlines()[-1])[warmup:]
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    b = cfg["batch_size"]
     return {"mode": "throughput", "batch_size": b, "chainrule_img_per_s": round(b / med["chainrule"], 1),
             "torch_img_per_s": round(b / med["torch"], 1), "time_ratio_chainrule_over_torch":
-            round(med["chainrule"] / med["torch"], 3), "conv": conv.info()["conv"], "precision": prec,
-            "step_times_s": {k: [round(t, 3) for t in v] for k, v in times.items()}}
+            round(med["chainrule"] / med["torch"], 3), "conv": conv.info()["conv"], "precision": precision(cfg),
+            "channels": list(cfg["channels"]), "step_times_s": {k: [round(t, 3) for t in v] for k, v in times.items()}}
 
 
 # ---- driver --------------------------------------------------------------------------------------------------------
@@ -369,6 +386,8 @@ def main() -> None:
     ap.add_argument("--framework", choices=["torch", "chainrule"], default="chainrule")
     ap.add_argument("--compare", action="store_true", help="run every framework, alternating, each in a subprocess")
     ap.add_argument("--throughput", action="store_true", help="time one training step of each, alternating turns")
+    ap.add_argument("--step-times", choices=["torch", "chainrule"], default=None,
+                    help="(used by --throughput) print the seconds of --epochs training steps of one framework")
     ap.add_argument("--split", choices=["val", "final"], default="val")
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--train-size", type=int, default=None, help="a random subset of the training split")
@@ -391,6 +410,9 @@ def main() -> None:
         sys.exit(f"unknown recipe keys {sorted(unknown)}: not ConvNetClassifier parameters")
     if args.framework == "torch" and not args.compare:
         cfg = {**{k: v for k, v in RECIPE.items() if k not in cfg}, **cfg}  # the torch side reads these keys
+    if args.step_times:
+        print(json.dumps(step_times(args.step_times, cfg, args.epochs or 11)))
+        return
     if args.throughput:
         with LoadSampler(10.0) as load_sampler:
             result = throughput(cfg)

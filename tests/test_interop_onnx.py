@@ -190,7 +190,9 @@ def fitted_convnet():
 
     digits = load_digits()
     X, y = digits.X_train[:240].astype(np.float32), digits.y_train[:240]
-    return ConvNetClassifier(channels=(8, 16), epochs=1, batch_size=60, random_state=0).fit(X, y), X
+    # float32 products: ONNX Runtime computes in float32 ("auto" would run bfloat16 on CPUs that have it)
+    return ConvNetClassifier(channels=(8, 16), epochs=1, batch_size=60, matmul_precision="float32",
+                             random_state=0).fit(X, y), X
 
 
 def test_conv_net_estimator_exports_with_its_test_time_augmentation(tmp_path, fitted_convnet):

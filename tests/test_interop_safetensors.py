@@ -314,7 +314,7 @@ def test_conv_net_estimator_goes_to_pytorch_through_safetensors(tmp_path):
     digits = load_digits()
     X, y = digits.X_train[:240].astype(np.float32), digits.y_train[:240]
     est = ConvNetClassifier(channels=(8, 16), epochs=1, batch_size=60, test_time_flip=False, test_time_shift=0,
-                            random_state=0).fit(X, y)
+                            matmul_precision="float32", random_state=0).fit(X, y)  # PyTorch runs float32
     path = tmp_path / "convnet_torch.safetensors"
     st.save_file(est.model_.to_torch_state_dict(), path)
     tmodel = TorchConvNet(est.model_)
