@@ -2,7 +2,11 @@
 
 tests/fixtures/run_format2 holds two `chainrule train` runs on the digits written by main before the registry and
 the network-estimator base (an MLP with a mid-run checkpoint, and a softmax classifier), with the predictions and
-probabilities that code gave (expected.npz, written by make_expected.py in that folder).
+probabilities that code gave (expected.npz, written by make_expected.py in that folder). The predicted labels must
+be identical; the probabilities equal to float32 rounding (1e-5 relative): the fixture was written on one CPU
+(AVX2), and NumPy's BLAS picks its kernels by the CPU (AVX-512 elsewhere), which sum in another order and change the
+last bits of a product (~1e-6 relative for the float32 MLP). Any change in how a run is loaded shows far above that;
+on the CPU that wrote them the probabilities come out bit for bit.
 """
 
 import shutil
@@ -25,7 +29,7 @@ def digits_rows():
 
 
 @pytest.mark.parametrize("name", sorted(TARGETS))
-def test_a_run_saved_before_predicts_bit_for_bit_the_same(name, digits_rows, tmp_path):
+def test_a_run_saved_before_predicts_the_same(name, digits_rows, tmp_path):
     from chainrule.runs import load_trained
 
     shutil.copytree(FIXTURES, tmp_path / "runs")
@@ -34,7 +38,7 @@ def test_a_run_saved_before_predicts_bit_for_bit_the_same(name, digits_rows, tmp
     np.testing.assert_array_equal(trained.predict(digits_rows), expected[f"{name}_pred"])
     P, what = trained.probabilities(digits_rows)
     assert what == "softmax of the scores"
-    np.testing.assert_array_equal(P, expected[f"{name}_proba"])
+    np.testing.assert_allclose(P, expected[f"{name}_proba"], rtol=1e-5, atol=0)
 
 
 @pytest.mark.parametrize("model", ["mlp", "softmax"])
