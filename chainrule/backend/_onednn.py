@@ -225,7 +225,7 @@ def _args(*pairs) -> Any:
 
 
 # dnnl_cpu_isa_t values (oneDNN 3.2's dnnl_types.h; later releases name 0x1EF, 0xFEF and 0x1FEF avx10_1_512*),
-# the ones a current x86 CPU reports (a Sapphire Rapids VM reports 0xFEF).
+# the ones a current x86 CPU reports (an Intel Xeon VM with AMX reports 0xFEF).
 _ISA_NAMES = {0x0: "default", 0x1: "sse41", 0x3: "avx", 0x7: "avx2", 0xF: "avx2_vnni", 0x1F: "avx2_vnni_2",
               0x27: "avx512_core", 0x67: "avx512_core_vnni", 0xE7: "avx512_core_bf16", 0x1EF: "avx512_core_fp16",
               0xFEF: "avx512_core_amx", 0x1FEF: "avx512_core_amx_fp16"}

@@ -27,7 +27,8 @@ Inputs: images (N, H, W, C) as the data pipeline gives them (``data_format="chan
    - ``test_time_flip`` / ``test_time_shift``: predictions average the scores of the image, its mirror and their
      1-pixel shifts (``chainrule.data.predict_tta``).
 
-configs/cifar10-cnn.toml is the 10-minute recipe; bench/RESULTS_cnn.md has the measurements and levers tried.
+configs/cifar10-cnn.toml is the 10-minute recipe where the CPU has bfloat16 products (configs/cifar10-cnn-fp32.toml
+where it has not); bench/RESULTS_cnn.md has the measurements and levers tried.
 """
 
 from __future__ import annotations
