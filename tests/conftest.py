@@ -5,6 +5,8 @@
 - ``one_blas_thread``: run a test on one BLAS thread (tiny GEMMs on a busy 2-core machine: a second OpenBLAS thread
   waits for a core and makes each step many times slower). Modules opt in with
   ``pytestmark = pytest.mark.usefixtures("one_blas_thread")``.
+- ``onednn``: oneDNN's convolution backend selected for the test (and the oneDNN kernels of
+  ``chainrule.backend.fused`` with it), the previous choice restored after.
 - ``isolated_cache``: ``$CHAINRULE_DATA`` pointed at a fresh folder, so decoded-data caches never leak between tests.
 - ``chainrule_process``: run ``python -m chainrule ...`` (or ``python -c CODE ...``) as a real child process in a
   folder, with this checkout importable; returns the ``CompletedProcess``.
@@ -55,6 +57,18 @@ def one_blas_thread():
         limit = threadpool_limits(limits=1, user_api="blas")
     with limit:
         yield
+
+
+@pytest.fixture
+def onednn():
+    """oneDNN's convolution backend selected for the test (so the oneDNN kernels behind ``chainrule.backend.fused``
+    run too), the previous choice restored after; the test module skips itself where oneDNN does not load."""
+    from chainrule.backend import conv
+
+    before = conv.info()["conv_requested"]
+    conv.select_conv("onednn")
+    yield
+    conv.select_conv(before)
 
 
 @pytest.fixture

@@ -18,14 +18,6 @@ PRIMS, WHY = _onednn_conv.primitives()
 pytestmark = pytest.mark.skipif(PRIMS is None, reason=f"oneDNN: {WHY}")
 
 
-@pytest.fixture
-def onednn():
-    before = conv.info()["conv_requested"]
-    conv.select_conv("onednn")
-    yield
-    conv.select_conv(before)
-
-
 def layout(x: np.ndarray, kind: str) -> np.ndarray:
     if kind == "channels_last":
         return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)

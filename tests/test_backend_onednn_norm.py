@@ -23,14 +23,6 @@ pytestmark = pytest.mark.skipif(PRIMS is None, reason=f"oneDNN: {WHY}")
 AFFINE = ["weight and bias", "weight", "bias", "none"]
 
 
-@pytest.fixture
-def onednn():
-    before = conv.info()["conv_requested"]
-    conv.select_conv("onednn")
-    yield
-    conv.select_conv(before)
-
-
 def channels_last(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
 

@@ -36,14 +36,6 @@ GEOMETRIES = [
 IDS = [f"{hw}-k{k}-s{s}-p{p}-{'ceil' if c else 'floor'}" for hw, k, s, p, c in GEOMETRIES]
 
 
-@pytest.fixture
-def onednn():
-    before = conv.info()["conv_requested"]
-    conv.select_conv("onednn")
-    yield
-    conv.select_conv(before)
-
-
 def layout(x: np.ndarray, kind: str) -> np.ndarray:
     if kind == "channels_last":
         return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)

@@ -30,7 +30,7 @@ import sys
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -52,6 +52,47 @@ class _ExecArg(ctypes.Structure):
 
 
 _UNIMPLEMENTED = 3  # dnnl_unimplemented: no kernel for this problem on this CPU
+
+
+class PlanCache(OrderedDict):
+    """Plans (a primitive's JIT-compiled kernels and memory objects for one problem) by problem key, the least
+    recently used dropped past ``size``: every primitive module of this backend (matmul here; convolution, pooling,
+    batch norm, GELU) keeps its plans in one. A plan may be None ("no plan for this problem", cached like the
+    others). ``created`` counts the plans made (a training step makes none after its first run). The caller holds
+    the library's lock."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size, self.created = size, 0
+
+    def get_or_make(self, key: Any, make: Callable[[], Any], destroy: Callable[[Any], None]) -> Any:
+        """The plan of ``key``, made by ``make()`` on first use; ``destroy(plan)`` frees one dropped for room."""
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        plan = self[key] = make()
+        self.created += 1
+        if len(self) > self.size:
+            old = self.popitem(last=False)[1]
+            if old is not None:
+                destroy(old)
+        return plan
+
+
+_SHARED: dict[type, Any] = {}
+
+
+def shared(cls: type) -> Any:
+    """The one ``cls(lib)`` of this process (a module's primitives: ``GeluPrimitives``, ``PoolPrimitives``, ...) on
+    the oneDNN the GEMM and convolution backends load, or None where it does not load."""
+    if cls not in _SHARED:
+        from chainrule.backend import blas
+
+        lib, _ = blas._onednn_library()
+        if lib is None:
+            return None
+        _SHARED[cls] = cls(lib)
+    return _SHARED[cls]
 
 
 class OneDNNError(RuntimeError):
@@ -87,7 +128,7 @@ class OneDNN:
     engine: ctypes.c_void_p
     stream: ctypes.c_void_p
     omp: Any = None  # GNU OpenMP (libgomp), oneDNN's thread pool in the onednn-cpu-gomp wheel, or None
-    cache: OrderedDict = field(default_factory=OrderedDict)
+    cache: PlanCache = field(default_factory=lambda: PlanCache(_CACHE_SIZE))
     # bfloat16 copies of the two operands, shared by all plans (they run one at a time, under the lock) and grown to
     # the largest operand seen: one step's scratch is two buffers, not two per distinct product
     scratch: list = field(default_factory=lambda: [np.empty(0, np.uint16), np.empty(0, np.uint16)])
@@ -119,24 +160,22 @@ class OneDNN:
         transpose of a row-major array). ``out`` must not overlap the operands. ``precision``: "float32", or
         "bfloat16" (operands rounded to bfloat16, products accumulated in float32)."""
         key = (shape_a, strides_a, shape_b, strides_b, strides_out, precision)
-        lib = self.lib
         with self.lock:  # a plan's memory objects and scratch buffers are shared state: one caller at a time
-            plan = self.cache.get(key)
-            if plan is None:
-                plan = self._plan(((shape_a, strides_a), (shape_b, strides_b),
-                                   ((shape_a[0], shape_b[1]), strides_out)), precision)
-                self.cache[key] = plan
-                if len(self.cache) > _CACHE_SIZE:
-                    self._destroy(self.cache.popitem(last=False)[1])
-            else:
-                self.cache.move_to_end(key)
-            arrays = (a, b, out, *self.scratch)
-            for mem, which in plan.handles:
-                _check(lib.dnnl_memory_set_data_handle(mem, ctypes.c_void_p(arrays[which].ctypes.data)),
-                       "set_data_handle")
-            for prim, args in plan.steps:
-                _check(lib.dnnl_primitive_execute(prim, self.stream, len(args), args), "execute")
-            _check(lib.dnnl_stream_wait(self.stream), "stream wait")
+            plan = self.cache.get_or_make(key, lambda: self._plan(((shape_a, strides_a), (shape_b, strides_b),
+                                                                   ((shape_a[0], shape_b[1]), strides_out)),
+                                                                  precision), self._destroy)
+            self.execute(plan, (a, b, out, *self.scratch))
+
+    def execute(self, plan: Any, arrays: Any) -> None:
+        """Run a plan with ``handles`` [(memory object, index of its array in ``arrays``)] and ``steps``
+        [(primitive, args)]: point each memory object at its array, run the steps in order, wait for the stream.
+        The caller holds the lock."""
+        for mem, which in plan.handles:
+            _check(self.lib.dnnl_memory_set_data_handle(mem, ctypes.c_void_p(arrays[which].ctypes.data)),
+                   "set_data_handle")
+        for prim, args in plan.steps:
+            _check(self.lib.dnnl_primitive_execute(prim, self.stream, len(args), args), "execute")
+        _check(self.lib.dnnl_stream_wait(self.stream), "stream wait")
 
     def num_threads(self) -> int | None:
         """Threads of oneDNN's OpenMP pool (``omp_get_max_threads``), or None if its runtime is not GNU OpenMP."""

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import ctypes
 import sys
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -171,6 +170,19 @@ class _Builder:
         self.mds, self.pds = [], []
 
 
+def build_plan(dnnl: _onednn.OneDNN, body) -> _ConvPlan:
+    """The plan ``body(builder)`` assembles with a ``_Builder``; on an error what it had created is destroyed."""
+    b = _Builder(dnnl)
+    try:
+        body(b)
+    except Exception:
+        _destroy(dnnl, b.plan)
+        raise
+    finally:
+        b.finish()
+    return b.plan
+
+
 def _destroy(lib: _onednn.OneDNN, plan: _ConvPlan) -> None:
     for prim, _ in plan.steps:
         lib.lib.dnnl_primitive_destroy(prim)
@@ -205,12 +217,17 @@ class ConvPrimitives:
 
     def __init__(self, lib: _onednn.OneDNN):
         self.dnnl = lib
-        self.cache: OrderedDict = OrderedDict()
-        self.created = 0  # plans created so far (a training step creates none after its first run)
+        self.cache = _onednn.PlanCache(_CACHE_SIZE)  # its ``created`` counts the plans made so far
         self._bf16_problem: str | None = None
         _declare(lib.lib)
 
     # ---- the three directions ------------------------------------------------------------------------------------
+
+
+    @property
+    def created(self) -> int:
+        """Plans created so far (a training step creates none after its first run)."""
+        return self.cache.created
 
     def forward(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geom: ConvGeometry,
                 precision: str = "float32") -> np.ndarray:
@@ -281,32 +298,7 @@ class ConvPrimitives:
         lib = self.dnnl
         key = key + (ACTIVATIONS,)
         with lib.lock:  # plans' memory objects and the stream are shared state: one caller at a time
-            plan = self.cache.get(key)
-            if plan is None:
-                plan = make()
-                self.created += 1
-                self.cache[key] = plan
-                if len(self.cache) > _CACHE_SIZE:
-                    _destroy(lib, self.cache.popitem(last=False)[1])
-            else:
-                self.cache.move_to_end(key)
-            for mem, name in plan.handles:
-                _check(lib.lib.dnnl_memory_set_data_handle(mem, ctypes.c_void_p(arrays[name].ctypes.data)),
-                       "set_data_handle")
-            for prim, args in plan.steps:
-                _check(lib.lib.dnnl_primitive_execute(prim, lib.stream, len(args), args), "execute")
-            _check(lib.lib.dnnl_stream_wait(lib.stream), "stream wait")
-
-    def _build(self, body) -> _ConvPlan:
-        b = _Builder(self.dnnl)
-        try:
-            body(b)
-        except Exception:
-            _destroy(self.dnnl, b.plan)
-            raise
-        finally:
-            b.finish()
-        return b.plan
+            lib.execute(self.cache.get_or_make(key, make, lambda old: _destroy(lib, old)), arrays)
 
     def _mds(self, b: _Builder, shape, precision: str):
         """(the caller's memory desc, channels-last float32, and the one the primitive is created with) of an
@@ -342,7 +334,7 @@ class ConvPrimitives:
             b.plan.impl = _impl(b.lib, pd)
             for args in after:
                 b.reorder(*args)
-        return self._build(body)
+        return build_plan(self.dnnl, body)
 
     def _backward_data_plan(self, x_shape, gy_shape, w_shape, geom, precision) -> _ConvPlan:
         def body(b: _Builder):
@@ -362,7 +354,7 @@ class ConvPrimitives:
             b.plan.impl = _impl(b.lib, pd)
             for args in after:
                 b.reorder(*args)
-        return self._build(body)
+        return build_plan(self.dnnl, body)
 
     def _backward_weight_plan(self, x_shape, gy_shape, w_shape, bias, geom,
                               precision) -> _ConvPlan:
@@ -387,7 +379,7 @@ class ConvPrimitives:
             b.plan.impl = _impl(b.lib, pd)
             for args in after:
                 b.reorder(*args)
-        return self._build(body)
+        return build_plan(self.dnnl, body)
 
 
 def _impl(lib: ctypes.CDLL, pd) -> str:

@@ -16,7 +16,6 @@ convolution backend selected) and otherwise leave the NumPy formula to the op.
 from __future__ import annotations
 
 import ctypes
-from collections import OrderedDict
 
 import numpy as np
 
@@ -41,7 +40,7 @@ class GeluPrimitives:
     """The cached forward / backward eltwise plans of one loaded oneDNN."""
 
     def __init__(self, lib: _onednn.OneDNN):
-        self.dnnl, self.cache = lib, OrderedDict()
+        self.dnnl, self.cache = lib, _onednn.PlanCache(_CACHE_SIZE)
         c = ctypes
         lib.lib.dnnl_eltwise_forward_primitive_desc_create.argtypes = [
             c.POINTER(c.c_void_p), c.c_void_p, c.c_int, c.c_int, c.c_void_p, c.c_void_p, c.c_float, c.c_float,
@@ -67,14 +66,7 @@ class GeluPrimitives:
     def _run(self, key, arrays) -> None:
         lib = self.dnnl
         with lib.lock:
-            plan = self.cache.get(key)
-            if plan is None:
-                plan = self._plan(*key)
-                self.cache[key] = plan
-                if len(self.cache) > _CACHE_SIZE:
-                    self._destroy(self.cache.popitem(last=False)[1])
-            else:
-                self.cache.move_to_end(key)
+            plan = self.cache.get_or_make(key, lambda: self._plan(*key), self._destroy)
             prim, mems, args = plan
             for mem, a in zip(mems, arrays):
                 _check(lib.lib.dnnl_memory_set_data_handle(mem, ctypes.c_void_p(a.ctypes.data)), "set_data_handle")
@@ -122,16 +114,6 @@ class GeluPrimitives:
             self.dnnl.lib.dnnl_memory_destroy(mem)
 
 
-_PRIMITIVES: GeluPrimitives | None = None
-
-
 def primitives() -> GeluPrimitives | None:
     """The GELU primitives on the oneDNN the GEMM and convolution backends load, or None where it does not load."""
-    global _PRIMITIVES
-    if _PRIMITIVES is None:
-        from chainrule.backend import blas
-
-        lib, _ = blas._onednn_library()
-        if lib is not None:
-            _PRIMITIVES = GeluPrimitives(lib)
-    return _PRIMITIVES
+    return _onednn.shared(GeluPrimitives)

@@ -33,7 +33,6 @@ runs, and otherwise leave the NumPy formula to the op.
 from __future__ import annotations
 
 import ctypes
-from collections import OrderedDict
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -61,7 +60,7 @@ class BatchNormPrimitives:
     """The cached batch normalization plans of one loaded oneDNN."""
 
     def __init__(self, lib: _onednn.OneDNN):
-        self.dnnl, self.cache = lib, OrderedDict()
+        self.dnnl, self.cache = lib, _onednn.PlanCache(_CACHE_SIZE)
         c, p, pp = ctypes, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)
         sigs = {"dnnl_batch_normalization_forward_primitive_desc_create": [pp, p, c.c_int, p, p, c.c_float,
                                                                            c.c_uint, p],
@@ -115,14 +114,8 @@ class BatchNormPrimitives:
         key = (direction, x.shape, flags, float(eps))
         lib = self.dnnl
         with lib.lock:
-            plan = self.cache.get(key)
-            if plan is None:
-                plan = self._plan(*key, tuple(arrays))  # the arrays given follow from direction and flags
-                self.cache[key] = plan
-                if len(self.cache) > _CACHE_SIZE:
-                    self._destroy(self.cache.popitem(last=False)[1])
-            else:
-                self.cache.move_to_end(key)
+            # the arrays given follow from direction and flags
+            plan = self.cache.get_or_make(key, lambda: self._plan(*key, tuple(arrays)), self._destroy)
             for name, mem in plan.mems.items():
                 _check(lib.lib.dnnl_memory_set_data_handle(mem, ctypes.c_void_p(arrays[name].ctypes.data)),
                        "set_data_handle")
@@ -199,17 +192,7 @@ def _impl(lib: ctypes.CDLL, pd) -> str:
     return name.value.decode()
 
 
-_PRIMITIVES: BatchNormPrimitives | None = None
-
-
 def primitives() -> BatchNormPrimitives | None:
     """The batch normalization primitives on the oneDNN the GEMM and convolution backends load, or None where it
     does not load."""
-    global _PRIMITIVES
-    if _PRIMITIVES is None:
-        from chainrule.backend import blas
-
-        lib, _ = blas._onednn_library()
-        if lib is not None:
-            _PRIMITIVES = BatchNormPrimitives(lib)
-    return _PRIMITIVES
+    return _onednn.shared(BatchNormPrimitives)

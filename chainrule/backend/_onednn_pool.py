@@ -35,13 +35,11 @@ the same layout. One plan per problem (direction, shapes, layout, window) is cac
 from __future__ import annotations
 
 import ctypes
-from collections import OrderedDict
 
 import numpy as np
 
 from chainrule.backend import _onednn, _onednn_conv
-from chainrule.backend._onednn import _check
-from chainrule.backend._onednn_conv import _Builder, _ConvPlan, _destroy, _impl
+from chainrule.backend._onednn_conv import _Builder, _ConvPlan, _destroy, _impl, build_plan
 
 _S32, _U8 = 4, 6  # dnnl_data_type_t
 _FORWARD_TRAINING, _FORWARD_INFERENCE = 64, 96  # dnnl_prop_kind_t
@@ -79,7 +77,7 @@ class PoolPrimitives:
     """The cached max-pooling plans (forward, backward) of one loaded oneDNN."""
 
     def __init__(self, lib: _onednn.OneDNN):
-        self.dnnl, self.cache = lib, OrderedDict()
+        self.dnnl, self.cache = lib, _onednn.PlanCache(_CACHE_SIZE)
         _declare(lib.lib)
 
     def max_forward(self, x: np.ndarray, window, want_arg: bool) -> tuple[np.ndarray, np.ndarray | None] | None:
@@ -123,39 +121,18 @@ class PoolPrimitives:
         too, so the check costs one dictionary lookup."""
         lib = self.dnnl
         with lib.lock:  # plans' memory objects and the stream are shared state: one caller at a time
-            if key in self.cache:
-                plan = self.cache[key]
-                self.cache.move_to_end(key)
-            else:
-                plan = make()
-                if plan.impl.startswith("ref"):
-                    _destroy(lib, plan)
-                    plan = None
-                self.cache[key] = plan
-                if len(self.cache) > _CACHE_SIZE:
-                    old = self.cache.popitem(last=False)[1]
-                    if old is not None:
-                        _destroy(lib, old)
+            plan = self.cache.get_or_make(key, lambda: self._unless_reference(make()), lambda old: _destroy(lib, old))
             if plan is None:
                 return False
-            for mem, name in plan.handles:
-                _check(lib.lib.dnnl_memory_set_data_handle(mem, ctypes.c_void_p(arrays[name].ctypes.data)),
-                       "set_data_handle")
-            for prim, args in plan.steps:
-                _check(lib.lib.dnnl_primitive_execute(prim, lib.stream, len(args), args), "execute")
-            _check(lib.lib.dnnl_stream_wait(lib.stream), "stream wait")
+            lib.execute(plan, arrays)
         return True
 
-    def _build(self, body) -> _ConvPlan:
-        b = _Builder(self.dnnl)
-        try:
-            body(b)
-        except Exception:
-            _destroy(self.dnnl, b.plan)
-            raise
-        finally:
-            b.finish()
-        return b.plan
+    def _unless_reference(self, plan: _ConvPlan) -> _ConvPlan | None:
+        """``plan``, or None (it destroyed) where oneDNN picked its reference loop for the problem."""
+        if plan.impl.startswith("ref"):
+            _destroy(self.dnnl, plan)
+            return None
+        return plan
 
     def _fwd_pd(self, b: _Builder, prop_kind: int, src, dst, window) -> ctypes.c_void_p:
         return b.pd(b.lib.dnnl_pooling_forward_primitive_desc_create, self.dnnl.engine, prop_kind, _POOLING_MAX,
@@ -182,7 +159,7 @@ class PoolPrimitives:
                 pairs.append((_ARG["workspace"], b.user(self._workspace(b, pd, out_shape, kind, window), "arg")))
             b.step(pd, *pairs)
             b.plan.impl = _impl(b.lib, pd)
-        return self._build(body)
+        return build_plan(self.dnnl, body)
 
     def _backward_plan(self, x_shape, gx_kind: str, kind: str, window):
         def body(b: _Builder):
@@ -196,7 +173,7 @@ class PoolPrimitives:
             b.step(pd, (_ARG["diff_dst"], b.user(diff_dst, "grad")), (_ARG["workspace"], b.user(ws, "arg")),
                    (_ARG["diff_src"], b.user(diff_src, "gx")))
             b.plan.impl = _impl(b.lib, pd)
-        return self._build(body)
+        return build_plan(self.dnnl, body)
 
 
 def _strides(shape, kind: str) -> tuple[int, int, int, int]:
@@ -229,14 +206,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         fn.argtypes, fn.restype = argtypes, ctypes.c_int
 
 
-_PRIMITIVES: PoolPrimitives | None = None
-
-
 def primitives() -> PoolPrimitives | None:
     """The pooling primitives on the oneDNN the convolution backend loads, or None where it does not load."""
-    global _PRIMITIVES
-    if _PRIMITIVES is None:
-        conv, _ = _onednn_conv.primitives()  # declares the descriptor and query functions this module uses too
-        if conv is not None:
-            _PRIMITIVES = PoolPrimitives(conv.dnnl)
-    return _PRIMITIVES
+    conv, _ = _onednn_conv.primitives()  # declares the descriptor and query functions this module uses too
+    return None if conv is None else _onednn.shared(PoolPrimitives)
