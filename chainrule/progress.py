@@ -38,7 +38,7 @@ import shutil
 import sys
 import threading
 import time
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 __all__ = ["Progress", "progress", "set_enabled", "is_enabled", "write", "LogHandler", "format_duration",
            "close_all"]
@@ -132,11 +132,14 @@ class Progress:
             ``LOG_EVERY``, 10 s).
         initial: units already done when this starts (a resumed run); not counted in the rate.
         rate: show the rate (units per second); False when the note shows a better one.
+        time_left: a function giving the most seconds the work can still take (a time budget's remainder), or
+            None: the ETA is then the smaller of that and the rate's estimate.
     """
 
     def __init__(self, total: float | None, desc: str, unit: str = "", *, stream: TextIO | None = None,
                  enabled: bool | None = None, delay: float | None = None, interval: float = 0.2,
-                 log_every: float | None = None, initial: float = 0, rate: bool = True):
+                 log_every: float | None = None, initial: float = 0, rate: bool = True,
+                 time_left: Callable[[], float] | None = None):
         self.total = total
         self.desc = desc
         self.unit = unit
@@ -146,6 +149,7 @@ class Progress:
         self.log_every = float(LOG_EVERY if log_every is None else log_every)
         self.n = self.initial = initial
         self.show_rate = rate
+        self.time_left = time_left
         self._cells: int | None = None  # width of the drawn bar, once chosen
         self.text = ""
         self.start = time.perf_counter()
@@ -183,11 +187,13 @@ class Progress:
         return time.perf_counter() - self.start
 
     def eta(self) -> float | None:
-        """Seconds left at the average rate since the start (None when unknown)."""
+        """Seconds left at the average rate since the start, at most ``time_left()`` (None when unknown)."""
         done = self.n - self.initial
-        if not self.total or done <= 0:
-            return None
-        return max(self.total - self.n, 0) * self.elapsed / done
+        by_rate = max(self.total - self.n, 0) * self.elapsed / done if self.total and done > 0 else None
+        if self.time_left is None:
+            return by_rate
+        limit = max(float(self.time_left()), 0.0)
+        return limit if by_rate is None else min(by_rate, limit)
 
     def _tick(self) -> None:
         if self.closed:

@@ -232,3 +232,52 @@ def test_activation_maps_picture(tmp_path):
     np.testing.assert_array_equal(up[0, 0], [[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 3, 3], [2, 2, 3, 3]])
     with pytest.raises(ValueError, match="one \\(n, C, H, W\\) array per block"):
         plot_activation_maps(images, [maps[0][:2]], tmp_path / "bad.png")
+
+
+def test_progress_eta_is_at_most_what_a_time_budget_has_left():
+    """A run with a time budget ends when the budget is spent, however many epochs it allows: the ETA is the
+    smaller of the rate's estimate and the budget's remainder (a 100-epoch bound must not show hours)."""
+    import io
+
+    from chainrule.progress import Progress
+
+    left = [30.0]
+    bar = Progress(1000, "training", "steps", stream=io.StringIO(), enabled=True, time_left=lambda: left[0])
+    bar.start -= 10.0  # 10 s in, 10 of 1000 steps done: the rate says 990 s to go
+    bar.set(10)
+    assert bar.eta() == pytest.approx(30.0)
+    left[0] = 5000.0  # the budget is not the limit: the rate's estimate is
+    assert bar.eta() == pytest.approx(990.0, rel=1e-3)
+    left[0] = -1.0  # spent (the last step may run past it)
+    assert bar.eta() == 0.0
+    bar.close()
+    unbounded = Progress(1000, "training", "steps", stream=io.StringIO(), enabled=True)
+    unbounded.start -= 10.0
+    unbounded.set(10)
+    assert unbounded.eta() == pytest.approx(990.0, rel=1e-3)
+    unbounded.close()
+
+
+def test_progress_bar_takes_its_eta_bound_from_the_trainers_time_budget():
+    import io
+
+    import chainrule.nn.functional as F
+    from chainrule.data import DataLoader, make_spiral
+    from chainrule.optim import SGD
+    from chainrule.train import ProgressBar, TimeBudget, Trainer
+
+    class Spy:  # the ETA the bar would show after each step
+        def __init__(self):
+            self.etas = []
+
+        def on_step_end(self, trainer):
+            self.etas.append(bar._bar.eta())
+
+    X, y = make_spiral(20, 3, 0.1, 0)
+    model = nn.MLP([2, 4, 3], seed=0)
+    bar = ProgressBar(stream=io.StringIO(), refresh_every=1, mininterval=0, delay=0)
+    budget = TimeBudget(0.3)
+    trainer = Trainer(model, F.cross_entropy, SGD(model.parameters(), lr=0.1), DataLoader(X, y, batch_size=10),
+                      epochs=100_000, callbacks=[budget, bar, spy := Spy()])
+    trainer.fit()
+    assert budget.spent and spy.etas and all(e is not None and e <= 0.3 for e in spy.etas[1:])

@@ -1,5 +1,6 @@
 """``ProgressBar``: a trainer callback showing the whole run's progress - steps done of all the run's steps, a
-whole-run ETA, and the current epoch, loss, learning rate and throughput - through ``chainrule.progress``.
+whole-run ETA (at most what a ``TimeBudget`` among the trainer's callbacks has left), and the current epoch, loss,
+learning rate and throughput - through ``chainrule.progress``.
 
 On a terminal it is one redrawn line (the trainer's epoch log lines print above it, never over it, when they go
 through ``chainrule.progress.LogHandler`` as in the CLI); elsewhere it logs a plain line every ``log_every``
@@ -12,6 +13,7 @@ from __future__ import annotations
 from typing import Any, TextIO
 
 from chainrule.progress import Progress
+from chainrule.train.budget import TimeBudget
 
 
 class ProgressBar:
@@ -50,8 +52,11 @@ class ProgressBar:
         max_steps = getattr(trainer, "max_steps", None)  # a run cut at a number of steps
         if max_steps is not None:
             total = min(total, max_steps) if total else max_steps
+        budget = next((cb for cb in trainer.callbacks if isinstance(cb, TimeBudget)), None)
+        time_left = None if budget is None else (lambda: budget.seconds - budget.elapsed())  # a budget ends it sooner
         self._bar = Progress(total, self.desc, "steps", stream=self.stream, delay=self.delay,
-                             interval=self.mininterval, log_every=self.log_every, initial=trainer.step, rate=False)
+                             interval=self.mininterval, log_every=self.log_every, initial=trainer.step, rate=False,
+                             time_left=time_left)
         self._bar.note(f"epoch {trainer.epoch + 1}/{trainer.epochs}")
 
     def on_step_end(self, trainer: Any) -> None:
