@@ -328,8 +328,9 @@ def step_times(framework: str, cfg: dict, steps: int) -> list[float]:
 
 def throughput(cfg: dict, rounds: int = 3, steps: int = 8, warmup: int = 3) -> dict:
     """img/s of one training step of chainrule and of PyTorch: ``rounds`` alternating turns, each framework in a
-    fresh subprocess (one OpenMP runtime per process: PyTorch's and oneDNN's thread pools in one process would
-    spin against each other) running ``warmup`` + ``steps`` steps; the median over the timed steps."""
+    fresh subprocess running ``warmup`` + ``steps`` steps; the median over the timed steps. (Alternated in one
+    process, chainrule's steps took up to 3x their time alone; the cause is not pinned down, both share one
+    libgomp.)"""
     from chainrule.backend import conv
 
     times: dict[str, list[float]] = {"chainrule": [], "torch": []}

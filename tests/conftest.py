@@ -7,6 +7,7 @@
   ``pytestmark = pytest.mark.usefixtures("one_blas_thread")``.
 - ``onednn``: oneDNN's convolution backend selected for the test (and the oneDNN kernels of
   ``chainrule.backend.fused`` with it), the previous choice restored after.
+- ``dask_client_timeouts``: the connect timeouts of the ``distributed.Client`` objects a test creates (a spy).
 - ``isolated_cache``: ``$CHAINRULE_DATA`` pointed at a fresh folder, so decoded-data caches never leak between tests.
 - ``chainrule_process``: run ``python -m chainrule ...`` (or ``python -c CODE ...``) as a real child process in a
   folder, with this checkout importable; returns the ``CompletedProcess``.
@@ -69,6 +70,22 @@ def onednn():
     conv.select_conv("onednn")
     yield
     conv.select_conv(before)
+
+
+@pytest.fixture
+def dask_client_timeouts(monkeypatch):
+    """The connect timeout of every ``distributed.Client`` the test creates, in order (a spy on the class: tests
+    check the timeout asked for, never the wall clock)."""
+    distributed = pytest.importorskip("distributed")
+    timeouts = []
+
+    class SpyClient(distributed.Client):
+        def __init__(self, *args, **kwargs):
+            timeouts.append(kwargs.get("timeout"))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(distributed, "Client", SpyClient)
+    return timeouts
 
 
 @pytest.fixture

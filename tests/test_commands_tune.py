@@ -105,17 +105,8 @@ def test_usage_errors_are_one_line_with_exit_code_2(tmp_path, capsys, args, mess
         assert ", lr, " in err[0] and ", reg," in err[0] and "batch_size" in err[0]
 
 
-def test_unreachable_scheduler_fails_fast_and_writes_nothing(tmp_path, capsys, monkeypatch):
-    import distributed
-
-    timeouts = []
-
-    class SpyClient(distributed.Client):  # the connect timeout a search asks the client for (no wall-clock assert)
-        def __init__(self, *args, **kwargs):
-            timeouts.append(kwargs.get("timeout"))
-            super().__init__(*args, **kwargs)
-
-    monkeypatch.setattr(distributed, "Client", SpyClient)
+def test_unreachable_scheduler_fails_fast_and_writes_nothing(tmp_path, capsys, dask_client_timeouts):
+    timeouts = dask_client_timeouts
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -193,6 +193,16 @@ class OneDNN:
                                                              dtype, _Dims(*strides_elems)), "memory desc")
         return md
 
+    def release(self, prims: Any = (), mems: Any = (), pds: Any = (), mds: Any = ()) -> None:
+        """Destroy the given primitives, memory objects, primitive descriptors and memory descriptors, skipping
+        null handles (the ones a failed plan never created)."""
+        for handles, destroy in ((prims, self.lib.dnnl_primitive_destroy), (mems, self.lib.dnnl_memory_destroy),
+                                 (pds, self.lib.dnnl_primitive_desc_destroy),
+                                 (mds, self.lib.dnnl_memory_desc_destroy)):
+            for h in handles:
+                if h:
+                    destroy(h)
+
     def _memory(self, md: ctypes.c_void_p, handle: int | None) -> ctypes.c_void_p:
         mem = ctypes.c_void_p()
         _check(self.lib.dnnl_memory_create(ctypes.byref(mem), md, self.engine, handle), "memory create")

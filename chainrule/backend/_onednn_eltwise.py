@@ -95,23 +95,14 @@ class GeluPrimitives:
             mems = [d._memory(md, None) for _ in names]
             return prim, mems, _args(*zip(names, mems))
         except Exception:
-            if prim:
-                lib.dnnl_primitive_destroy(prim)
-            for mem in mems:
-                lib.dnnl_memory_destroy(mem)
+            d.release(prims=[prim], mems=mems)
             raise
         finally:
-            for p in (fwd, pd):
-                if p:
-                    lib.dnnl_primitive_desc_destroy(p)
-            if md:
-                lib.dnnl_memory_desc_destroy(md)
+            d.release(pds=[fwd, pd], mds=[md])
 
     def _destroy(self, plan) -> None:
         prim, mems, _ = plan
-        self.dnnl.lib.dnnl_primitive_destroy(prim)
-        for mem in mems:
-            self.dnnl.lib.dnnl_memory_destroy(mem)
+        self.dnnl.release(prims=[prim], mems=mems)
 
 
 def primitives() -> GeluPrimitives | None:

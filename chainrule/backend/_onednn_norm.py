@@ -154,23 +154,13 @@ class BatchNormPrimitives:
                 mems[name] = d._memory(md if name in ("src", "dst", "diff_src", "diff_dst") else vec, None)
             return _Plan(prim, mems, _args(*((_ARG[name], mem) for name, mem in mems.items())), _impl(lib, pd))
         except Exception:
-            if prim:
-                lib.dnnl_primitive_destroy(prim)
-            for mem in mems.values():
-                lib.dnnl_memory_destroy(mem)
+            d.release(prims=[prim], mems=mems.values())
             raise
         finally:
-            for p in (fwd, pd):
-                if p:
-                    lib.dnnl_primitive_desc_destroy(p)
-            for m in (md, vec):
-                if m:
-                    lib.dnnl_memory_desc_destroy(m)
+            d.release(pds=[fwd, pd], mds=[md, vec])
 
     def _destroy(self, plan: _Plan) -> None:
-        self.dnnl.lib.dnnl_primitive_destroy(plan.prim)
-        for mem in plan.mems.values():
-            self.dnnl.lib.dnnl_memory_destroy(mem)
+        self.dnnl.release(prims=[plan.prim], mems=plan.mems.values())
 
 
 def _affine(arrays: dict, weight: np.ndarray | None, bias: np.ndarray | None) -> int:

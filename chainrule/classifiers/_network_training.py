@@ -17,7 +17,7 @@ import numpy as np
 from chainrule import backend, nn
 from chainrule.classifiers import _training as tr
 from chainrule.classifiers._network_params import MATMUL_PRECISIONS, matmul_precision
-from chainrule.classifiers.base import check_X, refusals_keep_fit
+from chainrule.classifiers.base import check_X
 from chainrule.data.augment import FlipCrop
 from chainrule.data.loader import DataLoader
 from chainrule.data.splits import train_val_indices
@@ -96,11 +96,7 @@ class NetworkTraining:
         ``warmup_epochs``, ``epochs``, ``time_budget`` and early stopping are fit's). Returns self."""
         start = time.perf_counter()
         hp = self._validated()
-        state = getattr(self, "_partial", None)
-        first = not hasattr(self, "model_") or (state is not None and state.arch != self._arch(hp))
-        with refusals_keep_fit(not first):  # a later call's refused batch leaves the model as it was
-            X = check_X(X, self, reset=first, keep_uint8=True)
-            y_index = tr.partial_labels(self, y, len(X), classes, first)
+        first, state, X, y_index = tr.partial_fit_data(self, X, y, classes, hp, "model_")
         self._check_augment(hp)
         _, loader_seed, model_seed = tr.draw_seeds(self.random_state)
         if first:

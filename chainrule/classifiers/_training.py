@@ -29,7 +29,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from chainrule.classifiers.base import BaseClassifier, check_y
+from chainrule.classifiers.base import BaseClassifier, check_X, check_y, refusals_keep_fit
 from chainrule.optim.factory import NO_DECAY, make_optimizer, set_options
 from chainrule.train.resume import STATE_KIND
 from chainrule.utils.seeding import as_generator
@@ -178,6 +178,20 @@ class PartialFitState:
             set_options(self.optimizer, lr=hp["lr"], momentum=hp.get("momentum", 0.0),
                         nesterov=hp.get("nesterov", False), weight_decay=hp.get("weight_decay", 0.0))
         return self.optimizer
+
+
+def partial_fit_data(est: BaseClassifier, X: Any, y: Any, classes: Any, hp: Mapping[str, Any],
+                     fitted: str) -> tuple[bool, PartialFitState | None, np.ndarray, np.ndarray]:
+    """The opening of every ``partial_fit``: (first, state, X checked, y as indices). ``first`` says this call
+    (re)initialises the model: ``est`` has no ``fitted`` attribute yet, or a parameter of ``est._arch(hp)`` changed
+    since the model was built; ``state`` is the ``PartialFitState`` of earlier calls (or None). A later call's
+    refused batch leaves the fitted model as it was."""
+    state = getattr(est, "_partial", None)
+    first = not hasattr(est, fitted) or (state is not None and state.arch != est._arch(hp))
+    with refusals_keep_fit(not first):
+        X = check_X(X, est, reset=first, keep_uint8=True)
+        y_index = partial_labels(est, y, len(X), classes, first)
+    return first, state, X, y_index
 
 
 def partial_labels(est: BaseClassifier, y: Any, n_samples: int, classes: Any, first: bool) -> np.ndarray:

@@ -36,7 +36,7 @@ from chainrule.classifiers import _training as tr
 from chainrule.classifiers._flip import FlipRows, PickTwin, check_images, flip_map
 from chainrule.classifiers._inputs import FEATURES, PREPROCESSING, InputSteps, compute_features, preprocess
 from chainrule.classifiers.base import (BaseClassifier, check_choice, check_int_param, check_real_param, check_X,
-                                        not_fitted_error, refusals_keep_fit)
+                                        not_fitted_error)
 from chainrule.data.loader import DataLoader
 from chainrule.optim.factory import OPTIMIZERS
 from chainrule.optim.schedules import RUN_SCHEDULES, run_schedule
@@ -215,11 +215,7 @@ class LinearClassifier(LinearFacts, InputSteps, BaseClassifier):
         learning rate is constant (``schedule``, ``epochs`` and ``iterations`` are fit's). Returns self."""
         start = time.perf_counter()
         hp = self._validated()
-        state = getattr(self, "_partial", None)
-        first = not hasattr(self, "W_") or (state is not None and state.arch != self._arch(hp))
-        with refusals_keep_fit(not first):  # a later call's refused batch leaves the model as it was
-            X = check_X(X, self, reset=first, keep_uint8=True)
-            y_index = tr.partial_labels(self, y, len(X), classes, first)
+        first, state, X, y_index = tr.partial_fit_data(self, X, y, classes, hp, "W_")
         _, loader_seed, model_seed = tr.draw_seeds(self.random_state)
         if first:
             self._check_inputs(hp)

@@ -138,10 +138,13 @@
     const list = values.slice();
     if (current !== undefined && !list.some(v => String(v) === String(current))) list.push(current);
     if (typeof list[0] === "number") list.sort((a, b) => a - b);
-    el.innerHTML = "";
-    for (const v of list) {
-      const o = document.createElement("option");
-      o.value = String(v); o.textContent = label ? label(v) : String(v); el.appendChild(o);
+    const same = el.options.length === list.length && list.every((v, i) => el.options[i].value === String(v));
+    if (!same) {  // rebuilt only when the choices change: every state message calls fill, and a rebuilt list
+      el.innerHTML = "";  // drops the option elements a pointer (or a test's Select) is on
+      for (const v of list) {
+        const o = document.createElement("option");
+        o.value = String(v); o.textContent = label ? label(v) : String(v); el.appendChild(o);
+      }
     }
     if (current !== undefined) el.value = String(current);
   }
